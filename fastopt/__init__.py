@@ -1,0 +1,38 @@
+"""fastopt: first-order optimizers written three ways that agree bit for bit.
+
+Each optimizer lives in its own folder (``fastopt/adam/`` ...) holding its maths (the folder's
+docstring), a NumPy reference that *is* the specification, a Numba twin and a Cython twin of the
+same element loop. The classes below share one torch.optim-like API::
+
+    import numpy as np, fastopt
+    w = np.zeros(3)
+    opt = fastopt.Adam([w], lr=0.1)
+    for _ in range(100):
+        opt.step([2 * (w - 1)])          # gradient of |w - 1|^2; w is updated in place
+"""
+
+from ._backends import BACKENDS, BackendUnavailable, available_backends
+from ._optimizer import Optimizer
+from .adagrad import Adagrad
+from .adam import Adam
+from .adamw import AdamW
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__version__ = "0.1.0"
+
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW)}
+"""Every optimizer class, by name, in teaching order."""
+
+__all__ = [
+    "BACKENDS",
+    "OPTIMIZERS",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "BackendUnavailable",
+    "Optimizer",
+    "RMSprop",
+    "SGD",
+    "available_backends",
+]

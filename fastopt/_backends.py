@@ -1,0 +1,87 @@
+"""Backend registry: which implementation of a kernel runs.
+
+Every optimizer folder (``fastopt/adam/`` ...) holds three twins of one kernel, with the same name
+and the same positional signature:
+
+=============  ====================  =====================================================
+backend        module                what it is
+=============  ====================  =====================================================
+``reference``  ``<opt>/reference.py``  NumPy, whole-array expressions: the specification
+``numba``      ``<opt>/_numba.py``     an explicit element loop, compiled by Numba
+``cython``     ``<opt>/_cython.pyx``   the same loop over typed memoryviews, compiled by gcc
+=============  ====================  =====================================================
+
+Backends are imported lazily, so ``import fastopt`` does not pay for importing Numba.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+BACKENDS = ("reference", "numba", "cython")
+"""All backends, slowest (the specification) first."""
+
+_MODULES = {"reference": "reference", "numba": "_numba", "cython": "_cython"}
+_PREFERENCE = ("cython", "numba", "reference")  # what "auto" picks, fastest first
+_PROBE = "sgd"  # an optimizer whose kernels stand in for "can this backend load here?"
+
+
+class BackendUnavailable(ImportError):
+    """A known backend that cannot be loaded in this environment (the message says why)."""
+
+
+def check_backend_name(backend: object) -> str:
+    """Return ``backend`` if it names a backend or ``"auto"``; raise ``ValueError`` otherwise."""
+    if backend != "auto" and backend not in BACKENDS:
+        valid = ", ".join(repr(name) for name in ("auto", *BACKENDS))
+        raise ValueError(f"backend must be one of {valid}; got {backend!r}")
+    return backend  # type: ignore[return-value]
+
+
+@cache
+def _load_module(optimizer: str, backend: str):
+    module_name = f"fastopt.{optimizer}.{_MODULES[backend]}"
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or numba's own RuntimeError/ImportError at import
+        hint = {
+            "numba": "install it with `pip install numba` (fastopt depends on numba>=0.64)",
+            "cython": "the compiled extension is missing: rebuild with `pip install -e .` "
+            "(a C compiler is needed)",
+            "reference": "this is a packaging error",
+        }[backend]
+        raise BackendUnavailable(
+            f"backend {backend!r} cannot be loaded here ({module_name}: "
+            f"{type(exc).__name__}: {exc}); {hint}"
+        ) from exc
+
+
+def get_kernel(optimizer: str, backend: str):
+    """Return the kernel ``<optimizer>_update`` of ``backend`` (raises ``BackendUnavailable``)."""
+    module = _load_module(optimizer, backend)
+    return getattr(module, f"{optimizer}_update")
+
+
+def resolve_backend(backend: object) -> str:
+    """Map ``"auto"`` to the fastest available backend; check that a named one loads."""
+    check_backend_name(backend)
+    if backend == "auto":
+        for candidate in _PREFERENCE:
+            if is_available(candidate):
+                return candidate
+    get_kernel(_PROBE, backend)  # raises BackendUnavailable with the underlying error
+    return backend  # type: ignore[return-value]
+
+
+def is_available(backend: str) -> bool:
+    try:
+        get_kernel(_PROBE, backend)
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends that load in this environment, in ``BACKENDS`` order."""
+    return tuple(name for name in BACKENDS if is_available(name))

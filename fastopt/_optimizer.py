@@ -1,0 +1,382 @@
+"""The public layer shared by every optimizer: parameter groups, validation, state, state_dict.
+
+Design (what each layer checks, and what it assumes):
+
+* ``Optimizer`` (this file) checks everything: hyperparameters (torch.optim's conditions and
+  messages), every parameter and gradient array, and the structure of loaded state dicts. It
+  checks all of a step's inputs **before** it changes anything, so a rejected call leaves the
+  parameters and the state exactly as they were.
+* Each optimizer class (``fastopt/adam/__init__.py`` ...) computes the per-step scalars (bias
+  corrections, step sizes, ``1 - beta``) once, in float64, casts them to the array's dtype, and
+  hands them to its kernel.
+* The kernels (``reference.py``, ``_numba.py``, ``_cython.pyx``) assume valid input: they update
+  flat, contiguous arrays in place, allocate nothing and check nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import _backends
+from ._memory import aligned_copy, aligned_full
+from ._validation import check_grad, check_param, flat_view, memory_extent
+
+def _silence_fp_warnings(kernel):
+    """Run a NumPy reference kernel without RuntimeWarnings for overflow, 0/0 and the like.
+
+    The compiled twins follow IEEE arithmetic silently (inf and NaN propagate, as in torch); the
+    reference computes the same bits and should not be noisier than them.
+    """
+
+    @functools.wraps(kernel)
+    def quiet_kernel(*args):
+        with np.errstate(all="ignore"):
+            kernel(*args)
+
+    return quiet_kernel
+
+
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+class Optimizer:
+    """Base class; see the subclasses (``fastopt.SGD`` ...) for the algorithms.
+
+    Parameters
+    ----------
+    params : list of ndarray, or list of dict
+        The arrays to optimize (float32 or float64, C-contiguous, writeable, any shape), or
+        parameter groups ``{"params": [...], <hyperparameter overrides>}`` as in torch.optim.
+    defaults : dict
+        The constructor's hyperparameters, used for keys a group does not set.
+    backend : {"auto", "reference", "numba", "cython"}
+        Which implementation of the kernel runs; ``"auto"`` picks the fastest available.
+
+    Attributes
+    ----------
+    param_groups : list of dict
+        One dict per group, holding ``"params"`` and every hyperparameter. Changing a value (for
+        example ``group["lr"]``) takes effect at the next ``step``; it is validated there.
+    state : dict
+        Per-parameter state, keyed by the parameter's index (its position in group order, the
+        same index ``step``'s ``grads`` and ``state_dict`` use), under torch.optim's key names.
+    backend : str
+        The backend actually in use (``"auto"`` resolved).
+    """
+
+    name: ClassVar[str]  # the kernel folder, e.g. "adam"; the kernel is f"{name}_update"
+    state_keys: ClassVar[tuple[str, ...]]  # every state key this optimizer may hold
+    required_state_keys: ClassVar[tuple[str, ...]]  # keys every parameter's state must hold
+    eager_state: ClassVar[bool] = False  # create state in the constructor (Adagrad) or lazily
+
+    def __init__(self, params: Iterable, defaults: dict[str, Any], backend: str = "auto") -> None:
+        self.check_hyperparameters(defaults)
+        self.defaults = dict(defaults)
+        self.backend = _backends.resolve_backend(backend)
+        self._kernel = _backends.get_kernel(self.name, self.backend)
+        if self.backend == "reference":
+            self._kernel = _silence_fp_warnings(self._kernel)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[int, dict[str, Any]] = {}
+        self._params: list[np.ndarray] = []  # every parameter, in group order
+        self._flat_params: list[np.ndarray] = []  # 1-D views of the same memory
+        self._group_members: list[list[np.ndarray]] = []  # what each group held when registered
+        self._extents: list[tuple[int, int, int]] = []  # sorted (start, end, index) of param memory
+
+        if isinstance(params, np.ndarray):
+            raise TypeError(
+                "params must be a list of arrays or of dicts (parameter groups), "
+                "not a single numpy.ndarray: wrap it as [array]"
+            )
+        if isinstance(params, (dict, str, bytes)) or not isinstance(params, Iterable):
+            raise TypeError(
+                "params must be a list of arrays or of dicts (parameter groups), "
+                f"got {type(params).__name__}"
+            )
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ----------------------------------------------------------------------------------------
+    # Subclass interface
+    # ----------------------------------------------------------------------------------------
+    @staticmethod
+    def check_hyperparameters(group: dict[str, Any]) -> None:
+        """Raise ``TypeError``/``ValueError`` (torch.optim's messages) for invalid values."""
+        raise NotImplementedError
+
+    def _init_state(self, param: np.ndarray, group: dict[str, Any]) -> dict[str, Any]:
+        """The state of a parameter before its first step (created then, or in the constructor
+        when ``eager_state`` is set)."""
+        return {}
+
+    def _update(
+        self,
+        param: np.ndarray,
+        flat_param: np.ndarray,
+        grad: np.ndarray,
+        state: dict[str, Any],
+        group: dict[str, Any],
+    ) -> None:
+        """One step of one parameter: derive the scalars in float64, cast them to the dtype, then
+        call ``self._kernel`` on flat views (``param`` keeps its shape for allocating state)."""
+        raise NotImplementedError
+
+    # Helpers for subclasses -------------------------------------------------------------------
+    @staticmethod
+    def _zeros_like(param: np.ndarray, fill_value: float = 0.0) -> np.ndarray:
+        """State buffer for ``param``: same shape and dtype, 64-byte aligned."""
+        return aligned_full(param.shape, param.dtype, fill_value)
+
+    @staticmethod
+    def _flat(array: np.ndarray) -> np.ndarray:
+        return array.reshape(-1)
+
+    @staticmethod
+    def _unused(dtype: np.dtype) -> np.ndarray:
+        """An empty array that fills a kernel's slot for a buffer the options do not use."""
+        return _EMPTY[dtype]
+
+    # ----------------------------------------------------------------------------------------
+    # Parameter groups
+    # ----------------------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters (with optional hyperparameter overrides), as in torch.optim."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("param_group must have a 'params' entry")
+        members = param_group["params"]
+        if isinstance(members, np.ndarray):
+            members = [members]
+        elif isinstance(members, (set, frozenset)):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of arrays in sets will change between runs. Please use a list instead."
+            )
+        elif isinstance(members, (dict, str, bytes)) or not isinstance(members, Iterable):
+            raise TypeError(
+                f"param_group['params'] must be a list of arrays, got {type(members).__name__}"
+            )
+        members = list(members)
+        unknown = set(param_group) - {"params"} - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"param_group has unknown hyperparameter(s) {sorted(unknown)}; "
+                f"{type(self).__name__} takes {sorted(self.defaults)}"
+            )
+
+        # Validate everything first ...
+        first_index = len(self._params)
+        extents = list(self._extents)
+        for offset, param in enumerate(members):
+            index = first_index + offset
+            check_param(f"params[{index}]", param)
+            if param.nbytes:
+                start, end = memory_extent(param)
+                position = bisect.bisect_left(extents, (start, end, index))
+                for neighbour in extents[max(position - 1, 0) : position + 1]:
+                    if neighbour[0] < end and start < neighbour[1]:
+                        same = neighbour[1] - neighbour[0] == end - start and neighbour[0] == start
+                        relation = "is the same array as" if same else "shares memory with"
+                        raise ValueError(
+                            f"params[{index}] {relation} params[{neighbour[2]}]; "
+                            "every parameter must own its memory"
+                        )
+                extents.insert(position, (start, end, index))
+            elif any(param is other for other in members[:offset]) or any(param is p for p in self._params):
+                raise ValueError(f"params[{index}] is the same array as an earlier parameter")
+        group = {"params": members, **{key: param_group.get(key, value) for key, value in self.defaults.items()}}
+        self.check_hyperparameters(group)
+
+        # ... then register.
+        self.param_groups.append(group)
+        self._group_members.append(list(members))
+        self._extents = extents
+        for offset, param in enumerate(members):
+            self._params.append(param)
+            self._flat_params.append(flat_view(param))
+            if self.eager_state:
+                self.state[first_index + offset] = self._init_state(param, group)
+
+    def _check_groups_unchanged(self) -> None:
+        if len(self.param_groups) != len(self._group_members):
+            raise ValueError(
+                "param_groups changed length after construction; use add_param_group() to add a group"
+            )
+        for group_index, (group, members) in enumerate(zip(self.param_groups, self._group_members)):
+            current = group["params"]
+            if len(current) != len(members) or any(a is not b for a, b in zip(current, members)):
+                raise ValueError(
+                    f"param_groups[{group_index}]['params'] changed after it was added; "
+                    "build a new optimizer (or use add_param_group) to optimize other arrays"
+                )
+
+    # ----------------------------------------------------------------------------------------
+    # The step
+    # ----------------------------------------------------------------------------------------
+    def step(self, grads: Sequence[np.ndarray | None]) -> None:
+        """Update every parameter in place from its gradient.
+
+        ``grads`` holds one entry per parameter, in group order (the order of ``state``'s
+        indices). A ``None`` entry leaves that parameter and its state untouched. All inputs are
+        checked before anything is modified.
+        """
+        if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
+            raise TypeError(
+                "grads must be a sequence (list or tuple) with one array or None per parameter, "
+                f"got {type(grads).__name__}"
+            )
+        self._check_groups_unchanged()
+        if len(grads) != len(self._params):
+            raise ValueError(
+                f"step() expected {len(self._params)} gradients (one per parameter, in "
+                f"param_groups order), got {len(grads)}"
+            )
+        for group in self.param_groups:
+            self.check_hyperparameters(group)
+        flat_grads = [check_grad(i, grad, param) for i, (grad, param) in enumerate(zip(grads, self._params))]
+
+        index = 0
+        for group in self.param_groups:
+            for _ in group["params"]:
+                grad = flat_grads[index]
+                if grad is not None:
+                    param = self._params[index]
+                    state = self.state.get(index)
+                    if state is None:
+                        state = self._init_state(param, group)
+                    self._update(param, self._flat_params[index], grad, state, group)
+                    if state:  # like torch, a parameter without state (plain SGD) has no entry
+                        self.state[index] = state
+                index += 1
+
+    # ----------------------------------------------------------------------------------------
+    # Checkpoints (torch.optim's layout)
+    # ----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {key: value}}, "param_groups": [{..., "params": [index, ...]}]}``.
+
+        Arrays are copies: the result does not change when training continues. It can be saved
+        with ``pickle`` (or ``np.savez`` after flattening) and loaded with ``load_state_dict``.
+        """
+        groups = []
+        index = 0
+        for group in self.param_groups:
+            packed = {key: value for key, value in group.items() if key != "params"}
+            packed["params"] = list(range(index, index + len(group["params"])))
+            index += len(group["params"])
+            groups.append(packed)
+        state = {
+            i: {key: (value.copy() if isinstance(value, np.ndarray) else value) for key, value in s.items()}
+            for i, s in self.state.items()
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyperparameters and state saved by ``state_dict`` (arrays are copied in).
+
+        The saved dict must come from the same optimizer class over parameters of the same
+        shapes and dtypes, in the same groups; anything else raises and changes nothing.
+        """
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError("state_dict must be a dict with exactly the keys 'state' and 'param_groups'")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
+            raise TypeError("state_dict['param_groups'] must be a list and state_dict['state'] a dict")
+        self._check_groups_unchanged()
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+
+        new_groups, id_to_index = [], {}
+        index = 0
+        for group_index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            where = f"state_dict['param_groups'][{group_index}]"
+            if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
+                raise TypeError(f"{where} must be a dict with a 'params' list")
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    "loaded state dict contains a parameter group that doesn't match the size "
+                    f"of optimizer's group ({where} has {len(saved['params'])} parameters, "
+                    f"the optimizer's group has {len(group['params'])})"
+                )
+            keys = set(saved) - {"params"}
+            missing, unknown = set(self.defaults) - keys, keys - set(self.defaults)
+            if missing or unknown:
+                raise ValueError(
+                    f"{where} does not hold {type(self).__name__}'s hyperparameters "
+                    f"(missing {sorted(missing)}, unknown {sorted(unknown)}); "
+                    "was it saved from another optimizer?"
+                )
+            new_group = {"params": group["params"], **{key: saved[key] for key in self.defaults}}
+            if isinstance(new_group.get("betas"), list):
+                new_group["betas"] = tuple(new_group["betas"])
+            self.check_hyperparameters(new_group)
+            for saved_id in saved["params"]:
+                if not isinstance(saved_id, numbers.Integral) or saved_id in id_to_index:
+                    raise ValueError(f"{where}['params'] must hold distinct integer indices")
+                id_to_index[saved_id] = index
+                index += 1
+            new_groups.append(new_group)
+
+        new_state: dict[int, dict[str, Any]] = {}
+        for saved_id, entry in saved_state.items():
+            if saved_id not in id_to_index:
+                raise ValueError(f"state_dict['state'] has an entry for unknown parameter id {saved_id!r}")
+            i = id_to_index[saved_id]
+            new_state[i] = self._load_param_state(f"state_dict['state'][{saved_id!r}]", entry, self._params[i])
+
+        for group, new_group in zip(self.param_groups, new_groups):
+            group.update(new_group)
+        self.state = new_state
+
+    def _load_param_state(self, where: str, entry: object, param: np.ndarray) -> dict[str, Any]:
+        if not isinstance(entry, dict):
+            raise TypeError(f"{where} must be a dict")
+        missing = set(self.required_state_keys) - set(entry)
+        unknown = set(entry) - set(self.state_keys)
+        if missing or unknown:
+            raise ValueError(
+                f"{where} does not hold {type(self).__name__} state (missing {sorted(missing)}, "
+                f"unknown {sorted(unknown)}); was it saved from another optimizer?"
+            )
+        loaded: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key == "step":
+                if isinstance(value, np.ndarray) and value.ndim == 0:
+                    value = value.item()
+                if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not (
+                    value >= 0 and float(value).is_integer()
+                ):
+                    raise ValueError(f"{where}['step'] must be a non-negative integer, got {value!r}")
+                loaded[key] = int(value)
+                continue
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"{where}[{key!r}] must be a numpy.ndarray, got {type(value).__name__}")
+            if value.shape != param.shape or value.dtype != param.dtype:
+                raise ValueError(
+                    f"{where}[{key!r}] has shape {value.shape} and dtype {value.dtype}, but its "
+                    f"parameter has shape {param.shape} and dtype {param.dtype}"
+                )
+            loaded[key] = aligned_copy(value)
+        return loaded
+
+    # ----------------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} (backend={self.backend!r})"]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        return "\n".join(lines)

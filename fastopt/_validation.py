@@ -1,0 +1,131 @@
+"""Every check and every error message of the public layer lives here.
+
+The compiled kernels validate nothing and run without bounds checks, so these functions are all
+that stands between a user's mistake and memory corruption. Hyperparameter messages are
+torch.optim's, word for word (``Invalid learning rate: -1.0``), so that users moving between the
+two libraries recognise them; array messages name the argument's position and what was wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --------------------------------------------------------------------------------------------
+# Hyperparameters
+# --------------------------------------------------------------------------------------------
+def check_real(name: str, value: object) -> None:
+    """A real number (Python or NumPy; ``bool`` is not a number here)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+
+
+def check_flag(name: str, value: object) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def check_nonnegative(name: str, value: object, message: str) -> None:
+    """``0 <= value < inf``; NaN fails the chained comparison and is rejected too."""
+    check_real(name, value)
+    if not 0.0 <= value < math.inf:  # type: ignore[operator]
+        raise ValueError(message)
+
+
+def check_lr(lr: object) -> None:
+    check_nonnegative("lr", lr, f"Invalid learning rate: {lr}")
+
+
+def check_eps(eps: object) -> None:
+    check_nonnegative("eps", eps, f"Invalid epsilon value: {eps}")
+
+
+def check_weight_decay(weight_decay: object) -> None:
+    check_nonnegative("weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}")
+
+
+def check_momentum(momentum: object) -> None:
+    check_nonnegative("momentum", momentum, f"Invalid momentum value: {momentum}")
+
+
+def check_unit_interval(name: str, value: object, message: str) -> None:
+    """``0 <= value < 1`` (a decay rate of 1 would never forget, and never learn)."""
+    check_real(name, value)
+    if not 0.0 <= value < 1.0:  # type: ignore[operator]
+        raise ValueError(message)
+
+
+def check_betas(betas: object) -> None:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for index, beta in enumerate(betas):
+        check_unit_interval(f"betas[{index}]", beta, f"Invalid beta parameter at index {index}: {beta}")
+
+
+# --------------------------------------------------------------------------------------------
+# Arrays
+# --------------------------------------------------------------------------------------------
+def check_param(where: str, param: object) -> np.ndarray:
+    """A parameter must be a writeable, C-contiguous float32/float64 ndarray: it is updated in place,
+    so fastopt never copies it (a copy would silently detach the caller's array)."""
+    if not isinstance(param, np.ndarray):
+        raise TypeError(
+            f"{where} must be a numpy.ndarray of float32 or float64, got {type(param).__name__}"
+        )
+    if param.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{where} has dtype {param.dtype}; fastopt optimizes native float32 and float64 arrays"
+        )
+    if not param.flags.c_contiguous:
+        raise ValueError(
+            f"{where} is not C-contiguous; fastopt updates parameters in place and never copies "
+            "them, so pass a contiguous array (e.g. np.ascontiguousarray(p) before training)"
+        )
+    if not param.flags.writeable:
+        raise ValueError(f"{where} is read-only; parameters are updated in place")
+    return param
+
+
+def flat_view(array: np.ndarray) -> np.ndarray:
+    """A 1-D view of a C-contiguous array (never a copy), as a base-class ndarray."""
+    return array.view(np.ndarray).reshape(-1)
+
+
+def memory_extent(array: np.ndarray) -> tuple[int, int]:
+    """``[start, end)`` byte addresses of a C-contiguous array's data."""
+    start = array.__array_interface__["data"][0]
+    return start, start + array.nbytes
+
+
+def check_grad(index: int, grad: object, param: np.ndarray) -> np.ndarray | None:
+    """Return the gradient as a contiguous 1-D array (``None`` passes through).
+
+    A gradient is only read, so a read-only one is fine, and a non-contiguous one is copied into a
+    contiguous temporary (this does not touch the in-place contract, which is about parameters).
+    """
+    if grad is None:
+        return None
+    if not isinstance(grad, np.ndarray):
+        raise TypeError(
+            f"grads[{index}] must be a numpy.ndarray or None, got {type(grad).__name__}"
+        )
+    if grad.dtype != param.dtype:
+        raise TypeError(
+            f"grads[{index}] has dtype {grad.dtype} but params[{index}] has dtype {param.dtype}"
+        )
+    if grad.shape != param.shape:
+        raise ValueError(
+            f"grads[{index}] has shape {grad.shape} but params[{index}] has shape {param.shape}"
+        )
+    if grad.size and np.may_share_memory(grad, param):
+        raise ValueError(
+            f"grads[{index}] shares memory with params[{index}]; pass the gradient in its own array"
+        )
+    if not grad.flags.c_contiguous:
+        grad = np.ascontiguousarray(grad)
+    return flat_view(grad)

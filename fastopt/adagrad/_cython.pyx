@@ -1,0 +1,28 @@
+# Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
+# cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off.
+"""Adagrad, Cython twin of :func:`fastopt.adagrad.reference.adagrad_update`; maths in :mod:`fastopt.adagrad`."""
+
+from cython cimport floating
+from libc.math cimport sqrt, sqrtf
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    # sqrtf keeps float32 arithmetic in single precision (and vectorises to vsqrtps)
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
+                   bint maximize, floating weight_decay, floating eps, floating clr):
+    cdef Py_ssize_t i
+    cdef floating d, std
+    with nogil:
+        for i in range(param.shape[0]):
+            d = -grad[i] if maximize else grad[i]                                    # (1)
+            if weight_decay != 0:
+                d = d + weight_decay * param[i]                                      # (2)
+            state_sum[i] = state_sum[i] + d * d                                      # (4)
+            std = _sqrt(state_sum[i]) + eps                                          # (5)
+            param[i] = param[i] - clr * d / std                                      # (6)

@@ -1,0 +1,24 @@
+"""Adagrad, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
+
+Equations (1)-(6) are in :mod:`fastopt.adagrad`; ``clr`` is eta_t of (3), computed by the caller.
+"""
+
+import numpy as np
+
+
+def adagrad_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    maximize: bool,
+    weight_decay,
+    eps,
+    clr,
+) -> None:
+    """One Adagrad step, in place on ``param`` and ``state_sum``."""
+    d = -grad if maximize else grad                                                  # (1)
+    if weight_decay != 0:
+        d = d + weight_decay * param                                                 # (2)
+    state_sum[:] = state_sum + d * d                                                 # (4)
+    std = np.sqrt(state_sum) + eps                                                   # (5)
+    param[:] = param - clr * d / std                                                 # (6)

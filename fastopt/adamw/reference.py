@@ -1,0 +1,37 @@
+"""AdamW, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
+
+Equations (1)-(7) are in :mod:`fastopt.adamw`; ``decay_factor`` is ``1 - eta * lambda``,
+``bias_correction2_sqrt`` is ``sqrt(1 - beta2^t)`` and ``step_size`` is ``eta / (1 - beta1^t)``.
+"""
+
+import numpy as np
+
+
+def adamw_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    max_exp_avg_sq: np.ndarray,
+    maximize: bool,
+    decay_factor,
+    beta1,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    amsgrad: bool,
+    bias_correction2_sqrt,
+    eps,
+    step_size,
+) -> None:
+    """One AdamW step, in place on ``param`` and the moment arrays."""
+    d = -grad if maximize else grad                                                  # (1)
+    param[:] = param * decay_factor                                                  # (2)
+    exp_avg[:] = beta1 * exp_avg + one_minus_beta1 * d                               # (3)
+    exp_avg_sq[:] = beta2 * exp_avg_sq + one_minus_beta2 * d * d                     # (4)
+    if amsgrad:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)                   # (5)
+        denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps                # (6)
+    else:
+        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps                    # (6)
+    param[:] = param - step_size * exp_avg / denom                                   # (7)

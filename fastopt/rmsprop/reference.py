@@ -1,0 +1,39 @@
+"""RMSprop, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
+
+Equations (1)-(8) are in :mod:`fastopt.rmsprop`.
+"""
+
+import numpy as np
+
+
+def rmsprop_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    square_avg: np.ndarray,
+    grad_avg: np.ndarray,
+    momentum_buffer: np.ndarray,
+    maximize: bool,
+    weight_decay,
+    rho,
+    one_minus_rho,
+    centered: bool,
+    eps,
+    momentum,
+    lr,
+) -> None:
+    """One RMSprop step, in place on ``param`` and the state arrays the options use."""
+    d = -grad if maximize else grad                                                  # (1)
+    if weight_decay != 0:
+        d = d + weight_decay * param                                                 # (2)
+    square_avg[:] = rho * square_avg + one_minus_rho * d * d                         # (3)
+    if centered:
+        grad_avg[:] = rho * grad_avg + one_minus_rho * d                             # (4)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg)                              # (5)
+    else:
+        avg = np.sqrt(square_avg)                                                    # (5)
+    avg = avg + eps                                                                  # (6)
+    if momentum > 0:
+        momentum_buffer[:] = momentum * momentum_buffer + d / avg                    # (7)
+        param[:] = param - lr * momentum_buffer                                      # (7)
+    else:
+        param[:] = param - lr * d / avg                                              # (8)

@@ -1,0 +1,136 @@
+r"""SGD: stochastic gradient descent, with optional (Nesterov) momentum.
+
+The update, for step :math:`t \ge 1` with gradient :math:`g_t` (tags are used in all three
+implementations, ``reference.py``, ``_numba.py`` and ``_cython.pyx``)::
+
+    (1)  d_t = -g_t if maximize else g_t                       direction of steepest descent
+    (2)  d_t = d_t + lambda * theta_{t-1}                      L2 weight decay, if lambda != 0
+    (3)  b_t = d_t                                             first step with momentum
+         b_t = mu * b_{t-1} + (1 - tau) * d_t                  later steps, if mu != 0
+    (4)  d_t = d_t + mu * b_t   (Nesterov)   or   d_t = b_t     if mu != 0
+    (5)  theta_t = theta_{t-1} - eta * d_t
+
+Symbols
+-------
+=====================  ========  =====================  ======================  ==================
+fastopt                paper     torch.optim            Keras 3                 optax
+=====================  ========  =====================  ======================  ==================
+``lr``                 eta       ``lr``                 ``learning_rate``       ``learning_rate``
+``momentum``           mu        ``momentum``           ``momentum``            ``momentum``
+``dampening``          tau       ``dampening``          (none)                  (none)
+``weight_decay``       lambda    ``weight_decay`` (L2)  decoupled, in the base  ``add_decayed_weights``
+``momentum_buffer``    b         ``momentum_buffer``    ``momentum`` (velocity)  ``trace``
+=====================  ========  =====================  ======================  ==================
+
+Defaults and conventions
+------------------------
+fastopt follows torch.optim's for-loop implementation exactly: ``lr=1e-3`` (Keras uses 0.01,
+optax has no default), no momentum. Two details are easy to miss:
+
+* the buffer's **first** value is the direction itself, without the ``(1 - tau)`` factor (3), so
+  dampening only acts from the second step on (torch keeps this for backward compatibility);
+* the buffer is not scaled by the learning rate, so changing ``lr`` mid-training rescales the whole
+  step at once. Keras keeps an lr-scaled "velocity" ``v = mu*v - lr*g`` instead; with a constant
+  lr and no dampening the two give the same trajectory.
+
+``maximize`` negates the gradient before anything else (1), so weight decay still shrinks the
+weights when maximizing.
+
+References
+----------
+.. [1] H. Robbins, S. Monro. "A Stochastic Approximation Method." Ann. Math. Statist., 1951.
+.. [2] B. T. Polyak. "Some methods of speeding up the convergence of iteration methods." USSR
+       Computational Mathematics and Mathematical Physics 4(5), 1964 (heavy-ball momentum).
+.. [3] I. Sutskever, J. Martens, G. Dahl, G. Hinton. "On the importance of initialization and
+       momentum in deep learning." ICML 2013 (the Nesterov form used here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._optimizer import Optimizer
+from .._validation import check_flag, check_lr, check_momentum, check_real, check_weight_decay
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum; the maths is in :mod:`fastopt.sgd`.
+
+    Parameters
+    ----------
+    params : list of ndarray or list of dict
+        Arrays to optimize in place (float32/float64, C-contiguous, writeable), or parameter groups.
+    lr : float, default 1e-3
+        Learning rate ``eta`` (5).
+    momentum : float, default 0
+        Momentum factor ``mu`` (3); 0 disables the buffer.
+    dampening : float, default 0
+        ``tau`` in (3); not applied on the first step.
+    weight_decay : float, default 0
+        L2 penalty ``lambda`` (2), added to the gradient.
+    nesterov : bool, default False
+        Nesterov momentum (4); needs ``momentum > 0`` and ``dampening == 0``.
+    maximize : bool, default False
+        Ascend instead of descend (1).
+    backend : {"auto", "reference", "numba", "cython"}, default "auto"
+
+    State per parameter: ``momentum_buffer`` (only with momentum).
+    """
+
+    name = "sgd"
+    state_keys = ("momentum_buffer",)
+    required_state_keys = ()
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        maximize: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, backend)
+
+    @staticmethod
+    def check_hyperparameters(group: dict[str, Any]) -> None:
+        check_lr(group["lr"])
+        check_momentum(group["momentum"])
+        check_weight_decay(group["weight_decay"])
+        check_real("dampening", group["dampening"])  # torch does not range-check dampening
+        check_flag("nesterov", group["nesterov"])
+        check_flag("maximize", group["maximize"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _update(self, param, flat_param, grad, state, group) -> None:
+        cast = flat_param.dtype.type
+        momentum = group["momentum"]
+        buffer = state.get("momentum_buffer")
+        first_step = buffer is None  # (3): torch creates the buffer whenever it is missing
+        if momentum != 0 and first_step:
+            buffer = state["momentum_buffer"] = self._zeros_like(param)
+        self._kernel(
+            flat_param,
+            grad,
+            self._unused(flat_param.dtype) if momentum == 0 else buffer.reshape(-1),
+            bool(group["maximize"]),
+            cast(group["weight_decay"]),
+            cast(momentum),
+            first_step,
+            cast(1.0 - group["dampening"]),
+            bool(group["nesterov"]),
+            cast(group["lr"]),
+        )

@@ -1,0 +1,26 @@
+"""SGD, Numba twin of :func:`fastopt.sgd.reference.sgd_update`; see :mod:`fastopt.sgd` for the maths.
+
+The same equations as the reference, one element at a time; compiled by :func:`fastopt._jit.jit_kernel`
+(no fastmath, IEEE division), so the result is bit-identical to the reference.
+"""
+
+from .._jit import jit_kernel
+
+
+@jit_kernel
+def sgd_update(param, grad, momentum_buffer, maximize, weight_decay, momentum, first_step,
+               one_minus_dampening, nesterov, lr):
+    for i in range(param.shape[0]):
+        d = -grad[i] if maximize else grad[i]                                        # (1)
+        if weight_decay != 0:
+            d = d + weight_decay * param[i]                                          # (2)
+        if momentum != 0:
+            if first_step:
+                momentum_buffer[i] = d                                               # (3)
+            else:
+                momentum_buffer[i] = momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)
+            if nesterov:
+                d = d + momentum * momentum_buffer[i]                                # (4)
+            else:
+                d = momentum_buffer[i]                                               # (4)
+        param[i] = param[i] - lr * d                                                 # (5)

@@ -1,0 +1,35 @@
+"""SGD, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
+
+Equations (1)-(5) are in :mod:`fastopt.sgd`. Every scalar arrives already in the arrays' dtype, so
+each expression is evaluated in that precision, one rounding per operation, left to right.
+"""
+
+import numpy as np
+
+
+def sgd_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    momentum_buffer: np.ndarray,
+    maximize: bool,
+    weight_decay,
+    momentum,
+    first_step: bool,
+    one_minus_dampening,
+    nesterov: bool,
+    lr,
+) -> None:
+    """One SGD step, in place on ``param`` (and ``momentum_buffer`` when ``momentum != 0``)."""
+    d = -grad if maximize else grad                                                  # (1)
+    if weight_decay != 0:
+        d = d + weight_decay * param                                                 # (2)
+    if momentum != 0:
+        if first_step:
+            momentum_buffer[:] = d                                                   # (3)
+        else:
+            momentum_buffer[:] = momentum * momentum_buffer + one_minus_dampening * d  # (3)
+        if nesterov:
+            d = d + momentum * momentum_buffer                                       # (4)
+        else:
+            d = momentum_buffer                                                      # (4)
+    param[:] = param - lr * d                                                        # (5)

@@ -1,0 +1,52 @@
+"""Test configuration: Hypothesis profiles, the backend guard, and a summary of what was measured.
+
+Profiles (``HYPOTHESIS_PROFILE``; ``ci`` is the default when ``CI`` is set, ``dev`` otherwise):
+``dev`` 100 examples per property, ``ci`` 200 and derandomized, ``thorough`` 2000.
+"""
+
+import os
+from collections import defaultdict
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import fastopt
+
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# Filled by the tests, printed at the end of the run (so CI logs show what was measured).
+MEASURED = {"examples": defaultdict(int), "torch_worst": defaultdict(float)}
+
+
+@pytest.fixture(scope="session")
+def measured():
+    return MEASURED
+
+
+def pytest_report_header(config):
+    return f"fastopt {fastopt.__version__} from {os.path.dirname(fastopt.__file__)}; backends available: {fastopt.available_backends()}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    examples = MEASURED["examples"]
+    if examples:
+        terminalreporter.section("backend agreement (Hypothesis examples, all bit-identical)")
+        for key in sorted(examples):
+            terminalreporter.write_line(f"{key:<40} {examples[key]:>6} examples")
+        terminalreporter.write_line(f"{'total':<40} {sum(examples.values()):>6} examples")
+    worst = MEASURED["torch_worst"]
+    if worst:
+        terminalreporter.section("agreement with torch.optim (float64, max|diff| / max|torch| per tensor)")
+        for name in sorted(worst):
+            terminalreporter.write_line(f"{name:<10} worst relative difference {worst[name]:.2e}")

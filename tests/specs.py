@@ -1,0 +1,166 @@
+"""The optimizers under test: valid hyperparameter strategies and torch.optim equivalents.
+
+One table, used by the agreement, torch and API tests (PyTorch's ``OptimizerInfo`` idea).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+import fastopt
+
+FAST_BACKENDS = ("numba", "cython")
+
+
+def rates(low=0.0, high=1.0):
+    """Hyperparameters exactly representable as Python floats, with the round values users pick."""
+    return st.one_of(st.sampled_from([low, high / 10, high / 2]), st.floats(low, high, allow_nan=False))
+
+
+lr_st = st.one_of(st.sampled_from([1e-3, 1e-2, 0.1]), st.floats(0.0, 1.0))
+decay_st = st.one_of(st.just(0.0), st.sampled_from([0.9, 0.99, 0.999]), st.floats(0.0, 0.9999))
+wd_st = st.one_of(st.just(0.0), st.sampled_from([1e-2, 0.1]), st.floats(0.0, 0.5))
+eps_st = st.one_of(st.sampled_from([1e-8, 1e-10, 1e-3, 0.0]), st.floats(0.0, 1e-2))
+
+
+@st.composite
+def sgd_options(draw):
+    momentum = draw(st.one_of(st.just(0.0), decay_st))
+    nesterov = momentum > 0 and draw(st.booleans())
+    dampening = 0.0 if nesterov else draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)))
+    return dict(
+        lr=draw(lr_st), momentum=momentum, dampening=dampening, weight_decay=draw(wd_st),
+        nesterov=nesterov, maximize=draw(st.booleans()),
+    )
+
+
+adagrad_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st,
+        lr_decay=st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+        weight_decay=wd_st,
+        initial_accumulator_value=st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+        eps=eps_st,
+        maximize=st.booleans(),
+    )
+)
+rmsprop_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st, rho=decay_st, eps=eps_st, weight_decay=wd_st,
+        momentum=st.one_of(st.just(0.0), decay_st), centered=st.booleans(), maximize=st.booleans(),
+    )
+)
+adam_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=eps_st, weight_decay=wd_st,
+        amsgrad=st.booleans(), maximize=st.booleans(),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    cls: type
+    options: st.SearchStrategy
+    # Configurations compared with torch.optim (fastopt keyword arguments).
+    torch_configs: list[dict[str, Any]] = field(default_factory=list)
+    # fastopt keyword names -> torch's, where they differ.
+    to_torch: Callable[[dict], dict] = lambda kwargs: dict(kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.cls.__name__
+
+
+def _rmsprop_to_torch(kwargs):
+    kwargs = dict(kwargs)
+    kwargs["alpha"] = kwargs.pop("rho", 0.9)  # fastopt's default rho is 0.9, torch's alpha 0.99
+    return kwargs
+
+
+SPECS = {
+    "SGD": Spec(
+        fastopt.SGD,
+        sgd_options(),
+        [
+            dict(lr=0.1),
+            dict(lr=0.05, momentum=0.9),
+            dict(lr=0.05, momentum=0.9, dampening=0.3),
+            dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+            dict(lr=0.05, momentum=0.5, weight_decay=0.01, maximize=True),
+        ],
+    ),
+    "Adagrad": Spec(
+        fastopt.Adagrad,
+        adagrad_options,
+        [
+            dict(),
+            dict(lr=0.1, lr_decay=0.1, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-6),
+            dict(lr=0.05, weight_decay=0.01, maximize=True),
+        ],
+    ),
+    "RMSprop": Spec(
+        fastopt.RMSprop,
+        rmsprop_options,
+        [
+            dict(lr=0.01),
+            dict(lr=0.01, rho=0.99, centered=True),
+            dict(lr=0.01, momentum=0.9),
+            dict(lr=0.01, rho=0.8, centered=True, momentum=0.9, weight_decay=0.01, maximize=True, eps=1e-3),
+        ],
+        _rmsprop_to_torch,
+    ),
+    "Adam": Spec(
+        fastopt.Adam,
+        adam_options,
+        [
+            dict(lr=0.01),
+            dict(lr=0.01, amsgrad=True),
+            dict(lr=0.01, weight_decay=0.01),
+            dict(lr=0.01, betas=(0.8, 0.95), eps=1e-3, amsgrad=True, maximize=True, weight_decay=0.01),
+        ],
+    ),
+    "AdamW": Spec(
+        fastopt.AdamW,
+        adam_options,
+        [
+            dict(lr=0.01),
+            dict(lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True),
+            dict(lr=0.001, betas=(0.5, 0.9), weight_decay=0.5),
+        ],
+    ),
+}
+
+DTYPES = (np.float32, np.float64)
+
+
+def assert_bits_equal(actual: np.ndarray, expected: np.ndarray, what: str = "") -> None:
+    """Identical bits, except that any NaN equals any NaN (payloads are not part of the contract).
+
+    Stricter than ``np.array_equal(..., equal_nan=True)``: it also tells ``-0.0`` from ``0.0``.
+    """
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape, what
+    uint = {4: np.uint32, 8: np.uint64}[actual.dtype.itemsize]
+    nan_a, nan_e = np.isnan(actual), np.isnan(expected)
+    assert np.array_equal(nan_a, nan_e), f"{what}: NaNs in different places"
+    differ = (actual.view(uint) != expected.view(uint)) & ~nan_a
+    if differ.any():
+        first = np.argwhere(differ)[0]
+        raise AssertionError(
+            f"{what}: {int(differ.sum())} of {actual.size} elements differ; first at {tuple(first)}: "
+            f"{actual[tuple(first)]!r} != {expected[tuple(first)]!r}"
+        )
+
+
+def assert_same_state(actual_opt, expected_opt, what: str = "") -> None:
+    assert actual_opt.state.keys() == expected_opt.state.keys(), what
+    for index, expected in expected_opt.state.items():
+        actual = actual_opt.state[index]
+        assert actual.keys() == expected.keys(), f"{what} state[{index}]"
+        for key, value in expected.items():
+            if isinstance(value, np.ndarray):
+                assert_bits_equal(actual[key], value, f"{what} state[{index}][{key!r}]")
+            else:
+                assert actual[key] == value, f"{what} state[{index}][{key!r}]"

@@ -1,0 +1,292 @@
+"""The public contract: in place, param groups, schedules, None gradients, checkpoints, backends."""
+
+import pickle
+import sys
+
+import numpy as np
+import pytest
+from specs import DTYPES, SPECS, assert_bits_equal, assert_same_state
+
+import fastopt
+from fastopt import _backends
+
+# Options that switch on every buffer each optimizer can hold.
+FULL_OPTIONS = {
+    "SGD": dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01),
+    "Adagrad": dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1),
+    "RMSprop": dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
+    "Adam": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
+    "AdamW": dict(lr=0.01, amsgrad=True, weight_decay=0.1),
+}
+EXPECTED_STATE_KEYS = {
+    "SGD": {"momentum_buffer"},
+    "Adagrad": {"step", "sum"},
+    "RMSprop": {"step", "square_avg", "momentum_buffer", "grad_avg"},
+    "Adam": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    "AdamW": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+}
+names = pytest.mark.parametrize("name", list(SPECS))
+backends = pytest.mark.parametrize("backend", fastopt.BACKENDS)
+
+
+def problem(dtype=np.float64, seed=0, shapes=((5, 3), (7,), ())):
+    rng = np.random.default_rng(seed)
+    params = [np.asarray(rng.standard_normal(shape), dtype=dtype) for shape in shapes]
+    grads = [[np.asarray(rng.standard_normal(shape), dtype=dtype) for shape in shapes] for _ in range(10)]
+    return params, grads
+
+
+# --------------------------------------------------------------------------------------------
+@names
+@backends
+def test_updates_the_callers_arrays_in_place(name, backend):
+    params, grads = problem()
+    before = [p.copy() for p in params]
+    ids = [id(p) for p in params]
+    opt = SPECS[name].cls(params, backend=backend, **FULL_OPTIONS[name])
+    opt.step(grads[0])
+    assert [id(p) for p in opt.param_groups[0]["params"]] == ids
+    assert all(not np.array_equal(p, b) for p, b in zip(params, before))
+
+
+@names
+@backends
+def test_state_keys_and_aligned_buffers(name, backend):
+    params, grads = problem(np.float32)
+    opt = SPECS[name].cls(params, backend=backend, **FULL_OPTIONS[name])
+    opt.step(grads[0])
+    for index, param in enumerate(params):
+        state = opt.state[index]
+        assert set(state) == EXPECTED_STATE_KEYS[name]
+        for key, value in state.items():
+            if key == "step":
+                assert value == 1 and isinstance(value, int)
+            else:
+                assert value.shape == param.shape and value.dtype == param.dtype
+                assert value.ctypes.data % 64 == 0, f"{key} is not 64-byte aligned"
+
+
+@backends
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_read_only_and_non_contiguous_gradients_are_accepted(backend, dtype):
+    rng = np.random.default_rng(3)
+    p1 = rng.standard_normal(6).astype(dtype)
+    p2 = p1.copy()
+    wide = rng.standard_normal(12).astype(dtype)
+    strided = wide[::2]  # non-contiguous view
+    contiguous = strided.copy()
+    contiguous.flags.writeable = False  # read-only
+    fastopt.Adam([p1], lr=0.1, backend=backend).step([strided])
+    fastopt.Adam([p2], lr=0.1, backend=backend).step([contiguous])
+    assert_bits_equal(p1, p2)
+
+
+@names
+@backends
+def test_none_gradient_leaves_parameter_and_state_untouched(name, backend):
+    params, grads = problem()
+    opt = SPECS[name].cls(params, backend=backend, **FULL_OPTIONS[name])
+    opt.step(grads[0])
+    frozen = params[1].copy()
+    frozen_state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in opt.state[1].items()}
+    opt.step([grads[1][0], None, grads[1][2]])
+    assert_bits_equal(params[1], frozen)
+    for key, value in frozen_state.items():
+        if isinstance(value, np.ndarray):
+            assert_bits_equal(opt.state[1][key], value)
+        else:
+            assert opt.state[1][key] == value
+
+
+@backends
+def test_parameter_without_gradient_gets_no_state(backend):
+    params, grads = problem()
+    opt = fastopt.Adam(params, backend=backend)
+    opt.step([grads[0][0], None, None])
+    assert set(opt.state) == {0}
+    plain = fastopt.SGD(params, backend=backend)
+    plain.step(grads[0])
+    assert plain.state == {}  # like torch: SGD without momentum keeps no state
+
+
+@names
+@backends
+def test_zero_dimensional_and_empty_parameters(name, backend):
+    scalar, empty = np.array(1.5), np.zeros((0, 4))
+    opt = SPECS[name].cls([scalar, empty], backend=backend, **FULL_OPTIONS[name])
+    opt.step([np.array(0.5), np.zeros((0, 4))])
+    assert scalar.shape == () and scalar != 1.5
+    assert empty.shape == (0, 4)
+
+
+@names
+@backends
+def test_param_groups_equal_separate_optimizers(name, backend):
+    params, grads = problem(seed=5)
+    together = [p.copy() for p in params]
+    alone = [p.copy() for p in params]
+    options = FULL_OPTIONS[name]
+    override = {"lr": options["lr"] * 3, "weight_decay": 0.0}
+    opt = SPECS[name].cls(
+        [{"params": together[:2]}, {"params": together[2:], **override}], backend=backend, **options
+    )
+    first = SPECS[name].cls(alone[:2], backend=backend, **options)
+    second = SPECS[name].cls(alone[2:], backend=backend, **{**options, **override})
+    assert opt.param_groups[1]["lr"] == override["lr"] and opt.param_groups[0]["lr"] == options["lr"]
+    for step_grads in grads[:4]:
+        opt.step(step_grads)
+        first.step(step_grads[:2])
+        second.step(step_grads[2:])
+    for a, b in zip(together, alone):
+        assert_bits_equal(a, b)
+
+
+@backends
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lr_changed_between_steps_takes_effect(backend, dtype):
+    p = np.array([1.0, 2.0], dtype=dtype)
+    g1, g2 = np.array([0.5, 0.25], dtype=dtype), np.array([-1.0, 4.0], dtype=dtype)
+    opt = fastopt.SGD([p], lr=0.1, backend=backend)
+    opt.step([g1])
+    opt.param_groups[0]["lr"] = 0.01
+    opt.step([g2])
+    expected = np.array([1.0, 2.0], dtype=dtype) - dtype(0.1) * g1
+    expected = expected - dtype(0.01) * g2
+    assert_bits_equal(p, expected)
+
+
+@names
+@backends
+def test_adding_a_param_group_later(name, backend):
+    params, grads = problem()
+    opt = SPECS[name].cls(params[:2], backend=backend, **FULL_OPTIONS[name])
+    opt.step(grads[0][:2])
+    opt.add_param_group({"params": [params[2]], "lr": 0.5})
+    opt.step(grads[1])
+    assert len(opt.param_groups) == 2 and opt.param_groups[1]["lr"] == 0.5
+    assert 2 in opt.state
+
+
+@backends
+def test_optional_buffers_can_be_switched_on_later(backend):
+    params, grads = problem()
+    opt = fastopt.Adam(params, backend=backend)
+    opt.step(grads[0])
+    opt.param_groups[0]["amsgrad"] = True  # torch raises KeyError here; fastopt starts the buffer
+    opt.step(grads[1])
+    assert "max_exp_avg_sq" in opt.state[0]
+    rms = fastopt.RMSprop(params, backend=backend)
+    rms.step(grads[0])
+    rms.param_groups[0].update(momentum=0.9, centered=True)
+    rms.step(grads[1])
+    assert {"momentum_buffer", "grad_avg"} <= set(rms.state[0])
+
+
+def test_adagrad_state_is_created_in_the_constructor():
+    p = np.zeros(3, np.float32)
+    opt = fastopt.Adagrad([p], initial_accumulator_value=0.25)
+    assert opt.state[0]["step"] == 0
+    assert_bits_equal(opt.state[0]["sum"], np.full(3, 0.25, np.float32))
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+def train(opt, grads):
+    for step_grads in grads:
+        opt.step(step_grads)
+
+
+@names
+@pytest.mark.parametrize(("save_backend", "load_backend"), [(b, b) for b in fastopt.BACKENDS] + [("numba", "cython"), ("cython", "reference")])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_checkpoint_resume_is_bit_identical(name, save_backend, load_backend, dtype):
+    params, grads = problem(dtype, seed=11)
+    cls, options = SPECS[name].cls, FULL_OPTIONS[name]
+
+    uninterrupted = [p.copy() for p in params]
+    train(cls(uninterrupted, backend=save_backend, **options), grads)
+
+    first_half = [p.copy() for p in params]
+    opt = cls(first_half, backend=save_backend, **options)
+    train(opt, grads[:4])
+    opt.param_groups[0]["lr"] = options["lr"]  # unchanged, but saved and restored like any setting
+    saved = pickle.dumps((opt.state_dict(), first_half))
+
+    checkpoint, restored_params = pickle.loads(saved)
+    resumed = cls(restored_params, backend=load_backend, **{**options, "lr": 123.0})
+    resumed.load_state_dict(checkpoint)
+    assert resumed.param_groups[0]["lr"] == options["lr"]  # hyperparameters come from the checkpoint
+    train(resumed, grads[4:])
+    for a, b in zip(restored_params, uninterrupted):
+        assert_bits_equal(a, b)
+
+
+@names
+def test_state_dict_holds_copies_in_torch_layout(name):
+    params, grads = problem()
+    opt = SPECS[name].cls([{"params": params[:1]}, {"params": params[1:]}], **FULL_OPTIONS[name])
+    opt.step(grads[0])
+    sd = opt.state_dict()
+    assert set(sd) == {"state", "param_groups"}
+    assert [g["params"] for g in sd["param_groups"]] == [[0], [1, 2]]
+    assert set(sd["param_groups"][0]) == set(opt.defaults) | {"params"}
+    snapshot = pickle.dumps(sd)
+    opt.step(grads[1])  # training on must not change the saved dict ...
+    assert pickle.dumps(sd) == snapshot
+    array_key = next(k for k in sd["state"][0] if k != "step")
+    sd["state"][0][array_key][...] = 42.0  # ... and editing the dict must not change the optimizer
+    assert not np.any(opt.state[0][array_key] == 42.0)
+    opt.load_state_dict(sd)
+    sd["state"][0][array_key][...] = -1.0  # the loaded arrays are copies too
+    assert np.all(opt.state[0][array_key] == 42.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Backends
+# --------------------------------------------------------------------------------------------
+def test_all_backends_available_and_auto_is_fastest():
+    assert fastopt.available_backends() == ("reference", "numba", "cython")
+    assert fastopt.SGD([np.zeros(1)]).backend == "cython"
+
+
+def test_unknown_backend_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'reference', 'numba', 'cython'; got 'gpu'"):
+        fastopt.SGD([np.zeros(1)], backend="gpu")
+
+
+def test_unavailable_backend_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, "fastopt.sgd._cython", None)  # makes the import fail
+    _backends._load_module.cache_clear()
+    try:
+        with pytest.raises(fastopt.BackendUnavailable, match=r"backend 'cython' cannot be loaded here .*fastopt.sgd._cython: ModuleNotFoundError.*rebuild"):
+            fastopt.SGD([np.zeros(1)], backend="cython")
+        assert "cython" not in fastopt.available_backends()
+        assert fastopt.SGD([np.zeros(1)]).backend == "numba"  # auto falls back
+    finally:
+        _backends._load_module.cache_clear()
+
+
+def test_numba_kernels_compile_without_a_writable_cache(monkeypatch):
+    import numba
+
+    from fastopt import _jit
+
+    real_njit = numba.njit
+
+    def njit_without_cache_locator(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x'")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit_without_cache_locator)
+
+    def double(x):
+        return 2 * x
+
+    assert _jit.jit_kernel(double)(21) == 42
+
+
+def test_repr_names_backend_and_hyperparameters():
+    text = repr(fastopt.RMSprop([np.zeros(2)], backend="numba"))
+    assert "RMSprop (backend='numba')" in text and "rho: 0.9" in text
