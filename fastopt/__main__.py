@@ -1,39 +1,54 @@
-"""Command line: ``python -m fastopt [demo|info]``."""
+"""Command line: ``python -m fastopt [demo|info|show|tour|bench] ...``.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int``; modules keep heavy imports (rich, matplotlib, torch) inside ``run`` so that
+``--help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+# command -> (module, one-line help); the first is what a bare `python -m fastopt` runs
+COMMANDS = {
+    "demo": ("fastopt._demo", "train a small network with every optimizer and backend (the default)"),
+    "info": ("fastopt._info", "versions, backends and how the kernels were built"),
+    "show": ("fastopt._show", "an optimizer's equations and its three implementations side by side"),
+    "tour": ("fastopt.tour", "experiments that show why each optimizer behaves as it does"),
+    "bench": ("fastopt._bench", "time every optimizer and backend against the memory-bandwidth ceiling"),
+}
+DEFAULT_COMMAND = "demo"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastopt",
+        description="fastopt: first-order optimizers written three ways (NumPy, Numba, Cython) "
+        "that agree bit for bit.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a command still being written
+        command_parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(run=module.run)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fastopt",
-        description="fastopt: first-order optimizers written three ways (NumPy, Numba, Cython) that agree bit for bit.",
-    )
-    commands = parser.add_subparsers(dest="command")
-    demo = commands.add_parser("demo", help="train a small network with every optimizer and backend (the default)")
-    demo.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
-    demo.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    commands.add_parser("info", help="versions, backends and how the kernels were built")
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
-        argv = ["demo", *argv]  # `python -m fastopt --steps 50` means the demo
+        argv = [DEFAULT_COMMAND, *argv]  # `python -m fastopt --steps 50` means the default command
+    parser = build_parser()
     args = parser.parse_args(argv)
-
-    if args.command == "demo":
-        from ._demo import run_demo
-
-        if args.steps < 1:
-            parser.error("--steps must be at least 1")
-        runs = run_demo(steps=args.steps, dtype_name=args.dtype)
-        return 0 if runs else 1
-    if args.command == "info":
-        from ._info import print_info
-
-        print_info()
-        return 0
-    return 2  # unreachable: argparse rejects unknown commands
+    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,17 @@ def train(name: str, backend: str, steps: int, dtype) -> Run:
     return Run(name, backend, loss, accuracy, statistics.median(step_times) * 1e6, params)
 
 
+def add_arguments(parser) -> None:
+    parser.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+
+
+def run(args) -> int:
+    if args.steps < 1:
+        raise SystemExit("--steps must be at least 1")
+    return 0 if run_demo(steps=args.steps, dtype_name=args.dtype) else 1
+
+
 def run_demo(steps: int = 300, dtype_name: str = "float32", console=None) -> list[Run]:
     from rich.console import Console
     from rich.table import Table

@@ -23,6 +23,15 @@ def backend_report() -> dict[str, str]:
     return report
 
 
+def add_arguments(parser) -> None:
+    pass
+
+
+def run(args) -> int:
+    print_info()
+    return 0
+
+
 def print_info() -> None:
     from rich.console import Console
     from rich.table import Table
