@@ -12,6 +12,7 @@ same element loop. The classes below share one torch.optim-like API::
 """
 
 from ._backends import BACKENDS, BackendUnavailable, available_backends
+from ._flat import FlatParameters, flatten
 from ._optimizer import Optimizer
 from .adagrad import Adagrad
 from .adam import Adam
@@ -31,8 +32,10 @@ __all__ = [
     "Adam",
     "AdamW",
     "BackendUnavailable",
+    "FlatParameters",
     "Optimizer",
     "RMSprop",
     "SGD",
     "available_backends",
+    "flatten",
 ]
