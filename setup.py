@@ -1,35 +1,60 @@
-"""Build the Cython twin of every optimizer: one small extension per ``fastopt/<name>/_cython.pyx``.
+"""Build the Cython twin of every optimizer, once per instruction-set level.
 
 Compiler policy (see README, "Build"):
 
 * ``-O3 -fno-math-errno``: lets gcc vectorise loops that call ``sqrt``/``sqrtf`` (without
   ``-fno-math-errno`` it keeps a scalar sqrt plus an errno path).
 * ``-ffp-contract=off``: no fused multiply-add contraction, so every product and sum is rounded
-  exactly as in the NumPy reference and the Numba twin (bit-identical results).
+  exactly as in the NumPy reference and the Numba twin (bit-identical results, in every build).
 * never ``-ffast-math``/``-Ofast``: they change results and, once the extension is loaded, switch
   the whole process to flush-to-zero.
 
-``FASTOPT_CYTHON_DEBUG=1`` builds with bounds checking and initialisation checks on.
+Run-time dispatch: on x86-64 each ``fastopt/<name>/_cython.pyx`` is compiled three times, as
+``_cython`` (baseline x86-64, runs on any x86-64 CPU), ``_cython_avx2`` (``-march=x86-64-v3``)
+and ``_cython_avx512`` (``-march=x86-64-v4``, 512-bit vectors). ``fastopt._backends`` loads the
+best build the CPU supports (``fastopt/_cpu.pyx`` asks the CPU). Elsewhere only the baseline
+build exists. ``FASTOPT_BASELINE_ONLY=1`` skips the extra builds; ``FASTOPT_CYTHON_DEBUG=1``
+turns bounds checking and initialisation checks on.
 """
 
 import os
+import platform
+import shutil
 from glob import glob
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTOPT_CYTHON_DEBUG", "0") not in ("", "0")
-
 COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-g0"]
 
-extensions = [
-    Extension(
-        source[:-len(".pyx")].replace(os.sep, "."),  # fastopt/adam/_cython.pyx -> fastopt.adam._cython
-        [source],
-        extra_compile_args=COMPILE_ARGS,
-    )
-    for source in sorted(glob(os.path.join("fastopt", "*", "_cython.pyx")))
-]
+# (module suffix, extra flags); the suffixes are the names fastopt._backends looks for.
+ISA_BUILDS = [("", [])]
+if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("FASTOPT_BASELINE_ONLY", "0") in ("", "0"):
+    ISA_BUILDS += [
+        ("_avx2", ["-march=x86-64-v3"]),
+        ("_avx512", ["-march=x86-64-v4", "-mprefer-vector-width=512"]),
+    ]
+ISA_SOURCE_DIR = os.path.join("build", "isa-sources")  # copies of the .pyx under the variant's name
+
+
+def kernel_extensions():
+    for source in sorted(glob(os.path.join("fastopt", "*", "_cython.pyx"))):
+        package = os.path.dirname(source).replace(os.sep, ".")  # fastopt.adam
+        for suffix, flags in ISA_BUILDS:
+            if suffix:
+                # Cython names a module's init function after the file, so each build compiles
+                # an identical copy of the .pyx that carries the variant's name.
+                variant = os.path.join(ISA_SOURCE_DIR, os.path.dirname(source), f"_cython{suffix}.pyx")
+                os.makedirs(os.path.dirname(variant), exist_ok=True)
+                shutil.copyfile(source, variant)
+                source_file = variant
+            else:
+                source_file = source
+            yield Extension(f"{package}._cython{suffix}", [source_file], extra_compile_args=COMPILE_ARGS + flags)
+
+
+extensions = [Extension("fastopt._cpu", ["fastopt/_cpu.pyx"], extra_compile_args=COMPILE_ARGS), *kernel_extensions()]
 
 setup(
     ext_modules=cythonize(
@@ -43,5 +68,7 @@ setup(
             "embedsignature": True,
             "binding": True,
         },
-    )
+        nthreads=os.cpu_count() or 1,
+    ),
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
 )

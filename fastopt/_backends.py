@@ -12,11 +12,18 @@ backend        module                what it is
 =============  ====================  =====================================================
 
 Backends are imported lazily, so ``import fastopt`` does not pay for importing Numba.
+
+The Cython twin is compiled once per instruction-set level (see setup.py): ``_cython`` for any
+x86-64 CPU, ``_cython_avx2`` (x86-64-v3) and ``_cython_avx512`` (x86-64-v4). The ``cython``
+backend loads the best build this CPU supports; ``FASTOPT_CYTHON_ISA=baseline|avx2|avx512``
+forces one (for comparisons; an unsupported choice is an error, never a crash). All builds give
+the same bits: none contracts multiply-adds into FMA.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from functools import cache
 
 BACKENDS = ("reference", "numba", "cython")
@@ -27,8 +34,48 @@ _PREFERENCE = ("cython", "numba", "reference")  # what "auto" picks, fastest fir
 _PROBE = "sgd"  # an optimizer whose kernels stand in for "can this backend load here?"
 
 
+# Cython builds: name -> (module suffix, instruction-set level for fastopt._cpu.supports), best first.
+CYTHON_BUILDS = {
+    "avx512": ("_avx512", "x86-64-v4"),
+    "avx2": ("_avx2", "x86-64-v3"),
+    "baseline": ("", "baseline"),
+}
+
+
 class BackendUnavailable(ImportError):
     """A known backend that cannot be loaded in this environment (the message says why)."""
+
+
+def _import_cython_build(optimizer: str, build: str):
+    """Import one instruction-set build of an optimizer's Cython kernel (raises on failure)."""
+    suffix, level = CYTHON_BUILDS[build]
+    from . import _cpu
+
+    if not _cpu.supports(level):
+        raise ImportError(f"this CPU does not support {level}, which the {build} build needs")
+    return importlib.import_module(f"fastopt.{optimizer}._cython{suffix}")
+
+
+def _import_cython(optimizer: str):
+    forced = os.environ.get("FASTOPT_CYTHON_ISA")
+    if forced:
+        if forced not in CYTHON_BUILDS:
+            raise ImportError(f"FASTOPT_CYTHON_ISA must be one of {sorted(CYTHON_BUILDS)}, got {forced!r}")
+        return _import_cython_build(optimizer, forced)
+    errors = []
+    for build in CYTHON_BUILDS:  # best first
+        try:
+            return _import_cython_build(optimizer, build)
+        except ImportError as exc:
+            errors.append(f"{build}: {exc}")
+    raise ImportError("no Cython build loads: " + "; ".join(errors))
+
+
+def cython_build(optimizer: str = "sgd") -> str:
+    """The instruction-set build the ``cython`` backend uses for ``optimizer`` here."""
+    module = _load_module(optimizer, "cython")
+    suffix = module.__name__.rsplit("._cython", 1)[1]
+    return next(name for name, (build_suffix, _) in CYTHON_BUILDS.items() if build_suffix == suffix)
 
 
 def check_backend_name(backend: object) -> str:
@@ -43,6 +90,8 @@ def check_backend_name(backend: object) -> str:
 def _load_module(optimizer: str, backend: str):
     module_name = f"fastopt.{optimizer}.{_MODULES[backend]}"
     try:
+        if backend == "cython":
+            return _import_cython(optimizer)
         return importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or numba's own RuntimeError/ImportError at import
         hint = {

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from . import BACKENDS, __version__
-from ._backends import BackendUnavailable, get_kernel
+from ._backends import CYTHON_BUILDS, BackendUnavailable, cython_build, get_kernel
 
 
 def backend_report() -> dict[str, str]:
@@ -45,7 +45,12 @@ def print_info() -> None:
         table.add_row("numba", f"{numba.__version__} (njit nogil=True, error_model='numpy', no fastmath)")
     except ImportError as exc:
         table.add_row("numba", f"not importable: {exc}")
-    table.add_row("cython build", "-O3 -fno-math-errno -ffp-contract=off (no -ffast-math), baseline instruction set")
+    table.add_row("cython flags", "-O3 -fno-math-errno -ffp-contract=off (no -ffast-math)")
+    try:
+        build = cython_build()
+        table.add_row("cython build in use", f"{build} ({CYTHON_BUILDS[build][1]})")
+    except BackendUnavailable:
+        table.add_row("cython build in use", "none loads")
     for backend, status in backend_report().items():
         table.add_row(f"backend {backend}", status)
     Console().print(table)

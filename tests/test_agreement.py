@@ -88,3 +88,33 @@ def test_large_arrays_agree(name, backend, dtype):
         fast.step([grad])
     assert_bits_equal(backend_param, reference_param, "param")
     assert_same_state(fast, reference, backend)
+
+
+@pytest.mark.parametrize("build", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("name", SPECS)
+def test_every_cython_instruction_set_build_agrees(name, build, monkeypatch):
+    """setup.py compiles the Cython kernels for several instruction sets; all give the same bits."""
+    from fastopt import _backends, _cpu
+
+    level = _backends.CYTHON_BUILDS[build][1]
+    if not _cpu.supports(level):
+        pytest.skip(f"this CPU cannot run the {build} build ({level})")  # the machine, not the build
+    monkeypatch.setenv("FASTOPT_CYTHON_ISA", build)
+    _backends._load_module.cache_clear()
+    try:
+        assert _backends.cython_build(SPECS[name].cls.name) == build
+        for dtype in DTYPES:
+            rng = np.random.default_rng(5)
+            options = dict(SPECS[name].torch_configs[-1])
+            initial = rng.standard_normal(4099).astype(dtype)  # a vector body and an odd tail
+            reference_param, build_param = initial.copy(), initial.copy()
+            reference = SPECS[name].cls([reference_param], backend="reference", **options)
+            compiled = SPECS[name].cls([build_param], backend="cython", **options)
+            for _ in range(6):
+                grad = rng.standard_normal(initial.size).astype(dtype)
+                reference.step([grad])
+                compiled.step([grad])
+            assert_bits_equal(build_param, reference_param, f"{build} param")
+            assert_same_state(compiled, reference, build)
+    finally:
+        _backends._load_module.cache_clear()

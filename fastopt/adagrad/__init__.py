@@ -121,17 +121,14 @@ class Adagrad(Optimizer):
     def _init_state(self, param, group):
         return {"step": 0, "sum": self._zeros_like(param, group["initial_accumulator_value"])}
 
-    def _update(self, param, flat_param, grad, state, group) -> None:
-        cast = flat_param.dtype.type
+    def _begin_step(self, param, state, group):
         state["step"] += 1
-        t = state["step"]
+        return state["step"]
+
+    def _kernel_slots(self, group):
+        return ("sum",)
+
+    def _kernel_scalars(self, group, t, dtype):
+        cast = dtype.type
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])                           # (3)
-        self._kernel(
-            flat_param,
-            grad,
-            state["sum"].reshape(-1),
-            bool(group["maximize"]),
-            cast(group["weight_decay"]),
-            cast(group["eps"]),
-            cast(clr),
-        )
+        return (bool(group["maximize"]), cast(group["weight_decay"]), cast(group["eps"]), cast(clr))

@@ -1,5 +1,7 @@
 # Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
 # cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off.
+# Loop style: each array element is read once into a local and each result stored once
+# ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
 """Adagrad, Cython twin of :func:`fastopt.adagrad.reference.adagrad_update`; maths in :mod:`fastopt.adagrad`."""
 
 from cython cimport floating
@@ -17,12 +19,13 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
                    bint maximize, floating weight_decay, floating eps, floating clr):
     cdef Py_ssize_t i
-    cdef floating d, std
+    cdef floating p, d, s, std
     with nogil:
         for i in range(param.shape[0]):
+            p = param[i]
             d = -grad[i] if maximize else grad[i]                                    # (1)
             if weight_decay != 0:
-                d = d + weight_decay * param[i]                                      # (2)
-            state_sum[i] = state_sum[i] + d * d                                      # (4)
-            std = _sqrt(state_sum[i]) + eps                                          # (5)
-            param[i] = param[i] - clr * d / std                                      # (6)
+                d = d + weight_decay * p                                             # (2)
+            state_sum[i] = s = state_sum[i] + d * d                                  # (4)
+            std = _sqrt(s) + eps                                                     # (5)
+            param[i] = p - clr * d / std                                             # (6)

@@ -1,4 +1,7 @@
-"""Adagrad, Numba twin of :func:`fastopt.adagrad.reference.adagrad_update`; maths in :mod:`fastopt.adagrad`."""
+"""Adagrad, Numba twin of :func:`fastopt.adagrad.reference.adagrad_update`; maths in :mod:`fastopt.adagrad`.
+
+Each array element is read once into a local and each result stored once, as in every fastopt loop.
+"""
 
 import numpy as np
 
@@ -8,9 +11,10 @@ from .._jit import jit_kernel
 @jit_kernel
 def adagrad_update(param, grad, state_sum, maximize, weight_decay, eps, clr):
     for i in range(param.shape[0]):
+        p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
-            d = d + weight_decay * param[i]                                          # (2)
-        state_sum[i] = state_sum[i] + d * d                                          # (4)
-        std = np.sqrt(state_sum[i]) + eps                                            # (5)
-        param[i] = param[i] - clr * d / std                                          # (6)
+            d = d + weight_decay * p                                                 # (2)
+        state_sum[i] = s = state_sum[i] + d * d                                      # (4)
+        std = np.sqrt(s) + eps                                                       # (5)
+        param[i] = p - clr * d / std                                                 # (6)

@@ -121,40 +121,32 @@ class Adam(Optimizer):
     def _init_state(self, param, group):
         return {"step": 0, "exp_avg": self._zeros_like(param), "exp_avg_sq": self._zeros_like(param)}
 
-    def _moment_scalars(self, param, state, group) -> tuple:
-        """Advance ``step`` and return the kernel's moment arguments, from ``exp_avg`` to ``step_size``."""
-        cast = param.dtype.type
-        amsgrad = bool(group["amsgrad"])
-        if amsgrad and "max_exp_avg_sq" not in state:  # also when switched on later (torch: KeyError)
+    def _begin_step(self, param, state, group):
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # also when switched on later (torch: KeyError)
             state["max_exp_avg_sq"] = self._zeros_like(param)
         state["step"] += 1
-        t = state["step"]
+        return state["step"]
+
+    def _kernel_slots(self, group):
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
+
+    def _kernel_scalars(self, group, t, dtype):
+        return (bool(group["maximize"]), dtype.type(group["weight_decay"]), *self._moment_scalars(group, t, dtype))
+
+    @staticmethod
+    def _moment_scalars(group, t, dtype) -> tuple:
+        """The arguments of (3)-(7), shared with AdamW: from ``beta1`` to ``step_size``."""
+        cast = dtype.type
         beta1, beta2 = group["betas"]
         bias_correction1 = 1 - beta1**t
         bias_correction2 = 1 - beta2**t
         return (
-            state["exp_avg"].reshape(-1),
-            state["exp_avg_sq"].reshape(-1),
-            state["max_exp_avg_sq"].reshape(-1) if amsgrad else self._unused(param.dtype),
             cast(beta1),
             cast(1.0 - beta1),
             cast(beta2),
             cast(1.0 - beta2),
-            amsgrad,
+            bool(group["amsgrad"]),
             cast(bias_correction2**0.5),
             cast(group["eps"]),
             cast(group["lr"] / bias_correction1),
-        )
-
-    def _update(self, param, flat_param, grad, state, group) -> None:
-        exp_avg, exp_avg_sq, max_exp_avg_sq, *scalars = self._moment_scalars(param, state, group)
-        self._kernel(
-            flat_param,
-            grad,
-            exp_avg,
-            exp_avg_sq,
-            max_exp_avg_sq,
-            bool(group["maximize"]),
-            flat_param.dtype.type(group["weight_decay"]),
-            *scalars,
         )

@@ -1,5 +1,7 @@
 # Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
 # cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off.
+# Loop style: each array element is read once into a local and each result stored once
+# ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
 """Adam, Cython twin of :func:`fastopt.adam.reference.adam_update`; maths in :mod:`fastopt.adam`."""
 
 from cython cimport floating
@@ -20,20 +22,18 @@ def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp
                 floating one_minus_beta2, bint amsgrad, floating bias_correction2_sqrt,
                 floating eps, floating step_size):
     cdef Py_ssize_t i
-    cdef floating d, v, vmax, denom
+    cdef floating p, d, m, v, vmax, denom
     with nogil:
         for i in range(param.shape[0]):
+            p = param[i]
             d = -grad[i] if maximize else grad[i]                                    # (1)
             if weight_decay != 0:
-                d = d + weight_decay * param[i]                                      # (2)
-            exp_avg[i] = beta1 * exp_avg[i] + one_minus_beta1 * d                    # (3)
-            exp_avg_sq[i] = beta2 * exp_avg_sq[i] + one_minus_beta2 * d * d          # (4)
+                d = d + weight_decay * p                                             # (2)
+            exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                # (3)
+            exp_avg_sq[i] = v = beta2 * exp_avg_sq[i] + one_minus_beta2 * d * d      # (4)
             if amsgrad:
                 vmax = max_exp_avg_sq[i]
-                v = exp_avg_sq[i]
                 # NaN-propagating maximum, exactly np.maximum's rule
-                max_exp_avg_sq[i] = vmax if (vmax >= v or vmax != vmax) else v       # (5)
-                denom = _sqrt(max_exp_avg_sq[i]) / bias_correction2_sqrt + eps       # (6)
-            else:
-                denom = _sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + eps           # (6)
-            param[i] = param[i] - step_size * exp_avg[i] / denom                     # (7)
+                max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v   # (5)
+            denom = _sqrt(v) / bias_correction2_sqrt + eps                           # (6)
+            param[i] = p - step_size * m / denom                                     # (7)

@@ -1,4 +1,7 @@
-"""Adam, Numba twin of :func:`fastopt.adam.reference.adam_update`; maths in :mod:`fastopt.adam`."""
+"""Adam, Numba twin of :func:`fastopt.adam.reference.adam_update`; maths in :mod:`fastopt.adam`.
+
+Each array element is read once into a local and each result stored once, as in every fastopt loop.
+"""
 
 import numpy as np
 
@@ -7,20 +10,18 @@ from .._jit import jit_kernel
 
 @jit_kernel
 def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, weight_decay,
-                beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
-                eps, step_size):
+                    beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
+                    eps, step_size):
     for i in range(param.shape[0]):
+        p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
-            d = d + weight_decay * param[i]                                          # (2)
-        exp_avg[i] = beta1 * exp_avg[i] + one_minus_beta1 * d                        # (3)
-        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + one_minus_beta2 * d * d              # (4)
+            d = d + weight_decay * p                                                 # (2)
+        exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                    # (3)
+        exp_avg_sq[i] = v = beta2 * exp_avg_sq[i] + one_minus_beta2 * d * d          # (4)
         if amsgrad:
             vmax = max_exp_avg_sq[i]
-            v = exp_avg_sq[i]
             # NaN-propagating maximum, exactly np.maximum's rule
-            max_exp_avg_sq[i] = vmax if (vmax >= v or vmax != vmax) else v           # (5)
-            denom = np.sqrt(max_exp_avg_sq[i]) / bias_correction2_sqrt + eps         # (6)
-        else:
-            denom = np.sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + eps             # (6)
-        param[i] = param[i] - step_size * exp_avg[i] / denom                         # (7)
+            max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v       # (5)
+        denom = np.sqrt(v) / bias_correction2_sqrt + eps                             # (6)
+        param[i] = p - step_size * m / denom                                         # (7)

@@ -78,15 +78,6 @@ class AdamW(Adam):
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize, backend)
 
-    def _update(self, param, flat_param, grad, state, group) -> None:
-        exp_avg, exp_avg_sq, max_exp_avg_sq, *scalars = self._moment_scalars(param, state, group)
-        self._kernel(
-            flat_param,
-            grad,
-            exp_avg,
-            exp_avg_sq,
-            max_exp_avg_sq,
-            bool(group["maximize"]),
-            flat_param.dtype.type(1.0 - group["lr"] * group["weight_decay"]),           # (2)
-            *scalars,
-        )
+    def _kernel_scalars(self, group, t, dtype):
+        decay_factor = dtype.type(1.0 - group["lr"] * group["weight_decay"])           # (2)
+        return (bool(group["maximize"]), decay_factor, *self._moment_scalars(group, t, dtype))

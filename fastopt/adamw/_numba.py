@@ -1,4 +1,7 @@
-"""AdamW, Numba twin of :func:`fastopt.adamw.reference.adamw_update`; maths in :mod:`fastopt.adamw`."""
+"""AdamW, Numba twin of :func:`fastopt.adamw.reference.adamw_update`; maths in :mod:`fastopt.adamw`.
+
+Each array element is read once into a local and each result stored once, as in every fastopt loop.
+"""
 
 import numpy as np
 
@@ -7,19 +10,17 @@ from .._jit import jit_kernel
 
 @jit_kernel
 def adamw_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, decay_factor,
-                 beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
-                 eps, step_size):
+                     beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
+                     eps, step_size):
     for i in range(param.shape[0]):
+        p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
-        param[i] = param[i] * decay_factor                                           # (2)
-        exp_avg[i] = beta1 * exp_avg[i] + one_minus_beta1 * d                        # (3)
-        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + one_minus_beta2 * d * d              # (4)
+        p = p * decay_factor                                                         # (2)
+        exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                    # (3)
+        exp_avg_sq[i] = v = beta2 * exp_avg_sq[i] + one_minus_beta2 * d * d          # (4)
         if amsgrad:
             vmax = max_exp_avg_sq[i]
-            v = exp_avg_sq[i]
             # NaN-propagating maximum, exactly np.maximum's rule
-            max_exp_avg_sq[i] = vmax if (vmax >= v or vmax != vmax) else v           # (5)
-            denom = np.sqrt(max_exp_avg_sq[i]) / bias_correction2_sqrt + eps         # (6)
-        else:
-            denom = np.sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + eps             # (6)
-        param[i] = param[i] - step_size * exp_avg[i] / denom                         # (7)
+            max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v       # (5)
+        denom = np.sqrt(v) / bias_correction2_sqrt + eps                             # (6)
+        param[i] = p - step_size * m / denom                                         # (7)

@@ -134,29 +134,32 @@ class RMSprop(Optimizer):
     def _init_state(self, param, group):
         return {"step": 0, "square_avg": self._zeros_like(param)}
 
-    def _update(self, param, flat_param, grad, state, group) -> None:
-        cast = flat_param.dtype.type
-        unused = self._unused(flat_param.dtype)
-        momentum, centered = group["momentum"], bool(group["centered"])
+    def _begin_step(self, param, state, group):
         # Optional buffers are created when first needed, also if the option is switched on later
         # (torch raises KeyError then); a fresh buffer starts at zero, as on a first step.
-        if momentum > 0 and "momentum_buffer" not in state:
+        if group["momentum"] > 0 and "momentum_buffer" not in state:
             state["momentum_buffer"] = self._zeros_like(param)
-        if centered and "grad_avg" not in state:
+        if group["centered"] and "grad_avg" not in state:
             state["grad_avg"] = self._zeros_like(param)
-        state["step"] += 1  # (t is not used by the update; kept for torch's state layout)
-        self._kernel(
-            flat_param,
-            grad,
-            state["square_avg"].reshape(-1),
-            state["grad_avg"].reshape(-1) if centered else unused,
-            state["momentum_buffer"].reshape(-1) if momentum > 0 else unused,
+        state["step"] += 1  # t is not used by the update; kept for torch's state layout
+        return None  # the scalars do not change from step to step
+
+    def _kernel_slots(self, group):
+        return (
+            "square_avg",
+            "grad_avg" if group["centered"] else None,
+            "momentum_buffer" if group["momentum"] > 0 else None,
+        )
+
+    def _kernel_scalars(self, group, key, dtype):
+        cast = dtype.type
+        return (
             bool(group["maximize"]),
             cast(group["weight_decay"]),
             cast(group["rho"]),
             cast(1.0 - group["rho"]),
-            centered,
+            bool(group["centered"]),
             cast(group["eps"]),
-            cast(momentum),
+            cast(group["momentum"]),
             cast(group["lr"]),
         )

@@ -1,5 +1,7 @@
 # Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
 # cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off.
+# Loop style: each array element is read once into a local and each result stored once
+# ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
 """RMSprop, Cython twin of :func:`fastopt.rmsprop.reference.rmsprop_update`; maths in :mod:`fastopt.rmsprop`."""
 
 from cython cimport floating
@@ -19,21 +21,22 @@ def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[::1] 
                    floating weight_decay, floating rho, floating one_minus_rho, bint centered,
                    floating eps, floating momentum, floating lr):
     cdef Py_ssize_t i
-    cdef floating d, avg
+    cdef floating p, d, v, gbar, avg, b
     with nogil:
         for i in range(param.shape[0]):
+            p = param[i]
             d = -grad[i] if maximize else grad[i]                                    # (1)
             if weight_decay != 0:
-                d = d + weight_decay * param[i]                                      # (2)
-            square_avg[i] = rho * square_avg[i] + one_minus_rho * d * d              # (3)
+                d = d + weight_decay * p                                             # (2)
+            square_avg[i] = v = rho * square_avg[i] + one_minus_rho * d * d          # (3)
             if centered:
-                grad_avg[i] = rho * grad_avg[i] + one_minus_rho * d                  # (4)
-                avg = _sqrt(square_avg[i] - grad_avg[i] * grad_avg[i])               # (5)
+                grad_avg[i] = gbar = rho * grad_avg[i] + one_minus_rho * d           # (4)
+                avg = _sqrt(v - gbar * gbar)                                         # (5)
             else:
-                avg = _sqrt(square_avg[i])                                           # (5)
+                avg = _sqrt(v)                                                       # (5)
             avg = avg + eps                                                          # (6)
             if momentum > 0:
-                momentum_buffer[i] = momentum * momentum_buffer[i] + d / avg         # (7)
-                param[i] = param[i] - lr * momentum_buffer[i]                        # (7)
+                momentum_buffer[i] = b = momentum * momentum_buffer[i] + d / avg     # (7)
+                param[i] = p - lr * b                                                # (7)
             else:
-                param[i] = param[i] - lr * d / avg                                   # (8)
+                param[i] = p - lr * d / avg                                          # (8)

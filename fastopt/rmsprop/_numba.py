@@ -1,4 +1,7 @@
-"""RMSprop, Numba twin of :func:`fastopt.rmsprop.reference.rmsprop_update`; maths in :mod:`fastopt.rmsprop`."""
+"""RMSprop, Numba twin of :func:`fastopt.rmsprop.reference.rmsprop_update`; maths in :mod:`fastopt.rmsprop`.
+
+Each array element is read once into a local and each result stored once, as in every fastopt loop.
+"""
 
 import numpy as np
 
@@ -9,18 +12,19 @@ from .._jit import jit_kernel
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, maximize, weight_decay,
                    rho, one_minus_rho, centered, eps, momentum, lr):
     for i in range(param.shape[0]):
+        p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
-            d = d + weight_decay * param[i]                                          # (2)
-        square_avg[i] = rho * square_avg[i] + one_minus_rho * d * d                  # (3)
+            d = d + weight_decay * p                                                 # (2)
+        square_avg[i] = v = rho * square_avg[i] + one_minus_rho * d * d              # (3)
         if centered:
-            grad_avg[i] = rho * grad_avg[i] + one_minus_rho * d                      # (4)
-            avg = np.sqrt(square_avg[i] - grad_avg[i] * grad_avg[i])                 # (5)
+            grad_avg[i] = gbar = rho * grad_avg[i] + one_minus_rho * d               # (4)
+            avg = np.sqrt(v - gbar * gbar)                                           # (5)
         else:
-            avg = np.sqrt(square_avg[i])                                             # (5)
+            avg = np.sqrt(v)                                                         # (5)
         avg = avg + eps                                                              # (6)
         if momentum > 0:
-            momentum_buffer[i] = momentum * momentum_buffer[i] + d / avg             # (7)
-            param[i] = param[i] - lr * momentum_buffer[i]                            # (7)
+            momentum_buffer[i] = b = momentum * momentum_buffer[i] + d / avg         # (7)
+            param[i] = p - lr * b                                                    # (7)
         else:
-            param[i] = param[i] - lr * d / avg                                       # (8)
+            param[i] = p - lr * d / avg                                              # (8)

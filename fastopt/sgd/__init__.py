@@ -115,20 +115,22 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
-    def _update(self, param, flat_param, grad, state, group) -> None:
-        cast = flat_param.dtype.type
-        momentum = group["momentum"]
-        buffer = state.get("momentum_buffer")
-        first_step = buffer is None  # (3): torch creates the buffer whenever it is missing
-        if momentum != 0 and first_step:
-            buffer = state["momentum_buffer"] = self._zeros_like(param)
-        self._kernel(
-            flat_param,
-            grad,
-            self._unused(flat_param.dtype) if momentum == 0 else buffer.reshape(-1),
+    def _begin_step(self, param, state, group):
+        if group["momentum"] != 0 and "momentum_buffer" not in state:
+            # (3): torch creates the buffer whenever it is missing, holding d_t itself
+            state["momentum_buffer"] = self._zeros_like(param)
+            return True  # first_step
+        return False
+
+    def _kernel_slots(self, group):
+        return ("momentum_buffer" if group["momentum"] != 0 else None,)
+
+    def _kernel_scalars(self, group, first_step, dtype):
+        cast = dtype.type
+        return (
             bool(group["maximize"]),
             cast(group["weight_decay"]),
-            cast(momentum),
+            cast(group["momentum"]),
             first_step,
             cast(1.0 - group["dampening"]),
             bool(group["nesterov"]),

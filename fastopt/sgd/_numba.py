@@ -1,7 +1,9 @@
 """SGD, Numba twin of :func:`fastopt.sgd.reference.sgd_update`; see :mod:`fastopt.sgd` for the maths.
 
 The same equations as the reference, one element at a time; compiled by :func:`fastopt._jit.jit_kernel`
-(no fastmath, IEEE division), so the result is bit-identical to the reference.
+(no fastmath, IEEE division), so the result is bit-identical to the reference. Each array element
+is read once into a local and each result stored once ("momentum_buffer[i] = b = ..."), so the
+compiler never reloads a value it has just stored.
 """
 
 from .._jit import jit_kernel
@@ -11,16 +13,17 @@ from .._jit import jit_kernel
 def sgd_update(param, grad, momentum_buffer, maximize, weight_decay, momentum, first_step,
                one_minus_dampening, nesterov, lr):
     for i in range(param.shape[0]):
+        p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
-            d = d + weight_decay * param[i]                                          # (2)
+            d = d + weight_decay * p                                                 # (2)
         if momentum != 0:
             if first_step:
-                momentum_buffer[i] = d                                               # (3)
+                momentum_buffer[i] = b = d                                           # (3)
             else:
-                momentum_buffer[i] = momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)
+                momentum_buffer[i] = b = momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)
             if nesterov:
-                d = d + momentum * momentum_buffer[i]                                # (4)
+                d = d + momentum * b                                                 # (4)
             else:
-                d = momentum_buffer[i]                                               # (4)
-        param[i] = param[i] - lr * d                                                 # (5)
+                d = b                                                                # (4)
+        param[i] = p - lr * d                                                        # (5)
