@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastopt [demo|info|show|tour|bench] ...``.
+"""Command line: ``python -m fastopt [tour|show|demo|info|bench] ...``.
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``; modules keep heavy imports (rich, matplotlib, torch) inside ``run`` so that
@@ -13,13 +13,13 @@ import sys
 
 # command -> (module, one-line help); the first is what a bare `python -m fastopt` runs
 COMMANDS = {
-    "demo": ("fastopt._demo", "train a small network with every optimizer and backend (the default)"),
-    "info": ("fastopt._info", "versions, backends and how the kernels were built"),
+    "tour": ("fastopt.tour", "experiments that show why each optimizer behaves as it does (the default)"),
     "show": ("fastopt._show", "an optimizer's equations and its three implementations side by side"),
-    "tour": ("fastopt.tour", "experiments that show why each optimizer behaves as it does"),
+    "demo": ("fastopt._demo", "train a small network with every optimizer and backend"),
+    "info": ("fastopt._info", "versions, backends and how the kernels were built"),
     "bench": ("fastopt._bench", "time every optimizer and backend against the memory-bandwidth ceiling"),
 }
-DEFAULT_COMMAND = "demo"
+DEFAULT_COMMAND = "tour"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
-        argv = [DEFAULT_COMMAND, *argv]  # `python -m fastopt --steps 50` means the default command
+        argv = [DEFAULT_COMMAND, *argv]  # `python -m fastopt --quick` means the default command
     parser = build_parser()
     args = parser.parse_args(argv)
     return args.run(args)

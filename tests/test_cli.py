@@ -7,7 +7,7 @@ from fastopt import OPTIMIZERS, __main__, available_backends
 
 
 def test_demo_trains_every_optimizer_on_every_backend_identically(capsys):
-    assert __main__.main(["--steps", "40"]) == 0
+    assert __main__.main(["demo", "--steps", "40"]) == 0
     out = capsys.readouterr().out
     for name in OPTIMIZERS:
         assert name in out
@@ -33,7 +33,7 @@ def test_info_lists_backends(capsys):
 
 def test_module_entry_point_runs_in_a_pipe():
     result = subprocess.run(
-        [sys.executable, "-m", "fastopt", "--steps", "5", "--dtype", "float64"],
+        [sys.executable, "-m", "fastopt", "demo", "--steps", "5", "--dtype", "float64"],
         capture_output=True, text=True, check=True, timeout=300,
     )
     assert "fastopt demo" in result.stdout and "\x1b[" not in result.stdout  # no colour codes in a pipe

@@ -4,10 +4,10 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  d_t = d_t + lambda * theta_{t-1}                       L2 weight decay, if lambda != 0
-    (3)  eta_t = eta / (1 + (t - 1) * kappa)                    learning-rate decay (scalar, float64)
-    (4)  G_t = G_{t-1} + d_t * d_t                              sum of squares, G_0 = initial_accumulator_value
-    (5)  s_t = sqrt(G_t) + eps                                  eps OUTSIDE the root (torch)
+    (2)  d_t = d_t + lambda * theta_{t-1}       # L2 weight decay, if lambda != 0
+    (3)  eta_t = eta / (1 + (t - 1) * kappa)    # learning-rate decay (a scalar, float64)
+    (4)  G_t = G_{t-1} + d_t * d_t              # sum of squares, G_0 = initial_accumulator_value
+    (5)  s_t = sqrt(G_t) + eps                  # eps OUTSIDE the root (torch)
     (6)  theta_t = theta_{t-1} - eta_t * d_t / s_t
 
 The effective per-parameter learning rate is ``eta_t / (sqrt(G_t) + eps)``. ``G_t`` only grows,
@@ -16,15 +16,15 @@ fixes by replacing the sum with a decaying average (see :mod:`fastopt.rmsprop`).
 
 Symbols
 -------
-==============================  ========  ==============================  ============================  ==========================
-fastopt                         paper     torch.optim                     Keras 3                       optax
-==============================  ========  ==============================  ============================  ==========================
-``lr``                          eta       ``lr``                          ``learning_rate``             ``learning_rate``
-``lr_decay``                    kappa     ``lr_decay``                    (none)                        (none)
-``initial_accumulator_value``   G_0       ``initial_accumulator_value``   ``initial_accumulator_value``  ``initial_accumulator_value``
-``eps``                         epsilon   ``eps``                         ``epsilon``                   ``eps``
-``sum`` (state)                 G         ``sum``                         ``accumulator``               ``sum_of_squares``
-==============================  ========  ==============================  ============================  ==========================
+=============================  =======  =============================  =============================  =============================
+fastopt                        paper    torch.optim                    Keras 3                        optax
+=============================  =======  =============================  =============================  =============================
+``lr``                         eta      ``lr``                         ``learning_rate``              ``learning_rate``
+``lr_decay``                   kappa    ``lr_decay``                   (none)                         (none)
+``initial_accumulator_value``  G_0      ``initial_accumulator_value``  ``initial_accumulator_value``  ``initial_accumulator_value``
+``eps``                        epsilon  ``eps``                        ``epsilon``                    ``eps``
+``sum`` (state)                G        ``sum``                        ``accumulator``                ``sum_of_squares``
+=============================  =======  =============================  =============================  =============================
 
 Defaults and conventions
 ------------------------

@@ -4,12 +4,12 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  d_t = d_t + lambda * theta_{t-1}                       L2 weight decay, if lambda != 0
-    (3)  m_t = beta1 * m_{t-1} + (1 - beta1) * d_t               first moment (momentum), m_0 = 0
-    (4)  v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t         second moment (RMSprop), v_0 = 0
-    (5)  vmax_t = max(vmax_{t-1}, v_t)                           AMSGrad only; vmax replaces v in (6)
-    (6)  s_t = sqrt(v_t) / sqrt(1 - beta2^t) + eps               = sqrt(v_hat_t) + eps
-    (7)  theta_t = theta_{t-1} - (eta / (1 - beta1^t)) * m_t / s_t    = eta * m_hat_t / s_t
+    (2)  d_t = d_t + lambda * theta_{t-1}                             # L2 weight decay, if lambda != 0
+    (3)  m_t = beta1 * m_{t-1} + (1 - beta1) * d_t                    # first moment (momentum), m_0 = 0
+    (4)  v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t              # second moment (RMSprop), v_0 = 0
+    (5)  vmax_t = max(vmax_{t-1}, v_t)                                # AMSGrad only; vmax_t then replaces v_t in (6)
+    (6)  s_t = sqrt(v_t) / sqrt(1 - beta2^t) + eps                    # = sqrt(v_hat_t) + eps
+    (7)  theta_t = theta_{t-1} - (eta / (1 - beta1^t)) * m_t / s_t    # = eta * m_hat_t / s_t
 
 The bias corrections ``1 - beta^t`` undo the pull of the zero initial moments towards zero.
 They, ``1 - beta1``, ``1 - beta2`` and the step size ``eta / (1 - beta1^t)`` are scalars computed
@@ -18,18 +18,18 @@ Adam with ``beta1 = 0`` is RMSprop with bias correction.
 
 Symbols
 -------
-==================  ===========  ==================  ===============  ===========
-fastopt             paper        torch.optim         Keras 3          optax
-==================  ===========  ==================  ===============  ===========
-``lr``              alpha (eta)  ``lr``              ``learning_rate``  ``learning_rate``
-``betas[0]``        beta_1       ``betas[0]``        ``beta_1``       ``b1``
-``betas[1]``        beta_2       ``betas[1]``        ``beta_2``       ``b2``
-``eps``             epsilon      ``eps``             ``epsilon`` (hat)  ``eps``
-``exp_avg``         m            ``exp_avg``         ``momentum``     ``mu``
-``exp_avg_sq``      v            ``exp_avg_sq``      ``velocity``     ``nu``
-``max_exp_avg_sq``  v_hat max    ``max_exp_avg_sq``  ``velocity_hat``  ``nu_max``
-``step``            t            ``step``            ``iterations + 1``  ``count``
-==================  ===========  ==================  ===============  ===========
+==================  ==================  ==================  ==================  =================
+fastopt             paper               torch.optim         Keras 3             optax
+==================  ==================  ==================  ==================  =================
+``lr``              eta (paper: alpha)  ``lr``              ``learning_rate``   ``learning_rate``
+``betas[0]``        beta1               ``betas[0]``        ``beta_1``          ``b1``
+``betas[1]``        beta2               ``betas[1]``        ``beta_2``          ``b2``
+``eps``             epsilon             ``eps``             ``epsilon`` (hat)   ``eps``
+``exp_avg``         m                   ``exp_avg``         ``momentum``        ``mu``
+``exp_avg_sq``      v                   ``exp_avg_sq``      ``velocity``        ``nu``
+``max_exp_avg_sq``  vmax                ``max_exp_avg_sq``  ``velocity_hat``    ``nu_max``
+``step``            t                   ``step``            ``iterations + 1``  ``count``
+==================  ==================  ==================  ==================  =================
 
 Defaults and conventions
 ------------------------

@@ -4,10 +4,10 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  theta'_{t-1} = theta_{t-1} * (1 - eta * lambda)         decoupled decay, before the Adam step
+    (2)  theta'_{t-1} = theta_{t-1} * (1 - eta * lambda)    # decoupled decay, before the Adam step
     (3)  m_t = beta1 * m_{t-1} + (1 - beta1) * d_t
     (4)  v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t
-    (5)  vmax_t = max(vmax_{t-1}, v_t)                           AMSGrad only; vmax replaces v in (6)
+    (5)  vmax_t = max(vmax_{t-1}, v_t)                      # AMSGrad only; vmax_t then replaces v_t in (6)
     (6)  s_t = sqrt(v_t) / sqrt(1 - beta2^t) + eps
     (7)  theta_t = theta'_{t-1} - (eta / (1 - beta1^t)) * m_t / s_t
 

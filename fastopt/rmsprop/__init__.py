@@ -4,13 +4,15 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  d_t = d_t + lambda * theta_{t-1}                        L2 weight decay, if lambda != 0
-    (3)  v_t = rho * v_{t-1} + (1 - rho) * d_t * d_t              decaying mean of squares, v_0 = 0
-    (4)  gbar_t = rho * gbar_{t-1} + (1 - rho) * d_t               centered only: mean gradient
-    (5)  s_t = sqrt(v_t - gbar_t * gbar_t)  (centered)  or  sqrt(v_t)
-    (6)  s_t = s_t + eps                                           eps OUTSIDE the root (torch)
-    (7)  b_t = mu * b_{t-1} + d_t / s_t;  theta_t = theta_{t-1} - eta * b_t     if mu > 0 (b_0 = 0)
-    (8)  theta_t = theta_{t-1} - eta * d_t / s_t                                otherwise
+    (2)  d_t = d_t + lambda * theta_{t-1}               # L2 weight decay, if lambda != 0
+    (3)  v_t = rho * v_{t-1} + (1 - rho) * d_t * d_t    # decaying mean of squares, v_0 = 0
+    (4)  gbar_t = rho * gbar_{t-1} + (1 - rho) * d_t    # centered only: mean gradient, gbar_0 = 0
+    (5)  s_t = sqrt(v_t - gbar_t * gbar_t)              # centered
+         s_t = sqrt(v_t)                                # otherwise
+    (6)  s_t = s_t + eps                                # eps OUTSIDE the root (torch)
+    (7)  b_t = mu * b_{t-1} + d_t / s_t                 # if mu > 0 (b_0 = 0), then
+         theta_t = theta_{t-1} - eta * b_t
+    (8)  theta_t = theta_{t-1} - eta * d_t / s_t        # if mu = 0
 
 Where Adagrad's sum (see :mod:`fastopt.adagrad`) only grows, ``v_t`` forgets: a gradient seen
 ``k`` steps ago weighs ``rho**k``, so the average covers roughly the last ``1 / (1 - rho)`` steps
@@ -19,17 +21,17 @@ tracks the current gradient scale instead of decaying to zero.
 
 Symbols
 -------
-===================  ========  =================  ==========================  ===================
-fastopt              paper     torch.optim        Keras 3                     optax
-===================  ========  =================  ==========================  ===================
-``lr``               eta       ``lr``             ``learning_rate``           ``learning_rate``
-``rho``              rho       ``alpha``          ``rho``                     ``decay``
-``eps``              epsilon   ``eps``            ``epsilon``                 ``eps``
-``momentum``         mu        ``momentum``       ``momentum``                ``momentum``
-``square_avg``       v         ``square_avg``     ``velocity``                ``nu``
-``grad_avg``         gbar      ``grad_avg``       ``average_gradient``        ``mu``
-``momentum_buffer``  b         ``momentum_buffer``  ``momentum``              ``trace``
-===================  ========  =================  ==========================  ===================
+===================  =======  ===================  ====================  =================
+fastopt              paper    torch.optim          Keras 3               optax
+===================  =======  ===================  ====================  =================
+``lr``               eta      ``lr``               ``learning_rate``     ``learning_rate``
+``rho``              rho      ``alpha``            ``rho``               ``decay``
+``eps``              epsilon  ``eps``              ``epsilon``           ``eps``
+``momentum``         mu       ``momentum``         ``momentum``          ``momentum``
+``square_avg``       v        ``square_avg``       ``velocity``          ``nu``
+``grad_avg``         gbar     ``grad_avg``         ``average_gradient``  ``mu``
+``momentum_buffer``  b        ``momentum_buffer``  ``momentum``          ``trace``
+===================  =======  ===================  ====================  =================
 
 Defaults and conventions
 ------------------------

@@ -3,24 +3,25 @@ r"""SGD: stochastic gradient descent, with optional (Nesterov) momentum.
 The update, for step :math:`t \ge 1` with gradient :math:`g_t` (tags are used in all three
 implementations, ``reference.py``, ``_numba.py`` and ``_cython.pyx``)::
 
-    (1)  d_t = -g_t if maximize else g_t                       direction of steepest descent
-    (2)  d_t = d_t + lambda * theta_{t-1}                      L2 weight decay, if lambda != 0
-    (3)  b_t = d_t                                             first step with momentum
-         b_t = mu * b_{t-1} + (1 - tau) * d_t                  later steps, if mu != 0
-    (4)  d_t = d_t + mu * b_t   (Nesterov)   or   d_t = b_t     if mu != 0
+    (1)  d_t = -g_t if maximize else g_t         # direction of steepest descent (or ascent)
+    (2)  d_t = d_t + lambda * theta_{t-1}        # L2 weight decay, if lambda != 0
+    (3)  b_t = d_t                               # first step with momentum (mu != 0)
+         b_t = mu * b_{t-1} + (1 - tau) * d_t    # later steps with momentum
+    (4)  d_t = d_t + mu * b_t                    # Nesterov, if mu != 0
+         d_t = b_t                               # otherwise, if mu != 0
     (5)  theta_t = theta_{t-1} - eta * d_t
 
 Symbols
 -------
-=====================  ========  =====================  ======================  ==================
-fastopt                paper     torch.optim            Keras 3                 optax
-=====================  ========  =====================  ======================  ==================
-``lr``                 eta       ``lr``                 ``learning_rate``       ``learning_rate``
-``momentum``           mu        ``momentum``           ``momentum``            ``momentum``
-``dampening``          tau       ``dampening``          (none)                  (none)
-``weight_decay``       lambda    ``weight_decay`` (L2)  decoupled, in the base  ``add_decayed_weights``
-``momentum_buffer``    b         ``momentum_buffer``    ``momentum`` (velocity)  ``trace``
-=====================  ========  =====================  ======================  ==================
+===================  ======  =====================  =======================  =======================
+fastopt              paper   torch.optim            Keras 3                  optax
+===================  ======  =====================  =======================  =======================
+``lr``               eta     ``lr``                 ``learning_rate``        ``learning_rate``
+``momentum``         mu      ``momentum``           ``momentum``             ``momentum``
+``dampening``        tau     ``dampening``          (none)                   (none)
+``weight_decay``     lambda  ``weight_decay`` (L2)  decoupled, in the base   ``add_decayed_weights``
+``momentum_buffer``  b       ``momentum_buffer``    ``momentum`` (velocity)  ``trace``
+===================  ======  =====================  =======================  =======================
 
 Defaults and conventions
 ------------------------

@@ -1,0 +1,40 @@
+"""What ``show`` shows about one optimizer: its parsed docstring and its three kernels.
+
+Everything here is read from the package's files; nothing about the maths is written in ``show``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import BACKENDS, OPTIMIZERS
+from ._docstring import MathDoc, parse_math_doc, read_docstring
+from ._source import Kernel, read_kernel
+
+
+@dataclass
+class OptimizerView:
+    title: str  # the class name, "RMSprop"
+    name: str  # the folder and kernel prefix, "rmsprop"
+    package: str  # "fastopt.rmsprop"
+    math: MathDoc
+    kernels: list[Kernel]  # in BACKENDS order: reference, numba, cython
+
+
+def optimizer_names() -> list[str]:
+    """The class names, in teaching order: SGD, Adagrad, RMSprop, Adam, AdamW."""
+    return list(OPTIMIZERS)
+
+
+def resolve_name(name: str) -> str:
+    """The class name for ``name``, ignoring case (``"adamw"`` -> ``"AdamW"``); ``KeyError`` if unknown."""
+    by_lower = {class_name.lower(): class_name for class_name in OPTIMIZERS}
+    return by_lower[name.lower()]
+
+
+def load_view(class_name: str) -> OptimizerView:
+    cls = OPTIMIZERS[class_name]
+    package = cls.__module__  # the optimizer's folder, e.g. "fastopt.adam"
+    math = parse_math_doc(read_docstring(package))
+    kernels = [read_kernel(package, cls.name, backend) for backend in BACKENDS]
+    return OptimizerView(class_name, cls.name, package, math, kernels)

@@ -1,0 +1,141 @@
+"""The HTML report: one self-contained file (figures embedded as base64, styles inline).
+
+Each experiment gets its claim, verdict (with the criterion and the numbers it compared), its
+figure and table, and the code beside them: the reference kernel of each optimizer it uses (read
+from ``fastopt/<name>/reference.py``) and the experiment's own module.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.resources
+import importlib.util
+from pathlib import Path
+
+import fastopt
+
+from ._common import Result
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1500px;
+       padding: 1.5em 2em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { border-top: 2px solid #ddd; padding-top: 0.8em; margin-top: 1.6em; }
+.claim { font-size: 1.08em; border-left: 4px solid #1f77b4; padding: 0.3em 0.9em; background: #f4f8fc; }
+.verdict { padding: 0.5em 0.9em; border-radius: 4px; margin: 0.7em 0; }
+.supported { background: #e7f5e9; border: 1px solid #7bc47f; }
+.not-supported { background: #fdecea; border: 1px solid #e57373; }
+.badge { font-weight: bold; text-transform: uppercase; letter-spacing: 0.03em; }
+.grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1.2fr); gap: 1.5em; align-items: start; }
+img { max-width: 100%; border: 1px solid #eee; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child, table.text td { text-align: left; }
+.figure { margin: 0.8em 0; }
+.notes { color: #555; font-size: 0.9em; }
+pre { font-size: 0.8em; overflow-x: auto; background: #f8f8f8; padding: 0.6em; border: 1px solid #e4e4e4; margin: 0.3em 0 1em; }
+details summary { cursor: pointer; font-weight: 600; margin: 0.4em 0; }
+code { background: #f2f2f2; padding: 0 0.25em; }
+"""
+
+
+def _highlight(source: str) -> str:
+    """Python source as highlighted HTML with inline styles (pygments ships with rich)."""
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+    except ImportError:  # pragma: no cover - rich depends on pygments
+        return f"<pre>{html.escape(source)}</pre>"
+    return highlight(source, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True, wrapcode=True))
+
+
+def reference_source(optimizer: str) -> tuple[str, str]:
+    """(relative path, source) of an optimizer's NumPy reference kernel."""
+    folder = fastopt.OPTIMIZERS[optimizer].name
+    text = importlib.resources.files(f"fastopt.{folder}").joinpath("reference.py").read_text(encoding="utf-8")
+    return f"fastopt/{folder}/reference.py", text
+
+
+def module_source(module: str) -> tuple[str, str]:
+    package, _, name = module.rpartition(".")
+    text = importlib.resources.files(package).joinpath(f"{name}.py").read_text(encoding="utf-8")
+    return module.replace(".", "/") + ".py", text
+
+
+def _table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table class='{css}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_show_pages(optimizers: list[str], out: Path) -> dict[str, str]:
+    """Pages of ``python -m fastopt show`` (equations and the three implementations side by side)
+    for these optimizers, in ``out/show/``; returns {optimizer: relative link}, or {} if unavailable."""
+    if importlib.util.find_spec("fastopt._show") is None:
+        return {}
+    try:
+        from fastopt._show._html import page_name, write_pages
+
+        write_pages(sorted(set(optimizers)), out / "show", single=False)
+        return {name: f"show/{page_name(name)}" for name in optimizers}
+    except Exception:  # another command's internals: the report must not depend on them
+        return {}
+
+
+def _section(result: Result, show_pages: dict[str, str]) -> str:
+    verdict = result.verdict
+    css = "supported" if verdict.supported else "not-supported"
+    image = base64.b64encode(Path(result.figure).read_bytes()).decode("ascii")
+    code = []
+    for i, name in enumerate(result.optimizers):
+        path, source = reference_source(name)
+        code.append(f"<details{' open' if i == 0 else ''}><summary>{html.escape(name)}: the reference kernel "
+                    f"(<code>{path}</code>)</summary>{_highlight(source)}</details>")
+    if show_pages:
+        links = ", ".join(f"<a href='{show_pages[n]}'>{html.escape(n)}</a>" for n in result.optimizers)
+        code.append(f"<p class='notes'>Each kernel's equations and its three implementations (NumPy, "
+                    f"Numba, Cython) side by side, from <code>python -m fastopt show</code>: {links}.</p>")
+    path, source = module_source(result.module)
+    code.append(f"<details><summary>The experiment (<code>{path}</code>)</summary>{_highlight(source)}</details>")
+    notes = "".join(f"<p class='notes'>{html.escape(n)}</p>" for n in result.notes)
+    return f"""
+<section id="experiment-{result.number}">
+<h2>{result.number}. {html.escape(result.title)}</h2>
+<p class="claim"><b>Claim.</b> {html.escape(result.claim)}</p>
+<div class="verdict {css}"><span class="badge">{verdict.label}</span> by this run's numbers.
+<br><b>Criterion:</b> {html.escape(verdict.criterion)}.<br><b>Measured:</b> {html.escape(verdict.detail)}.</div>
+<div class="figure"><img src="data:image/png;base64,{image}" alt="Figure for experiment {result.number}: {html.escape(result.title)}">
+<p class="notes">Figure file: <code>{html.escape(Path(result.figure).name)}</code> ({result.seconds:.1f} s to run)</p></div>
+<div class="grid">
+<div>{_table(result.table.headers, result.table.rows)}{notes}</div>
+<div>{''.join(code)}</div>
+</div>
+</section>"""
+
+
+def write_report(results: list[Result], out: Path, settings: dict[str, str]) -> Path:
+    show_pages = write_show_pages([n for r in results for n in r.optimizers], out)
+    supported = sum(r.verdict.supported for r in results)
+    overview = _table(
+        ["experiment", "verdict", "measured"],
+        [[f"{r.number}. {r.title}", r.verdict.label, r.summary] for r in results],
+        css="text",
+    )
+    settings_text = ", ".join(f"{k} {v}" for k, v in settings.items())
+    document = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>fastopt tour</title><style>{STYLE}</style></head>
+<body>
+<h1>fastopt tour: why each optimizer behaves as it does</h1>
+<p>Six experiments on built-in synthetic problems. Each states a claim, measures numbers in this run,
+and applies a criterion written before the run to decide whether the numbers support the claim.
+<b>{supported} of {len(results)}</b> claims were supported this time.</p>
+<p class="notes">Run with: {html.escape(settings_text)}. fastopt {fastopt.__version__}; backends available:
+{html.escape(", ".join(fastopt.available_backends()))}. Every number below was computed in this run.</p>
+{overview}
+{''.join(_section(r, show_pages) for r in results)}
+</body></html>
+"""
+    path = out / "report.html"
+    path.write_text(document, encoding="utf-8")
+    return path

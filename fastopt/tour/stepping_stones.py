@@ -1,0 +1,205 @@
+"""Experiment 4 - A stepping stone to Adam: SGD, momentum, Adagrad, RMSprop, Adam side by side.
+
+Claim: Adam is momentum (a running mean of gradients, which carries it along valleys and damps
+zig-zags) plus RMSprop's per-parameter scaling (a running RMS of gradients, which evens out
+badly scaled directions). Combining both, it reaches a target loss in as few steps as the best
+of its ancestors, and far fewer than plain SGD.
+
+Set-up: three problems, each optimizer at its best learning rate from the same grid (half-decade
+steps from 1e-4 to 1; "best" = fewest steps to the target, or lowest final loss on Rosenbrock):
+
+* an ill-conditioned quadratic ``0.5 * sum(h_i w_i^2)``, curvatures from 1 to 1000 along the
+  coordinate axes (the favourable case for per-parameter scaling: the Hessian is diagonal);
+* a 2-16-1 tanh network on 256 two-moons points (full batch), target cross-entropy 0.05;
+* Rosenbrock's valley in 2-D, from (-1.5, 2), to draw trajectories over the contour plot.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import fastopt
+
+from ._common import COLOURS, Config, Result, Table, Tick, Verdict, fmt, new_figure, save_figure
+from .problems import mlp_init, mlp_loss_and_grads, quadratic, quadratic_curvatures, rosenbrock, two_moons
+
+CLAIM = (
+    "Adam combines momentum with RMSprop's per-parameter scaling, and at its best learning rate "
+    "reaches a target loss in about as few steps as the best of SGD, SGD with momentum, Adagrad "
+    "and RMSprop, and in far fewer than plain SGD, on an ill-conditioned quadratic and a small network."
+)
+OPTIMIZERS = ("SGD", "SGD+momentum", "Adagrad", "RMSprop", "Adam")
+LR_GRID = tuple(10.0 ** (k / 2) for k in range(-8, 1))  # 1e-4, 3.2e-4, ..., 1
+QUADRATIC_DIM, CONDITION, QUADRATIC_TARGET = 50, 1000.0, 1e-4  # target: loss below 1e-4 x initial
+NETWORK_TARGET = 0.05
+ROSENBROCK_START = (-1.5, 2.0)
+
+# The criterion, fixed before running.
+ADAM_SLACK = 1.5  # Adam within this factor of the fastest optimizer ...
+SGD_FACTOR = 2.0  # ... and at least this many times faster than plain SGD, on both problems
+
+
+def make_optimizer(name: str, params, lr: float, backend: str):
+    if name == "SGD":
+        return fastopt.SGD(params, lr=lr, backend=backend)
+    if name == "SGD+momentum":
+        return fastopt.SGD(params, lr=lr, momentum=0.9, backend=backend)
+    if name == "RMSprop":
+        return fastopt.RMSprop(params, lr=lr, rho=0.9, backend=backend)
+    return getattr(fastopt, name)(params, lr=lr, backend=backend)
+
+
+def steps_to_target(name, lr, loss_and_grads, params, target, max_steps, backend):
+    """Train until the loss is <= target; return (steps taken or inf, loss curve)."""
+    opt = make_optimizer(name, params, lr, backend)
+    losses = []
+    for t in range(max_steps):
+        loss, grads = loss_and_grads(params)
+        losses.append(loss)
+        if loss <= target:
+            return t, np.array(losses)
+        if not math.isfinite(loss) or loss > 1e6 * losses[0]:
+            break
+        opt.step(grads)
+    return math.inf, np.array(losses)
+
+
+def best_run(name, make_problem, target, max_steps, backend):
+    """The learning rate from LR_GRID that reaches the target first; (steps, lr, losses)."""
+    best = (math.inf, None, None)
+    for lr in LR_GRID:
+        loss_and_grads, params = make_problem()
+        steps, losses = steps_to_target(name, lr, loss_and_grads, params, target, max_steps, backend)
+        if (steps, losses[-1]) < (best[0], best[2][-1] if best[2] is not None else math.inf):
+            best = (steps, lr, losses)
+    return best
+
+
+def rosenbrock_path(name, lr, steps, backend):
+    point = np.array(ROSENBROCK_START)
+    opt = make_optimizer(name, [point], lr, backend)
+    path = [point.copy()]
+    for _ in range(steps):
+        value, grad = rosenbrock(point)
+        if not np.isfinite(value) or np.abs(point).max() > 1e3:
+            break
+        opt.step([grad])
+        path.append(point.copy())
+    return np.array(path)
+
+
+def verdict(steps_by_problem: dict[str, dict[str, float]]) -> Verdict:
+    details, ok = [], True
+    for problem, steps in steps_by_problem.items():
+        fastest = min(steps.values())
+        adam, sgd = steps["Adam"], steps["SGD"]
+        ok &= math.isfinite(adam) and adam <= ADAM_SLACK * fastest and SGD_FACTOR * adam <= sgd
+        details.append(f"{problem}: Adam {adam}, fastest {fastest}, SGD {sgd}")
+    return Verdict(
+        ok,
+        f"on each problem Adam reaches the target, in at most {ADAM_SLACK:g}x the steps of the fastest "
+        f"of the five and at most 1/{SGD_FACTOR:g} of plain SGD's (a run that never reaches it counts as infinite)",
+        "; ".join(details),
+    )
+
+
+def run(config: Config, tick: Tick) -> Result:
+    quick = config.quick
+    quad_steps, net_steps, rosen_steps = (300, 200, 150) if quick else (2000, 1000, 1000)
+    seed = config.seed
+    curvatures = quadratic_curvatures(QUADRATIC_DIM, CONDITION)
+    w0 = np.random.default_rng(seed).normal(0.0, 1.0, QUADRATIC_DIM)
+    initial_quadratic = quadratic(w0, curvatures)[0]
+    x, y = two_moons(256, np.random.default_rng(seed), noise=0.1)
+
+    def quadratic_problem():
+        def loss_and_grads(params):
+            loss, grad = quadratic(params[0], curvatures)
+            return loss, [grad]
+
+        return loss_and_grads, [w0.copy()]
+
+    def network_problem():
+        return (lambda p: mlp_loss_and_grads(p, x, y)), mlp_init([2, 16, 1], np.random.default_rng(seed + 1))
+
+    problems = {
+        "quadratic": (quadratic_problem, QUADRATIC_TARGET * initial_quadratic, quad_steps),
+        "network": (network_problem, NETWORK_TARGET, net_steps),
+    }
+    results = {problem: {} for problem in problems}
+    total = len(problems) * len(OPTIMIZERS) + len(OPTIMIZERS)
+    done = 0
+    for problem, (make_problem, target, max_steps) in problems.items():
+        for name in OPTIMIZERS:
+            tick(done / total, f"{name} on the {problem}, lr grid")
+            results[problem][name] = best_run(name, make_problem, target, max_steps, config.backend)
+            done += 1
+    paths = {}
+    for name in OPTIMIZERS:
+        tick(done / total, f"{name} on Rosenbrock, lr grid")
+        candidates = [rosenbrock_path(name, lr, rosen_steps, config.backend) for lr in LR_GRID]
+        finals = [rosenbrock(p[-1])[0] if len(p) == rosen_steps + 1 else math.inf for p in candidates]
+        best = int(np.argmin(finals))
+        paths[name] = (LR_GRID[best], candidates[best], finals[best])
+        done += 1
+
+    steps_by_problem = {p: {n: results[p][n][0] for n in OPTIMIZERS} for p in problems}
+    result_verdict = verdict(steps_by_problem)
+    rows = []
+    for name in OPTIMIZERS:
+        rows.append([name]
+                    + [f"{_steps(results[p][name][0])} (lr {results[p][name][1]:.2g})" for p in problems]
+                    + [f"{fmt(paths[name][2])} (lr {paths[name][0]:.2g})"])
+
+    figure, axes = new_figure(ncols=3, width=5.4, height=4.6)
+    for ax, (problem, (_, target, max_steps)) in zip(axes, problems.items()):
+        for name in OPTIMIZERS:
+            steps, lr, losses = results[problem][name]
+            ax.semilogy(losses, color=COLOURS[name], label=f"{name} (lr {lr:.2g}): {_steps(steps)}")
+        ax.axhline(target, color="k", ls=":", lw=1, label="target")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize="small", title="steps to target")
+    axes[0].set(title=f"Quadratic, {QUADRATIC_DIM} dims, condition number {CONDITION:g}",
+                xlabel="step", ylabel="loss 0.5 Σ h w² [arbitrary units]")
+    axes[1].set(title="2-16-1 tanh network, two moons", xlabel="step (full-batch updates)",
+                ylabel="cross-entropy loss [nats]")
+    ax = axes[2]
+    gx, gy = np.meshgrid(np.linspace(-2, 2, 300), np.linspace(-1, 3, 300))
+    levels = np.logspace(-1, 3.5, 12)
+    ax.contour(gx, gy, (1 - gx) ** 2 + 100 * (gy - gx**2) ** 2, levels=levels, colors="0.75", linewidths=0.8)
+    for name in OPTIMIZERS:
+        lr, path, final = paths[name]
+        ax.plot(path[:, 0], path[:, 1], color=COLOURS[name], lw=1.2, label=f"{name} (lr {lr:.2g})")
+    ax.plot(*ROSENBROCK_START, "ko", label="start")
+    ax.plot(1, 1, "k*", ms=12, label="minimum (1, 1)")
+    ax.set(xlim=(-2, 2), ylim=(-1, 3), title=f"Rosenbrock: {rosen_steps} steps at each one's best lr",
+           xlabel="x [arbitrary units]", ylabel="y [arbitrary units]")
+    ax.legend(fontsize="small", loc="lower right")
+    figure.suptitle("4. Stepping stones to Adam: each optimizer at its best lr from the same grid (1e-4 ... 1)")
+    path = save_figure(figure, config.out / "4_stepping_stones.png")
+    tick(1.0, "done")
+    summary = "; ".join(
+        f"{p}: " + ", ".join(f"{n} {_steps(s)}" for n, s in steps_by_problem[p].items()) for p in problems)
+    return Result(
+        number=4,
+        title="A stepping stone to Adam",
+        claim=CLAIM,
+        summary="steps to target - " + summary,
+        table=Table(["optimizer", f"quadratic: steps to loss <= {QUADRATIC_TARGET:g} x initial",
+                     f"network: steps to loss <= {NETWORK_TARGET:g}", f"Rosenbrock: loss after {rosen_steps} steps"],
+                    rows),
+        verdict=result_verdict,
+        figure=path,
+        optimizers=["SGD", "Adagrad", "RMSprop", "Adam"],
+        module=__name__,
+        notes=[f"Learning-rate grid: {', '.join(f'{lr:.2g}' for lr in LR_GRID)}; momentum 0.9; RMSprop "
+               f"rho 0.9; Adam betas (0.9, 0.999). Step budgets: quadratic {quad_steps}, network "
+               f"{net_steps}, Rosenbrock {rosen_steps}; 'never' = target not reached within the budget."],
+        data={"steps": steps_by_problem},
+    )
+
+
+def _steps(steps: float) -> str:
+    return "never" if math.isinf(steps) else str(steps)

@@ -1,0 +1,144 @@
+"""`python -m fastopt show`: equations and the three implementations, in a terminal/pipe and as HTML.
+
+The expectations are computed from the package's files with plain regular expressions, not with
+the parser under test: the tags are the ``# (k)`` comments in the kernels, the equations the
+``(k)`` lines of each folder's docstring.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from importlib import resources
+
+import pytest
+
+from fastopt import BACKENDS, OPTIMIZERS, __main__
+
+FILES = {"reference": "reference.py", "numba": "_numba.py", "cython": "_cython.pyx"}
+TAG = re.compile(r"\((\d+[a-z]?)\)")
+
+
+def source_tags(optimizer: str, backend: str) -> list[str]:
+    """The equation tags of a kernel file, from its ``# (k)`` comments, in order."""
+    package = OPTIMIZERS[optimizer].__module__
+    text = resources.files(package).joinpath(FILES[backend]).read_text()
+    return re.findall(r"#\s*\((\d+[a-z]?)\)", text)
+
+
+def docstring_tags(optimizer: str) -> list[str]:
+    package = OPTIMIZERS[optimizer].__module__
+    text = resources.files(package).joinpath("__init__.py").read_text()
+    return re.findall(r"^\s+\((\d+[a-z]?)\)\s{2,}", text, flags=re.MULTILINE)
+
+
+def show_text(capsys, *argv) -> str:
+    assert __main__.main(["show", *argv]) == 0
+    return capsys.readouterr().out
+
+
+def code_columns(out: str) -> list[list[str]]:
+    """The text under the three backend headers, cut into columns at the headers' positions."""
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if all(f"{b}  fastopt/" in line for b in BACKENDS))
+    starts = [lines[header].index(f"{b}  fastopt/") for b in BACKENDS]
+    bounds = list(zip(starts, [*starts[1:], None]))
+    return [[line[a:b] for line in lines[header + 1 :]] for a, b in bounds]
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_text_shows_every_tag_in_all_three_columns(capsys, optimizer):
+    out = show_text(capsys, optimizer.lower(), "--width", "200")
+    assert "\x1b[" not in out  # captured output is not a terminal: no colour codes
+    for tag in docstring_tags(optimizer):  # the equations are printed above the code
+        assert f"({tag})" in out
+    columns = code_columns(out)
+    for tag in set(source_tags(optimizer, "reference")):
+        for backend, column in zip(BACKENDS, columns):
+            assert f"({tag})" in "\n".join(column), (optimizer, backend, tag)
+    # the first line tagged (k) in the reference starts on the same screen line in every column
+    for tag in dict.fromkeys(source_tags(optimizer, "reference")):
+        rows = [next((i for i, text in enumerate(column) if f"({tag})" in text), None) for column in columns]
+        if all(tag in source_tags(optimizer, b) for b in BACKENDS):
+            assert len(set(rows)) == 1, (optimizer, tag, rows)
+
+
+def test_names_are_case_insensitive(capsys):
+    assert "AdamW" in show_text(capsys, "ADAMW", "--width", "150")
+    assert "RMSprop" in show_text(capsys, "rmsprop", "--width", "150")
+
+
+def test_columns_environment_variable_is_honoured(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "170")
+    lines = show_text(capsys, "sgd").splitlines()
+    assert max(map(len, lines)) == 170
+    monkeypatch.setenv("COLUMNS", "90")  # too narrow for three columns: one backend after another
+    out = show_text(capsys, "sgd")
+    assert max(map(len, out.splitlines())) <= 90
+    assert all(f"{b}  fastopt/sgd/" in out for b in BACKENDS)
+
+
+def test_unknown_optimizer_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        __main__.main(["show", "nadam"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown optimizer 'nadam'" in err
+    assert all(name in err for name in OPTIMIZERS)
+
+
+def assert_self_contained(html: str) -> None:
+    for match in re.finditer(r"https?://", html):
+        assert html[: match.start()].endswith('<a href="'), html[match.start() - 60 : match.end() + 30]
+    for loader in ("<link", "<script src", "<img", "@import", "url("):
+        assert loader not in html
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_html_page(tmp_path, capsys, optimizer):
+    page = tmp_path / "page.html"
+    assert __main__.main(["show", optimizer, "--html", str(page)]) == 0
+    html = page.read_text()
+    assert_self_contained(html)
+    assert str(tmp_path) not in html  # no machine paths in the page
+    for backend in BACKENDS:
+        assert f'<span class="backend">{backend}</span>' in html
+    for tag in docstring_tags(optimizer):
+        assert f'id="eq-{tag}"' in html
+    assert html.count("<math") >= len(docstring_tags(optimizer))
+    assert 'class="unparsed"' not in html  # every equation was understood and set as MathML
+    for tag in set(source_tags(optimizer, "reference")):
+        assert f'data-eq="{tag}"' in html
+    assert "<h2>Symbols</h2>" in html or optimizer == "AdamW"  # AdamW refers to Adam's symbols
+    assert "<h2>References</h2>" in html
+
+
+def test_html_all_writes_an_index(tmp_path, capsys):
+    folder = tmp_path / "pages"
+    assert __main__.main(["show", "all", "--html", str(folder)]) == 0
+    index = (folder / "index.html").read_text()
+    assert_self_contained(index)
+    for name in OPTIMIZERS:
+        page = f"{name.lower()}.html"
+        assert f'href="{page}"' in index
+        assert (folder / page).is_file()
+    assert 'href="index.html"' in (folder / "adam.html").read_text()
+
+
+def test_works_when_the_compiled_module_cannot_be_imported(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "fastopt.adam._cython", None)  # `import` now raises ImportError
+    out = show_text(capsys, "adam", "--width", "200")
+    assert "cython  fastopt/adam/_cython.pyx" in out and "nogil" in out
+    assert __main__.main(["show", "adam", "--html", str(tmp_path / "adam.html")]) == 0
+    assert "nogil" in (tmp_path / "adam.html").read_text()
+    assert sys.modules["fastopt.adam._cython"] is None  # shown from the .pyx, never imported
+
+
+def test_pipe_has_no_colours_and_a_readable_width():
+    result = subprocess.run(
+        [sys.executable, "-m", "fastopt", "show", "rmsprop"],
+        capture_output=True, text=True, check=True, timeout=120,
+        env={key: value for key, value in os.environ.items() if key != "COLUMNS"},
+    )
+    assert "\x1b[" not in result.stdout
+    assert max(map(len, result.stdout.splitlines())) == 160  # not rich's 80: three columns fit

@@ -1,0 +1,179 @@
+"""``python -m fastopt tour``: the experiments run end to end, and their verdicts can fail.
+
+The quick tour runs once per test session (module fixture); the other tests check the pieces:
+the RNN's backpropagation through time against finite differences, and each experiment's
+verdict function on numbers constructed to refute its claim.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from fastopt import __main__
+from fastopt.tour import EXPERIMENTS, adagrad_stalls, backends, lr_sweep, rho_memory, rnn, stepping_stones
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_tour(tmp_path_factory):
+    """Run the quick tour through the command line, returning (output folder, stdout, results)."""
+    import io
+
+    from rich.console import Console
+
+    from fastopt.tour import run_tour
+
+    out = tmp_path_factory.mktemp("tour")
+    stream = io.StringIO()
+    results = run_tour(out=out, quick=True, console=Console(file=stream, width=120))
+    return out, stream.getvalue(), {r.number: r for r in results}
+
+
+def test_quick_tour_writes_a_report_and_a_png_per_experiment(quick_tour):
+    out, _, results = quick_tour
+    assert sorted(results) == sorted(EXPERIMENTS)
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == len(EXPERIMENTS)
+    for result in results.values():
+        data = result.figure.read_bytes()
+        assert result.figure.parent == out and data.startswith(PNG_SIGNATURE) and len(data) > 10_000
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert report.count("data:image/png;base64,") == len(EXPERIMENTS)
+    assert "http://" not in report and "https://" not in report  # self-contained: no CDN, no links out
+    for result in results.values():
+        assert result.claim in report.replace("&#x27;", "'")
+        assert result.verdict.label in report
+    for kernel in ("rmsprop", "adagrad", "adam", "sgd"):  # the reference kernels, shown as code
+        assert f"fastopt/{kernel}/reference.py" in report and f"{kernel}_update" in report
+
+
+def test_quick_tour_prints_claims_numbers_and_verdicts(quick_tour):
+    _, printed, results = quick_tour
+    for result in results.values():
+        assert f"{result.number}. {result.title}" in printed
+    assert printed.count("measured:") == len(EXPERIMENTS)
+    supported = sum(r.verdict.supported for r in results.values())
+    assert f"{supported} of {len(EXPERIMENTS)} claims supported" in printed
+
+
+def test_quick_tour_numbers_are_in_range(quick_tour):
+    _, _, results = quick_tour
+    one = results[1].data
+    assert one["adagrad_lr_ratio"] < 1.0  # Adagrad's effective lr at the end < at the start
+    assert 0.5 < one["rmsprop_lr_ratio"] < 2.0
+    assert one["late_loss"]["Adagrad"] > one["late_loss"]["RMSprop"]
+    two = results[2].data
+    assert two["late_losses"][0] > min(two["late_losses"])  # the smallest lr is not the best
+    three = results[3].data
+    for rho, steps in zip(three["rhos"], three["adapt_steps"]):
+        assert 0.5 / (1 - rho) <= steps <= 2 / (1 - rho)
+    four = results[4].data["steps"]
+    assert all(four[p]["SGD"] > four[p]["SGD+momentum"] for p in four)
+    five = results[5].data
+    assert five["rmsprop_error"] < rnn.BASELINE_MSE and five["gradient_spread"] > 1
+    six = results[6]
+    assert six.verdict.supported and all(v is None for v in six.data["first_differences"].values())
+
+
+def test_cli_options(tmp_path, capsys):
+    assert __main__.main(["tour", "--quick", "--only", "2", "--out", str(tmp_path), "--backend", "reference"]) == 0
+    assert [p.name for p in tmp_path.glob("*.png")] == ["2_lr_sweep.png"]
+    assert (tmp_path / "report.html").exists()
+    assert "of 1 claims supported" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        __main__.main(["tour", "--only", "7"])
+
+
+def test_rnn_bptt_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    params = rnn.init_rnn(rng, hidden=5)
+    x, y = rnn.adding_problem(4, 6, rng)
+    _, grads = rnn.rnn_loss_and_grads(params, x, y)
+    h = 1e-6
+    for param, grad in zip(params, grads):
+        numeric = np.empty_like(param)
+        for index in np.ndindex(param.shape):
+            saved = param[index]
+            param[index] = saved + h
+            up = rnn.rnn_loss_and_grads(params, x, y)[0]
+            param[index] = saved - h
+            down = rnn.rnn_loss_and_grads(params, x, y)[0]
+            param[index] = saved
+            numeric[index] = (up - down) / (2 * h)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_mlp_backprop_matches_finite_differences():
+    from fastopt.tour.problems import mlp_init, mlp_loss_and_grads, two_moons
+
+    rng = np.random.default_rng(1)
+    params = mlp_init([2, 4, 3, 1], rng)
+    x, y = two_moons(10, rng)
+    _, grads = mlp_loss_and_grads(params, x, y)
+    h = 1e-6
+    for param, grad in zip(params, grads):
+        for index in np.ndindex(param.shape):
+            saved = param[index]
+            param[index] = saved + h
+            up = mlp_loss_and_grads(params, x, y)[0]
+            param[index] = saved - h
+            down = mlp_loss_and_grads(params, x, y)[0]
+            param[index] = saved
+            assert grad[index] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9)
+
+
+# Each verdict on numbers that refute its claim (and, for contrast, numbers that support it).
+def test_adagrad_verdict_can_fail():
+    assert adagrad_stalls.verdict(0.03, 1.0, 1000.0).supported
+    assert not adagrad_stalls.verdict(0.9, 1.0, 1000.0).supported  # Adagrad's rate did not decay
+    assert not adagrad_stalls.verdict(0.03, 0.05, 1000.0).supported  # RMSprop's decayed too
+    assert not adagrad_stalls.verdict(0.03, 1.0, 2.0).supported  # no real difference in loss
+
+
+def test_lr_sweep_verdict_can_fail():
+    lrs = lr_sweep.LEARNING_RATES
+    assert lr_sweep.verdict(lrs, [0.7, 0.5, 0.3, 0.2, 0.18, 1.0, 12.0], 0.74).supported
+    assert not lr_sweep.verdict(lrs, [0.7, 0.5, 0.3, 0.2, 0.18, 0.17, 0.16], 0.74).supported  # highest is best
+    assert not lr_sweep.verdict(lrs, [0.3, 0.5, 0.3, 0.2, 0.18, 1.0, 12.0], 0.74).supported  # low lr did not crawl
+    assert not lr_sweep.verdict(lrs, [0.7, 0.5, 0.3, 0.2, 0.18, 0.2, 0.3], 0.74).supported  # high lr fine
+    assert lr_sweep.verdict(lrs, [0.7, 0.5, 0.3, 0.2, 0.18, 1.0, math.nan], 0.74).supported  # NaN: diverged
+
+
+def test_rho_verdict_can_fail():
+    rhos = (0.5, 0.9, 0.99)
+    assert rho_memory.verdict(rhos, [2, 10, 99], [1.3, 2.5, 5.0], [0.4, 0.15, 0.03]).supported
+    assert not rho_memory.verdict(rhos, [2, 10, 400], [1.3, 2.5, 5.0], [0.4, 0.15, 0.03]).supported
+    assert not rho_memory.verdict(rhos, [2, 10, 99], [1.3, 5.0, 2.5], [0.4, 0.15, 0.03]).supported
+    assert not rho_memory.verdict(rhos, [2, 10, 99], [1.3, 2.5, 5.0], [0.4, 0.03, 0.15]).supported
+
+
+def test_stepping_stones_verdict_can_fail():
+    good = {"quadratic": {"SGD": 500, "SGD+momentum": 80, "Adagrad": 60, "RMSprop": 50, "Adam": 45}}
+    assert stepping_stones.verdict(good).supported
+    slow = {"quadratic": {**good["quadratic"], "Adam": 200}}
+    assert not stepping_stones.verdict(slow).supported
+    never = {"quadratic": {**good["quadratic"], "Adam": math.inf}}
+    assert not stepping_stones.verdict(never).supported
+
+
+def test_rnn_verdict_can_fail():
+    assert rnn.verdict(0.01, 0.1).supported
+    assert not rnn.verdict(0.08, 0.1).supported  # not twice as good as SGD
+    assert not rnn.verdict(0.1, math.inf).supported  # SGD diverged, but RMSprop did not solve the task
+
+
+def test_backends_verdict_can_fail():
+    names = ["reference", "numba", "cython"]
+    assert backends.verdict({("Adam", "numba"): None, ("Adam", "cython"): None}, names).supported
+    assert not backends.verdict({("Adam", "numba"): None, ("Adam", "cython"): 7}, names).supported
+    assert not backends.verdict({}, ["reference"]).supported  # nothing compared is not evidence
+
+
+def test_backends_first_difference_finds_one_flipped_bit():
+    reference = np.zeros((5, 3), np.float32)
+    other = reference.copy()
+    other[3, 1] = np.nextafter(np.float32(0), np.float32(1))
+    assert backends.first_difference(reference, reference) is None
+    assert backends.first_difference(other, reference) == 4
