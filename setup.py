@@ -15,6 +15,9 @@ and ``_cython_avx512`` (``-march=x86-64-v4``, 512-bit vectors). ``fastopt._backe
 best build the CPU supports (``fastopt/_cpu.pyx`` asks the CPU). Elsewhere only the baseline
 build exists. ``FASTOPT_BASELINE_ONLY=1`` skips the extra builds; ``FASTOPT_CYTHON_DEBUG=1``
 turns bounds checking and initialisation checks on.
+
+Threads: the kernels' loops are OpenMP ``prange`` loops, built with ``-fopenmp`` when the compiler
+supports it (``FASTOPT_NO_OPENMP=1`` builds without; the loops then run on one thread).
 """
 
 import os
@@ -38,6 +41,32 @@ if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("FASTOPT
 ISA_SOURCE_DIR = os.path.join("build", "isa-sources")  # copies of the .pyx under the variant's name
 
 
+def openmp_flags() -> list[str]:
+    """``-fopenmp`` if the C compiler builds and links an OpenMP program, else nothing: without it
+    the kernels' ``prange`` loops compile to ordinary serial loops (same results, one thread)."""
+    if os.environ.get("FASTOPT_NO_OPENMP", "0") not in ("", "0"):
+        return []
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()
+    with tempfile.TemporaryDirectory() as scratch:
+        source = os.path.join(scratch, "omp.c")
+        with open(source, "w") as handle:
+            handle.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+        probe = subprocess.run(
+            [*compiler, "-fopenmp", source, "-o", os.path.join(scratch, "omp")], capture_output=True
+        )
+    if probe.returncode != 0:
+        print("fastopt: the C compiler has no OpenMP; Cython kernels will run on one thread")
+        return []
+    return ["-fopenmp"]
+
+
+OPENMP = openmp_flags()
+
+
 def kernel_extensions():
     for source in sorted(glob(os.path.join("fastopt", "*", "_cython.pyx"))):
         package = os.path.dirname(source).replace(os.sep, ".")  # fastopt.adam
@@ -51,7 +80,12 @@ def kernel_extensions():
                 source_file = variant
             else:
                 source_file = source
-            yield Extension(f"{package}._cython{suffix}", [source_file], extra_compile_args=COMPILE_ARGS + flags)
+            yield Extension(
+                f"{package}._cython{suffix}",
+                [source_file],
+                extra_compile_args=COMPILE_ARGS + flags + OPENMP,
+                extra_link_args=OPENMP,
+            )
 
 
 extensions = [Extension("fastopt._cpu", ["fastopt/_cpu.pyx"], extra_compile_args=COMPILE_ARGS), *kernel_extensions()]

@@ -14,6 +14,7 @@ same element loop. The classes below share one torch.optim-like API::
 from ._backends import BACKENDS, BackendUnavailable, available_backends
 from ._flat import FlatParameters, flatten
 from ._optimizer import Optimizer
+from ._threads import get_num_threads, set_num_threads
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
@@ -38,4 +39,6 @@ __all__ = [
     "SGD",
     "available_backends",
     "flatten",
+    "get_num_threads",
+    "set_num_threads",
 ]

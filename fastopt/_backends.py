@@ -106,10 +106,30 @@ def _load_module(optimizer: str, backend: str):
         ) from exc
 
 
-def get_kernel(optimizer: str, backend: str):
-    """Return the kernel ``<optimizer>_update`` of ``backend`` (raises ``BackendUnavailable``)."""
+def get_kernel(optimizer: str, backend: str, parallel: bool = False):
+    """Return the kernel ``<optimizer>_update`` of ``backend`` (raises ``BackendUnavailable``).
+
+    With ``parallel=True``, the variant that honours its ``num_threads`` argument: Numba's
+    ``parallel=True`` twin (its thread count set per call), the same function for Cython (whose
+    ``prange`` takes ``num_threads``) and for the reference (single-threaded NumPy).
+    """
     module = _load_module(optimizer, backend)
+    if parallel and backend == "numba":
+        return _numba_with_threads(getattr(module, f"{optimizer}_update_parallel"))
     return getattr(module, f"{optimizer}_update")
+
+
+def _numba_with_threads(kernel):
+    """Call a ``parallel=True`` Numba kernel with its last argument as the thread count."""
+    import numba
+
+    limit = numba.config.NUMBA_NUM_THREADS  # Numba cannot use more threads than it started
+
+    def run_on_threads(*args):
+        numba.set_num_threads(min(args[-1], limit))
+        kernel(*args)
+
+    return run_on_threads
 
 
 def resolve_backend(backend: object) -> str:

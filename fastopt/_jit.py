@@ -26,3 +26,12 @@ def jit_kernel(function):
         except RuntimeError:  # "cannot cache function ...: no locator available"
             pass
     return numba.njit(**KERNEL_OPTIONS)(function)
+
+
+def parallel_twin(kernel):
+    """The same loop compiled with ``parallel=True``, so that its ``prange`` runs on threads.
+
+    Not cached on disk: it shares its source (and so its cache key) with the serial kernel, and
+    it is only compiled when someone asks for threads (see :func:`fastopt.set_num_threads`).
+    """
+    return numba.njit(parallel=True, **KERNEL_OPTIONS)(kernel.py_func)

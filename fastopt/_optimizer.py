@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _backends
 from ._memory import aligned_copy, aligned_full
+from ._threads import threads_for
 from ._validation import check_grad, check_param, flat_view, memory_extent
 
 def _silence_fp_warnings(kernel):
@@ -94,6 +95,7 @@ class Optimizer:
         if self.backend == "reference":
             kernel = _silence_fp_warnings(kernel)
         self._kernels = _specialise(kernel)
+        self._parallel_kernels: dict | None = None
         self._validated: list[tuple | None] = []  # hyperparameters as last validated, per group
         self._flat_state_cache: dict[int, tuple] = {}
         self.param_groups: list[dict[str, Any]] = []
@@ -284,12 +286,22 @@ class Optimizer:
                     scalars = scalars_by_key.get(key)
                     if scalars is None:
                         scalars = scalars_by_key[key] = self._kernel_scalars(group, key[0], param.dtype)
-                    self._kernels[param.dtype](
-                        self._flat_params[index], grad, *self._flat_state(index, state, slots), *scalars
-                    )
+                    flat_param = self._flat_params[index]
+                    threads = threads_for(flat_param.size)
+                    kernel = self._kernels[param.dtype] if threads == 1 else self._parallel_kernel(param.dtype)
+                    kernel(flat_param, grad, *self._flat_state(index, state, slots), *scalars, threads)
                     if state:  # like torch, a parameter without state (plain SGD) has no entry
                         self.state[index] = state
                 index += 1
+
+    def _parallel_kernel(self, dtype: np.dtype):
+        """The kernel that runs a call on several threads (made on first use)."""
+        if self._parallel_kernels is None:
+            kernel = _backends.get_kernel(self.name, self.backend, parallel=True)
+            if self.backend == "reference":
+                kernel = _silence_fp_warnings(kernel)
+            self._parallel_kernels = _specialise(kernel)
+        return self._parallel_kernels[dtype]
 
     def _check_all_hyperparameters(self) -> None:
         """Validate every group whose hyperparameters changed since they were last validated."""

@@ -4,13 +4,14 @@ Each array element is read once into a local and each result stored once, as in 
 """
 
 import numpy as np
+from numba import prange
 
-from .._jit import jit_kernel
+from .._jit import jit_kernel, parallel_twin
 
 
 @jit_kernel
-def adagrad_update(param, grad, state_sum, maximize, weight_decay, eps, clr):
-    for i in range(param.shape[0]):
+def adagrad_update(param, grad, state_sum, maximize, weight_decay, eps, clr, num_threads):
+    for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
@@ -18,3 +19,8 @@ def adagrad_update(param, grad, state_sum, maximize, weight_decay, eps, clr):
         state_sum[i] = s = state_sum[i] + d * d                                      # (4)
         std = np.sqrt(s) + eps                                                       # (5)
         param[i] = p - clr * d / std                                                 # (6)
+
+
+# The same source compiled with parallel=True: prange then splits the loop across threads
+# (the caller sets their number). Every element is still computed by the same operations.
+adagrad_update_parallel = parallel_twin(adagrad_update)

@@ -14,8 +14,13 @@ def adagrad_update(
     weight_decay,
     eps,
     clr,
+    num_threads: int,
 ) -> None:
-    """One Adagrad step, in place on ``param`` and ``state_sum``."""
+    """One Adagrad step, in place on ``param`` and ``state_sum``.
+
+    ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
+    that the three kernels share one signature.
+    """
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

@@ -4,15 +4,16 @@ Each array element is read once into a local and each result stored once, as in 
 """
 
 import numpy as np
+from numba import prange
 
-from .._jit import jit_kernel
+from .._jit import jit_kernel, parallel_twin
 
 
 @jit_kernel
 def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, weight_decay,
-                    beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
-                    eps, step_size):
-    for i in range(param.shape[0]):
+                beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
+                eps, step_size, num_threads):
+    for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
@@ -25,3 +26,8 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, weig
             max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v       # (5)
         denom = np.sqrt(v) / bias_correction2_sqrt + eps                             # (6)
         param[i] = p - step_size * m / denom                                         # (7)
+
+
+# The same source compiled with parallel=True: prange then splits the loop across threads
+# (the caller sets their number). Every element is still computed by the same operations.
+adam_update_parallel = parallel_twin(adam_update)

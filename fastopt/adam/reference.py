@@ -23,8 +23,13 @@ def adam_update(
     bias_correction2_sqrt,
     eps,
     step_size,
+    num_threads: int,
 ) -> None:
-    """One Adam step, in place on ``param`` and the moment arrays."""
+    """One Adam step, in place on ``param`` and the moment arrays.
+
+    ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
+    that the three kernels share one signature.
+    """
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

@@ -23,8 +23,13 @@ def adamw_update(
     bias_correction2_sqrt,
     eps,
     step_size,
+    num_threads: int,
 ) -> None:
-    """One AdamW step, in place on ``param`` and the moment arrays."""
+    """One AdamW step, in place on ``param`` and the moment arrays.
+
+    ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
+    that the three kernels share one signature.
+    """
     d = -grad if maximize else grad                                                  # (1)
     param[:] = param * decay_factor                                                  # (2)
     exp_avg[:] = beta1 * exp_avg + one_minus_beta1 * d                               # (3)

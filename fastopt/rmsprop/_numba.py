@@ -4,14 +4,15 @@ Each array element is read once into a local and each result stored once, as in 
 """
 
 import numpy as np
+from numba import prange
 
-from .._jit import jit_kernel
+from .._jit import jit_kernel, parallel_twin
 
 
 @jit_kernel
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, maximize, weight_decay,
-                   rho, one_minus_rho, centered, eps, momentum, lr):
-    for i in range(param.shape[0]):
+                   rho, one_minus_rho, centered, eps, momentum, lr, num_threads):
+    for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
@@ -28,3 +29,8 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, maximize,
             param[i] = p - lr * b                                                    # (7)
         else:
             param[i] = p - lr * d / avg                                              # (8)
+
+
+# The same source compiled with parallel=True: prange then splits the loop across threads
+# (the caller sets their number). Every element is still computed by the same operations.
+rmsprop_update_parallel = parallel_twin(rmsprop_update)

@@ -20,8 +20,13 @@ def rmsprop_update(
     eps,
     momentum,
     lr,
+    num_threads: int,
 ) -> None:
-    """One RMSprop step, in place on ``param`` and the state arrays the options use."""
+    """One RMSprop step, in place on ``param`` and the state arrays the options use.
+
+    ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
+    that the three kernels share one signature.
+    """
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

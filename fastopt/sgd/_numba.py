@@ -6,13 +6,15 @@ is read once into a local and each result stored once ("momentum_buffer[i] = b =
 compiler never reloads a value it has just stored.
 """
 
-from .._jit import jit_kernel
+from numba import prange
+
+from .._jit import jit_kernel, parallel_twin
 
 
 @jit_kernel
 def sgd_update(param, grad, momentum_buffer, maximize, weight_decay, momentum, first_step,
-               one_minus_dampening, nesterov, lr):
-    for i in range(param.shape[0]):
+               one_minus_dampening, nesterov, lr, num_threads):
+    for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
@@ -27,3 +29,8 @@ def sgd_update(param, grad, momentum_buffer, maximize, weight_decay, momentum, f
             else:
                 d = b                                                                # (4)
         param[i] = p - lr * d                                                        # (5)
+
+
+# The same source compiled with parallel=True: prange then splits the loop across threads
+# (the caller sets their number). Every element is still computed by the same operations.
+sgd_update_parallel = parallel_twin(sgd_update)

@@ -18,8 +18,13 @@ def sgd_update(
     one_minus_dampening,
     nesterov: bool,
     lr,
+    num_threads: int,
 ) -> None:
-    """One SGD step, in place on ``param`` (and ``momentum_buffer`` when ``momentum != 0``)."""
+    """One SGD step, in place on ``param`` (and ``momentum_buffer`` when ``momentum != 0``).
+
+    ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
+    that the three kernels share one signature.
+    """
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
