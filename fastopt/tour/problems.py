@@ -4,7 +4,7 @@
   binary classification that a linear model cannot solve.
 * :func:`rosenbrock`: the banana-shaped valley, a 2-D test function whose minimum (1, 1) lies at
   the end of a long, flat, curved valley.
-* :func:`quadratic`: ``0.5 * sum(h_i * w_i^2)`` with curvatures ``h_i`` spread over several
+* :func:`quadratic`: ``0.5 * w^T H w`` with the Hessian's eigenvalues spread over several
   decades, the simplest ill-conditioned problem.
 """
 
@@ -70,6 +70,15 @@ def quadratic_curvatures(dim: int, condition: float) -> np.ndarray:
     return np.logspace(0.0, np.log10(condition), dim)
 
 
-def quadratic(w: np.ndarray, curvatures: np.ndarray):
-    """``0.5 * sum(h_i w_i^2)`` and its gradient ``h * w``."""
-    return float(0.5 * np.sum(curvatures * w * w)), curvatures * w
+def rotated_hessian(dim: int, condition: float, rng: np.random.Generator) -> np.ndarray:
+    """``R diag(h) R^T``: the curvatures of :func:`quadratic_curvatures` along random orthogonal
+    directions, so that no coordinate axis is an eigen-direction and per-parameter scaling alone
+    cannot undo the conditioning."""
+    rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    return (rotation * quadratic_curvatures(dim, condition)) @ rotation.T
+
+
+def quadratic(w: np.ndarray, hessian: np.ndarray):
+    """``0.5 * w^T H w`` and its gradient ``H w``."""
+    grad = hessian @ w
+    return float(0.5 * w @ grad), grad
