@@ -25,11 +25,12 @@ import platform
 import shutil
 from glob import glob
 
+import numpy  # the multi-tensor path (fastopt/_multi.pyx) uses NumPy's C API
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTOPT_CYTHON_DEBUG", "0") not in ("", "0")
-COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-g0"]
+COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-g0", "--param=max-unswitch-insns=1000"]
 
 # (module suffix, extra flags); the suffixes are the names fastopt._backends looks for.
 ISA_BUILDS = [("", [])]
@@ -38,6 +39,7 @@ if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("FASTOPT
         ("_avx2", ["-march=x86-64-v3"]),
         ("_avx512", ["-march=x86-64-v4", "-mprefer-vector-width=512"]),
     ]
+NUMPY = dict(include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
 ISA_SOURCE_DIR = os.path.join("build", "isa-sources")  # copies of the .pyx under the variant's name
 
 
@@ -83,12 +85,17 @@ def kernel_extensions():
             yield Extension(
                 f"{package}._cython{suffix}",
                 [source_file],
+                **NUMPY,
                 extra_compile_args=COMPILE_ARGS + flags + OPENMP,
                 extra_link_args=OPENMP,
             )
 
 
-extensions = [Extension("fastopt._cpu", ["fastopt/_cpu.pyx"], extra_compile_args=COMPILE_ARGS), *kernel_extensions()]
+extensions = [
+    Extension("fastopt._cpu", ["fastopt/_cpu.pyx"], extra_compile_args=COMPILE_ARGS),
+    Extension("fastopt._multi", ["fastopt/_multi.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY),
+    *kernel_extensions(),
+]
 
 setup(
     ext_modules=cythonize(
@@ -103,6 +110,7 @@ setup(
             "binding": True,
         },
         nthreads=os.cpu_count() or 1,
+        include_path=["."],  # `from fastopt._multi cimport Batch`, also from the copies in build/
     ),
     options={"build_ext": {"parallel": os.cpu_count() or 1}},
 )

@@ -106,14 +106,17 @@ def _load_module(optimizer: str, backend: str):
         ) from exc
 
 
-def get_kernel(optimizer: str, backend: str, parallel: bool = False):
+def get_kernel(optimizer: str, backend: str, parallel: bool = False, many: bool = False):
     """Return the kernel ``<optimizer>_update`` of ``backend`` (raises ``BackendUnavailable``).
 
     With ``parallel=True``, the variant that honours its ``num_threads`` argument: Numba's
     ``parallel=True`` twin (its thread count set per call), the same function for Cython (whose
     ``prange`` takes ``num_threads``) and for the reference (single-threaded NumPy).
+    With ``many=True``, the Cython multi-tensor kernel ``<optimizer>_update_many``.
     """
     module = _load_module(optimizer, backend)
+    if many:
+        return getattr(module, f"{optimizer}_update_many")
     if parallel and backend == "numba":
         return _numba_with_threads(getattr(module, f"{optimizer}_update_parallel"))
     return getattr(module, f"{optimizer}_update")

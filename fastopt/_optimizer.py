@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _backends
 from ._memory import aligned_copy, aligned_full
+from . import _threads
 from ._threads import threads_for
 from ._validation import check_grad, check_param, flat_view, memory_extent
 
@@ -96,6 +97,13 @@ class Optimizer:
             kernel = _silence_fp_warnings(kernel)
         self._kernels = _specialise(kernel)
         self._parallel_kernels: dict | None = None
+        # The multi-tensor path: the Cython backend steps a whole group per call.
+        self._many_kernels, self._batch_type = None, None
+        if self.backend == "cython":
+            self._many_kernels = _specialise(_backends.get_kernel(self.name, self.backend, many=True))
+            from ._multi import Batch
+
+            self._batch_type = Batch
         self._validated: list[tuple | None] = []  # hyperparameters as last validated, per group
         self._flat_state_cache: dict[int, tuple] = {}
         self.param_groups: list[dict[str, Any]] = []
@@ -145,6 +153,13 @@ class Optimizer:
         """The state arrays the kernel takes after ``param, grad``, by key, in its order; ``None``
         for a slot the options leave unused (it receives an empty array)."""
         raise NotImplementedError
+
+    step_key: ClassVar[str | None] = "step"  # the state's step counter, if the optimizer keeps one
+
+    def _batched_scalar_key(self, step: int) -> Hashable:
+        """The scalar key of a step on the multi-tensor path, where every buffer already exists
+        (what ``_begin_step`` would return for parameters at step ``step``)."""
+        return step
 
     def _kernel_scalars(self, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
         """The kernel's remaining arguments: flags, and every derived scalar computed once in
@@ -255,6 +270,8 @@ class Optimizer:
                 f"param_groups order), got {len(grads)}"
             )
         self._check_all_hyperparameters()
+        if self._many_kernels is not None and self._step_batched(grads):
+            return
         flat_grads = []
         for index, (grad, param) in enumerate(zip(grads, self._params)):
             # The common case in one line of cheap tests; anything else gets the full check and
@@ -293,6 +310,40 @@ class Optimizer:
                     if state:  # like torch, a parameter without state (plain SGD) has no entry
                         self.state[index] = state
                 index += 1
+
+    def _step_batched(self, grads: Sequence[np.ndarray | None]) -> bool:
+        """The multi-tensor path (Cython backend): one kernel call per group, all arrays checked
+        in C by ``Batch.gather``. Returns False, having changed nothing, when any array needs the
+        careful path (a first step, a new buffer, a non-contiguous gradient, an error to report)."""
+        batches = []
+        start = 0
+        for group in self.param_groups:
+            members = group["params"]
+            end = start + len(members)
+            if members:
+                states = [self.state.get(index) for index in range(start, end)]
+                group_grads = list(grads[start:end])
+                first = next((k for k, grad in enumerate(group_grads) if grad is not None), None)
+                if first is None:  # no gradient in this group: nothing to step
+                    start = end
+                    continue
+                previous_step = -1
+                if self.step_key is not None:
+                    if states[first] is None:
+                        return False
+                    previous_step = states[first].get(self.step_key, -1)
+                dtype = members[0].dtype
+                batch = self._batch_type()
+                if batch.gather(members, group_grads, states, self._kernel_slots(group), self.step_key, previous_step, dtype.num) != -1:
+                    return False
+                batches.append((group, batch, dtype, previous_step + 1))
+            start = end
+        # Every group is fit: advance the counters and compute (nothing below can fail).
+        for group, batch, dtype, step in batches:
+            scalars = self._kernel_scalars(group, self._batched_scalar_key(step), dtype)
+            batch.commit_steps()
+            self._many_kernels[dtype](batch, *scalars, _threads.get_num_threads(), _threads.min_size())
+        return True
 
     def _parallel_kernel(self, dtype: np.dtype):
         """The kernel that runs a call on several threads (made on first use)."""

@@ -39,6 +39,11 @@ def get_num_threads() -> int:
     return _num_threads
 
 
+def min_size() -> int:
+    """The smallest parameter (in elements) that is split across threads."""
+    return _min_size
+
+
 def threads_for(size: int) -> int:
     """How many threads a kernel call over ``size`` elements should use."""
     return _num_threads if size >= _min_size and _num_threads > 1 else 1

@@ -22,7 +22,7 @@ LANGUAGE = {"reference": "python", "numba": "python", "cython": "cython"}
 DESCRIPTION = {
     "reference": "NumPy, whole-array expressions: the specification",
     "numba": "one element at a time, compiled by Numba",
-    "cython": "typed memoryviews, compiled to C",
+    "cython": "the loop over pointers, called on typed memoryviews; compiled to C",
 }
 
 # A trailing comment that starts with equation tags: "# (3)", "# (4), (5)", "# (7) note".
@@ -63,6 +63,11 @@ def read_kernel(package: str, name: str, backend: str) -> Kernel:
     filename = file_name(backend)
     text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
     first, last = _function_span(text, f"{name}_update", cython=backend == "cython")
+    if backend == "cython" and f"_{name}_loop(" in text:
+        # The Cython twin keeps its loop in `cdef void _<name>_loop(...)` over pointers, which
+        # `def <name>_update` (typed memoryviews) calls: show the loop and the def together.
+        loop_first, _ = _function_span(text, f"_{name}_loop", cython=True)
+        first = min(first, loop_first)
     all_lines = text.splitlines()
     lines = [split_tags(number, all_lines[number - 1]) for number in range(first, last + 1)]
     path = "/".join([*package.split("."), filename])
@@ -92,7 +97,7 @@ def _function_span(text: str, function: str, cython: bool) -> tuple[int, int]:
     # Cython: no parser in the standard library. From "def name(" (or cdef/cpdef) to the line
     # before the next line that starts in column 0; decorators directly above belong to it.
     lines = text.splitlines()
-    header = re.compile(rf"^(?:c?p?def)\s+(?:[\w\[\]:, ]+\s+)?{re.escape(function)}\s*\(")
+    header = re.compile(rf"^(?:c?p?def)\s+(?:[\w\[\]:,* ]+\s+)?{re.escape(function)}\s*\(")
     start = next((i for i, line in enumerate(lines) if header.match(line)), None)
     if start is None:
         raise LookupError(f"no function {function}() in the file")

@@ -1,12 +1,21 @@
 # Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
-# cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off.
+# cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off, once per
+# instruction-set level (see setup.py).
 # Loop style: each array element is read once into a local and each result stored once
 # ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
-"""Adam, Cython twin of :func:`fastopt.adam.reference.adam_update`; maths in :mod:`fastopt.adam`."""
+"""Adam, Cython twin of :func:`fastopt.adam.reference.adam_update`; maths in :mod:`fastopt.adam`.
+
+``_adam_loop`` is the loop, over plain pointers. ``adam_update`` runs it on typed memoryviews
+(one array each), ``adam_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
+parameter group in one call), and ``_adam_threads`` on one contiguous chunk per thread: all of
+them compute every element with exactly the same operations.
+"""
 
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
+
+from fastopt._multi cimport Batch
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
@@ -17,16 +26,15 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
-def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
-                floating[::1] exp_avg_sq, floating[::1] max_exp_avg_sq, bint maximize,
-                floating weight_decay, floating beta1, floating one_minus_beta1, floating beta2,
-                floating one_minus_beta2, bint amsgrad, floating bias_correction2_sqrt,
-                floating eps, floating step_size, int num_threads):
+cdef void _adam_loop(Py_ssize_t n, floating* param, const floating* grad, floating* exp_avg,
+                     floating* exp_avg_sq, floating* max_exp_avg_sq, bint maximize,
+                     floating weight_decay, floating beta1, floating one_minus_beta1,
+                     floating beta2, floating one_minus_beta2, bint amsgrad,
+                     floating bias_correction2_sqrt, floating eps,
+                     floating step_size) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating p, d, m, v, vmax, denom
-    # Threads only when asked (num_threads > 1); the GIL is released either way.
-    for i in prange(param.shape[0], nogil=True, schedule="static", num_threads=num_threads,
-                    use_threads_if=num_threads > 1):
+    for i in range(n):
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                    # (1)
         if weight_decay != 0:
@@ -39,3 +47,78 @@ def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp
             max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v   # (5)
         denom = _sqrt(v) / bias_correction2_sqrt + eps                           # (6)
         param[i] = p - step_size * m / denom                                     # (7)
+
+
+cdef inline floating* _at(floating* array, Py_ssize_t offset) noexcept nogil:
+    # a chunk of an optional state array (NULL, an unused slot, stays NULL)
+    return array + offset if array != NULL else NULL
+
+
+cdef void _adam_threads(Py_ssize_t n, floating* param, const floating* grad, floating* exp_avg,
+                        floating* exp_avg_sq, floating* max_exp_avg_sq, bint maximize,
+                        floating weight_decay, floating beta1, floating one_minus_beta1,
+                        floating beta2, floating one_minus_beta2, bint amsgrad,
+                        floating bias_correction2_sqrt, floating eps, floating step_size,
+                        int num_threads) noexcept nogil:
+    # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
+    # stepped by the serial loop above. OpenMP threads, started only here.
+    cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + 15) // 16 * 16
+    cdef Py_ssize_t part, start, stop
+    for part in prange(num_threads, schedule="static", num_threads=num_threads):
+        start = part * chunk
+        stop = min(n, start + chunk)
+        if start < stop:
+            _adam_loop(stop - start, param + start, grad + start, _at(exp_avg, start),
+                       _at(exp_avg_sq, start), _at(max_exp_avg_sq, start), maximize, weight_decay,
+                       beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
+                       bias_correction2_sqrt, eps, step_size)
+
+
+cdef inline floating* _data(floating[::1] array) noexcept nogil:
+    # the first element's address; an empty array (an unused state slot) has none
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+cdef inline const floating* _const_data(const floating[::1] array) noexcept nogil:
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
+                floating[::1] exp_avg_sq, floating[::1] max_exp_avg_sq, bint maximize,
+                floating weight_decay, floating beta1, floating one_minus_beta1, floating beta2,
+                floating one_minus_beta2, bint amsgrad, floating bias_correction2_sqrt,
+                floating eps, floating step_size, int num_threads):
+    with nogil:
+        if num_threads > 1:
+            _adam_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
+                          _data(exp_avg_sq), _data(max_exp_avg_sq), maximize, weight_decay, beta1,
+                          one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
+                          eps, step_size, num_threads)
+        else:
+            _adam_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
+                       _data(exp_avg_sq), _data(max_exp_avg_sq), maximize, weight_decay, beta1,
+                       one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt, eps,
+                       step_size)
+
+
+def adam_update_many(Batch batch, bint maximize, floating weight_decay, floating beta1,
+                     floating one_minus_beta1, floating beta2, floating one_minus_beta2,
+                     bint amsgrad, floating bias_correction2_sqrt, floating eps, floating step_size,
+                     int num_threads, Py_ssize_t min_size):
+    """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
+    elements on up to ``num_threads`` threads."""
+    cdef Py_ssize_t k
+    cdef void** row
+    with nogil:
+        for k in range(batch.count):
+            row = batch.pointers + k * batch.width
+            if num_threads > 1 and batch.sizes[k] >= min_size:
+                _adam_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
+                              <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
+                              weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
+                              bias_correction2_sqrt, eps, step_size, num_threads)
+            else:
+                _adam_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
+                           <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
+                           weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
+                           bias_correction2_sqrt, eps, step_size)

@@ -1,21 +1,29 @@
 # Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
-# cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off.
+# cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off, once per
+# instruction-set level (see setup.py).
 # Loop style: each array element is read once into a local and each result stored once
 # ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
-"""SGD, Cython twin of :func:`fastopt.sgd.reference.sgd_update`; see :mod:`fastopt.sgd` for the maths."""
+"""SGD, Cython twin of :func:`fastopt.sgd.reference.sgd_update`; maths in :mod:`fastopt.sgd`.
+
+``_sgd_loop`` is the loop, over plain pointers. ``sgd_update`` runs it on typed memoryviews
+(one array each), ``sgd_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
+parameter group in one call), and ``_sgd_threads`` on one contiguous chunk per thread: all of
+them compute every element with exactly the same operations.
+"""
 
 from cython cimport floating
 from cython.parallel cimport prange
 
+from fastopt._multi cimport Batch
 
-def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer,
-               bint maximize, floating weight_decay, floating momentum, bint first_step,
-               floating one_minus_dampening, bint nesterov, floating lr, int num_threads):
+
+
+cdef void _sgd_loop(Py_ssize_t n, floating* param, const floating* grad, floating* momentum_buffer,
+                    bint maximize, floating weight_decay, floating momentum, bint first_step,
+                    floating one_minus_dampening, bint nesterov, floating lr) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating p, d, b
-    # Threads only when asked (num_threads > 1); the GIL is released either way.
-    for i in prange(param.shape[0], nogil=True, schedule="static", num_threads=num_threads,
-                    use_threads_if=num_threads > 1):
+    for i in range(n):
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                    # (1)
         if weight_decay != 0:
@@ -30,3 +38,68 @@ def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] mome
             else:
                 d = b                                                            # (4)
         param[i] = p - lr * d                                                    # (5)
+
+
+cdef inline floating* _at(floating* array, Py_ssize_t offset) noexcept nogil:
+    # a chunk of an optional state array (NULL, an unused slot, stays NULL)
+    return array + offset if array != NULL else NULL
+
+
+cdef void _sgd_threads(Py_ssize_t n, floating* param, const floating* grad,
+                       floating* momentum_buffer, bint maximize, floating weight_decay,
+                       floating momentum, bint first_step, floating one_minus_dampening,
+                       bint nesterov, floating lr, int num_threads) noexcept nogil:
+    # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
+    # stepped by the serial loop above. OpenMP threads, started only here.
+    cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + 15) // 16 * 16
+    cdef Py_ssize_t part, start, stop
+    for part in prange(num_threads, schedule="static", num_threads=num_threads):
+        start = part * chunk
+        stop = min(n, start + chunk)
+        if start < stop:
+            _sgd_loop(stop - start, param + start, grad + start, _at(momentum_buffer, start),
+                      maximize, weight_decay, momentum, first_step, one_minus_dampening, nesterov,
+                      lr)
+
+
+cdef inline floating* _data(floating[::1] array) noexcept nogil:
+    # the first element's address; an empty array (an unused state slot) has none
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+cdef inline const floating* _const_data(const floating[::1] array) noexcept nogil:
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer,
+               bint maximize, floating weight_decay, floating momentum, bint first_step,
+               floating one_minus_dampening, bint nesterov, floating lr, int num_threads):
+    with nogil:
+        if num_threads > 1:
+            _sgd_threads(param.shape[0], _data(param), _const_data(grad), _data(momentum_buffer),
+                         maximize, weight_decay, momentum, first_step, one_minus_dampening,
+                         nesterov, lr, num_threads)
+        else:
+            _sgd_loop(param.shape[0], _data(param), _const_data(grad), _data(momentum_buffer),
+                      maximize, weight_decay, momentum, first_step, one_minus_dampening, nesterov,
+                      lr)
+
+
+def sgd_update_many(Batch batch, bint maximize, floating weight_decay, floating momentum,
+                    bint first_step, floating one_minus_dampening, bint nesterov, floating lr,
+                    int num_threads, Py_ssize_t min_size):
+    """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
+    elements on up to ``num_threads`` threads."""
+    cdef Py_ssize_t k
+    cdef void** row
+    with nogil:
+        for k in range(batch.count):
+            row = batch.pointers + k * batch.width
+            if num_threads > 1 and batch.sizes[k] >= min_size:
+                _sgd_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
+                             <floating*> row[2], maximize, weight_decay, momentum, first_step,
+                             one_minus_dampening, nesterov, lr, num_threads)
+            else:
+                _sgd_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
+                          <floating*> row[2], maximize, weight_decay, momentum, first_step,
+                          one_minus_dampening, nesterov, lr)
