@@ -1,0 +1,331 @@
+"""What the benchmark runs: the arrays, each kernel's arguments, the bytes each algorithm must
+move, the in-place update ceiling, and the torch.optim equivalents.
+
+Everything here builds *callables* (one call = one optimizer step, or one ceiling pass); the
+timing lives in :mod:`fastopt._bench.timing`. Three rules keep the numbers honest:
+
+* **Random, non-zero data.** Zeros let the second moments decay into subnormal numbers, which
+  are very slow on x86; every array is filled from a seeded generator, which also touches every
+  page before anything is timed.
+* **Aligned buffers.** The benchmark's parameters and gradients are 64-byte aligned, like the
+  state fastopt allocates, the buffers of :func:`fastopt.flatten` and torch's own tensors.
+* **The kernel gets exactly what the public layer would pass**: flat arrays and scalars cast to
+  the arrays' dtype (``np.float32(x)``: a Python float would make Numba compile float64
+  arithmetic), ordered by the parameter names of the kernel in ``<optimizer>/reference.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import OPTIMIZERS
+from .._backends import get_kernel
+from .._memory import aligned_full
+
+# --------------------------------------------------------------------------------------------
+# The hyperparameters benchmarked
+# --------------------------------------------------------------------------------------------
+OPTIONS: dict[str, dict] = {
+    "SGD": dict(momentum=0.9),  # plain SGD (momentum 0) would only stream p and g
+    "Adagrad": {},
+    "RMSprop": {},
+    "Adam": {},
+    "AdamW": {},
+}
+"""Overrides of each class's defaults; everything else is the constructor's default."""
+
+
+def hyperparameters(name: str) -> dict:
+    """The full set of hyperparameters benchmarked for optimizer ``name`` (defaults + OPTIONS)."""
+    signature = inspect.signature(OPTIMIZERS[name])
+    values = {
+        key: parameter.default
+        for key, parameter in signature.parameters.items()
+        if key not in ("params", "backend") and parameter.default is not inspect.Parameter.empty
+    }
+    values.update(OPTIONS[name])
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Memory traffic: what each algorithm must read and write per element
+# --------------------------------------------------------------------------------------------
+def state_arrays(name: str, hp: dict) -> tuple[str, ...]:
+    """The state arrays (torch's names) that one step reads and writes, for these options."""
+    if name == "SGD":
+        return ("momentum_buffer",) if hp["momentum"] != 0 else ()
+    if name == "Adagrad":
+        return ("sum",)
+    if name == "RMSprop":
+        return (
+            ("square_avg",)
+            + (("grad_avg",) if hp["centered"] else ())
+            + (("momentum_buffer",) if hp["momentum"] > 0 else ())
+        )
+    if name in ("Adam", "AdamW"):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if hp["amsgrad"] else ())
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The arrays a step must read and write; ``bytes_per_element`` is what effective GB/s counts.
+
+    An element-wise optimizer cannot do with less: every input is read once and every output
+    written once. (Weight decay reads ``param``, which is read anyway; SGD's first step does not
+    read its momentum buffer, but every later one does, and that is the step measured.)
+    """
+
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    itemsize: int
+
+    @property
+    def arrays(self) -> int:
+        return len(self.reads) + len(self.writes)
+
+    @property
+    def bytes_per_element(self) -> int:
+        return self.arrays * self.itemsize
+
+    def describe(self) -> str:
+        return f"reads {', '.join(self.reads)}; writes {', '.join(self.writes)}"
+
+
+def optimizer_traffic(name: str, hp: dict, dtype) -> Traffic:
+    state = state_arrays(name, hp)
+    return Traffic(("param", "grad", *state), ("param", *state), np.dtype(dtype).itemsize)
+
+
+def ceiling_traffic(dtype) -> Traffic:
+    """``a[i] += s * b[i]``: read a, read b, write a."""
+    return Traffic(("a", "b"), ("a",), np.dtype(dtype).itemsize)
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def random_array(rng: np.random.Generator, n: int, dtype, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """An aligned 1-D array of ``n`` random values: standard normal, or uniform in [low, high)."""
+    out = aligned_full((n,), dtype)
+    if low is None:
+        out[...] = rng.standard_normal(n, dtype=np.float32 if out.dtype == np.float32 else np.float64)
+    else:
+        out[...] = rng.uniform(low, high, n)
+    return out
+
+
+def random_state(name: str, hp: dict, n: int, dtype, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Plausible mid-training state: moments of the right sign and scale, nothing subnormal."""
+    state = {}
+    for key in state_arrays(name, hp):
+        if key in ("sum", "square_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            state[key] = random_array(rng, n, dtype, 0.5, 1.5)  # second moments are positive
+        else:  # momentum_buffer, grad_avg, exp_avg
+            state[key] = random_array(rng, n, dtype)
+            state[key] *= state[key].dtype.type(0.1)
+    return state
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel arguments
+# --------------------------------------------------------------------------------------------
+STEP = 10
+"""The step number ``t`` whose scalars the kernels get (any t > 1 runs the same instructions)."""
+
+
+def kernel_keywords(name: str, hp: dict, param: np.ndarray, grad: np.ndarray, state: dict, num_threads: int = 1) -> dict:
+    """The kernel's arguments by name, derived as the optimizer class derives them.
+
+    Scalars are computed in float64 and cast to the arrays' dtype; buffers the options do not use
+    are empty arrays, as in the public layer. ``num_threads`` is passed to kernels that take it.
+    """
+    cast = param.dtype.type
+    unused = np.empty(0, param.dtype)
+    common = dict(param=param, grad=grad, maximize=bool(hp["maximize"]), num_threads=int(num_threads))
+    if name == "SGD":
+        return dict(
+            common,
+            momentum_buffer=state.get("momentum_buffer", unused),
+            weight_decay=cast(hp["weight_decay"]),
+            momentum=cast(hp["momentum"]),
+            first_step=False,
+            one_minus_dampening=cast(1.0 - hp["dampening"]),
+            nesterov=bool(hp["nesterov"]),
+            lr=cast(hp["lr"]),
+        )
+    if name == "Adagrad":
+        clr = hp["lr"] / (1 + (STEP - 1) * hp["lr_decay"])
+        return dict(common, state_sum=state["sum"], weight_decay=cast(hp["weight_decay"]), eps=cast(hp["eps"]), clr=cast(clr))
+    if name == "RMSprop":
+        return dict(
+            common,
+            square_avg=state["square_avg"],
+            grad_avg=state.get("grad_avg", unused),
+            momentum_buffer=state.get("momentum_buffer", unused),
+            weight_decay=cast(hp["weight_decay"]),
+            rho=cast(hp["rho"]),
+            one_minus_rho=cast(1.0 - hp["rho"]),
+            centered=bool(hp["centered"]),
+            eps=cast(hp["eps"]),
+            momentum=cast(hp["momentum"]),
+            lr=cast(hp["lr"]),
+        )
+    if name in ("Adam", "AdamW"):
+        beta1, beta2 = hp["betas"]
+        bias_correction1 = 1 - beta1**STEP
+        bias_correction2 = 1 - beta2**STEP
+        moments = dict(
+            common,
+            exp_avg=state["exp_avg"],
+            exp_avg_sq=state["exp_avg_sq"],
+            max_exp_avg_sq=state.get("max_exp_avg_sq", unused),
+            beta1=cast(beta1),
+            one_minus_beta1=cast(1.0 - beta1),
+            beta2=cast(beta2),
+            one_minus_beta2=cast(1.0 - beta2),
+            amsgrad=bool(hp["amsgrad"]),
+            bias_correction2_sqrt=cast(bias_correction2**0.5),
+            eps=cast(hp["eps"]),
+            step_size=cast(hp["lr"] / bias_correction1),
+        )
+        if name == "Adam":
+            return dict(moments, weight_decay=cast(hp["weight_decay"]))
+        return dict(moments, decay_factor=cast(1.0 - hp["lr"] * hp["weight_decay"]))
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def kernel_name(name: str) -> str:
+    """The folder of optimizer class ``name`` (``"Adam"`` -> ``"adam"``), as the class says."""
+    return OPTIMIZERS[name].name
+
+
+def positional(name: str, keywords: dict) -> tuple:
+    """Order ``keywords`` as the reference kernel's parameters (the kernels take positions only).
+
+    Raises ``RuntimeError`` if the names no longer match ``reference.py``, so the benchmark
+    cannot silently drift from the kernels' signature.
+    """
+    reference = get_kernel(kernel_name(name), "reference")
+    names = list(inspect.signature(reference).parameters)
+    keywords = {k: v for k, v in keywords.items() if k in names or k not in OPTIONAL_ARGUMENTS}
+    if set(names) != set(keywords):
+        raise RuntimeError(
+            f"the benchmark's arguments for {reference.__name__} no longer match reference.py: "
+            f"missing {sorted(set(names) - set(keywords))}, unexpected {sorted(set(keywords) - set(names))}"
+        )
+    return tuple(keywords[key] for key in names)
+
+
+OPTIONAL_ARGUMENTS = ("num_threads",)
+"""Arguments that only kernels with a threading knob take (dropped for kernels without it)."""
+
+
+def kernel_call(name: str, backend: str, args: tuple, threads: int = 1) -> Callable[[], None]:
+    """One call of the backend's kernel on ``args`` (a ``partial``: no Python frame of our own).
+
+    As in the public layer: with more than one thread, the backend's parallel kernel where there
+    is one (Numba's ``parallel=True`` twin); and a Cython fused kernel indexed by its C type once,
+    here, which skips the type dispatch that would otherwise cost about 1 µs per call.
+    """
+    kernel = None
+    if threads > 1:
+        try:
+            kernel = get_kernel(kernel_name(name), backend, parallel=True)
+        except TypeError:  # a fastopt without parallel kernels: the serial one
+            kernel = None
+    if kernel is None:
+        kernel = get_kernel(kernel_name(name), backend)
+    signatures = getattr(kernel, "__signatures__", None)
+    if signatures is not None and {"float", "double"} <= set(signatures):
+        kernel = kernel["float" if args[0].dtype == np.float32 else "double"]
+    if backend == "reference":
+        return functools.partial(_quiet, kernel, args)
+    return functools.partial(kernel, *args)
+
+
+def _quiet(kernel, args) -> None:
+    """The reference kernel as the public layer runs it: without NumPy floating-point warnings."""
+    with np.errstate(all="ignore"):
+        kernel(*args)
+
+
+# --------------------------------------------------------------------------------------------
+# The in-place update ceiling
+# --------------------------------------------------------------------------------------------
+def _inplace_update(a, b, s):
+    """``a += s * b``, one element at a time: the fastest an optimizer-shaped stream can go."""
+    for i in range(a.shape[0]):
+        a[i] += s * b[i]
+
+
+@functools.cache
+def ceiling_kernel(parallel: bool):
+    """The ceiling, compiled with fastopt's Numba options (``fastopt._jit.KERNEL_OPTIONS``: no
+    fastmath); the parallel twin (``prange``) is the ceiling for more than one thread."""
+    import numba
+
+    from .._jit import KERNEL_OPTIONS
+
+    if not parallel:
+        return numba.njit(**KERNEL_OPTIONS)(_inplace_update)
+
+    def _inplace_update_parallel(a, b, s):
+        for i in numba.prange(a.shape[0]):
+            a[i] += s * b[i]
+
+    return numba.njit(parallel=True, **KERNEL_OPTIONS)(_inplace_update_parallel)
+
+
+def ceiling_call(n: int, dtype, rng: np.random.Generator, parallel: bool) -> Callable[[], None]:
+    a, b = random_array(rng, n, dtype), random_array(rng, n, dtype)
+    # s is tiny so that a stays of the same magnitude however many times the pass runs
+    return functools.partial(ceiling_kernel(parallel), a, b, a.dtype.type(1e-7))
+
+
+# --------------------------------------------------------------------------------------------
+# torch.optim
+# --------------------------------------------------------------------------------------------
+TORCH_VARIANTS = {"default": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
+"""torch.optim's implementations: the for-loop (the CPU default), multi-tensor, fused C++."""
+
+
+def torch_keywords(name: str, hp: dict) -> dict:
+    """fastopt's hyperparameters under torch.optim's names (the same algorithm)."""
+    keywords = dict(hp)
+    if name == "RMSprop":
+        keywords["alpha"] = keywords.pop("rho")
+    return keywords
+
+
+@dataclass
+class TorchSetup:
+    """A torch optimizer over tensors sharing memory with NumPy arrays, gradients already set."""
+
+    step: Callable[[], None] | None
+    error: str | None = None
+    keep: list = field(default_factory=list)  # tensors, kept alive
+
+
+def torch_optimizer(torch, name: str, hp: dict, variant: str, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> TorchSetup:
+    """``torch.optim.<name>(..., **variant)`` over ``params`` (shared memory, not copies).
+
+    Returns ``step=None`` and the reason when this torch has no such variant (RMSprop has no
+    ``fused``) or it fails here.
+    """
+    tensors = []
+    for p, g in zip(params, grads):
+        tensor = torch.nn.Parameter(torch.from_numpy(p))
+        tensor.grad = torch.from_numpy(g)
+        tensors.append(tensor)
+    try:
+        optimizer = getattr(torch.optim, name)(tensors, **torch_keywords(name, hp), **TORCH_VARIANTS[variant])
+        optimizer.step()  # creates the state (touches its pages) and fails early if unsupported
+    except (TypeError, RuntimeError, ValueError) as exc:
+        return TorchSetup(None, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    return TorchSetup(optimizer.step, keep=[tensors, optimizer])
