@@ -30,7 +30,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTOPT_CYTHON_DEBUG", "0") not in ("", "0")
-COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-g0", "--param=max-unswitch-insns=1000"]
+COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-g0", "--param=max-unswitch-insns=1000", "--param=max-unswitch-level=6"]
 
 # (module suffix, extra flags); the suffixes are the names fastopt._backends looks for.
 ISA_BUILDS = [("", [])]

@@ -29,14 +29,9 @@ cdef void _sgd_loop(Py_ssize_t n, floating* param, const floating* grad, floatin
         if weight_decay != 0:
             d = d + weight_decay * p                                             # (2)
         if momentum != 0:
-            if first_step:
-                momentum_buffer[i] = b = d                                       # (3)
-            else:
-                momentum_buffer[i] = b = momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)
-            if nesterov:
-                d = d + momentum * b                                             # (4)
-            else:
-                d = b                                                            # (4)
+            # one store per element and a select, not a branch: the loop then vectorises
+            momentum_buffer[i] = b = d if first_step else momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)
+            d = d + momentum * b if nesterov else b                                  # (4)
         param[i] = p - lr * d                                                    # (5)
 
 
