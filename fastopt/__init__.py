@@ -15,26 +15,39 @@ from ._backends import BACKENDS, BackendUnavailable, available_backends
 from ._flat import FlatParameters, flatten
 from ._optimizer import Optimizer
 from ._threads import get_num_threads, set_num_threads
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
+from .lion import Lion
+from .nadam import NAdam
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
 __version__ = "0.1.0"
 
-OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW)}
+OPTIMIZERS = {
+    cls.__name__: cls
+    for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion)
+}
 """Every optimizer class, by name, in teaching order."""
 
 __all__ = [
     "BACKENDS",
     "OPTIMIZERS",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "BackendUnavailable",
     "FlatParameters",
+    "Lion",
+    "NAdam",
     "Optimizer",
+    "RAdam",
     "RMSprop",
     "SGD",
     "available_backends",

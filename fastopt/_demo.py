@@ -23,6 +23,11 @@ SETTINGS = {
     "RMSprop": dict(lr=0.01),
     "Adam": dict(lr=0.01),
     "AdamW": dict(lr=0.01, weight_decay=1e-2),
+    "Adadelta": dict(lr=1.0),
+    "Adamax": dict(lr=0.02),
+    "NAdam": dict(lr=0.01),
+    "RAdam": dict(lr=0.01),
+    "Lion": dict(lr=1e-3),
 }
 
 

@@ -58,6 +58,31 @@ adam_options = st.fixed_dictionaries(
         amsgrad=st.booleans(), maximize=st.booleans(),
     )
 )
+adadelta_options = st.fixed_dictionaries(
+    dict(
+        lr=st.one_of(st.just(1.0), lr_st), rho=st.one_of(st.just(1.0), decay_st), eps=eps_st,
+        weight_decay=wd_st, maximize=st.booleans(),
+    )
+)
+adamax_options = st.fixed_dictionaries(
+    dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=eps_st, weight_decay=wd_st, maximize=st.booleans())
+)
+nadam_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=eps_st, weight_decay=wd_st,
+        momentum_decay=st.one_of(st.sampled_from([4e-3, 0.0, 0.1]), st.floats(0.0, 1.0)),
+        decoupled_weight_decay=st.booleans(), maximize=st.booleans(),
+    )
+)
+radam_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=eps_st, weight_decay=wd_st,
+        decoupled_weight_decay=st.booleans(), maximize=st.booleans(),
+    )
+)
+lion_options = st.fixed_dictionaries(
+    dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), weight_decay=wd_st, maximize=st.booleans())
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,9 @@ class Spec:
     torch_configs: list[dict[str, Any]] = field(default_factory=list)
     # fastopt keyword names -> torch's, where they differ.
     to_torch: Callable[[dict], dict] = lambda kwargs: dict(kwargs)
+    # False where torch.optim has no such class (Lion): the configurations above then serve the
+    # generic tests only, and test_more_optimizers.py checks the algorithm another way.
+    in_torch: bool = True
 
     @property
     def name(self) -> str:
@@ -130,6 +158,54 @@ SPECS = {
             dict(lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True),
             dict(lr=0.001, betas=(0.5, 0.9), weight_decay=0.5),
         ],
+    ),
+    "Adadelta": Spec(
+        fastopt.Adadelta,
+        adadelta_options,
+        [
+            dict(),
+            dict(rho=0.95, eps=1e-3),
+            dict(lr=0.5, rho=0.5, eps=1e-4, weight_decay=0.01, maximize=True),
+        ],
+    ),
+    "Adamax": Spec(
+        fastopt.Adamax,
+        adamax_options,
+        [
+            dict(),
+            dict(lr=0.01, weight_decay=0.01),
+            dict(lr=0.01, betas=(0.8, 0.95), eps=1e-3, weight_decay=0.01, maximize=True),
+        ],
+    ),
+    "NAdam": Spec(
+        fastopt.NAdam,
+        nadam_options,
+        [
+            dict(),
+            dict(lr=0.01, weight_decay=0.01),
+            dict(lr=0.01, momentum_decay=0.1),
+            dict(lr=0.01, betas=(0.8, 0.95), eps=1e-3, weight_decay=0.1, momentum_decay=0.01,
+                 decoupled_weight_decay=True, maximize=True),
+        ],
+    ),
+    "RAdam": Spec(  # 12 steps: unrectified for t <= 5, rectified from t = 6 (beta2 = 0.999)
+        fastopt.RAdam,
+        radam_options,
+        [
+            dict(),
+            dict(lr=0.01, weight_decay=0.01, maximize=True),
+            dict(lr=0.01, betas=(0.9, 0.99), eps=1e-3, weight_decay=0.1, decoupled_weight_decay=True),
+        ],
+    ),
+    "Lion": Spec(
+        fastopt.Lion,
+        lion_options,
+        [
+            dict(),
+            dict(lr=1e-3, weight_decay=0.1),
+            dict(lr=1e-3, betas=(0.8, 0.95), weight_decay=0.1, maximize=True),
+        ],
+        in_torch=False,
     ),
 }
 

@@ -17,6 +17,11 @@ FULL_OPTIONS = {
     "RMSprop": dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
     "Adam": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
     "AdamW": dict(lr=0.01, amsgrad=True, weight_decay=0.1),
+    "Adadelta": dict(lr=0.5, weight_decay=0.01),
+    "Adamax": dict(lr=0.01, weight_decay=0.01),
+    "NAdam": dict(lr=0.01, weight_decay=0.01),
+    "RAdam": dict(lr=0.01, weight_decay=0.01),
+    "Lion": dict(lr=0.01, weight_decay=0.1),
 }
 EXPECTED_STATE_KEYS = {
     "SGD": {"momentum_buffer"},
@@ -24,7 +29,15 @@ EXPECTED_STATE_KEYS = {
     "RMSprop": {"step", "square_avg", "momentum_buffer", "grad_avg"},
     "Adam": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
     "AdamW": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    "Adadelta": {"step", "square_avg", "acc_delta"},
+    "Adamax": {"step", "exp_avg", "exp_inf"},
+    "NAdam": {"step", "exp_avg", "exp_avg_sq", "mu_product"},
+    "RAdam": {"step", "exp_avg", "exp_avg_sq"},
+    "Lion": {"exp_avg"},
 }
+# State entries that are scalars, not buffers: NAdam's mu_product is a float32 even for float64
+# parameters, as in torch.
+SCALAR_STATE_KEYS = {"NAdam": {"mu_product": np.float32}}
 names = pytest.mark.parametrize("name", list(SPECS))
 backends = pytest.mark.parametrize("backend", fastopt.BACKENDS)
 
@@ -61,6 +74,8 @@ def test_state_keys_and_aligned_buffers(name, backend):
         for key, value in state.items():
             if key == "step":
                 assert value == 1 and isinstance(value, int)
+            elif key in SCALAR_STATE_KEYS.get(name, {}):
+                assert type(value) is SCALAR_STATE_KEYS[name][key]
             else:
                 assert value.shape == param.shape and value.dtype == param.dtype
                 assert value.ctypes.data % 64 == 0, f"{key} is not 64-byte aligned"

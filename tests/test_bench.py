@@ -167,8 +167,10 @@ def test_kernel_arguments_are_what_the_optimizer_passes(name, dtype):
 
     optimizer = fastopt.OPTIMIZERS[name]([param.copy()], backend="reference", **hp)
     saved = optimizer.state_dict()
-    if name != "SGD":
+    if optimizer.step_key is not None:
         state = {"step": w.STEP - 1, **state}
+    if name == "NAdam":
+        state["mu_product"] = w.NADAM_MU_PRODUCT
     saved["state"] = {0: state}
     optimizer.load_state_dict(saved)
     seen = []

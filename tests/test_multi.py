@@ -15,6 +15,11 @@ FULL = {
     "RMSprop": dict(lr=0.01, momentum=0.9, centered=True),
     "Adam": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
     "AdamW": dict(lr=0.01, weight_decay=0.1),
+    "Adadelta": dict(lr=0.5, weight_decay=0.01),
+    "Adamax": dict(lr=0.01, weight_decay=0.01),
+    "NAdam": dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+    "RAdam": dict(lr=0.01, weight_decay=0.01, betas=(0.9, 0.99)),
+    "Lion": dict(lr=0.01, weight_decay=0.1),
 }
 
 
@@ -50,8 +55,8 @@ def test_many_tensors_in_one_call_equal_the_reference(name, dtype):
     assert_same_state(fast, reference, name)
     # Step 1 creates the state (careful path; Adagrad creates it in the constructor); then one
     # call per group and step; from step 5 on params[5] is a step behind the others, so the
-    # step falls back. SGD keeps no step counter and stays batched.
-    assert len(calls) == 2 * {"SGD": 5, "Adagrad": 4}.get(name, 3)
+    # step falls back. SGD and Lion keep no step counter and stay batched.
+    assert len(calls) == 2 * {"SGD": 5, "Adagrad": 4, "Lion": 5}.get(name, 3)
 
 
 def test_a_bad_gradient_in_a_later_group_changes_no_group():

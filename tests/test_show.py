@@ -80,10 +80,10 @@ def test_columns_environment_variable_is_honoured(capsys, monkeypatch):
 
 def test_unknown_optimizer_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        __main__.main(["show", "nadam"])
+        __main__.main(["show", "adafactor"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown optimizer 'nadam'" in err
+    assert "unknown optimizer 'adafactor'" in err
     assert all(name in err for name in OPTIMIZERS)
 
 

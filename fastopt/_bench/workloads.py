@@ -32,10 +32,6 @@ from .._memory import aligned_full
 # --------------------------------------------------------------------------------------------
 OPTIONS: dict[str, dict] = {
     "SGD": dict(momentum=0.9),  # plain SGD (momentum 0) would only stream p and g
-    "Adagrad": {},
-    "RMSprop": {},
-    "Adam": {},
-    "AdamW": {},
 }
 """Overrides of each class's defaults; everything else is the constructor's default."""
 
@@ -48,28 +44,23 @@ def hyperparameters(name: str) -> dict:
         for key, parameter in signature.parameters.items()
         if key not in ("params", "backend") and parameter.default is not inspect.Parameter.empty
     }
-    values.update(OPTIONS[name])
+    values.update(OPTIONS.get(name, {}))
     return values
 
 
 # --------------------------------------------------------------------------------------------
 # Memory traffic: what each algorithm must read and write per element
 # --------------------------------------------------------------------------------------------
+def _optimizer_for(name: str, hp: dict):
+    """An optimizer of class ``name`` with hyperparameters ``hp``, to ask for its kernel layout."""
+    return OPTIMIZERS[name]([np.zeros(1)], backend="reference", **hp)
+
+
 def state_arrays(name: str, hp: dict) -> tuple[str, ...]:
-    """The state arrays (torch's names) that one step reads and writes, for these options."""
-    if name == "SGD":
-        return ("momentum_buffer",) if hp["momentum"] != 0 else ()
-    if name == "Adagrad":
-        return ("sum",)
-    if name == "RMSprop":
-        return (
-            ("square_avg",)
-            + (("grad_avg",) if hp["centered"] else ())
-            + (("momentum_buffer",) if hp["momentum"] > 0 else ())
-        )
-    if name in ("Adam", "AdamW"):
-        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if hp["amsgrad"] else ())
-    raise ValueError(f"unknown optimizer {name!r}")
+    """The state arrays (torch's names) that one step reads and writes, for these options: the
+    kernel slots the optimizer class itself fills."""
+    optimizer = _optimizer_for(name, hp)
+    return tuple(slot for slot in optimizer._kernel_slots(optimizer.param_groups[0]) if slot is not None)
 
 
 @dataclass(frozen=True)
@@ -124,7 +115,7 @@ def random_state(name: str, hp: dict, n: int, dtype, rng: np.random.Generator) -
     """Plausible mid-training state: moments of the right sign and scale, nothing subnormal."""
     state = {}
     for key in state_arrays(name, hp):
-        if key in ("sum", "square_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        if key in ("sum", "square_avg", "exp_avg_sq", "max_exp_avg_sq", "exp_inf", "acc_delta"):
             state[key] = random_array(rng, n, dtype, 0.5, 1.5)  # second moments are positive
         else:  # momentum_buffer, grad_avg, exp_avg
             state[key] = random_array(rng, n, dtype)
@@ -137,67 +128,34 @@ def random_state(name: str, hp: dict, n: int, dtype, rng: np.random.Generator) -
 # --------------------------------------------------------------------------------------------
 STEP = 10
 """The step number ``t`` whose scalars the kernels get (any t > 1 runs the same instructions)."""
+NADAM_MU_PRODUCT = np.float32(0.5)
+"""NAdam's product of momentum coefficients before step ``STEP`` (a plausible mid-training value)."""
 
 
 def kernel_keywords(name: str, hp: dict, param: np.ndarray, grad: np.ndarray, state: dict, num_threads: int = 1) -> dict:
-    """The kernel's arguments by name, derived as the optimizer class derives them.
+    """The kernel's arguments by name, derived by the optimizer class itself at step ``STEP``.
 
-    Scalars are computed in float64 and cast to the arrays' dtype; buffers the options do not use
-    are empty arrays, as in the public layer. ``num_threads`` is passed to kernels that take it.
+    The class's ``_kernel_slots`` and ``_kernel_scalars`` give exactly what ``opt.step`` passes
+    (scalars computed in float64 and cast to the arrays' dtype; unused buffers are empty arrays);
+    the names come from the reference kernel's signature.
     """
-    cast = param.dtype.type
+    optimizer = _optimizer_for(name, hp)
+    group = optimizer.param_groups[0]
     unused = np.empty(0, param.dtype)
-    common = dict(param=param, grad=grad, maximize=bool(hp["maximize"]), num_threads=int(num_threads))
-    if name == "SGD":
-        return dict(
-            common,
-            momentum_buffer=state.get("momentum_buffer", unused),
-            weight_decay=cast(hp["weight_decay"]),
-            momentum=cast(hp["momentum"]),
-            first_step=False,
-            one_minus_dampening=cast(1.0 - hp["dampening"]),
-            nesterov=bool(hp["nesterov"]),
-            lr=cast(hp["lr"]),
-        )
-    if name == "Adagrad":
-        clr = hp["lr"] / (1 + (STEP - 1) * hp["lr_decay"])
-        return dict(common, state_sum=state["sum"], weight_decay=cast(hp["weight_decay"]), eps=cast(hp["eps"]), clr=cast(clr))
-    if name == "RMSprop":
-        return dict(
-            common,
-            square_avg=state["square_avg"],
-            grad_avg=state.get("grad_avg", unused),
-            momentum_buffer=state.get("momentum_buffer", unused),
-            weight_decay=cast(hp["weight_decay"]),
-            rho=cast(hp["rho"]),
-            one_minus_rho=cast(1.0 - hp["rho"]),
-            centered=bool(hp["centered"]),
-            eps=cast(hp["eps"]),
-            momentum=cast(hp["momentum"]),
-            lr=cast(hp["lr"]),
-        )
-    if name in ("Adam", "AdamW"):
-        beta1, beta2 = hp["betas"]
-        bias_correction1 = 1 - beta1**STEP
-        bias_correction2 = 1 - beta2**STEP
-        moments = dict(
-            common,
-            exp_avg=state["exp_avg"],
-            exp_avg_sq=state["exp_avg_sq"],
-            max_exp_avg_sq=state.get("max_exp_avg_sq", unused),
-            beta1=cast(beta1),
-            one_minus_beta1=cast(1.0 - beta1),
-            beta2=cast(beta2),
-            one_minus_beta2=cast(1.0 - beta2),
-            amsgrad=bool(hp["amsgrad"]),
-            bias_correction2_sqrt=cast(bias_correction2**0.5),
-            eps=cast(hp["eps"]),
-            step_size=cast(hp["lr"] / bias_correction1),
-        )
-        if name == "Adam":
-            return dict(moments, weight_decay=cast(hp["weight_decay"]))
-        return dict(moments, decay_factor=cast(1.0 - hp["lr"] * hp["weight_decay"]))
-    raise ValueError(f"unknown optimizer {name!r}")
+    arrays = [state.get(slot, unused) if slot is not None else unused for slot in optimizer._kernel_slots(group)]
+    key = optimizer._batched_scalar_key(STEP)
+    if name == "NAdam":  # its key also carries the float32 product of the momentum schedule
+        from ..nadam import next_mu_product
+
+        key = (STEP, next_mu_product(NADAM_MU_PRODUCT, group["betas"][0], group["momentum_decay"], STEP))
+    scalars = optimizer._kernel_scalars(group, key, param.dtype)
+    names = list(inspect.signature(reference_kernel(name)).parameters)
+    return dict(zip(names, (param, grad, *arrays, *scalars, int(num_threads)), strict=True))
+
+
+def reference_kernel(name: str):
+    """The NumPy reference kernel of optimizer class ``name``."""
+    return get_kernel(OPTIMIZERS[name].name, "reference")
 
 
 def kernel_name(name: str) -> str:

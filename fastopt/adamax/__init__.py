@@ -1,0 +1,131 @@
+r"""Adamax: Adam with the root mean square replaced by a decaying maximum of gradient magnitudes.
+
+The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numba.py`` and
+``_cython.pyx``)::
+
+    (1)  d_t = -g_t if maximize else g_t
+    (2)  d_t = d_t + lambda * theta_{t-1}                           # L2 weight decay, if lambda != 0
+    (3)  m_t = beta1 * m_{t-1} + (1 - beta1) * d_t                  # first moment (momentum), m_0 = 0
+    (4)  u_t = max(beta2 * u_{t-1}, max(d_t, -d_t) + eps)           # max(beta2 u, |d_t| + eps): eps INSIDE the max, u_0 = 0
+    (5)  theta_t = theta_{t-1} - (eta / (1 - beta1^t)) * m_t / u_t  # = eta * m_hat_t / u_t
+
+Section 7.1 of the Adam paper [1]_ generalises Adam's second moment from the L2 norm to the Lp
+norm of past gradients, ``(sum_k beta2^(p(t-k)) |g_k|^p)^(1/p)``, and lets ``p`` go to
+infinity: the norm becomes the running maximum (4) of exponentially decayed magnitudes. That
+maximum needs no bias correction (a maximum is not pulled towards its zero start the way a mean
+is), so only ``m`` is corrected, in the step size ``eta / (1 - beta1^t)``. The denominator reacts
+to one large gradient at once and forgets it geometrically, at rate ``beta2`` per step, so the
+step is bounded: ``|theta_t - theta_{t-1}| <= eta / (1 - beta1^t) * |m_t| / u_t``, and ``u_t``
+never falls below ``eps``. The maximum propagates NaN (``np.maximum``'s rule, as
+``torch.maximum``). ``1 - beta1`` and the step size are computed once per step in float64 and
+cast to the arrays' dtype; the kernels never call ``pow``.
+
+Symbols
+-------
+===========  ==================  ===========  ==================  =================
+fastopt      paper               torch.optim  Keras 3             optax
+===========  ==================  ===========  ==================  =================
+``lr``       eta (paper: alpha)  ``lr``       ``learning_rate``   ``learning_rate``
+``betas``    beta1, beta2        ``betas``    ``beta_1, beta_2``  ``b1, b2``
+``eps``      epsilon             ``eps``      ``epsilon``         ``eps``
+``exp_avg``  m                   ``exp_avg``  ``momentum``        ``mu``
+``exp_inf``  u                   ``exp_inf``  ``norm``            ``nu``
+``step``     t                   ``step``     ``iterations + 1``  ``count``
+===========  ==================  ===========  ==================  =================
+
+Defaults and conventions
+------------------------
+torch.optim's: ``lr=2e-3`` (the paper's value for Adamax), ``betas=(0.9, 0.999)``, ``eps=1e-8``,
+``weight_decay=0`` (an L2 term added to the gradient (2)). The paper's Algorithm 2 has no eps;
+torch and optax put it **inside** the maximum (4), so ``u`` itself is never below eps, while Keras
+keeps ``u = max(beta2 * u, |g|)`` and adds eps to the denominator, ``m / (u + eps)``: the same
+guard, except that Keras's ``u`` can be zero and torch's cannot. Keras's default eps is 1e-7 and
+its learning rate 1e-3. The step counter ``t`` is a Python integer.
+
+References
+----------
+.. [1] D. P. Kingma, J. Ba. "Adam: A Method for Stochastic Optimization." ICLR 2015,
+       arXiv:1412.6980 (section 7.1 and Algorithm 2, AdaMax).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._optimizer import Optimizer
+from .._validation import check_betas, check_eps, check_flag, check_lr, check_weight_decay
+
+__all__ = ["Adamax"]
+
+
+class Adamax(Optimizer):
+    """Adamax (Adam with the infinity norm); the maths is in :mod:`fastopt.adamax`.
+
+    Parameters
+    ----------
+    params : list of ndarray or list of dict
+        Arrays to optimize in place (float32/float64, C-contiguous, writeable), or parameter groups.
+    lr : float, default 2e-3
+        Learning rate ``eta``.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the first moment (3) and of the running maximum (4), each in [0, 1).
+    eps : float, default 1e-8
+        Floor of the running maximum (4).
+    weight_decay : float, default 0
+        L2 penalty ``lambda`` (2), added to the gradient.
+    maximize : bool, default False
+    backend : {"auto", "reference", "numba", "cython"}, default "auto"
+
+    State per parameter: ``step`` (int), ``exp_avg`` and ``exp_inf``, created on the parameter's
+    first step.
+    """
+
+    name = "adamax"
+    state_keys = ("step", "exp_avg", "exp_inf")
+    required_state_keys = state_keys
+
+    def __init__(
+        self,
+        params,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults, backend)
+
+    @staticmethod
+    def check_hyperparameters(group: dict[str, Any]) -> None:
+        """torch.optim's checks, in torch's order."""
+        check_lr(group["lr"])
+        check_eps(group["eps"])
+        check_betas(group["betas"])
+        check_weight_decay(group["weight_decay"])
+        check_flag("maximize", group["maximize"])
+
+    def _init_state(self, param, group):
+        return {"step": 0, "exp_avg": self._zeros_like(param), "exp_inf": self._zeros_like(param)}
+
+    def _begin_step(self, param, state, group):
+        state["step"] += 1
+        return state["step"]
+
+    def _kernel_slots(self, group):
+        return ("exp_avg", "exp_inf")
+
+    def _kernel_scalars(self, group, t, dtype):
+        cast = dtype.type
+        beta1, beta2 = group["betas"]
+        bias_correction1 = 1 - beta1**t
+        return (
+            bool(group["maximize"]),
+            cast(group["weight_decay"]),
+            cast(beta1),
+            cast(1.0 - beta1),
+            cast(beta2),
+            cast(group["eps"]),
+            cast(group["lr"] / bias_correction1),
+        )

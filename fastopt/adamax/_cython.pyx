@@ -1,0 +1,106 @@
+# Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
+# cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off, once per
+# instruction-set level (see setup.py).
+# Loop style: each array element is read once into a local and each result stored once
+# ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
+"""Adamax, Cython twin of :func:`fastopt.adamax.reference.adamax_update`; maths in :mod:`fastopt.adamax`.
+
+``_adamax_loop`` is the loop, over plain pointers. ``adamax_update`` runs it on typed memoryviews
+(one array each), ``adamax_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
+parameter group in one call), and ``_adamax_threads`` on one contiguous chunk per thread: all of
+them compute every element with exactly the same operations.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport fabs, fabsf
+
+from fastopt._multi cimport Batch
+
+
+cdef inline floating _abs(floating x) noexcept nogil:
+    # fabsf keeps float32 in single precision; both only clear the sign bit (exact)
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+
+cdef void _adamax_loop(Py_ssize_t n, floating* param, const floating* grad, floating* exp_avg,
+                       floating* exp_inf, bint maximize, floating weight_decay, floating beta1,
+                       floating one_minus_beta1, floating beta2, floating eps,
+                       floating step_size) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating p, d, m, decayed, floor, u
+    for i in range(n):
+        p = param[i]
+        d = -grad[i] if maximize else grad[i]                                    # (1)
+        if weight_decay != 0:
+            d = d + weight_decay * p                                             # (2)
+        exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                # (3)
+        decayed = beta2 * exp_inf[i]
+        floor = _abs(d) + eps
+        # NaN-propagating maximum, exactly np.maximum's rule
+        exp_inf[i] = u = decayed if (decayed >= floor or decayed != decayed) else floor  # (4)
+        param[i] = p - step_size * m / u                                         # (5)
+
+
+cdef void _adamax_threads(Py_ssize_t n, floating* param, const floating* grad, floating* exp_avg,
+                          floating* exp_inf, bint maximize, floating weight_decay, floating beta1,
+                          floating one_minus_beta1, floating beta2, floating eps,
+                          floating step_size, int num_threads) noexcept nogil:
+    # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
+    # stepped by the serial loop above. OpenMP threads, started only here.
+    cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + 15) // 16 * 16
+    cdef Py_ssize_t part, start, stop
+    for part in prange(num_threads, schedule="static", num_threads=num_threads):
+        start = part * chunk
+        stop = min(n, start + chunk)
+        if start < stop:
+            _adamax_loop(stop - start, param + start, grad + start, exp_avg + start,
+                         exp_inf + start, maximize, weight_decay, beta1, one_minus_beta1, beta2,
+                         eps, step_size)
+
+
+cdef inline floating* _data(floating[::1] array) noexcept nogil:
+    # the first element's address; an empty array has none
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+cdef inline const floating* _const_data(const floating[::1] array) noexcept nogil:
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+def adamax_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
+                  floating[::1] exp_inf, bint maximize, floating weight_decay, floating beta1,
+                  floating one_minus_beta1, floating beta2, floating eps, floating step_size,
+                  int num_threads):
+    with nogil:
+        if num_threads > 1:
+            _adamax_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
+                            _data(exp_inf), maximize, weight_decay, beta1, one_minus_beta1, beta2,
+                            eps, step_size, num_threads)
+        else:
+            _adamax_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
+                         _data(exp_inf), maximize, weight_decay, beta1, one_minus_beta1, beta2,
+                         eps, step_size)
+
+
+def adamax_update_many(Batch batch, bint maximize, floating weight_decay, floating beta1,
+                       floating one_minus_beta1, floating beta2, floating eps, floating step_size,
+                       int num_threads, Py_ssize_t min_size):
+    """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
+    elements on up to ``num_threads`` threads."""
+    cdef Py_ssize_t k
+    cdef void** row
+    with nogil:
+        for k in range(batch.count):
+            row = batch.pointers + k * batch.width
+            if num_threads > 1 and batch.sizes[k] >= min_size:
+                _adamax_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
+                                <floating*> row[2], <floating*> row[3], maximize, weight_decay,
+                                beta1, one_minus_beta1, beta2, eps, step_size, num_threads)
+            else:
+                _adamax_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
+                             <floating*> row[2], <floating*> row[3], maximize, weight_decay,
+                             beta1, one_minus_beta1, beta2, eps, step_size)

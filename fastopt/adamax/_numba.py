@@ -1,0 +1,29 @@
+"""Adamax, Numba twin of :func:`fastopt.adamax.reference.adamax_update`; maths in :mod:`fastopt.adamax`.
+
+Each array element is read once into a local and each result stored once, as in every fastopt loop.
+"""
+
+from numba import prange
+
+from .._jit import jit_kernel, parallel_twin
+
+
+@jit_kernel
+def adamax_update(param, grad, exp_avg, exp_inf, maximize, weight_decay, beta1, one_minus_beta1,
+                  beta2, eps, step_size, num_threads):
+    for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
+        p = param[i]
+        d = -grad[i] if maximize else grad[i]                                        # (1)
+        if weight_decay != 0:
+            d = d + weight_decay * p                                                 # (2)
+        exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                    # (3)
+        decayed = beta2 * exp_inf[i]
+        floor = abs(d) + eps
+        # NaN-propagating maximum, exactly np.maximum's rule
+        exp_inf[i] = u = decayed if (decayed >= floor or decayed != decayed) else floor  # (4)
+        param[i] = p - step_size * m / u                                             # (5)
+
+
+# The same source compiled with parallel=True: prange then splits the loop across threads
+# (the caller sets their number). Every element is still computed by the same operations.
+adamax_update_parallel = parallel_twin(adamax_update)

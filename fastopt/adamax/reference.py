@@ -1,0 +1,34 @@
+"""Adamax, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
+
+Equations (1)-(5) are in :mod:`fastopt.adamax`; ``step_size`` is ``eta / (1 - beta1^t)``,
+computed by the caller.
+"""
+
+import numpy as np
+
+
+def adamax_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_inf: np.ndarray,
+    maximize: bool,
+    weight_decay,
+    beta1,
+    one_minus_beta1,
+    beta2,
+    eps,
+    step_size,
+    num_threads: int,
+) -> None:
+    """One Adamax step, in place on ``param``, ``exp_avg`` and ``exp_inf``.
+
+    ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
+    that the three kernels share one signature.
+    """
+    d = -grad if maximize else grad                                                  # (1)
+    if weight_decay != 0:
+        d = d + weight_decay * param                                                 # (2)
+    exp_avg[:] = beta1 * exp_avg + one_minus_beta1 * d                               # (3)
+    np.maximum(beta2 * exp_inf, np.abs(d) + eps, out=exp_inf)                        # (4)
+    param[:] = param - step_size * exp_avg / exp_inf                                 # (5)

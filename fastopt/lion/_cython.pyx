@@ -1,0 +1,94 @@
+# Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
+# cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off, once per
+# instruction-set level (see setup.py).
+# Loop style: each array element is read once into a local and each result stored once
+# ("param[i] = p - lr * c"), so the compiler never has to reload a value it just stored.
+"""Lion, Cython twin of :func:`fastopt.lion.reference.lion_update`; maths in :mod:`fastopt.lion`.
+
+``_lion_loop`` is the loop, over plain pointers. ``lion_update`` runs it on typed memoryviews
+(one array each), ``lion_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
+parameter group in one call), and ``_lion_threads`` on one contiguous chunk per thread: all of
+them compute every element with exactly the same operations.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+
+from fastopt._multi cimport Batch
+
+
+cdef void _lion_loop(Py_ssize_t n, floating* param, const floating* grad, floating* exp_avg,
+                     bint maximize, floating decay_factor, floating beta1,
+                     floating one_minus_beta1, floating lr, floating beta2,
+                     floating one_minus_beta2) noexcept nogil:
+    # sign's values in the arrays' dtype
+    cdef floating one = 1, minus_one = -1, zero = 0
+    cdef Py_ssize_t i
+    cdef floating m, d, p, x, c
+    for i in range(n):
+        m = exp_avg[i]
+        d = -grad[i] if maximize else grad[i]                                    # (1)
+        p = param[i] * decay_factor                                              # (2)
+        x = beta1 * m + one_minus_beta1 * d
+        # np.sign's rule: 1, -1, 0 for either zero (+0.0), and NaN stays NaN
+        c = one if x > 0 else (minus_one if x < 0 else (zero if x == 0 else x))  # (3)
+        param[i] = p - lr * c                                                    # (4)
+        exp_avg[i] = beta2 * m + one_minus_beta2 * d                             # (5)
+
+
+cdef void _lion_threads(Py_ssize_t n, floating* param, const floating* grad, floating* exp_avg,
+                        bint maximize, floating decay_factor, floating beta1,
+                        floating one_minus_beta1, floating lr, floating beta2,
+                        floating one_minus_beta2, int num_threads) noexcept nogil:
+    # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
+    # stepped by the serial loop above. OpenMP threads, started only here.
+    cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + 15) // 16 * 16
+    cdef Py_ssize_t part, start, stop
+    for part in prange(num_threads, schedule="static", num_threads=num_threads):
+        start = part * chunk
+        stop = min(n, start + chunk)
+        if start < stop:
+            _lion_loop(stop - start, param + start, grad + start, exp_avg + start, maximize,
+                       decay_factor, beta1, one_minus_beta1, lr, beta2, one_minus_beta2)
+
+
+cdef inline floating* _data(floating[::1] array) noexcept nogil:
+    # the first element's address; an empty array has none
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+cdef inline const floating* _const_data(const floating[::1] array) noexcept nogil:
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+def lion_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
+                bint maximize, floating decay_factor, floating beta1, floating one_minus_beta1,
+                floating lr, floating beta2, floating one_minus_beta2, int num_threads):
+    with nogil:
+        if num_threads > 1:
+            _lion_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
+                          maximize, decay_factor, beta1, one_minus_beta1, lr, beta2,
+                          one_minus_beta2, num_threads)
+        else:
+            _lion_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg), maximize,
+                       decay_factor, beta1, one_minus_beta1, lr, beta2, one_minus_beta2)
+
+
+def lion_update_many(Batch batch, bint maximize, floating decay_factor, floating beta1,
+                     floating one_minus_beta1, floating lr, floating beta2,
+                     floating one_minus_beta2, int num_threads, Py_ssize_t min_size):
+    """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
+    elements on up to ``num_threads`` threads."""
+    cdef Py_ssize_t k
+    cdef void** row
+    with nogil:
+        for k in range(batch.count):
+            row = batch.pointers + k * batch.width
+            if num_threads > 1 and batch.sizes[k] >= min_size:
+                _lion_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
+                              <floating*> row[2], maximize, decay_factor, beta1, one_minus_beta1,
+                              lr, beta2, one_minus_beta2, num_threads)
+            else:
+                _lion_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
+                           <floating*> row[2], maximize, decay_factor, beta1, one_minus_beta1,
+                           lr, beta2, one_minus_beta2)

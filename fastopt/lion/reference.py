@@ -1,0 +1,32 @@
+"""Lion, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
+
+Equations (1)-(5) are in :mod:`fastopt.lion`; ``decay_factor`` is ``1 - eta * lambda``, computed
+by the caller. ``np.sign`` is the rule the loops write out: 1, -1, 0 for either zero, NaN for NaN.
+"""
+
+import numpy as np
+
+
+def lion_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    maximize: bool,
+    decay_factor,
+    beta1,
+    one_minus_beta1,
+    lr,
+    beta2,
+    one_minus_beta2,
+    num_threads: int,
+) -> None:
+    """One Lion step, in place on ``param`` and ``exp_avg``.
+
+    ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
+    that the three kernels share one signature.
+    """
+    d = -grad if maximize else grad                                                  # (1)
+    p = param * decay_factor                                                         # (2)
+    c = np.sign(beta1 * exp_avg + one_minus_beta1 * d)                               # (3)
+    param[:] = p - lr * c                                                            # (4)
+    exp_avg[:] = beta2 * exp_avg + one_minus_beta2 * d                               # (5)

@@ -1,0 +1,267 @@
+r"""NAdam: Adam with Nesterov momentum, looking one momentum step ahead.
+
+The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numba.py`` and
+``_cython.pyx``)::
+
+    (1)  d_t = -g_t if maximize else g_t
+    (2)  d_t = d_t + lambda * theta_{t-1}                       # L2 weight decay, if lambda != 0
+         theta_{t-1} = theta_{t-1} * (1 - eta * lambda)         # instead, with decoupled_weight_decay
+    (3)  mu_t = beta1 * (1 - 0.5 * 0.96^(t * psi))              # momentum schedule; mu_{t+1} likewise
+    (4)  Pi_t = Pi_{t-1} * mu_t                                 # product of the schedule, Pi_0 = 1, kept in FLOAT32 (torch)
+    (5)  m_t = beta1 * m_{t-1} + (1 - beta1) * d_t              # first moment, m_0 = 0
+    (6)  v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t        # second moment, v_0 = 0
+    (7)  s_t = sqrt(v_t / (1 - beta2^t)) + eps                  # v is bias-corrected BEFORE the root
+    (8)  theta'_t = theta_{t-1} - (eta * (1 - mu_t) / (1 - Pi_t)) * d_t / s_t
+    (9)  theta_t = theta'_t - (eta * mu_{t+1} / (1 - Pi_t * mu_{t+1})) * m_t / s_t
+
+Nesterov's method evaluates the momentum step where the parameters are about to be, not where
+they are. Dozat [1]_ folds that look-ahead into Adam: the update mixes the current direction
+``d_t`` (8) with the momentum ``m_t`` (9), and the momentum term uses **next** step's factor
+``mu_{t+1}``, as if the momentum step had already been taken. Both terms are bias-corrected by
+the product ``Pi`` of the momentum factors instead of ``1 - beta1^t``. The schedule (3) warms the
+momentum up from ``beta1 / 2`` towards ``beta1``; ``psi`` (``momentum_decay``, 0.004) sets how
+slowly (``0.96^(t * psi)`` halves after about 4,300 steps).
+
+``mu_t``, ``mu_{t+1}``, ``Pi_t`` and the two step sizes are scalars computed once per step by the
+class and cast to the arrays' dtype. ``Pi`` follows torch exactly: it is a **float32** scalar even
+for float64 parameters, multiplied each step in float32 by ``mu_t`` rounded to float32, and read
+back as a float64 for (8) and (9) (``Pi_t * mu_{t+1}`` is a float64 product). Keeping ``Pi`` in
+float64 would drift from torch by ~1e-11 relative after a dozen steps.
+
+Symbols
+-------
+==============  ==============  ==================  ===================  ========================
+fastopt         paper           torch.optim         Keras 3              optax
+==============  ==============  ==================  ===================  ========================
+``lr``          alpha           ``lr``              ``learning_rate``    ``learning_rate``
+``betas``       mu, nu          ``betas``           ``beta_1, beta_2``   ``b1, b2``
+``eps``         epsilon         ``eps``             ``epsilon``          ``eps``
+momentum_decay  (0.004 fixed)   ``momentum_decay``  (none)               (none)
+``exp_avg``     m               ``exp_avg``         ``momentum``         ``mu``
+``exp_avg_sq``  n               ``exp_avg_sq``      ``velocity``         ``nu``
+``mu_product``  prod mu_i       ``mu_product``      ``u_product``        (none)
+``step``        t               ``step``            ``iterations + 1``   ``count``
+==============  ==============  ==================  ===================  ========================
+
+Defaults and conventions
+------------------------
+torch.optim's: ``lr=2e-3`` (the paper's), ``betas=(0.9, 0.999)``, ``eps=1e-8``,
+``weight_decay=0`` (L2 (2), or AdamW's decoupled decay with ``decoupled_weight_decay=True``),
+``momentum_decay=4e-3``. Keras's Nadam has the schedule ``beta1 * (1 - 0.5 * 0.96^t)``, without
+``psi`` (its momentum reaches ``beta1`` within a few dozen steps), one ``u_product`` shared by all
+variables, and eps added to ``sqrt(v_hat)`` as here. optax's ``nadam`` is ``adam(nesterov=True)``:
+a constant ``beta1``, no schedule and no product, with the look-ahead written as
+``beta1 * m_t / (1 - beta1^(t+1)) + (1 - beta1) * g_t / (1 - beta1^t)``.
+
+State: ``mu_product`` is stored per parameter as a ``numpy.float32`` scalar (torch: a 0-d float32
+tensor), so ``state_dict`` round trips are exact; ``load_state_dict`` also accepts a 0-d float32
+array or a Python float that is exactly a float32. The step counter ``t`` is a Python integer.
+
+References
+----------
+.. [1] T. Dozat. "Incorporating Nesterov Momentum into Adam." ICLR 2016 workshop track
+       (Algorithm 2, with the schedule ``mu_t = beta1 * (1 - 0.5 * 0.96^(t / 250))``).
+.. [2] D. P. Kingma, J. Ba. "Adam: A Method for Stochastic Optimization." ICLR 2015.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._optimizer import Optimizer
+from .._validation import (
+    check_betas,
+    check_eps,
+    check_flag,
+    check_lr,
+    check_nonnegative,
+    check_weight_decay,
+)
+from ..radam import weight_decay_scalars
+
+__all__ = ["NAdam"]
+
+
+def momentum_schedule(beta1: float, psi: float, t: int) -> float:
+    """``mu_t`` of (3), in torch's float64 arithmetic."""
+    return beta1 * (1.0 - 0.5 * (0.96 ** (t * psi)))
+
+
+def next_mu_product(mu_product: np.float32, beta1: float, psi: float, t: int) -> np.float32:
+    """``Pi_t`` of (4): ``Pi_{t-1} * mu_t``, both float32, the product rounded to float32 (torch's
+    ``mu_product *= mu`` on a 0-d float32 tensor)."""
+    return np.float32(mu_product) * np.float32(momentum_schedule(beta1, psi, t))
+
+
+class NAdam(Optimizer):
+    """NAdam (Adam with Nesterov momentum); the maths is in :mod:`fastopt.nadam`.
+
+    Parameters
+    ----------
+    params : list of ndarray or list of dict
+        Arrays to optimize in place (float32/float64, C-contiguous, writeable), or parameter groups.
+    lr : float, default 2e-3
+        Learning rate ``eta``.
+    betas : (float, float), default (0.9, 0.999)
+        ``beta1`` (the momentum schedule's limit (3) and the decay of ``m`` (5)) and ``beta2`` (6).
+    eps : float, default 1e-8
+        Added to the bias-corrected root (7).
+    weight_decay : float, default 0
+        ``lambda`` (2): an L2 penalty added to the gradient, or, with ``decoupled_weight_decay``,
+        a decay of the weights by ``1 - lr * weight_decay`` per step.
+    momentum_decay : float, default 4e-3
+        ``psi`` in the momentum schedule (3).
+    decoupled_weight_decay : bool, default False
+    maximize : bool, default False
+    backend : {"auto", "reference", "numba", "cython"}, default "auto"
+
+    State per parameter: ``step`` (int), ``exp_avg``, ``exp_avg_sq`` and ``mu_product`` (a
+    ``numpy.float32``), created on the parameter's first step.
+    """
+
+    name = "nadam"
+    state_keys = ("step", "exp_avg", "exp_avg_sq", "mu_product")
+    required_state_keys = ("step", "exp_avg", "exp_avg_sq")  # and mu_product: see _load_param_state
+
+    def __init__(
+        self,
+        params,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        maximize: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
+        self._batched_products: dict[int, np.float32] = {}
+        super().__init__(params, defaults, backend)
+
+    @staticmethod
+    def check_hyperparameters(group: dict[str, Any]) -> None:
+        """torch.optim's checks, in torch's order."""
+        check_lr(group["lr"])
+        check_eps(group["eps"])
+        check_betas(group["betas"])
+        check_weight_decay(group["weight_decay"])
+        check_nonnegative(
+            "momentum_decay", group["momentum_decay"], f"Invalid momentum_decay value: {group['momentum_decay']}"
+        )
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+        check_flag("maximize", group["maximize"])
+
+    def _init_state(self, param, group):
+        return {
+            "step": 0,
+            "exp_avg": self._zeros_like(param),
+            "exp_avg_sq": self._zeros_like(param),
+            "mu_product": np.float32(1.0),
+        }
+
+    def _begin_step(self, param, state, group):
+        state["step"] += 1
+        t = state["step"]
+        state["mu_product"] = next_mu_product(state["mu_product"], group["betas"][0], group["momentum_decay"], t)
+        return t, state["mu_product"]  # two parameters share their scalars if both agree
+
+    def _kernel_slots(self, group):
+        return ("exp_avg", "exp_avg_sq")
+
+    def _kernel_scalars(self, group, key, dtype):
+        t, mu_product = key
+        if mu_product is None:  # the multi-tensor path: the group's product, see _step_batched
+            mu_product = self._batched_products[id(group)]
+        cast = dtype.type
+        lr = group["lr"]
+        beta1, beta2 = group["betas"]
+        mu = momentum_schedule(beta1, group["momentum_decay"], t)                     # (3)
+        mu_next = momentum_schedule(beta1, group["momentum_decay"], t + 1)           # (3)
+        mu_product = float(mu_product)  # torch's _get_value: the float32 read as a float64
+        mu_product_next = mu_product * mu_next
+        return (
+            bool(group["maximize"]),
+            *weight_decay_scalars(group, dtype),
+            cast(beta1),
+            cast(1.0 - beta1),
+            cast(beta2),
+            cast(1.0 - beta2),
+            cast(1 - beta2**t),
+            cast(group["eps"]),
+            cast(lr * (1.0 - mu) / (1.0 - mu_product)),                               # (8)
+            cast(lr * mu_next / (1.0 - mu_product_next)),                            # (9)
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # mu_product is per-parameter state that advances every step, beside the step counter. The
+    # multi-tensor path (Cython backend) advances only the counters, so it is taken here only
+    # when every parameter stepped in a group shares one mu_product (always, unless the momentum
+    # hyperparameters changed while some parameters skipped steps), and the products are
+    # advanced here once the batched step has run.
+    def _batched_scalar_key(self, step):
+        return step, None
+
+    def _step_batched(self, grads) -> bool:
+        shared: dict[int, np.float32] = {}
+        stepped: list[tuple[dict, dict]] = []  # (state, group) of each parameter with a gradient
+        index = 0
+        for group in self.param_groups:
+            products = set()
+            for _ in group["params"]:
+                if index < len(grads) and grads[index] is not None:
+                    state = self.state.get(index)
+                    if type(state) is not dict or not isinstance(state.get("mu_product"), np.float32):
+                        return False  # a first step, or state to be checked: the careful path
+                    products.add((state.get("step"), state["mu_product"]))
+                    stepped.append((state, group))
+                index += 1
+            if len(products) > 1:
+                return False
+            if products:
+                step, product = products.pop()
+                if isinstance(step, int):
+                    shared[id(group)] = next_mu_product(product, group["betas"][0], group["momentum_decay"], step + 1)
+        self._batched_products = shared
+        try:
+            done = super()._step_batched(grads)
+        finally:
+            self._batched_products = {}
+        if done:
+            for state, group in stepped:
+                state["mu_product"] = shared[id(group)]
+        return done
+
+    def _load_param_state(self, where: str, entry: object, param: np.ndarray) -> dict[str, Any]:
+        """As the base class, plus ``mu_product``: a float32 scalar (``numpy.float32``, a 0-d
+        float32 array as torch's, or a Python float that is exactly a float32)."""
+        if not isinstance(entry, dict):
+            return super()._load_param_state(where, entry, param)  # raises its TypeError
+        loaded = super()._load_param_state(where, {k: v for k, v in entry.items() if k != "mu_product"}, param)
+        if "mu_product" not in entry:
+            raise ValueError(
+                f"{where} does not hold NAdam state (missing ['mu_product'], unknown []); "
+                "was it saved from another optimizer?"
+            )
+        value = entry["mu_product"]
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value[()]
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (numbers.Real, np.floating))
+            or not float(np.float32(value)) == float(value)  # exactly a float32 (NaN fails)
+        ):
+            raise ValueError(f"{where}['mu_product'] must be a float32 scalar, got {value!r}")
+        loaded["mu_product"] = np.float32(value)
+        return loaded
