@@ -80,7 +80,8 @@ cdef class Batch:
         self.sizes = <Py_ssize_t*> PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
         if self.pointers == NULL or self.sizes == NULL:
             raise MemoryError()
-        self.count, self.width = count, width
+        # No row is usable until every row has been checked: a declined batch stays empty.
+        self.count, self.width = 0, width
         self._stepped = []
         for k in range(count):
             row = self.pointers + k * width
@@ -119,6 +120,7 @@ cdef class Batch:
                 row[2 + s] = cnp.PyArray_DATA(buffer)
         self._step_key = step_key
         self._next_step = previous_step + 1
+        self.count = count
         return -1
 
     def commit_steps(self):

@@ -28,7 +28,16 @@ from . import _backends
 from ._memory import aligned_copy, aligned_full
 from . import _threads
 from ._threads import threads_for
-from ._validation import check_grad, check_param, flat_view, memory_extent
+from ._validation import (
+    MAX_STEP,
+    check_grad,
+    check_real,
+    check_param,
+    check_state_array,
+    check_step,
+    flat_view,
+    memory_extent,
+)
 
 def _silence_fp_warnings(kernel):
     """Run a NumPy reference kernel without RuntimeWarnings for overflow, 0/0 and the like.
@@ -106,6 +115,7 @@ class Optimizer:
             self._batch_type = Batch
         self._validated: list[tuple | None] = []  # hyperparameters as last validated, per group
         self._flat_state_cache: dict[int, tuple] = {}
+        self._checked_states: dict[int, tuple] = {}  # state entries as last checked, per index
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}
         self._params: list[np.ndarray] = []  # every parameter, in group order
@@ -170,7 +180,8 @@ class Optimizer:
     @staticmethod
     def _zeros_like(param: np.ndarray, fill_value: float = 0.0) -> np.ndarray:
         """State buffer for ``param``: same shape and dtype, 64-byte aligned."""
-        return aligned_full(param.shape, param.dtype, fill_value)
+        with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
+            return aligned_full(param.shape, param.dtype, fill_value)
 
     # ----------------------------------------------------------------------------------------
     # Parameter groups
@@ -204,6 +215,7 @@ class Optimizer:
         # Validate everything first ...
         first_index = len(self._params)
         extents = list(self._extents)
+        state_extents = self._state_extents()
         for offset, param in enumerate(members):
             index = first_index + offset
             check_param(f"params[{index}]", param)
@@ -219,6 +231,13 @@ class Optimizer:
                             "every parameter must own its memory"
                         )
                 extents.insert(position, (start, end, index))
+                position = bisect.bisect_left(state_extents, (start, end))
+                for neighbour in state_extents[max(position - 1, 0) : position + 1]:
+                    if neighbour[0] < end and start < neighbour[1]:
+                        raise ValueError(
+                            f"params[{index}] shares memory with the optimizer's state "
+                            f"{neighbour[3]!r} of params[{neighbour[2]}]; every parameter must own its memory"
+                        )
             elif any(param is other for other in members[:offset]) or any(param is p for p in self._params):
                 raise ValueError(f"params[{index}] is the same array as an earlier parameter")
         group = {"params": members, **{key: param_group.get(key, value) for key, value in self.defaults.items()}}
@@ -234,6 +253,18 @@ class Optimizer:
             self._flat_params.append(flat_view(param))
             if self.eager_state:
                 self.state[first_index + offset] = self._init_state(param, group)
+
+    def _state_extents(self) -> list[tuple[int, int, int, str]]:
+        """Sorted ``(start, end, index, key)`` of every non-empty state buffer's memory."""
+        extents = []
+        if isinstance(self.state, dict):
+            for index, entry in self.state.items():
+                if isinstance(entry, dict):
+                    for key, value in entry.items():
+                        if isinstance(value, np.ndarray) and value.nbytes and value.flags.c_contiguous:
+                            extents.append((*memory_extent(value), index, key))
+        extents.sort()
+        return extents
 
     def _check_groups_unchanged(self) -> None:
         if len(self.param_groups) != len(self._group_members):
@@ -270,6 +301,8 @@ class Optimizer:
                 f"param_groups order), got {len(grads)}"
             )
         self._check_all_hyperparameters()
+        if type(self.state) is not dict:
+            raise TypeError(f"opt.state must be a dict, got {type(self.state).__name__}")
         if self._many_kernels is not None and self._step_batched(grads):
             return
         flat_grads = []
@@ -286,6 +319,7 @@ class Optimizer:
                 flat_grads.append(grad.reshape(-1))
             else:
                 flat_grads.append(check_grad(index, grad, param))
+        self._check_states(flat_grads)
 
         # Everything is valid: from here on nothing raises, so a step is applied whole or not at all.
         index = 0
@@ -302,7 +336,8 @@ class Optimizer:
                     key = (self._begin_step(param, state, group), param.dtype)
                     scalars = scalars_by_key.get(key)
                     if scalars is None:
-                        scalars = scalars_by_key[key] = self._kernel_scalars(group, key[0], param.dtype)
+                        with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
+                            scalars = scalars_by_key[key] = self._kernel_scalars(group, key[0], param.dtype)
                     flat_param = self._flat_params[index]
                     threads = threads_for(flat_param.size)
                     kernel = self._kernels[param.dtype] if threads == 1 else self._parallel_kernel(param.dtype)
@@ -329,9 +364,11 @@ class Optimizer:
                     continue
                 previous_step = -1
                 if self.step_key is not None:
-                    if states[first] is None:
+                    if type(states[first]) is not dict:
                         return False
                     previous_step = states[first].get(self.step_key, -1)
+                    if type(previous_step) is not int or not 0 <= previous_step < MAX_STEP - 1:
+                        return False  # the careful path reports it (gather takes a C Py_ssize_t)
                 dtype = members[0].dtype
                 batch = self._batch_type()
                 if batch.gather(members, group_grads, states, self._kernel_slots(group), self.step_key, previous_step, dtype.num) != -1:
@@ -340,7 +377,8 @@ class Optimizer:
             start = end
         # Every group is fit: advance the counters and compute (nothing below can fail).
         for group, batch, dtype, step in batches:
-            scalars = self._kernel_scalars(group, self._batched_scalar_key(step), dtype)
+            with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
+                scalars = self._kernel_scalars(group, self._batched_scalar_key(step), dtype)
             batch.commit_steps()
             self._many_kernels[dtype](batch, *scalars, _threads.get_num_threads(), _threads.min_size())
         return True
@@ -368,6 +406,90 @@ class Optimizer:
                     raise ValueError(f"param_groups[{group_index}] is missing {sorted(missing)}")
                 self.check_hyperparameters(group)
                 self._validated[group_index] = snapshot
+
+    def _check_states(self, flat_grads: list) -> None:
+        """Check every state entry this step will use, before anything is updated.
+
+        ``opt.state`` is public and may be edited between steps; an edited entry must give a
+        clear error, not an out-of-bounds write in a compiled kernel or half an applied step.
+        The buffers the kernel will take (its slots, for the group's current options) and the
+        keys every entry must hold are checked in full when the entry changed since its last
+        check (identity of the dict and of those arrays); the step counter, which changes every
+        step, is checked every time. Keys the step does not use are left alone.
+        """
+        state = self.state  # a dict: step() checked
+        checked, step_key = self._checked_states, self.step_key
+        start = 0
+        for group in self.param_groups:
+            end = start + len(group["params"])
+            slots = None
+            for index in range(start, end):
+                if flat_grads[index] is None:
+                    continue
+                entry = state.get(index)
+                if entry is None:
+                    continue
+                if slots is None:
+                    slots = tuple(key for key in self._kernel_slots(group) if key is not None)
+                    scalar_keys = self._scalar_state_keys(group)
+                cached = checked.get(index)
+                if (
+                    cached is None
+                    or cached[0] is not entry
+                    or cached[1] != slots
+                    or not all(map(operator.is_, map(entry.get, slots), cached[2]))
+                ):
+                    self._check_param_state(index, entry, slots)
+                for key in scalar_keys:  # read by _begin_step: present and a real number
+                    value = entry.get(key) if type(entry) is dict else None
+                    if type(value) is not np.float32 and type(value) is not float:
+                        self._check_param_state(index, entry, slots)
+                        if key not in entry:
+                            raise ValueError(f"opt.state[{index}] is missing [{key!r}]")
+                        check_real(f"opt.state[{index}][{key!r}]", value)
+                if step_key is not None:
+                    step = entry.get(step_key)
+                    if type(step) is not int or not 0 <= step < MAX_STEP - 1:
+                        self._check_param_state(index, entry, slots)  # names a missing key
+                        check_step(f"opt.state[{index}][{step_key!r}]", step)
+                        raise ValueError(f"opt.state[{index}][{step_key!r}] = {step} is at the limit of 2**62 steps")
+            start = end
+
+    def _scalar_state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The state keys that hold a number rather than an array, besides the step counter
+        (NAdam's ``mu_product``): read from a fresh state, once per optimizer."""
+        keys = self.__dict__.get("_scalar_keys")
+        if keys is None:
+            fresh = self._init_state(np.zeros(()), group)
+            keys = tuple(key for key, value in fresh.items() if key != self.step_key and not isinstance(value, np.ndarray))
+            self._scalar_keys = keys
+        return keys
+
+    def _check_param_state(self, index: int, entry: object, slots: tuple[str, ...]) -> None:
+        where = f"opt.state[{index}]"
+        if type(entry) is not dict:
+            raise TypeError(f"{where} must be a dict, got {type(entry).__name__}")
+        missing = set(self.required_state_keys) - set(entry)
+        if missing:
+            raise ValueError(f"{where} is missing {sorted(missing)}")
+        param = self._params[index]
+        arrays: list[tuple[str, np.ndarray]] = []
+        for key in slots:
+            if key not in entry:
+                continue  # an optional buffer not created yet: the step creates it
+            value = entry[key]
+            check_state_array(f"{where}[{key!r}]", value, param)
+            if value.size:
+                for other_key, other in arrays:
+                    if np.may_share_memory(value, other):
+                        raise ValueError(f"{where}[{key!r}] shares memory with {where}[{other_key!r}]")
+                start, end = memory_extent(value)
+                position = bisect.bisect_left(self._extents, (start, end, -1))
+                for neighbour in self._extents[max(position - 1, 0) : position + 1]:
+                    if neighbour[0] < end and start < neighbour[1]:
+                        raise ValueError(f"{where}[{key!r}] shares memory with params[{neighbour[2]}]")
+            arrays.append((key, value))
+        self._checked_states[index] = (entry, slots, tuple(entry.get(key) for key in slots))
 
     def _flat_state(self, index: int, state: dict[str, Any], slots: tuple) -> tuple[np.ndarray, ...]:
         """1-D views of the state arrays in ``slots``, cached; the cache is used only while the
@@ -477,7 +599,7 @@ class Optimizer:
                 if isinstance(value, np.ndarray) and value.ndim == 0:
                     value = value.item()
                 if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not (
-                    value >= 0 and float(value).is_integer()
+                    0 <= value < MAX_STEP - 1 and float(value).is_integer()
                 ):
                     raise ValueError(f"{where}['step'] must be a non-negative integer, got {value!r}")
                 loaded[key] = int(value)

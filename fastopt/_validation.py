@@ -20,9 +20,17 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Hyperparameters
 # --------------------------------------------------------------------------------------------
 def check_real(name: str, value: object) -> None:
-    """A real number (Python or NumPy; ``bool`` is not a number here)."""
+    """A real number (Python or NumPy; ``bool`` is not a number here) that a float64 can hold.
+
+    The range check matters for Python ints and Fractions: ``10**400`` passes ``< inf`` but
+    cannot become a float, and would otherwise raise ``OverflowError`` in the middle of a step.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    try:
+        float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is too large for a float64 (got a {type(value).__name__})") from None
 
 
 def check_flag(name: str, value: object) -> None:
@@ -70,6 +78,15 @@ def check_betas(betas: object) -> None:
 # --------------------------------------------------------------------------------------------
 # Arrays
 # --------------------------------------------------------------------------------------------
+def _reject_masked(where: str, array: np.ndarray) -> None:
+    """The kernels read and write the raw data: a mask would be silently ignored."""
+    if isinstance(array, np.ma.MaskedArray):
+        raise TypeError(
+            f"{where} is a numpy.ma.MaskedArray; fastopt would ignore its mask: pass a plain "
+            "ndarray (e.g. array.filled(0.0))"
+        )
+
+
 def check_param(where: str, param: object) -> np.ndarray:
     """A parameter must be a writeable, C-contiguous float32/float64 ndarray: it is updated in place,
     so fastopt never copies it (a copy would silently detach the caller's array)."""
@@ -77,6 +94,7 @@ def check_param(where: str, param: object) -> np.ndarray:
         raise TypeError(
             f"{where} must be a numpy.ndarray of float32 or float64, got {type(param).__name__}"
         )
+    _reject_masked(where, param)
     if param.dtype not in SUPPORTED_DTYPES:
         raise TypeError(
             f"{where} has dtype {param.dtype}; fastopt optimizes native float32 and float64 arrays"
@@ -114,6 +132,7 @@ def check_grad(index: int, grad: object, param: np.ndarray) -> np.ndarray | None
         raise TypeError(
             f"grads[{index}] must be a numpy.ndarray or None, got {type(grad).__name__}"
         )
+    _reject_masked(f"grads[{index}]", grad)
     if grad.dtype != param.dtype:
         raise TypeError(
             f"grads[{index}] has dtype {grad.dtype} but params[{index}] has dtype {param.dtype}"
@@ -129,3 +148,36 @@ def check_grad(index: int, grad: object, param: np.ndarray) -> np.ndarray | None
     if not grad.flags.c_contiguous:
         grad = np.ascontiguousarray(grad)
     return flat_view(grad)
+
+
+# --------------------------------------------------------------------------------------------
+# Optimizer state (``opt.state`` is public and may be edited between steps)
+# --------------------------------------------------------------------------------------------
+MAX_STEP = 2**62
+"""Step counters must stay below this (146 years at one step per nanosecond): the Cython
+multi-tensor path holds them in a C ``Py_ssize_t`` and adds one."""
+
+
+def check_step(where: str, value: object) -> None:
+    """A step counter as the optimizer keeps it: a Python ``int`` in ``[0, MAX_STEP)``."""
+    if type(value) is not int or not 0 <= value < MAX_STEP:
+        raise ValueError(f"{where} must be an int in [0, 2**62), got {type(value).__name__} {value!r}")
+
+
+def check_state_array(where: str, value: object, param: np.ndarray) -> None:
+    """A state buffer the kernels will update in place, as if it were the parameter itself: the
+    same dtype and shape (a shorter buffer would be written past its end by the compiled
+    kernels), C-contiguous (a copy would lose the update), writeable, aligned, and not sharing
+    memory with its parameter (the NumPy reference and the element loops would then differ)."""
+    if not isinstance(value, np.ndarray) or isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{where} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype != param.dtype or value.shape != param.shape:
+        raise ValueError(
+            f"{where} has shape {value.shape} and dtype {value.dtype}, but its parameter has "
+            f"shape {param.shape} and dtype {param.dtype}"
+        )
+    flags = value.flags
+    if not (flags.c_contiguous and flags.writeable and flags.aligned):
+        raise ValueError(f"{where} must be a C-contiguous, writeable, aligned array")
+    if value.size and np.may_share_memory(value, param):
+        raise ValueError(f"{where} shares memory with its parameter")

@@ -222,7 +222,11 @@ class NAdam(Optimizer):
             for _ in group["params"]:
                 if index < len(grads) and grads[index] is not None:
                     state = self.state.get(index)
-                    if type(state) is not dict or not isinstance(state.get("mu_product"), np.float32):
+                    if (
+                        type(state) is not dict
+                        or type(state.get("step")) is not int
+                        or not isinstance(state.get("mu_product"), np.float32)
+                    ):
                         return False  # a first step, or state to be checked: the careful path
                     products.add((state.get("step"), state["mu_product"]))
                     stepped.append((state, group))

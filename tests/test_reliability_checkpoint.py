@@ -1,0 +1,212 @@
+"""Checkpoints: saved to disk, resumed in a new process, continued bit for bit; bad ones rejected.
+
+test_api.py already round-trips a pickled state dict in one process. Here every optimizer and
+option set (checkpoint_io.CONFIGS: every configuration of tests/specs.py; two parameter groups of float64 and float32, a skipped
+gradient, an lr schedule after the resume), saved under every backend with pickle *and* with
+np.savez (no pickle), is resumed under every backend in a **fresh Python process**, and must end
+bit-identical to the uninterrupted run, in parameters and in state. One variant starts from step
+2**31 + 5, past float32's 2**24 (where torch's float32 step counter stops counting).
+"""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import checkpoint_io as io
+import numpy as np
+import pytest
+from specs import SPECS, assert_bits_equal
+
+import fastopt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_checkpoints_resume_bit_identically_in_a_new_process_on_every_backend(tmp_path):
+    jobs, expected = [], {}
+    for config_index, (name, options) in enumerate(io.CONFIGS):
+        for save_index, save_backend in enumerate(fastopt.BACKENDS):
+            last_of_its_optimizer = config_index + 1 == len(io.CONFIGS) or io.CONFIGS[config_index + 1][0] != name
+            for large in (False, True) if last_of_its_optimizer else (False,):
+                params, grads = io.problem(config_index, save_index)
+
+                uninterrupted = [p.copy() for p in params]
+                opt = io.make_optimizer(name, options, uninterrupted, save_backend)
+                if large:
+                    opt.step(grads[0])
+                    io.jump_steps(opt)
+                    io.train(opt, grads, 1)
+                else:
+                    io.train(opt, grads, 0)
+                uninterrupted_state = opt.state_dict()
+
+                first_part = [p.copy() for p in params]
+                opt = io.make_optimizer(name, options, first_part, save_backend)
+                for step in range(io.SAVED_AT):
+                    opt.step(grads[step])
+                    if large and step == 0:
+                        io.jump_steps(opt)
+                label = f"{name}{config_index}-{save_backend}-{'large' if large else 'small'}"
+                suffix = ".npz" if (config_index + save_index + large) % 2 else ".pkl"
+                checkpoint = tmp_path / f"{label}{suffix}"
+                io.save(checkpoint, opt.state_dict(), first_part)
+                for load_backend in fastopt.BACKENDS:
+                    out = tmp_path / f"{label}-to-{load_backend}.npz"
+                    jobs.append(dict(checkpoint=str(checkpoint), config=config_index, save_backend=save_backend,
+                                     load_backend=load_backend, out=str(out)))
+                    expected[str(out)] = (uninterrupted, uninterrupted_state)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(jobs))
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "resume_checkpoints.py"), str(manifest)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resumed {len(jobs)} checkpoints" in result.stdout
+    for job in jobs:
+        state_dict, params = io.load_npz(job["out"])
+        want_params, want_state = expected[job["out"]]
+        what = f"{job['checkpoint']} resumed on {job['load_backend']}"
+        for index, (got, want) in enumerate(zip(params, want_params)):
+            assert_bits_equal(got, want, f"{what}: params[{index}]")
+        assert state_dict["state"].keys() == want_state["state"].keys(), what
+        for index, entry in want_state["state"].items():
+            assert state_dict["state"][index].keys() == entry.keys(), what
+            for key, value in entry.items():
+                if key == "step":
+                    assert state_dict["state"][index][key] == value, f"{what}: step"
+                else:
+                    assert_bits_equal(state_dict["state"][index][key], value, f"{what}: state[{index}][{key!r}]")
+        assert state_dict["param_groups"] == json.loads(json.dumps(want_state["param_groups"])), what
+
+
+def test_npz_checkpoints_hold_no_pickle(tmp_path):
+    params = [np.ones(3)]
+    opt = fastopt.Adam(params, amsgrad=True)
+    opt.step([np.ones(3)])
+    io.save_npz(tmp_path / "c.npz", opt.state_dict(), params)
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as data:  # would raise on an object array
+        assert all(data[name].dtype != object for name in data.files)
+    loaded, _ = io.load_npz(tmp_path / "c.npz")
+    fresh = fastopt.Adam([np.ones(3)])
+    fresh.load_state_dict(loaded)
+    assert fresh.state[0]["step"] == 1 and fresh.param_groups[0]["amsgrad"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# Rejected checkpoints change nothing
+# --------------------------------------------------------------------------------------------
+def trained(name, shapes=((3,), (2,)), dtype=np.float64, backend="auto"):
+    params = [np.linspace(0.5, 1.5, int(np.prod(s))).reshape(s).astype(dtype) for s in shapes]
+    opt = SPECS[name].cls(params, backend=backend, **SPECS[name].torch_configs[-1])
+    opt.step([np.full(s, 0.25, dtype) for s in shapes])
+    return opt
+
+
+def frozen(opt):
+    return copy.deepcopy(([p.copy() for p in opt._params], opt.state, [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]))
+
+
+def assert_frozen(opt, before):
+    np.testing.assert_equal(frozen(opt), before)
+
+
+# Adam and AdamW keep the same hyperparameter names and state keys, so each loads the other's
+# state dict (as in torch); their arithmetic differs only in where weight decay goes.
+INTERCHANGEABLE = {("Adam", "AdamW"), ("AdamW", "Adam")}
+
+
+@pytest.mark.parametrize("loader", list(SPECS))
+@pytest.mark.parametrize("saver", list(SPECS))
+def test_a_state_dict_of_another_optimizer_is_rejected(saver, loader):
+    if saver == loader:
+        pytest.skip("the same optimizer: covered by the resume test")
+    opt = trained(loader)
+    before = frozen(opt)
+    state_dict = trained(saver).state_dict()
+    if (saver, loader) in INTERCHANGEABLE:
+        opt.load_state_dict(state_dict)
+        return
+    with pytest.raises(ValueError, match=r"does not hold .*; was it saved from another optimizer\?$"):
+        opt.load_state_dict(state_dict)
+    assert_frozen(opt, before)
+
+
+BAD_CHECKPOINTS = [
+    ("shapes swapped", lambda name: trained(name, shapes=((2,), (3,))).state_dict(), ValueError, r"has shape \(2,\) and dtype float64, but its parameter has shape \(3,\)"),
+    ("2-D instead of 1-D", lambda name: trained(name, shapes=((3, 1), (2,))).state_dict(), ValueError, r"has shape \(3, 1\) and dtype float64, but its parameter has shape \(3,\)"),
+    ("float32 instead of float64", lambda name: trained(name, dtype=np.float32).state_dict(), ValueError, r"dtype float32, but its parameter has shape \(3,\) and dtype float64"),
+    ("one parameter more", lambda name: trained(name, shapes=((3,), (2,), (1,))).state_dict(), ValueError, r"^loaded state dict contains a parameter group that doesn't match the size"),
+    ("hyperparameter missing", lambda name: _edit(name, lambda sd: sd["param_groups"][0].pop("lr")), ValueError, r"^state_dict\['param_groups'\]\[0\] does not hold \w+'s hyperparameters \(missing \['lr'\]"),
+    ("step too large for a float", lambda name: _edit(name, lambda sd: _set_steps(sd, 10**400)), ValueError, r"\['step'\] must be a non-negative integer, got 1000"),
+    ("step past 2**62", lambda name: _edit(name, lambda sd: _set_steps(sd, 2**62)), ValueError, r"\['step'\] must be a non-negative integer, got 4611686018427387904"),
+    ("state array as a list", lambda name: _edit(name, lambda sd: _set_arrays(sd, lambda a: a.tolist())), TypeError, r"must be a numpy.ndarray, got list"),
+    ("state array of objects", lambda name: _edit(name, lambda sd: _set_arrays(sd, lambda a: a.astype(object))), ValueError, r"dtype object, but its parameter"),
+    ("lr is NaN", lambda name: _edit(name, lambda sd: sd["param_groups"][0].update(lr=float("nan"))), ValueError, r"^Invalid learning rate: nan$"),
+    ("lr is a string", lambda name: _edit(name, lambda sd: sd["param_groups"][0].update(lr="0.1")), TypeError, r"^lr must be a real number, got str '0.1'$"),
+    ("not a dict", lambda name: "checkpoint.pt", ValueError, r"^state_dict must be a dict"),
+]
+
+
+def _edit(name, edit):
+    state_dict = copy.deepcopy(trained(name).state_dict())
+    edit(state_dict)
+    return state_dict
+
+
+def _set_steps(state_dict, value):
+    for entry in state_dict["state"].values():
+        if "step" in entry:
+            entry["step"] = value
+    if not any("step" in entry for entry in state_dict["state"].values()):
+        state_dict["state"][0]["step"] = value  # SGD keeps none: an unknown key, also rejected
+
+
+def _set_arrays(state_dict, convert):
+    entry = state_dict["state"][1]
+    key = next(k for k in entry if k != "step")
+    entry[key] = convert(entry[key])
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("label", "make", "error", "pattern"), BAD_CHECKPOINTS, ids=[c[0] for c in BAD_CHECKPOINTS])
+def test_a_bad_checkpoint_is_rejected_and_changes_nothing(name, label, make, error, pattern):
+    if SPECS[name].cls.step_key is None and label.startswith("step"):
+        pattern = rf"does not hold {name} state \(missing \[\], unknown \['step'\]\)"
+    opt = trained(name)
+    before = frozen(opt)
+    with pytest.raises(error, match=pattern):
+        opt.load_state_dict(make(name))
+    assert_frozen(opt, before)
+
+
+def test_a_rejected_checkpoint_leaves_the_optimizer_usable_and_exact():
+    """After a failed load, training continues exactly as if the load had not been tried."""
+    a, b = trained("Adam", backend="cython"), trained("Adam", backend="numba")
+    with pytest.raises(ValueError):
+        a.load_state_dict(trained("Adam", dtype=np.float32).state_dict())
+    for _ in range(3):
+        a.step([np.full(3, 0.5), np.full(2, -0.5)])
+        b.step([np.full(3, 0.5), np.full(2, -0.5)])
+    for p, q in zip(a._params, b._params):
+        assert_bits_equal(p, q)
+
+
+def test_non_finite_values_in_a_checkpoint_are_loaded_as_they_are():
+    """Accepted: state values are data, not validated (NaN in exp_avg is what training produced);
+    they propagate as in torch, identically on every backend."""
+    results = []
+    for backend in fastopt.BACKENDS:
+        opt = trained("Adam", backend=backend)
+        state_dict = opt.state_dict()
+        state_dict["state"][0]["exp_avg"][1] = np.nan
+        state_dict["state"][0]["exp_avg_sq"][2] = np.inf
+        opt.load_state_dict(state_dict)
+        opt.step([np.full(3, 0.5), np.full(2, 0.5)])
+        results.append(opt._params[0].copy())
+    assert np.isnan(results[0][1])  # m = NaN: the element becomes NaN
+    assert np.isfinite(results[0][2])  # v = inf: the denominator is inf, the update 0
+    for other in results[1:]:
+        assert_bits_equal(other, results[0])

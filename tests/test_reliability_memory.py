@@ -1,0 +1,153 @@
+"""Memory: no growth over many steps, and no temporaries proportional to the parameters' size.
+
+* Growth: after a warm-up, 500 steps (10**5 with ``FASTOPT_HEAVY_TESTS=1``, plus the
+  process's resident set size) must not grow the memory Python and NumPy have allocated
+  (tracemalloc sees every NumPy array).
+* Temporaries: one step over a 1Mi-element float64 parameter (8 MB) must allocate less than
+  64 KiB at its peak on the fast backends; the NumPy reference, which allocates whole-array
+  temporaries, is the control that shows the measurement sees them. Numba's own allocator is
+  not traced by tracemalloc, so Numba's allocation counter (``NUMBA_NRT_STATS=1``) is read in a
+  subprocess as well.
+"""
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numpy as np
+import pytest
+from specs import SPECS
+
+import fastopt
+
+HEAVY = os.environ.get("FASTOPT_HEAVY_TESTS", "0") not in ("", "0")
+heavy = pytest.mark.skipif(not HEAVY, reason="set FASTOPT_HEAVY_TESTS=1 (minutes)")
+BIG = 1 << 20
+SMALL_PEAK = 64 * 1024
+
+
+def make(name, backend, sizes, dtype=np.float64):
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(size).astype(dtype) for size in sizes]
+    grads = [[rng.standard_normal(size).astype(dtype) for size in sizes] for _ in range(4)]
+    opt = SPECS[name].cls(params, backend=backend, **SPECS[name].torch_configs[-1])
+    return opt, grads
+
+
+def traced_growth(opt, grads, steps):
+    """Bytes still allocated after ``steps`` more steps, relative to after the warm-up."""
+    for k in range(50):
+        opt.step(grads[k % len(grads)])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(steps):
+            opt.step(grads[k % len(grads)])
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("name", list(SPECS))
+def test_many_steps_do_not_grow_memory(name, backend):
+    opt, grads = make(name, backend, [50, 7, 1, 0])
+    growth = traced_growth(opt, grads, 500)
+    assert growth < 4096, f"{growth} bytes more after 500 steps"
+
+
+def test_the_growth_measurement_sees_a_leak():
+    """Control: an optimizer that keeps one small array per step is caught."""
+    opt, grads = make("Adam", "numba", [50])
+    kept = []
+    original = opt.step
+
+    def leaky_step(step_grads):
+        original(step_grads)
+        kept.append(np.zeros(4))
+
+    opt.step = leaky_step
+    assert traced_growth(opt, grads, 500) > 4096
+
+
+def step_peak(opt, grad):
+    opt.step(grad)  # warm-up: state and caches exist, kernels compiled
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        opt.step(grad)
+        return tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_fast_backends_allocate_no_temporaries_proportional_to_the_parameters(name):
+    peaks = {}
+    for backend in fastopt.BACKENDS:
+        opt, grads = make(name, backend, [BIG, 1000, 3])
+        peaks[backend] = step_peak(opt, grads[0])
+    assert peaks["reference"] > BIG * 8, f"control: the reference's temporaries were not seen ({peaks})"
+    for backend in ("numba", "cython"):
+        assert peaks[backend] < SMALL_PEAK, f"{backend} allocated {peaks[backend]} bytes in a step"
+
+
+def test_numba_kernels_make_no_allocation_of_their_own():
+    """Numba wraps each array argument in a small header (one NRT allocation, freed on return);
+    a temporary array inside a kernel would be one more. So: exactly one allocation per array
+    argument, all freed."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from numba.core.runtime import rtsys
+        import fastopt
+        rng = np.random.default_rng(0)
+        for name, cls in fastopt.OPTIMIZERS.items():
+            params = [rng.standard_normal(4096), rng.standard_normal(5)]
+            opt = cls(params, backend="numba")
+            grads = [rng.standard_normal(4096), rng.standard_normal(5)]
+            opt.step(grads)
+            arrays_per_call = 2 + len(opt._kernel_slots(opt.param_groups[0]))
+            before = rtsys.get_allocation_stats()
+            for _ in range(10):
+                opt.step(grads)
+            after = rtsys.get_allocation_stats()
+            print(name, after.alloc - before.alloc, after.free - before.free, 10 * 2 * arrays_per_call)
+        """
+    )
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = {line.split()[0]: tuple(map(int, line.split()[1:])) for line in result.stdout.splitlines() if line.strip()}
+    assert set(counts) == set(fastopt.OPTIMIZERS)
+    for name, (allocated, freed, argument_headers) in counts.items():
+        assert allocated == freed == argument_headers, f"{name}: {allocated} allocations, {freed} frees, {argument_headers} array arguments"
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@heavy
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="Linux /proc needed for RSS")
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("name", list(SPECS))
+def test_a_hundred_thousand_steps_grow_neither_traced_memory_nor_rss(name, backend):
+    opt, grads = make(name, backend, [1000, 50, 7, 1])
+    for k in range(2000):
+        opt.step(grads[k % 4])
+    gc.collect()
+    rss_before = rss_bytes()
+    growth = traced_growth(opt, grads, 10**5)
+    gc.collect()
+    rss_growth = rss_bytes() - rss_before
+    assert growth < 4096, f"{growth} traced bytes more after 10**5 steps"
+    assert rss_growth < 1 << 20, f"RSS grew by {rss_growth} bytes over 10**5 steps"
