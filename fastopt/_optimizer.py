@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 import numbers
 import operator
 from collections.abc import Hashable, Iterable, Sequence
@@ -61,6 +62,37 @@ def _specialise(kernel) -> dict[np.dtype, Any]:
     if signatures is not None and {"float", "double"} <= set(signatures):
         return {np.dtype(np.float32): kernel["float"], np.dtype(np.float64): kernel["double"]}
     return {np.dtype(np.float32): kernel, np.dtype(np.float64): kernel}
+
+
+def _typed(value: Any) -> Any:
+    """A value with its type (and its items' types), for "unchanged since validated" tests:
+    ``1 + 0j == 1.0`` and ``True == 1``, but neither passes the check that ``1.0`` passed."""
+    if type(value) is tuple or type(value) is list:
+        return type(value), tuple(map(_typed, value))
+    return type(value), value
+
+
+def _snapshot(group: dict[str, Any], keys) -> tuple:
+    return tuple(_typed(group[key]) for key in keys)
+
+
+def _loaded_step(value: Any) -> int | None:
+    """A saved step counter as an int (torch saves a float32 tensor), or None if it is not a
+    whole number in [0, 2**62 - 1). Compared as Python numbers: a NumPy float16 compared with
+    2**62 would overflow (and warn)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return None
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    else:
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
+        if not value.is_integer():  # also NaN and inf
+            return None
+        value = int(value)
+    return value if 0 <= value < MAX_STEP - 1 else None
 
 
 # Fills a kernel's slot for a buffer the options leave unused (the kernel never touches it).
@@ -245,7 +277,7 @@ class Optimizer:
 
         # ... then register.
         self.param_groups.append(group)
-        self._validated.append(tuple(group[key] for key in self.defaults))
+        self._validated.append(_snapshot(group, self.defaults))
         self._group_members.append(list(members))
         self._extents = extents
         for offset, param in enumerate(members):
@@ -396,7 +428,7 @@ class Optimizer:
         """Validate every group whose hyperparameters changed since they were last validated."""
         for group_index, group in enumerate(self.param_groups):
             try:
-                snapshot = tuple(group[key] for key in self.defaults)
+                snapshot = _snapshot(group, self.defaults)
                 unchanged = snapshot == self._validated[group_index]
             except (KeyError, ValueError, TypeError):  # a missing key, or an array compared
                 snapshot, unchanged = None, False
@@ -440,13 +472,15 @@ class Optimizer:
                     or not all(map(operator.is_, map(entry.get, slots), cached[2]))
                 ):
                     self._check_param_state(index, entry, slots)
-                for key in scalar_keys:  # read by _begin_step: present and a real number
+                for key in scalar_keys:  # read by _begin_step: present, a finite real number
                     value = entry.get(key) if type(entry) is dict else None
-                    if type(value) is not np.float32 and type(value) is not float:
+                    if (type(value) is not np.float32 and type(value) is not float) or not math.isfinite(value):
                         self._check_param_state(index, entry, slots)
                         if key not in entry:
                             raise ValueError(f"opt.state[{index}] is missing [{key!r}]")
                         check_real(f"opt.state[{index}][{key!r}]", value)
+                        if not math.isfinite(value):
+                            raise ValueError(f"opt.state[{index}][{key!r}] must be finite, got {value!r}")
                 if step_key is not None:
                     step = entry.get(step_key)
                     if type(step) is not int or not 0 <= step < MAX_STEP - 1:
@@ -598,11 +632,10 @@ class Optimizer:
             if key == "step":
                 if isinstance(value, np.ndarray) and value.ndim == 0:
                     value = value.item()
-                if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not (
-                    0 <= value < MAX_STEP - 1 and float(value).is_integer()
-                ):
+                step = _loaded_step(value)
+                if step is None:
                     raise ValueError(f"{where}['step'] must be a non-negative integer, got {value!r}")
-                loaded[key] = int(value)
+                loaded[key] = step
                 continue
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"{where}[{key!r}] must be a numpy.ndarray, got {type(value).__name__}")

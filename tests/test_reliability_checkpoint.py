@@ -142,6 +142,7 @@ BAD_CHECKPOINTS = [
     ("hyperparameter missing", lambda name: _edit(name, lambda sd: sd["param_groups"][0].pop("lr")), ValueError, r"^state_dict\['param_groups'\]\[0\] does not hold \w+'s hyperparameters \(missing \['lr'\]"),
     ("step too large for a float", lambda name: _edit(name, lambda sd: _set_steps(sd, 10**400)), ValueError, r"\['step'\] must be a non-negative integer, got 1000"),
     ("step past 2**62", lambda name: _edit(name, lambda sd: _set_steps(sd, 2**62)), ValueError, r"\['step'\] must be a non-negative integer, got 4611686018427387904"),
+    ("step a float16 fraction", lambda name: _edit(name, lambda sd: _set_steps(sd, np.float16(0.25))), ValueError, r"\['step'\] must be a non-negative integer, got np.float16\(0.25\)"),
     ("state array as a list", lambda name: _edit(name, lambda sd: _set_arrays(sd, lambda a: a.tolist())), TypeError, r"must be a numpy.ndarray, got list"),
     ("state array of objects", lambda name: _edit(name, lambda sd: _set_arrays(sd, lambda a: a.astype(object))), ValueError, r"dtype object, but its parameter"),
     ("lr is NaN", lambda name: _edit(name, lambda sd: sd["param_groups"][0].update(lr=float("nan"))), ValueError, r"^Invalid learning rate: nan$"),

@@ -157,6 +157,7 @@ def test_a_replaced_state_buffer_of_the_right_kind_is_used(backend):
     (np.array(0.5, np.float32), "opt.state[0]['mu_product'] must be a real number, got ndarray"),
     ("0.5", "opt.state[0]['mu_product'] must be a real number, got str"),
     (None, "opt.state[0] is missing ['mu_product']"),
+    (float("inf"), "opt.state[0]['mu_product'] must be finite, got inf"),
 ])
 def test_an_edited_nadam_mu_product_is_rejected_with_its_name(backend, value, message):
     """A scalar state entry (found from a fresh state, no per-class list needed)."""
@@ -171,6 +172,23 @@ def test_an_edited_nadam_mu_product_is_rejected_with_its_name(backend, value, me
     before = snapshot(opt)
     with pytest.raises((TypeError, ValueError), match=f"^{re.escape(message)}"):
         opt.step([np.ones(3)])
+    assert_nothing_changed(opt, before)
+
+
+@pytest.mark.skipif("NAdam" not in fastopt.OPTIMIZERS, reason="no NAdam here")
+@pytest.mark.xfail(strict=True, reason="NAdam does not range-check mu_product (see the report)")
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("value", [1.0, 1e300], ids=["1.0 (division by zero)", "1e300 (float32 overflow)"])
+def test_an_out_of_range_nadam_mu_product_is_rejected_before_any_update(backend, value):
+    """mu_product is a product of momentum factors, in (0, 1) after the first step. The base
+    class checks that it is a finite real number; its range is NAdam's to check."""
+    params = [np.ones(3), np.ones(2)]
+    opt = fastopt.OPTIMIZERS["NAdam"](params, backend=backend)
+    opt.step([np.ones(3), np.ones(2)])
+    opt.state[1]["mu_product"] = value
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match="mu_product"):
+        opt.step([np.ones(3), np.ones(2)])
     assert_nothing_changed(opt, before)
 
 
@@ -211,6 +229,24 @@ def test_a_number_too_large_for_a_float_is_rejected_before_any_update(backend, k
     opt.param_groups[1][key] = value
     before = snapshot(opt)
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        opt.step([np.ones(3), np.ones(2)])
+    assert_nothing_changed(opt, before)
+
+
+@backends
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("lr", 1 + 0j, "lr must be a real number, got complex (1+0j)"),
+    ("lr", True, "lr must be a real number, got bool True"),
+    ("betas", (0.9 + 0j, 0.999), "betas[0] must be a real number, got complex (0.9+0j)"),
+])
+def test_a_value_equal_to_the_validated_one_but_of_another_type_is_checked(backend, key, value, message):
+    """``1 + 0j == 1.0``: a changed hyperparameter is re-validated even when it compares equal."""
+    params = [np.ones(3), np.ones(2)]
+    opt = fastopt.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=1.0, backend=backend)
+    opt.step([np.ones(3), np.ones(2)])
+    opt.param_groups[1][key] = value
+    before = snapshot(opt)
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
         opt.step([np.ones(3), np.ones(2)])
     assert_nothing_changed(opt, before)
 
@@ -351,8 +387,8 @@ def test_a_cython_kernel_called_with_a_missing_buffer_raises_instead_of_crashing
 
 def test_a_declined_batch_is_empty_for_the_many_kernel():
     """fastopt._multi.Batch is importable: gather() that declines (returns k >= 0) must not leave
-    a batch whose rows k.. hold uninitialised pointers for <name>_update_many. In a subprocess,
-    since today the call reads whatever malloc left there (a crash, or a wild write)."""
+    a batch whose rows k.. hold uninitialised pointers for <name>_update_many. In a subprocess:
+    before gather kept a declined batch empty, the call read whatever malloc left there."""
     code = textwrap.dedent(
         """
         import numpy as np
