@@ -146,9 +146,6 @@ class RMSprop(Optimizer):
         state["step"] += 1  # t is not used by the update; kept for torch's state layout
         return None  # the scalars do not change from step to step
 
-    def _batched_scalar_key(self, step):
-        return None  # the scalars do not depend on the step
-
     def _kernel_slots(self, group):
         return (
             "square_avg",

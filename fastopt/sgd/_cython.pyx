@@ -14,6 +14,7 @@ them compute every element with exactly the same operations.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -69,6 +70,10 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
 def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer,
                bint maximize, floating weight_decay, floating momentum, bint first_step,
                floating one_minus_dampening, bint nesterov, floating lr, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("sgd_update", "grad", grad.shape[0], param.shape[0])
+    if momentum != 0:
+        require_length("sgd_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _sgd_threads(param.shape[0], _data(param), _const_data(grad), _data(momentum_buffer),
