@@ -76,6 +76,40 @@ def _snapshot(group: dict[str, Any], keys) -> tuple:
     return tuple(_typed(group[key]) for key in keys)
 
 
+_IMMUTABLE_TYPES = (float, int, bool, str, type(None), np.floating, np.integer, np.bool_)
+
+
+def _immutable(value: Any) -> bool:
+    """Whether ``value`` cannot change in place (a number, string, None, or a tuple of those):
+    then holding the same object means holding the same value."""
+    if type(value) is tuple:
+        return all(map(_immutable, value))
+    return isinstance(value, _IMMUTABLE_TYPES)
+
+
+CAST_SAFE_MAGNITUDE = 1e15
+"""Hyperparameters no larger than this keep every derived kernel scalar far inside float32's range
+(3.4e38): each is at most a product of two hyperparameters, or one divided by a bias correction
+(>= 2**-53), so below about 1e31. The float32 casts then cannot overflow, and a step skips the
+``np.errstate`` that would otherwise silence the overflow warning (about a microsecond)."""
+
+
+def _cast_safe(group: dict[str, Any], keys) -> bool:
+    """Whether every number among the group's (validated) hyperparameters is at most
+    CAST_SAFE_MAGNITUDE; anything unexpected counts as unsafe (the step then uses errstate)."""
+    for key in keys:
+        value = group[key]
+        for item in value if type(value) in (tuple, list) else (value,):
+            if isinstance(item, (bool, np.bool_, str, type(None))):
+                continue
+            try:
+                if not abs(item) <= CAST_SAFE_MAGNITUDE:
+                    return False
+            except TypeError:
+                return False
+    return True
+
+
 def _loaded_step(value: Any) -> int | None:
     """A saved step counter as an int (torch saves a float32 tensor), or None if it is not a
     whole number in [0, 2**62 - 1). Compared as Python numbers: a NumPy float16 compared with
@@ -146,6 +180,11 @@ class Optimizer:
 
             self._batch_type = Batch
         self._validated: list[tuple | None] = []  # hyperparameters as last validated, per group
+        # Per group: the hyperparameter objects last validated (None if one of them is mutable), and
+        # whether their magnitudes make float32 casts safe; the kernel scalars last computed.
+        self._validated_objects: list[tuple | None] = []
+        self._cast_safe: list[bool] = []
+        self._scalar_cache: dict[tuple, tuple] = {}
         self._flat_state_cache: dict[int, tuple] = {}
         self._checked_states: dict[int, tuple] = {}  # state entries as last checked, per index
         self.param_groups: list[dict[str, Any]] = []
@@ -280,6 +319,7 @@ class Optimizer:
         # ... then register.
         self.param_groups.append(group)
         self._validated.append(_snapshot(group, self.defaults))
+        self._remember_validated(len(self.param_groups) - 1, group)
         self._group_members.append(list(members))
         self._extents = extents
         for offset, param in enumerate(members):
@@ -357,9 +397,8 @@ class Optimizer:
 
         # Everything is valid: from here on nothing raises, so a step is applied whole or not at all.
         index = 0
-        for group in self.param_groups:
+        for group_index, group in enumerate(self.param_groups):
             slots = self._kernel_slots(group)
-            scalars_by_key: dict[tuple, tuple] = {}  # one set of scalars per (step key, dtype)
             for _ in range(len(group["params"])):
                 grad = flat_grads[index]
                 if grad is not None:
@@ -367,11 +406,8 @@ class Optimizer:
                     state = self.state.get(index)
                     if state is None:
                         state = self._init_state(param, group)
-                    key = (self._begin_step(param, state, group), param.dtype)
-                    scalars = scalars_by_key.get(key)
-                    if scalars is None:
-                        with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
-                            scalars = scalars_by_key[key] = self._kernel_scalars(group, key[0], param.dtype)
+                    key = self._begin_step(param, state, group)
+                    scalars = self._scalars(group_index, group, key, param.dtype)
                     flat_param = self._flat_params[index]
                     threads = threads_for(flat_param.size)
                     kernel = self._kernels[param.dtype] if threads == 1 else self._parallel_kernel(param.dtype)
@@ -386,7 +422,7 @@ class Optimizer:
         careful path (a first step, a new buffer, a non-contiguous gradient, an error to report)."""
         batches = []
         start = 0
-        for group in self.param_groups:
+        for group_index, group in enumerate(self.param_groups):
             members = group["params"]
             end = start + len(members)
             if members:
@@ -417,12 +453,11 @@ class Optimizer:
                 advanced = dict(representative)
                 key = self._begin_step(members[first], advanced, group)
                 stepped = [state for state, grad in zip(states, group_grads) if grad is not None] if scalar_keys else []
-                batches.append((group, batch, dtype, key, stepped, {k: advanced[k] for k in scalar_keys}))
+                batches.append((group_index, group, batch, dtype, key, stepped, {k: advanced[k] for k in scalar_keys}))
             start = end
         # Every group is fit: advance the state and compute (nothing below can fail).
-        for group, batch, dtype, key, stepped, scalar_state in batches:
-            with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
-                scalars = self._kernel_scalars(group, key, dtype)
+        for group_index, group, batch, dtype, key, stepped, scalar_state in batches:
+            scalars = self._scalars(group_index, group, key, dtype)
             batch.commit_steps()
             for state in stepped:
                 state.update(scalar_state)
@@ -458,10 +493,21 @@ class Optimizer:
         return self._parallel_kernels[dtype]
 
     def _check_all_hyperparameters(self) -> None:
-        """Validate every group whose hyperparameters changed since they were last validated."""
+        """Validate every group whose hyperparameters changed since they were last validated.
+
+        Unchanged means the same objects as then (all immutable), or else equal values of the
+        same types (``maximize=0`` after ``False`` is checked again)."""
+        keys = tuple(self.defaults)
         for group_index, group in enumerate(self.param_groups):
+            objects = self._validated_objects[group_index]
+            if objects is not None:
+                try:
+                    if all(map(operator.is_, map(group.__getitem__, keys), objects)):
+                        continue
+                except KeyError:
+                    pass  # reported below
             try:
-                snapshot = _snapshot(group, self.defaults)
+                snapshot = _snapshot(group, keys)
                 unchanged = snapshot == self._validated[group_index]
             except (KeyError, ValueError, TypeError):  # a missing key, or an array compared
                 snapshot, unchanged = None, False
@@ -471,6 +517,34 @@ class Optimizer:
                     raise ValueError(f"param_groups[{group_index}] is missing {sorted(missing)}")
                 self.check_hyperparameters(group)
                 self._validated[group_index] = snapshot
+            self._remember_validated(group_index, group)
+
+    def _remember_validated(self, group_index: int, group: dict[str, Any]) -> None:
+        """Record a group's hyperparameters as valid (and forget the scalars made from older ones)."""
+        values = tuple(group[key] for key in self.defaults)
+        objects = values if _immutable(values) else None
+        safe = _cast_safe(group, self.defaults)
+        if group_index == len(self._validated_objects):
+            self._validated_objects.append(objects)
+            self._cast_safe.append(safe)
+        else:
+            self._validated_objects[group_index] = objects
+            self._cast_safe[group_index] = safe
+        self._scalar_cache.clear()
+
+    def _scalars(self, group_index: int, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
+        """``_kernel_scalars(group, key, dtype)``, reused while the key and the hyperparameters
+        stay the same (optimizers whose scalars do not depend on the step compute them once)."""
+        cached = self._scalar_cache.get((group_index, dtype))
+        if cached is not None and type(cached[0]) is type(key) and cached[0] == key:
+            return cached[1]
+        if dtype == np.float64 or self._cast_safe[group_index]:
+            scalars = self._kernel_scalars(group, key, dtype)
+        else:
+            with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
+                scalars = self._kernel_scalars(group, key, dtype)
+        self._scalar_cache[(group_index, dtype)] = (key, scalars)
+        return scalars
 
     def _check_states(self, flat_grads: list) -> None:
         """Check every state entry this step will use, before anything is updated.
