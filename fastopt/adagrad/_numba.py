@@ -10,14 +10,20 @@ from .._jit import jit_kernel, parallel_twin
 
 
 @jit_kernel
-def adagrad_update(param, grad, state_sum, maximize, weight_decay, eps, clr, num_threads):
+def adagrad_update(param, grad, state_sum, maximize, weight_decay, decay_factor, eps_inside_sqrt, eps,
+                   clr, num_threads):
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                                 # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                     # (2)
         state_sum[i] = s = state_sum[i] + d * d                                      # (4)
-        std = np.sqrt(s) + eps                                                       # (5)
+        if eps_inside_sqrt:
+            std = np.sqrt(s + eps)                                                   # (5)
+        else:
+            std = np.sqrt(s) + eps                                                   # (5)
         param[i] = p - clr * d / std                                                 # (6)
 
 
