@@ -520,3 +520,38 @@ def test_decoupled_adam_is_adamw_bit_for_bit():
                         [[g.astype(dtype) for g in s] for s in grads])
         for x, y in zip(a, w):
             assert_bits_equal(x, y)
+
+
+# ------------------------------------------------------------------------------------------------
+# python -m fastopt conventions
+# ------------------------------------------------------------------------------------------------
+def test_the_conventions_page_shows_every_offered_pair(capsys):
+    from fastopt import __main__
+
+    assert __main__.main(["conventions", "--steps", "30", "--width", "200"]) == 0
+    out = capsys.readouterr().out
+    for name, cls in fastopt.OPTIMIZERS.items():
+        assert f"│ {name} " in out
+    assert out.count("(baseline)") == 2 * 2 * sum(1 for cls in fastopt.OPTIMIZERS.values() if cls.conventions)
+    assert "eps_inside_sqrt" in out and "eps_hat" in out and "amsgrad_corrected_max" in out
+
+
+def test_the_drift_is_arithmetic_where_the_flags_differ_and_zero_where_they_do_not():
+    from fastopt._conventions import drift
+
+    runs = {(r.optimizer, r.convention): r for r in drift(steps=50, flags_only=True)}
+    assert runs["RMSprop", "keras"].final_gap > 1e-3  # eps inside the root, lr-scaled momentum
+    assert runs["Adam", "optax"].final_gap > 1e-3  # AMSGrad's maximum of the corrected v
+    assert runs["Adagrad", "keras"].first_gap > 1e-4  # eps inside the root from the first step
+    assert runs["SGD", "optax"].final_gap == 0.0 and runs["Adadelta", "optax"].final_gap == 0.0  # torch's arithmetic
+    everything = {(r.optimizer, r.convention): r for r in drift(steps=50)}
+    assert everything["Adagrad", "keras"].first_gap > 0.1  # initial accumulator 0.1 vs 0
+
+
+def test_the_conventions_page_runs_in_a_pipe():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "fastopt", "conventions", "--steps", "5", "--dtype", "float32"],
+                            capture_output=True, text=True, check=True, timeout=300)
+    assert "Same name, different arithmetic" in result.stdout and "\x1b[" not in result.stdout

@@ -137,6 +137,7 @@ class NAdam(Optimizer):
     state_keys = ("step", "exp_avg", "exp_avg_sq", "mu_product")
     required_state_keys = ("step", "exp_avg", "exp_avg_sq")  # and mu_product: see _load_param_state
 
+    flag_defaults = {"decoupled_weight_decay": False}
     conventions = {
         "torch": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3, decoupled_weight_decay=False),
         # Keras's schedule beta1 * (1 - 0.5 * 0.96^t) is (3) with psi = 1

@@ -104,6 +104,7 @@ class RAdam(Optimizer):
     state_keys = ("step", "exp_avg", "exp_avg_sq")
     required_state_keys = state_keys
 
+    flag_defaults = {"decoupled_weight_decay": False}
     conventions = {
         "torch": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, decoupled_weight_decay=False),
     }

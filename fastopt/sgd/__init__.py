@@ -98,9 +98,9 @@ class SGD(Optimizer):
 
     flag_defaults = {"decoupled_weight_decay": False}
     conventions = {
-        "torch": dict(lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False, decoupled_weight_decay=False),
-        "keras": dict(lr=1e-2, momentum=0.0, dampening=0.0, nesterov=False, decoupled_weight_decay=True),
-        "optax": dict(momentum=0.0, dampening=0.0, nesterov=False, decoupled_weight_decay=False),
+        "torch": dict(lr=1e-3, decoupled_weight_decay=False),
+        "keras": dict(lr=1e-2, decoupled_weight_decay=True),
+        "optax": dict(decoupled_weight_decay=False),
     }
 
     def __init__(
