@@ -163,11 +163,11 @@ def _values_from_class(name: str) -> Callable[[SimpleNamespace], dict]:
             raise NotImplementedError(f"fastopt.{case.class_name} does not exist in this version")
         optimizer = cls([np.zeros(1)], backend="reference", **case.hyperparameters)
         group = optimizer.param_groups[0]
-        key = optimizer._batched_scalar_key(STEP)
-        if case.class_name == "NAdam":  # its key also carries the float32 product of the schedule
-            from fastopt.nadam import next_mu_product
-
-            key = (STEP, next_mu_product(np.float32(0.5), group["betas"][0], group["momentum_decay"], STEP))
+        # the key of step STEP's scalars, by the class's own _begin_step on a one-element state
+        probe = np.zeros(1)
+        state = optimizer._init_state(probe, group)
+        for _ in range(STEP):
+            key = optimizer._begin_step(probe, state, group)
         arrays = [getattr(a, slot) if slot else a.unused for slot in optimizer._kernel_slots(group)]
         scalars = optimizer._kernel_scalars(group, key, np.dtype(a.cast))
         reference = importlib.import_module(f"fastopt.{name}.reference")

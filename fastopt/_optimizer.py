@@ -266,10 +266,12 @@ class Optimizer:
 
     step_key: ClassVar[str | None] = "step"  # the state's step counter, if the optimizer keeps one
 
-    def _batched_scalar_key(self, step: int) -> Hashable:
-        """The scalar key of a step on the multi-tensor path, where every buffer already exists
-        (what ``_begin_step`` would return for parameters at step ``step``)."""
-        return step
+    def _check_scalar_state(self, where: str, value: object) -> None:
+        """Raise ``TypeError``/``ValueError`` unless a scalar state entry (besides the step
+        counter; NAdam's ``mu_product``) is a finite real number. Subclasses add its range."""
+        check_real(where, value)
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value!r}")
 
     def _kernel_scalars(self, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
         """The kernel's remaining arguments: flags, and every derived scalar computed once in
@@ -469,18 +471,49 @@ class Optimizer:
                     previous_step = states[first].get(self.step_key, -1)
                     if type(previous_step) is not int or not 0 <= previous_step < MAX_STEP - 1:
                         return False  # the careful path reports it (gather takes a C Py_ssize_t)
+                representative = states[first] if type(states[first]) is dict else {}
+                scalar_keys = self._scalar_state_keys(group)
+                if scalar_keys and not self._scalar_states_shared(representative, states, group_grads, scalar_keys):
+                    return False
                 dtype = members[0].dtype
                 batch = self._batch_type()
                 if batch.gather(members, group_grads, states, self._kernel_slots(group), self.step_key, previous_step, dtype.num) != -1:
                     return False
-                batches.append((group, batch, dtype, previous_step + 1))
+                # Every parameter of the batch is at the same step with the same scalar state, and
+                # every buffer exists: one _begin_step, on a copy, gives the key (and the new
+                # scalar entries) they all share.
+                advanced = dict(representative)
+                key = self._begin_step(members[first], advanced, group)
+                stepped = [state for state, grad in zip(states, group_grads) if grad is not None] if scalar_keys else []
+                batches.append((group, batch, dtype, key, stepped, {k: advanced[k] for k in scalar_keys}))
             start = end
-        # Every group is fit: advance the counters and compute (nothing below can fail).
-        for group, batch, dtype, step in batches:
+        # Every group is fit: advance the state and compute (nothing below can fail).
+        for group, batch, dtype, key, stepped, scalar_state in batches:
             with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
-                scalars = self._kernel_scalars(group, self._batched_scalar_key(step), dtype)
+                scalars = self._kernel_scalars(group, key, dtype)
             batch.commit_steps()
+            for state in stepped:
+                state.update(scalar_state)
             self._many_kernels[dtype](batch, *scalars, _threads.get_num_threads(), _threads.min_size())
+        return True
+
+    def _scalar_states_shared(self, representative: dict, states: list, grads: list, keys: tuple[str, ...]) -> bool:
+        """Whether every parameter with a gradient holds the same valid scalar state entries
+        (``keys``) as ``representative``, so one set of kernel scalars serves them all."""
+        try:
+            shared = tuple(representative[key] for key in keys)
+            for key, value in zip(keys, shared):
+                self._check_scalar_state(key, value)
+        except (KeyError, TypeError, ValueError):
+            return False  # the careful path names the entry
+        for state, grad in zip(states, grads):
+            if grad is not None:
+                if type(state) is not dict:
+                    return False
+                for key, value in zip(keys, shared):
+                    mine = state.get(key)
+                    if type(mine) is not type(value) or mine != value:
+                        return False
         return True
 
     def _parallel_kernel(self, dtype: np.dtype):
@@ -540,15 +573,11 @@ class Optimizer:
                     or not all(map(operator.is_, map(entry.get, slots), cached[2]))
                 ):
                     self._check_param_state(index, entry, slots)
-                for key in scalar_keys:  # read by _begin_step: present, a finite real number
-                    value = entry.get(key) if type(entry) is dict else None
-                    if (type(value) is not np.float32 and type(value) is not float) or not math.isfinite(value):
+                for key in scalar_keys:  # read by _begin_step: present, in range
+                    if type(entry) is not dict or key not in entry:
                         self._check_param_state(index, entry, slots)
-                        if key not in entry:
-                            raise ValueError(f"opt.state[{index}] is missing [{key!r}]")
-                        check_real(f"opt.state[{index}][{key!r}]", value)
-                        if not math.isfinite(value):
-                            raise ValueError(f"opt.state[{index}][{key!r}] must be finite, got {value!r}")
+                        raise ValueError(f"opt.state[{index}] is missing [{key!r}]")
+                    self._check_scalar_state(f"opt.state[{index}][{key!r}]", entry[key])
                 if step_key is not None:
                     step = entry.get(step_key)
                     if type(step) is not int or not 0 <= step < MAX_STEP - 1:

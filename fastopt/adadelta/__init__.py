@@ -144,9 +144,6 @@ class Adadelta(Optimizer):
         state["step"] += 1  # t is not used by the update; kept for torch's state layout
         return None  # the scalars do not change from step to step
 
-    def _batched_scalar_key(self, step):
-        return None
-
     def _kernel_slots(self, group):
         return ("square_avg", "acc_delta")
 

@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -78,6 +79,10 @@ def adadelta_update(floating[::1] param, const floating[::1] grad, floating[::1]
                     floating[::1] acc_delta, bint maximize, floating weight_decay,
                     floating decay_factor, floating rho, floating one_minus_rho, floating eps,
                     floating lr, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adadelta_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adadelta_update", "square_avg", square_avg.shape[0], param.shape[0])
+    require_length("adadelta_update", "acc_delta", acc_delta.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _adadelta_threads(param.shape[0], _data(param), _const_data(grad), _data(square_avg),

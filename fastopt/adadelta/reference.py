@@ -5,6 +5,8 @@ Equations (1)-(7) are in :mod:`fastopt.adadelta`.
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def adadelta_update(
     param: np.ndarray,
@@ -25,6 +27,10 @@ def adadelta_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adadelta_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adadelta_update", "square_avg", square_avg.shape[0], param.shape[0])
+    require_length("adadelta_update", "acc_delta", acc_delta.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

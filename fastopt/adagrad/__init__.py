@@ -5,7 +5,7 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 
     (1)  d_t = -g_t if maximize else g_t
     (2)  d_t = d_t + lambda * theta_{t-1}               # L2 weight decay, if lambda != 0 (torch)
-         theta_{t-1} = theta_{t-1} * (1 - eta * lambda) # instead, with decoupled_weight_decay (Keras)
+         theta_{t-1} = theta_{t-1} * (1 - eta * lambda)    # instead, with decoupled_weight_decay (Keras)
     (3)  eta_t = eta / (1 + (t - 1) * kappa)            # learning-rate decay (a scalar, float64)
     (4)  G_t = G_{t-1} + d_t * d_t                      # sum of squares, G_0 = initial_accumulator_value
     (5)  s_t = sqrt(G_t) + eps                          # eps OUTSIDE the root (torch)

@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -79,6 +80,9 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
 def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
                    bint maximize, floating weight_decay, floating decay_factor,
                    bint eps_inside_sqrt, floating eps, floating clr, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adagrad_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adagrad_update", "state_sum", state_sum.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _adagrad_threads(param.shape[0], _data(param), _const_data(grad), _data(state_sum),

@@ -6,6 +6,8 @@ Equations (1)-(6) are in :mod:`fastopt.adagrad`; ``clr`` is eta_t of (3) and ``d
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def adagrad_update(
     param: np.ndarray,
@@ -24,6 +26,9 @@ def adagrad_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adagrad_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adagrad_update", "state_sum", state_sum.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

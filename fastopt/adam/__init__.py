@@ -10,7 +10,7 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
     (4)  v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t              # second moment (RMSprop), v_0 = 0
     (5)  vmax_t = max(vmax_{t-1}, v_t)                                # AMSGrad only; vmax_t then replaces v_t in (6) (torch, Keras)
          vmax_t = max(vmax_{t-1}, v_t / (1 - beta2^t))                # instead, with amsgrad_corrected_max (optax); (6) then divides by 1
-    (6)  s_t = sqrt(v_t) / sqrt(1 - beta2^t) + eps                    # = sqrt(v_hat_t) + eps (torch, optax)
+    (6)  s_t = sqrt(v_t) / sqrt(1 - beta2^t) + eps                    # eps on the corrected root (torch, optax)
          s_t = sqrt(v_t) + eps                                        # with eps_hat (Keras, TensorFlow): eps on the uncorrected root
     (7)  theta_t = theta_{t-1} - (eta / (1 - beta1^t)) * m_t / s_t    # = eta * m_hat_t / s_t
          theta_t = theta_{t-1} - (eta * sqrt(1 - beta2^t) / (1 - beta1^t)) * m_t / s_t    # with eps_hat

@@ -6,6 +6,8 @@ and ``step_size`` is ``eta / (1 - beta1^t)``, computed by the caller.
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def adam_update(
     param: np.ndarray,
@@ -33,6 +35,12 @@ def adam_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adam_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    if amsgrad:
+        require_length("adam_update", "max_exp_avg_sq", max_exp_avg_sq.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport fabs, fabsf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -81,6 +82,10 @@ def adamax_update(floating[::1] param, const floating[::1] grad, floating[::1] e
                   floating[::1] exp_inf, bint maximize, floating weight_decay,
                   floating decay_factor, floating beta1, floating one_minus_beta1, floating beta2,
                   bint eps_outside_max, floating eps, floating step_size, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adamax_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_inf", exp_inf.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _adamax_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),

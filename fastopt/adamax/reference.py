@@ -6,6 +6,8 @@ computed by the caller.
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def adamax_update(
     param: np.ndarray,
@@ -28,6 +30,10 @@ def adamax_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adamax_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_inf", exp_inf.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

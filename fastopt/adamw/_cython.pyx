@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -93,6 +94,12 @@ def adamw_update(floating[::1] param, const floating[::1] grad, floating[::1] ex
                  floating one_minus_beta2, bint amsgrad, bint amsgrad_corrected_max,
                  floating bias_correction2, floating bias_correction2_sqrt, floating eps,
                  floating step_size, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adamw_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    if amsgrad:
+        require_length("adamw_update", "max_exp_avg_sq", max_exp_avg_sq.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _adamw_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),

@@ -6,13 +6,19 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin
+from .._jit import jit_kernel, parallel_twin, require_length
 
 
 @jit_kernel
 def adamw_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, decay_factor,
                  beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, amsgrad_corrected_max,
                  bias_correction2, bias_correction2_sqrt, eps, step_size, num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adamw_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    if amsgrad:
+        require_length("adamw_update", "max_exp_avg_sq", max_exp_avg_sq.shape[0], param.shape[0])
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)

@@ -6,6 +6,8 @@ Equations (1)-(7) are in :mod:`fastopt.adamw`; ``decay_factor`` is ``1 - eta * l
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def adamw_update(
     param: np.ndarray,
@@ -32,6 +34,12 @@ def adamw_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adamw_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    if amsgrad:
+        require_length("adamw_update", "max_exp_avg_sq", max_exp_avg_sq.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     param[:] = param * decay_factor                                                  # (2)
     exp_avg[:] = beta1 * exp_avg + one_minus_beta1 * d                               # (3)

@@ -131,9 +131,6 @@ class Lion(Optimizer):
 
     step_key = None  # Lion keeps no step counter
 
-    def _batched_scalar_key(self, step):
-        return None
-
     def _kernel_slots(self, group):
         return ("exp_avg",)
 

@@ -5,7 +5,7 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 
     (1)  d_t = -g_t if maximize else g_t
     (2)  d_t = d_t + lambda * theta_{t-1}               # L2 weight decay, if lambda != 0 (torch)
-         theta_{t-1} = theta_{t-1} * (1 - eta * lambda) # instead, with decoupled_weight_decay (Keras)
+         theta_{t-1} = theta_{t-1} * (1 - eta * lambda)    # instead, with decoupled_weight_decay (Keras)
     (3)  v_t = rho * v_{t-1} + (1 - rho) * d_t * d_t    # decaying mean of squares, v_0 = 0
     (4)  gbar_t = rho * gbar_{t-1} + (1 - rho) * d_t    # centered only: mean gradient, gbar_0 = 0
     (5)  w_t = v_t - gbar_t * gbar_t                    # centered
@@ -193,9 +193,6 @@ class RMSprop(Optimizer):
             state["grad_avg"] = self._zeros_like(param)
         state["step"] += 1  # t is not used by the update; kept for torch's state layout
         return None  # the scalars do not change from step to step
-
-    def _batched_scalar_key(self, step):
-        return None  # the scalars do not depend on the step
 
     def _kernel_slots(self, group):
         return (

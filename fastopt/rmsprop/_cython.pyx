@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -100,6 +101,13 @@ def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[::1] 
                    floating weight_decay, floating decay_factor, floating rho,
                    floating one_minus_rho, bint centered, bint eps_inside_sqrt, floating eps,
                    floating momentum, bint lr_in_momentum, floating lr, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("rmsprop_update", "grad", grad.shape[0], param.shape[0])
+    require_length("rmsprop_update", "square_avg", square_avg.shape[0], param.shape[0])
+    if centered:
+        require_length("rmsprop_update", "grad_avg", grad_avg.shape[0], param.shape[0])
+    if momentum > 0:
+        require_length("rmsprop_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _rmsprop_threads(param.shape[0], _data(param), _const_data(grad), _data(square_avg),

@@ -6,6 +6,8 @@ the weight decay is decoupled), computed by the caller.
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def rmsprop_update(
     param: np.ndarray,
@@ -31,6 +33,13 @@ def rmsprop_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("rmsprop_update", "grad", grad.shape[0], param.shape[0])
+    require_length("rmsprop_update", "square_avg", square_avg.shape[0], param.shape[0])
+    if centered:
+        require_length("rmsprop_update", "grad_avg", grad_avg.shape[0], param.shape[0])
+    if momentum > 0:
+        require_length("rmsprop_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

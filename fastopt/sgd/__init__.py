@@ -149,9 +149,6 @@ class SGD(Optimizer):
 
     step_key = None  # SGD keeps no step counter
 
-    def _batched_scalar_key(self, step):
-        return False  # first_step: on the multi-tensor path every buffer already exists
-
     def _kernel_slots(self, group):
         return ("momentum_buffer" if group["momentum"] != 0 else None,)
 
