@@ -107,7 +107,7 @@ class OptimizerCase:
 def _sgd_values(a: SimpleNamespace) -> dict:
     h, c = CASES["sgd"].hyperparameters, a.cast
     return dict(param=a.param, grad=a.grad, momentum_buffer=a.momentum_buffer, maximize=False,
-                weight_decay=c(h["weight_decay"]), momentum=c(h["momentum"]), first_step=False,
+                weight_decay=c(h["weight_decay"]), decay_factor=c(1.0), momentum=c(h["momentum"]), first_step=False,
                 one_minus_dampening=c(1.0 - h["dampening"]), nesterov=h["nesterov"], lr=c(h["lr"]))
 
 
@@ -115,15 +115,17 @@ def _adagrad_values(a: SimpleNamespace) -> dict:
     h, c = CASES["adagrad"].hyperparameters, a.cast
     clr = h["lr"] / (1 + (STEP - 1) * h["lr_decay"])
     return dict(param=a.param, grad=a.grad, state_sum=a.state_sum, maximize=False,
-                weight_decay=c(h["weight_decay"]), eps=c(h["eps"]), clr=c(clr))
+                weight_decay=c(h["weight_decay"]), decay_factor=c(1.0), eps_inside_sqrt=False,
+                eps=c(h["eps"]), clr=c(clr))
 
 
 def _rmsprop_values(a: SimpleNamespace) -> dict:
     h, c = CASES["rmsprop"].hyperparameters, a.cast
     return dict(param=a.param, grad=a.grad, square_avg=a.square_avg, grad_avg=a.unused,
                 momentum_buffer=a.unused, maximize=False, weight_decay=c(h["weight_decay"]),
-                rho=c(h["rho"]), one_minus_rho=c(1.0 - h["rho"]), centered=h["centered"],
-                eps=c(h["eps"]), momentum=c(h["momentum"]), lr=c(h["lr"]))
+                decay_factor=c(1.0), rho=c(h["rho"]), one_minus_rho=c(1.0 - h["rho"]),
+                centered=h["centered"], eps_inside_sqrt=False, eps=c(h["eps"]),
+                momentum=c(h["momentum"]), lr_in_momentum=False, lr=c(h["lr"]))
 
 
 def _adam_moment_values(h: dict, a: SimpleNamespace) -> dict:
@@ -134,13 +136,14 @@ def _adam_moment_values(h: dict, a: SimpleNamespace) -> dict:
     return dict(param=a.param, grad=a.grad, exp_avg=a.exp_avg, exp_avg_sq=a.exp_avg_sq,
                 max_exp_avg_sq=a.unused, maximize=False, beta1=c(beta1), one_minus_beta1=c(1.0 - beta1),
                 beta2=c(beta2), one_minus_beta2=c(1.0 - beta2), amsgrad=h["amsgrad"],
+                amsgrad_corrected_max=False, bias_correction2=c(bias_correction2),
                 bias_correction2_sqrt=c(math.sqrt(bias_correction2)), eps=c(h["eps"]),
                 step_size=c(h["lr"] / bias_correction1))
 
 
 def _adam_values(a: SimpleNamespace) -> dict:
     h = CASES["adam"].hyperparameters
-    return dict(_adam_moment_values(h, a), weight_decay=a.cast(h["weight_decay"]))
+    return dict(_adam_moment_values(h, a), weight_decay=a.cast(h["weight_decay"]), decay_factor=a.cast(1.0))
 
 
 def _adamw_values(a: SimpleNamespace) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import inspect
 import math
 import numbers
 import operator
@@ -129,6 +130,42 @@ def _loaded_step(value: Any) -> int | None:
     return value if 0 <= value < MAX_STEP - 1 else None
 
 
+CONVENTIONS = ("torch", "keras", "optax")
+"""The frameworks whose arithmetic a ``convention=`` preset reproduces (see each class's
+``conventions`` and ``python -m fastopt conventions``)."""
+
+
+def _with_convention(init):
+    """Wrap a subclass's ``__init__`` so that ``convention="keras"`` (say) supplies that framework's
+    values for every argument the caller did not pass; explicit arguments always win."""
+    signature = inspect.signature(init)
+    if "convention" not in signature.parameters:
+        return init
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        convention = bound.arguments.get("convention")
+        if convention is not None:
+            for key, value in type(self).preset(convention).items():
+                bound.arguments.setdefault(key, value)
+        self.convention = convention
+        init(*bound.args, **bound.kwargs)
+
+    return __init__
+
+
+def weight_decay_scalars(group: dict[str, Any], dtype: np.dtype) -> tuple:
+    """``(weight_decay, decay_factor)`` for a kernel's weight-decay line: the L2 coefficient (0 when
+    decoupled) and the factor ``1 - lr * weight_decay`` (1 unless decoupled), each computed in
+    float64 and cast to ``dtype``. Decoupled decay is torch's ``decoupled_weight_decay`` (AdamW)
+    and what Keras's ``weight_decay`` does in every optimizer."""
+    weight_decay = group["weight_decay"]
+    if group["decoupled_weight_decay"] and weight_decay != 0:
+        return dtype.type(0.0), dtype.type(1.0 - group["lr"] * weight_decay)
+    return dtype.type(weight_decay), dtype.type(1.0)
+
+
 # Fills a kernel's slot for a buffer the options leave unused (the kernel never touches it).
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 
@@ -162,6 +199,37 @@ class Optimizer:
     state_keys: ClassVar[tuple[str, ...]]  # every state key this optimizer may hold
     required_state_keys: ClassVar[tuple[str, ...]]  # keys every parameter's state must hold
     eager_state: ClassVar[bool] = False  # create state in the constructor (Adagrad) or lazily
+    # Presets of ``convention=``: framework -> the constructor arguments it sets (that framework's
+    # defaults and the flags that reproduce its arithmetic). Explicit arguments win over a preset.
+    conventions: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Why a framework has no preset for this optimizer (shown in the error).
+    not_offered: ClassVar[dict[str, str]] = {}
+    # The arithmetic flags and their torch values: a checkpoint saved before a flag existed loads
+    # with the torch value, which is what it computed.
+    flag_defaults: ClassVar[dict[str, Any]] = {}
+    convention: str | None = None  # the preset the optimizer was built with, if any
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _with_convention(cls.__init__)
+
+    @classmethod
+    def preset(cls, convention: str) -> dict[str, Any]:
+        """The constructor arguments ``convention`` sets for this optimizer (a copy).
+
+        Raises ``ValueError`` for an unknown framework, or one whose same-named optimizer fastopt
+        does not reproduce (the message says why).
+        """
+        if not isinstance(convention, str) or convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))} or None, got {convention!r}")
+        if convention not in cls.conventions:
+            offered = ", ".join(map(repr, cls.conventions)) or "none"
+            raise ValueError(
+                f"{cls.__name__} has no {convention!r} convention: {cls.not_offered.get(convention, 'not offered')}. "
+                f"Offered: {offered}"
+            )
+        return dict(cls.conventions[convention])
 
     def __init__(self, params: Iterable, defaults: dict[str, Any], backend: str = "auto") -> None:
         self.check_hyperparameters(defaults)
@@ -690,14 +758,18 @@ class Optimizer:
                     f"the optimizer's group has {len(group['params'])})"
                 )
             keys = set(saved) - {"params"}
-            missing, unknown = set(self.defaults) - keys, keys - set(self.defaults)
+            # a flag missing from an older checkpoint takes its torch value (what that run computed)
+            missing, unknown = set(self.defaults) - keys - set(self.flag_defaults), keys - set(self.defaults)
             if missing or unknown:
                 raise ValueError(
                     f"{where} does not hold {type(self).__name__}'s hyperparameters "
                     f"(missing {sorted(missing)}, unknown {sorted(unknown)}); "
                     "was it saved from another optimizer?"
                 )
-            new_group = {"params": group["params"], **{key: saved[key] for key in self.defaults}}
+            new_group = {
+                "params": group["params"],
+                **{key: saved[key] if key in saved else self.flag_defaults[key] for key in self.defaults},
+            }
             if isinstance(new_group.get("betas"), list):
                 new_group["betas"] = tuple(new_group["betas"])
             self.check_hyperparameters(new_group)
@@ -752,7 +824,8 @@ class Optimizer:
 
     # ----------------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        lines = [f"{type(self).__name__} (backend={self.backend!r})"]
+        convention = f", convention={self.convention!r}" if self.convention else ""
+        lines = [f"{type(self).__name__} (backend={self.backend!r}{convention})"]
         for i, group in enumerate(self.param_groups):
             lines.append(f"Parameter Group {i}")
             for key in sorted(group):

@@ -596,6 +596,7 @@ class SGD(_FastoptOptimizer):
 
     def _fastopt(self, group):
         translated = {key: _as_float(key, group[key]) for key in self._hyperparameters}
+        translated.update(fastopt.SGD.flag_defaults)  # torch's arithmetic
         fastopt.SGD.check_hyperparameters(translated)
         return fastopt.SGD, translated
 
@@ -627,6 +628,7 @@ class Adagrad(_FastoptOptimizer):
 
     def _fastopt(self, group):
         translated = {key: _as_float(key, group[key]) for key in self._hyperparameters}
+        translated.update(fastopt.Adagrad.flag_defaults)  # torch's arithmetic
         fastopt.Adagrad.check_hyperparameters(translated)
         return fastopt.Adagrad, translated
 
@@ -666,7 +668,8 @@ class RMSprop(_FastoptOptimizer):
         check_flag("centered", group["centered"])
         check_flag("maximize", group["maximize"])
         translated = dict(lr=lr, rho=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
-                          momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"])
+                          momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"],
+                          **fastopt.RMSprop.flag_defaults)  # torch's arithmetic
         return fastopt.RMSprop, translated
 
     def _scalar_key(self, fastopt_group, step, created):
@@ -697,7 +700,8 @@ class Adam(_FastoptOptimizer):
             betas = tuple(_as_float("betas", b) for b in betas)
         translated = dict(lr=_as_float("lr", group["lr"]), betas=betas, eps=group["eps"],
                           weight_decay=_as_float("weight_decay", group["weight_decay"]),
-                          amsgrad=group["amsgrad"], maximize=group["maximize"])
+                          amsgrad=group["amsgrad"], maximize=group["maximize"],
+                          **fastopt.Adam.flag_defaults)  # torch's arithmetic; AdamW's kernel is always decoupled
         fastopt.Adam.check_hyperparameters(translated)
         if isinstance(betas, (tuple, list)) and not all(isinstance(b, float) for b in betas):
             raise ValueError("betas must be either both floats or both Tensors")

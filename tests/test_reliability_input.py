@@ -401,7 +401,7 @@ def test_the_reference_does_not_broadcast_a_length_1_gradient(backend):
     p = np.ones(8)
     kernel = _backends.get_kernel("sgd", backend)
     with pytest.raises(ValueError, match="^sgd_update: grad has 1 elements, but param has 8$"):
-        kernel(p, np.ones(1), np.empty(0), False, 0.0, 0.0, True, 1.0, False, 0.1, 1)
+        kernel(p, np.ones(1), np.empty(0), False, 0.0, 1.0, 0.0, True, 1.0, False, 0.1, 1)
     assert np.all(p == 1.0)
 
 
@@ -417,8 +417,8 @@ def test_a_kernel_called_with_a_missing_buffer_raises_instead_of_crashing(backen
         n = 1 << 16
         empty = np.empty(0)
         try:
-            kernel(np.ones(n), np.ones(n), np.zeros(n), np.zeros(n), empty, False, 0.0,
-                   0.9, 0.1, 0.999, 0.001, True, 1.0, 1e-8, 0.001, 1)
+            kernel(np.ones(n), np.ones(n), np.zeros(n), np.zeros(n), empty, False, 0.0, 1.0,
+                   0.9, 0.1, 0.999, 0.001, True, False, 1.0, 1.0, 1e-8, 0.001, 1)
         except ValueError as exc:
             print("ValueError:", exc)
         """
@@ -443,7 +443,7 @@ def test_a_declined_batch_is_empty_for_the_many_kernel():
         batch = Batch()
         declined_at = batch.gather(params, grads, [None] * 64, (None,), None, -1, np.dtype(np.float64).num)
         assert declined_at == 63, declined_at
-        many["double"](batch, False, 0.0, 0.0, True, 1.0, False, 0.5, 1, 1 << 30)
+        many["double"](batch, False, 0.0, 1.0, 0.0, True, 1.0, False, 0.5, 1, 1 << 30)
         changed = sum(int(np.any(p != 1.0)) for p in params)
         print("parameters changed by a declined batch:", changed)
         assert changed == 0

@@ -39,10 +39,12 @@ OPTIONS: dict[str, dict] = {
 def hyperparameters(name: str) -> dict:
     """The full set of hyperparameters benchmarked for optimizer ``name`` (defaults + OPTIONS)."""
     signature = inspect.signature(OPTIMIZERS[name])
+    # the convention flags stay at their torch values (torch.optim takes none of them)
+    skipped = {"params", "backend", "convention", *OPTIMIZERS[name].flag_defaults}
     values = {
         key: parameter.default
         for key, parameter in signature.parameters.items()
-        if key not in ("params", "backend") and parameter.default is not inspect.Parameter.empty
+        if key not in skipped and parameter.default is not inspect.Parameter.empty
     }
     values.update(OPTIONS.get(name, {}))
     return values

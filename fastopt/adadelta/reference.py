@@ -15,6 +15,7 @@ def adadelta_update(
     acc_delta: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     rho,
     one_minus_rho,
     eps,
@@ -33,6 +34,8 @@ def adadelta_update(
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     square_avg[:] = rho * square_avg + one_minus_rho * d * d                         # (3)
     std = np.sqrt(square_avg + eps)                                                  # (4)
     delta = np.sqrt(acc_delta + eps) / std * d                                       # (5)

@@ -1,6 +1,7 @@
 """Adagrad, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
-Equations (1)-(6) are in :mod:`fastopt.adagrad`; ``clr`` is eta_t of (3), computed by the caller.
+Equations (1)-(6) are in :mod:`fastopt.adagrad`; ``clr`` is eta_t of (3) and ``decay_factor``
+``1 - eta * lambda`` (1 unless the weight decay is decoupled), computed by the caller.
 """
 
 import numpy as np
@@ -14,6 +15,8 @@ def adagrad_update(
     state_sum: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
+    eps_inside_sqrt: bool,
     eps,
     clr,
     num_threads: int,
@@ -29,6 +32,11 @@ def adagrad_update(
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     state_sum[:] = state_sum + d * d                                                 # (4)
-    std = np.sqrt(state_sum) + eps                                                   # (5)
+    if eps_inside_sqrt:
+        std = np.sqrt(state_sum + eps)                                               # (5)
+    else:
+        std = np.sqrt(state_sum) + eps                                               # (5)
     param[:] = param - clr * d / std                                                 # (6)

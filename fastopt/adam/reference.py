@@ -17,11 +17,14 @@ def adam_update(
     max_exp_avg_sq: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     beta1,
     one_minus_beta1,
     beta2,
     one_minus_beta2,
     amsgrad: bool,
+    amsgrad_corrected_max: bool,
+    bias_correction2,
     bias_correction2_sqrt,
     eps,
     step_size,
@@ -41,10 +44,15 @@ def adam_update(
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     exp_avg[:] = beta1 * exp_avg + one_minus_beta1 * d                               # (3)
     exp_avg_sq[:] = beta2 * exp_avg_sq + one_minus_beta2 * d * d                     # (4)
     if amsgrad:
-        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)                   # (5)
+        if amsgrad_corrected_max:
+            np.maximum(max_exp_avg_sq, exp_avg_sq / bias_correction2, out=max_exp_avg_sq)    # (5)
+        else:
+            np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)               # (5)
         denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps                # (6)
     else:
         denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps                    # (6)

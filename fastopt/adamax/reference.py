@@ -16,9 +16,11 @@ def adamax_update(
     exp_inf: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     beta1,
     one_minus_beta1,
     beta2,
+    eps_outside_max: bool,
     eps,
     step_size,
     num_threads: int,
@@ -35,6 +37,13 @@ def adamax_update(
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     exp_avg[:] = beta1 * exp_avg + one_minus_beta1 * d                               # (3)
-    np.maximum(beta2 * exp_inf, np.abs(d) + eps, out=exp_inf)                        # (4)
-    param[:] = param - step_size * exp_avg / exp_inf                                 # (5)
+    if eps_outside_max:
+        np.maximum(beta2 * exp_inf, np.abs(d), out=exp_inf)                          # (4)
+        denom = exp_inf + eps                                                        # (5)
+    else:
+        np.maximum(beta2 * exp_inf, np.abs(d) + eps, out=exp_inf)                    # (4)
+        denom = exp_inf
+    param[:] = param - step_size * exp_avg / denom                                   # (5)

@@ -57,6 +57,14 @@ State: ``mu_product`` is stored per parameter as a ``numpy.float32`` scalar (tor
 tensor), so ``state_dict`` round trips are exact; ``load_state_dict`` also accepts a 0-d float32
 array or a Python float that is exactly a float32. The step counter ``t`` is a Python integer.
 
+Conventions: ``convention="keras"`` sets ``momentum_decay=1`` (Keras's schedule
+``beta1 * (1 - 0.5 * 0.96^t)`` is (3) with ``psi = 1``), decoupled weight decay (2) and Keras's
+``lr=1e-3``, ``eps=1e-7``. Two roundings remain: Keras keeps its product ``u_product`` in the
+variables' dtype (float64 for float64 weights; fastopt keeps torch's float32 ``Pi``, a relative
+difference of ~1e-8 after a few steps in float64, none in float32), and it adds the two terms (8)
+and (9) before dividing. optax's ``nadam`` is not offered: it is ``adam(nesterov=True)``, with a
+constant ``beta1`` and no schedule.
+
 References
 ----------
 .. [1] T. Dozat. "Incorporating Nesterov Momentum into Adam." ICLR 2016 workshop track
@@ -80,7 +88,7 @@ from .._validation import (
     check_nonnegative,
     check_weight_decay,
 )
-from ..radam import weight_decay_scalars
+from .._optimizer import weight_decay_scalars
 
 __all__ = ["NAdam"]
 
@@ -116,6 +124,9 @@ class NAdam(Optimizer):
         ``psi`` in the momentum schedule (3).
     decoupled_weight_decay : bool, default False
     maximize : bool, default False
+    convention : {"torch", "keras", "optax"} or None, default None
+        A preset: that framework's defaults and flags for every argument not given explicitly
+        (the frameworks this optimizer has no preset for are refused, with the reason).
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     State per parameter: ``step`` (int), ``exp_avg``, ``exp_avg_sq`` and ``mu_product`` (a
@@ -125,6 +136,17 @@ class NAdam(Optimizer):
     name = "nadam"
     state_keys = ("step", "exp_avg", "exp_avg_sq", "mu_product")
     required_state_keys = ("step", "exp_avg", "exp_avg_sq")  # and mu_product: see _load_param_state
+
+    flag_defaults = {"decoupled_weight_decay": False}
+    conventions = {
+        "torch": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3, decoupled_weight_decay=False),
+        # Keras's schedule beta1 * (1 - 0.5 * 0.96^t) is (3) with psi = 1
+        "keras": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7, momentum_decay=1.0, decoupled_weight_decay=True),
+    }
+    not_offered = {
+        "optax": "optax's nadam is adam(nesterov=True): a constant beta1, no momentum schedule and no "
+        "product, a different update",
+    }
 
     def __init__(
         self,
@@ -136,6 +158,7 @@ class NAdam(Optimizer):
         momentum_decay: float = 4e-3,
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
         defaults = dict(

@@ -15,6 +15,7 @@ def sgd_update(
     momentum_buffer: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     momentum,
     first_step: bool,
     one_minus_dampening,
@@ -34,6 +35,8 @@ def sgd_update(
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     if momentum != 0:
         if first_step:
             momentum_buffer[:] = d                                                   # (3)
