@@ -103,10 +103,10 @@ def _cast_safe(group: dict[str, Any], keys) -> bool:
         for item in value if type(value) in (tuple, list) else (value,):
             if isinstance(item, (bool, np.bool_, str, type(None))):
                 continue
-            try:
-                if not abs(item) <= CAST_SAFE_MAGNITUDE:
+            try:  # as a Python float: comparing a float16 with 1e15 would overflow float16
+                if not abs(float(item)) <= CAST_SAFE_MAGNITUDE:
                     return False
-            except TypeError:
+            except (TypeError, ValueError, OverflowError):
                 return False
     return True
 

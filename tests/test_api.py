@@ -387,3 +387,15 @@ def test_numba_kernels_compile_without_a_writable_cache(monkeypatch):
 def test_repr_names_backend_and_hyperparameters():
     text = repr(fastopt.RMSprop([np.zeros(2)], backend="numba"))
     assert "RMSprop (backend='numba')" in text and "rho: 0.9" in text
+
+
+@backends
+def test_a_float16_hyperparameter_steps_without_warnings(backend):
+    """Found by the fuzz test: checking a float16 lr's magnitude against a Python float must not
+    overflow float16 (warnings are errors here)."""
+    p = np.ones(3, np.float32)
+    opt = fastopt.Adam([p], lr=np.float16(0.25), backend=backend)
+    opt.step([np.ones(3, np.float32)])
+    opt.param_groups[0]["lr"] = np.float16(0.5)
+    opt.step([np.ones(3, np.float32)])
+    assert np.all(p < 1)
