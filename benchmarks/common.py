@@ -138,7 +138,10 @@ def _adam_moment_values(h: dict, a: SimpleNamespace) -> dict:
                 beta2=c(beta2), one_minus_beta2=c(1.0 - beta2), amsgrad=h["amsgrad"],
                 amsgrad_corrected_max=False, bias_correction2=c(bias_correction2),
                 bias_correction2_sqrt=c(math.sqrt(bias_correction2)), eps=c(h["eps"]),
-                step_size=c(h["lr"] / bias_correction1))
+                step_size=c(h["lr"] / bias_correction1),
+                # since one division was folded away, eps_t of (6) (step_size then holds alpha_t, of
+                # the same magnitude as the older eta / (1 - beta1^t) that times the same work)
+                eps_t=c(h["eps"] * math.sqrt(bias_correction2)))
 
 
 def _adam_values(a: SimpleNamespace) -> dict:

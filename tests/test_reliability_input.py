@@ -418,7 +418,7 @@ def test_a_kernel_called_with_a_missing_buffer_raises_instead_of_crashing(backen
         empty = np.empty(0)
         try:
             kernel(np.ones(n), np.ones(n), np.zeros(n), np.zeros(n), empty, False, 0.0, 1.0,
-                   0.9, 0.1, 0.999, 0.001, True, False, 1.0, 1.0, 1e-8, 0.001, 1)
+                   0.9, 0.1, 0.999, 0.001, True, False, 1.0, 1e-8, 0.001, 1)
         except ValueError as exc:
             print("ValueError:", exc)
         """

@@ -9,11 +9,17 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
     (3)  m_t = beta1 * m_{t-1} + (1 - beta1) * d_t                    # first moment (momentum), m_0 = 0
     (4)  v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t              # second moment (RMSprop), v_0 = 0
     (5)  vmax_t = max(vmax_{t-1}, v_t)                                # AMSGrad only; vmax_t then replaces v_t in (6) (torch, Keras)
-         vmax_t = max(vmax_{t-1}, v_t / (1 - beta2^t))                # instead, with amsgrad_corrected_max (optax); (6) then divides by 1
-    (6)  s_t = sqrt(v_t) / sqrt(1 - beta2^t) + eps                    # eps on the corrected root (torch, optax)
+         vmax_t = max(vmax_{t-1}, v_t / (1 - beta2^t))                # instead, with amsgrad_corrected_max (optax); (6)-(7) then take sqrt(1 - beta2^t) as 1
+    (6)  s_t = sqrt(v_t) + epsilon_t                                  # epsilon_t = eps * sqrt(1 - beta2^t): eps on the corrected root (torch, optax)
          s_t = sqrt(v_t) + eps                                        # with eps_hat (Keras, TensorFlow): eps on the uncorrected root
-    (7)  theta_t = theta_{t-1} - (eta / (1 - beta1^t)) * m_t / s_t    # = eta * m_hat_t / s_t
-         theta_t = theta_{t-1} - (eta * sqrt(1 - beta2^t) / (1 - beta1^t)) * m_t / s_t    # with eps_hat
+    (7)  theta_t = theta_{t-1} - alpha_t * m_t / s_t                  # alpha_t = eta * sqrt(1 - beta2^t) / (1 - beta1^t)
+
+(6)-(7) are the paper's Algorithm 1 and torch's ``(eta / (1 - beta1^t)) * m_t / (sqrt(v_t) /
+sqrt(1 - beta2^t) + eps)`` with numerator and denominator multiplied by ``sqrt(1 - beta2^t)``: the
+same quantity, computed with one division per element instead of two (the divisions and the
+square root are what bound Adam's speed while its arrays fit in cache). The roundings differ from
+torch's order by an ulp or so, as torch's own fused kernel does; fastopt's three backends agree
+bit for bit. Keras's "epsilon hat" is the same form with ``epsilon_t = eps``, rounding for rounding.
 
 The bias corrections ``1 - beta^t`` undo the pull of the zero initial moments towards zero.
 They, ``1 - beta1``, ``1 - beta2`` and the step size ``eta / (1 - beta1^t)`` are scalars computed
@@ -201,12 +207,17 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         bias_correction1 = 1 - beta1**t
         bias_correction2 = 1 - beta2**t
-        if group["eps_hat"]:  # (6)-(7): Keras's alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
-            bias_correction2_sqrt, step_size = 1.0, group["lr"] * bias_correction2**0.5 / bias_correction1
-        elif group["amsgrad_corrected_max"] and group["amsgrad"]:  # (5): vmax is already corrected
-            bias_correction2_sqrt, step_size = 1.0, group["lr"] / bias_correction1
+        # (6)-(7): alpha_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t) and eps_t = eps * sqrt(1 - beta2^t);
+        # Keras's epsilon hat keeps eps as it is, and with optax's corrected maximum (5) vmax needs
+        # no further correction (sqrt(1 - beta2^t) is then taken as 1)
+        eps = group["eps"]
+        if group["eps_hat"]:
+            step_size, eps_t = group["lr"] * bias_correction2**0.5 / bias_correction1, eps
+        elif group["amsgrad_corrected_max"] and group["amsgrad"]:
+            step_size, eps_t = group["lr"] / bias_correction1, eps
         else:
-            bias_correction2_sqrt, step_size = bias_correction2**0.5, group["lr"] / bias_correction1
+            bias_correction2_sqrt = bias_correction2**0.5
+            step_size, eps_t = group["lr"] * bias_correction2_sqrt / bias_correction1, eps * bias_correction2_sqrt
         return (
             cast(beta1),
             cast(1.0 - beta1),
@@ -215,7 +226,6 @@ class Adam(Optimizer):
             bool(group["amsgrad"]),
             bool(group["amsgrad_corrected_max"]),
             cast(bias_correction2),
-            cast(bias_correction2_sqrt),
-            cast(group["eps"]),
+            cast(eps_t),
             cast(step_size),
         )

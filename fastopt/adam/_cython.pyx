@@ -32,7 +32,7 @@ cdef void _adam_loop(Py_ssize_t n, floating* param, const floating* grad, floati
                      floating weight_decay, floating decay_factor, floating beta1,
                      floating one_minus_beta1, floating beta2, floating one_minus_beta2,
                      bint amsgrad, bint amsgrad_corrected_max, floating bias_correction2,
-                     floating bias_correction2_sqrt, floating eps,
+                     floating eps_t,
                      floating step_size) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating p, d, m, v, vmax, denom
@@ -51,7 +51,7 @@ cdef void _adam_loop(Py_ssize_t n, floating* param, const floating* grad, floati
             vmax = max_exp_avg_sq[i]
             # NaN-propagating maximum, exactly np.maximum's rule
             max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v   # (5)
-        denom = _sqrt(v) / bias_correction2_sqrt + eps                           # (6)
+        denom = _sqrt(v) + eps_t                                                 # (6)
         param[i] = p - step_size * m / denom                                     # (7)
 
 
@@ -65,7 +65,7 @@ cdef void _adam_threads(Py_ssize_t n, floating* param, const floating* grad, flo
                         floating weight_decay, floating decay_factor, floating beta1,
                         floating one_minus_beta1, floating beta2, floating one_minus_beta2,
                         bint amsgrad, bint amsgrad_corrected_max, floating bias_correction2,
-                        floating bias_correction2_sqrt, floating eps, floating step_size,
+                        floating eps_t, floating step_size,
                         int num_threads) noexcept nogil:
     # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
     # stepped by the serial loop above. OpenMP threads, started only here.
@@ -78,7 +78,7 @@ cdef void _adam_threads(Py_ssize_t n, floating* param, const floating* grad, flo
             _adam_loop(stop - start, param + start, grad + start, _at(exp_avg, start),
                        _at(exp_avg_sq, start), _at(max_exp_avg_sq, start), maximize, weight_decay,
                        decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
-                       amsgrad_corrected_max, bias_correction2, bias_correction2_sqrt, eps,
+                       amsgrad_corrected_max, bias_correction2, eps_t,
                        step_size)
 
 
@@ -96,7 +96,7 @@ def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp
                 floating weight_decay, floating decay_factor, floating beta1,
                 floating one_minus_beta1, floating beta2, floating one_minus_beta2, bint amsgrad,
                 bint amsgrad_corrected_max, floating bias_correction2,
-                floating bias_correction2_sqrt, floating eps, floating step_size, int num_threads):
+                floating eps_t, floating step_size, int num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
     require_length("adam_update", "grad", grad.shape[0], param.shape[0])
     require_length("adam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
@@ -108,20 +108,20 @@ def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp
             _adam_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
                           _data(exp_avg_sq), _data(max_exp_avg_sq), maximize, weight_decay,
                           decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
-                          amsgrad_corrected_max, bias_correction2, bias_correction2_sqrt, eps,
+                          amsgrad_corrected_max, bias_correction2, eps_t,
                           step_size, num_threads)
         else:
             _adam_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
                        _data(exp_avg_sq), _data(max_exp_avg_sq), maximize, weight_decay,
                        decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
-                       amsgrad_corrected_max, bias_correction2, bias_correction2_sqrt, eps,
+                       amsgrad_corrected_max, bias_correction2, eps_t,
                        step_size)
 
 
 def adam_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,
                      floating beta1, floating one_minus_beta1, floating beta2,
                      floating one_minus_beta2, bint amsgrad, bint amsgrad_corrected_max,
-                     floating bias_correction2, floating bias_correction2_sqrt, floating eps,
+                     floating bias_correction2, floating eps_t,
                      floating step_size, int num_threads, Py_ssize_t min_size):
     """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
     elements on up to ``num_threads`` threads."""
@@ -135,10 +135,10 @@ def adam_update_many(Batch batch, bint maximize, floating weight_decay, floating
                               <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
                               weight_decay, decay_factor, beta1, one_minus_beta1, beta2,
                               one_minus_beta2, amsgrad, amsgrad_corrected_max, bias_correction2,
-                              bias_correction2_sqrt, eps, step_size, num_threads)
+                              eps_t, step_size, num_threads)
             else:
                 _adam_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
                            <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
                            weight_decay, decay_factor, beta1, one_minus_beta1, beta2,
                            one_minus_beta2, amsgrad, amsgrad_corrected_max, bias_correction2,
-                           bias_correction2_sqrt, eps, step_size)
+                           eps_t, step_size)

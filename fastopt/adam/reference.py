@@ -1,7 +1,8 @@
 """Adam, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
-Equations (1)-(7) are in :mod:`fastopt.adam`; ``bias_correction2_sqrt`` is ``sqrt(1 - beta2^t)``
-and ``step_size`` is ``eta / (1 - beta1^t)``, computed by the caller.
+Equations (1)-(7) are in :mod:`fastopt.adam`; ``eps_t`` and ``step_size`` are the scalars
+``epsilon_t`` and ``alpha_t`` of (6)-(7) (torch: ``eps * sqrt(1 - beta2^t)`` and
+``eta * sqrt(1 - beta2^t) / (1 - beta1^t)``), computed by the caller.
 """
 
 import numpy as np
@@ -25,8 +26,7 @@ def adam_update(
     amsgrad: bool,
     amsgrad_corrected_max: bool,
     bias_correction2,
-    bias_correction2_sqrt,
-    eps,
+    eps_t,
     step_size,
     num_threads: int,
 ) -> None:
@@ -53,7 +53,7 @@ def adam_update(
             np.maximum(max_exp_avg_sq, exp_avg_sq / bias_correction2, out=max_exp_avg_sq)    # (5)
         else:
             np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)               # (5)
-        denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps                # (6)
+        denom = np.sqrt(max_exp_avg_sq) + eps_t                                      # (6)
     else:
-        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps                    # (6)
+        denom = np.sqrt(exp_avg_sq) + eps_t                                          # (6)
     param[:] = param - step_size * exp_avg / denom                                   # (7)

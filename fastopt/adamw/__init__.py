@@ -9,10 +9,12 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
     (4)  v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t
     (5)  vmax_t = max(vmax_{t-1}, v_t)                      # AMSGrad only; vmax_t then replaces v_t in (6)
          vmax_t = max(vmax_{t-1}, v_t / (1 - beta2^t))      # instead, with amsgrad_corrected_max (optax)
-    (6)  s_t = sqrt(v_t) / sqrt(1 - beta2^t) + eps
+    (6)  s_t = sqrt(v_t) + epsilon_t                        # epsilon_t = eps * sqrt(1 - beta2^t): on the corrected root (torch)
          s_t = sqrt(v_t) + eps                              # with eps_hat (Keras)
-    (7)  theta_t = theta'_{t-1} - (eta / (1 - beta1^t)) * m_t / s_t
-         theta_t = theta'_{t-1} - (eta * sqrt(1 - beta2^t) / (1 - beta1^t)) * m_t / s_t    # with eps_hat
+    (7)  theta_t = theta'_{t-1} - alpha_t * m_t / s_t       # alpha_t = eta * sqrt(1 - beta2^t) / (1 - beta1^t)
+
+(6)-(7) are torch's ``(eta / (1 - beta1^t)) * m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + eps)`` with
+one division per element instead of two, as in :mod:`fastopt.adam`, which explains it.
 
 The only difference from :mod:`fastopt.adam` is line (2). Adam's L2 term ``lambda * theta`` is
 added to the gradient, so it passes through the moments and is divided by ``s_t``: weights with

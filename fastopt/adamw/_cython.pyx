@@ -32,7 +32,7 @@ cdef void _adamw_loop(Py_ssize_t n, floating* param, const floating* grad, float
                       floating decay_factor, floating beta1, floating one_minus_beta1,
                       floating beta2, floating one_minus_beta2, bint amsgrad,
                       bint amsgrad_corrected_max, floating bias_correction2,
-                      floating bias_correction2_sqrt, floating eps,
+                      floating eps_t,
                       floating step_size) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating p, d, m, v, vmax, denom
@@ -48,7 +48,7 @@ cdef void _adamw_loop(Py_ssize_t n, floating* param, const floating* grad, float
             vmax = max_exp_avg_sq[i]
             # NaN-propagating maximum, exactly np.maximum's rule
             max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v   # (5)
-        denom = _sqrt(v) / bias_correction2_sqrt + eps                           # (6)
+        denom = _sqrt(v) + eps_t                                                 # (6)
         param[i] = p - step_size * m / denom                                     # (7)
 
 
@@ -62,7 +62,7 @@ cdef void _adamw_threads(Py_ssize_t n, floating* param, const floating* grad, fl
                          floating decay_factor, floating beta1, floating one_minus_beta1,
                          floating beta2, floating one_minus_beta2, bint amsgrad,
                          bint amsgrad_corrected_max, floating bias_correction2,
-                         floating bias_correction2_sqrt, floating eps, floating step_size,
+                         floating eps_t, floating step_size,
                          int num_threads) noexcept nogil:
     # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
     # stepped by the serial loop above. OpenMP threads, started only here.
@@ -75,7 +75,7 @@ cdef void _adamw_threads(Py_ssize_t n, floating* param, const floating* grad, fl
             _adamw_loop(stop - start, param + start, grad + start, _at(exp_avg, start),
                         _at(exp_avg_sq, start), _at(max_exp_avg_sq, start), maximize, decay_factor,
                         beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
-                        amsgrad_corrected_max, bias_correction2, bias_correction2_sqrt, eps,
+                        amsgrad_corrected_max, bias_correction2, eps_t,
                         step_size)
 
 
@@ -92,7 +92,7 @@ def adamw_update(floating[::1] param, const floating[::1] grad, floating[::1] ex
                  floating[::1] exp_avg_sq, floating[::1] max_exp_avg_sq, bint maximize,
                  floating decay_factor, floating beta1, floating one_minus_beta1, floating beta2,
                  floating one_minus_beta2, bint amsgrad, bint amsgrad_corrected_max,
-                 floating bias_correction2, floating bias_correction2_sqrt, floating eps,
+                 floating bias_correction2, floating eps_t,
                  floating step_size, int num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
     require_length("adamw_update", "grad", grad.shape[0], param.shape[0])
@@ -105,18 +105,18 @@ def adamw_update(floating[::1] param, const floating[::1] grad, floating[::1] ex
             _adamw_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
                            _data(exp_avg_sq), _data(max_exp_avg_sq), maximize, decay_factor, beta1,
                            one_minus_beta1, beta2, one_minus_beta2, amsgrad, amsgrad_corrected_max,
-                           bias_correction2, bias_correction2_sqrt, eps, step_size, num_threads)
+                           bias_correction2, eps_t, step_size, num_threads)
         else:
             _adamw_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
                         _data(exp_avg_sq), _data(max_exp_avg_sq), maximize, decay_factor, beta1,
                         one_minus_beta1, beta2, one_minus_beta2, amsgrad, amsgrad_corrected_max,
-                        bias_correction2, bias_correction2_sqrt, eps, step_size)
+                        bias_correction2, eps_t, step_size)
 
 
 def adamw_update_many(Batch batch, bint maximize, floating decay_factor, floating beta1,
                       floating one_minus_beta1, floating beta2, floating one_minus_beta2,
                       bint amsgrad, bint amsgrad_corrected_max, floating bias_correction2,
-                      floating bias_correction2_sqrt, floating eps, floating step_size,
+                      floating eps_t, floating step_size,
                       int num_threads, Py_ssize_t min_size):
     """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
     elements on up to ``num_threads`` threads."""
@@ -130,10 +130,10 @@ def adamw_update_many(Batch batch, bint maximize, floating decay_factor, floatin
                                <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
                                decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2,
                                amsgrad, amsgrad_corrected_max, bias_correction2,
-                               bias_correction2_sqrt, eps, step_size, num_threads)
+                               eps_t, step_size, num_threads)
             else:
                 _adamw_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
                             <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
                             decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
-                            amsgrad_corrected_max, bias_correction2, bias_correction2_sqrt, eps,
+                            amsgrad_corrected_max, bias_correction2, eps_t,
                             step_size)

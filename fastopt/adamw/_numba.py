@@ -12,7 +12,7 @@ from .._jit import jit_kernel, parallel_twin, require_length
 @jit_kernel
 def adamw_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, decay_factor,
                  beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, amsgrad_corrected_max,
-                 bias_correction2, bias_correction2_sqrt, eps, step_size, num_threads):
+                 bias_correction2, eps_t, step_size, num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
     require_length("adamw_update", "grad", grad.shape[0], param.shape[0])
     require_length("adamw_update", "exp_avg", exp_avg.shape[0], param.shape[0])
@@ -31,7 +31,7 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, dec
             vmax = max_exp_avg_sq[i]
             # NaN-propagating maximum, exactly np.maximum's rule
             max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v       # (5)
-        denom = np.sqrt(v) / bias_correction2_sqrt + eps                             # (6)
+        denom = np.sqrt(v) + eps_t                                                   # (6)
         param[i] = p - step_size * m / denom                                         # (7)
 
 
