@@ -252,6 +252,7 @@ class Optimizer:
         # whether their magnitudes make float32 casts safe; the kernel scalars last computed.
         self._validated_objects: list[tuple | None] = []
         self._cast_safe: list[bool] = []
+        self._group_layout: list[tuple] = []
         self._scalar_cache: dict[tuple, tuple] = {}
         self._flat_state_cache: dict[int, tuple] = {}
         self._checked_states: dict[int, tuple] = {}  # state entries as last checked, per index
@@ -431,7 +432,7 @@ class Optimizer:
         indices). A ``None`` entry leaves that parameter and its state untouched. All inputs are
         checked before anything is modified.
         """
-        if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
+        if type(grads) is not list and type(grads) is not tuple and (isinstance(grads, np.ndarray) or not isinstance(grads, Sequence)):
             raise TypeError(
                 "grads must be a sequence (list or tuple) with one array or None per parameter, "
                 f"got {type(grads).__name__}"
@@ -494,12 +495,16 @@ class Optimizer:
             members = group["params"]
             end = start + len(members)
             if members:
-                states = [self.state.get(index) for index in range(start, end)]
+                get = self.state.get
+                states = [get(index) for index in range(start, end)]
                 group_grads = list(grads[start:end])
-                first = next((k for k, grad in enumerate(group_grads) if grad is not None), None)
-                if first is None:  # no gradient in this group: nothing to step
-                    start = end
-                    continue
+                if group_grads[0] is not None:
+                    first = 0
+                else:
+                    first = next((k for k, grad in enumerate(group_grads) if grad is not None), None)
+                    if first is None:  # no gradient in this group: nothing to step
+                        start = end
+                        continue
                 previous_step = -1
                 if self.step_key is not None:
                     if type(states[first]) is not dict:
@@ -508,12 +513,12 @@ class Optimizer:
                     if type(previous_step) is not int or not 0 <= previous_step < MAX_STEP - 1:
                         return False  # the careful path reports it (gather takes a C Py_ssize_t)
                 representative = states[first] if type(states[first]) is dict else {}
-                scalar_keys = self._scalar_state_keys(group)
+                slots, scalar_keys = self._group_layout[group_index]
                 if scalar_keys and not self._scalar_states_shared(representative, states, group_grads, scalar_keys):
                     return False
                 dtype = members[0].dtype
                 batch = self._batch_type()
-                if batch.gather(members, group_grads, states, self._kernel_slots(group), self.step_key, previous_step, dtype.num) != -1:
+                if batch.gather(members, group_grads, states, slots, self.step_key, previous_step, dtype.num) != -1:
                     return False
                 # Every parameter of the batch is at the same step with the same scalar state, and
                 # every buffer exists: one _begin_step, on a copy, gives the key (and the new
@@ -592,12 +597,16 @@ class Optimizer:
         values = tuple(group[key] for key in self.defaults)
         objects = values if _immutable(values) else None
         safe = _cast_safe(group, self.defaults)
+        # the state arrays the kernel takes and the scalar state entries: they follow the options
+        layout = (self._kernel_slots(group), self._scalar_state_keys(group))
         if group_index == len(self._validated_objects):
             self._validated_objects.append(objects)
             self._cast_safe.append(safe)
+            self._group_layout.append(layout)
         else:
             self._validated_objects[group_index] = objects
             self._cast_safe[group_index] = safe
+            self._group_layout[group_index] = layout
         self._scalar_cache.clear()
 
     def _scalars(self, group_index: int, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
