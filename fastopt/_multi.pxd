@@ -23,3 +23,9 @@ cdef class Batch:
     cdef double* _values         # the counters' common values
     cdef bint _stepped_any       # torch path: some row has a gradient
     cdef readonly int bits       # torch path: 32 or 64, the parameters' float width
+    cdef object _owned_key       # torch path: the `owned` tuple last resolved (held), and per entry:
+    cdef Py_ssize_t _owned_n
+    cdef PyObject** _owned_tensor    # the tensor (borrowed from _owned_key), or NULL
+    cdef void** _owned_data          # its array's data
+    cdef Py_ssize_t* _owned_size     # its array's size
+    cdef int* _owned_type            # its array's NumPy type number (-1 if the array is unfit)

@@ -400,6 +400,47 @@ cdef void _release(Batch self) noexcept:
     self._refs, self._n_refs = NULL, 0
 
 
+cdef void _forget_owned(Batch self) noexcept:
+    PyMem_Free(self._owned_tensor)
+    PyMem_Free(self._owned_data)
+    PyMem_Free(self._owned_size)
+    PyMem_Free(self._owned_type)
+    self._owned_tensor, self._owned_data, self._owned_size, self._owned_type = NULL, NULL, NULL, NULL
+    self._owned_n = 0
+    self._owned_key = None
+
+
+cdef int _resolve_owned(Batch self, tuple owned) except -1:
+    """Read the ``owned`` pairs once (a batch gathered again with the same tuple reuses this): the
+    tuple is held, so its tensors and arrays live as long as these pointers are used, and the
+    arrays are private to the caller, so their data, size and flags do not change."""
+    cdef Py_ssize_t i, n = len(owned)
+    cdef cnp.ndarray array
+    _forget_owned(self)
+    self._owned_tensor = <PyObject**> PyMem_Malloc(max(n, 1) * sizeof(PyObject*))
+    self._owned_data = <void**> PyMem_Malloc(max(n, 1) * sizeof(void*))
+    self._owned_size = <Py_ssize_t*> PyMem_Malloc(max(n, 1) * sizeof(Py_ssize_t))
+    self._owned_type = <int*> PyMem_Malloc(max(n, 1) * sizeof(int))
+    if self._owned_tensor == NULL or self._owned_data == NULL or self._owned_size == NULL or self._owned_type == NULL:
+        _forget_owned(self)
+        raise MemoryError()
+    for i in range(n):
+        entry = owned[i]
+        self._owned_tensor[i] = NULL
+        self._owned_type[i] = -1
+        if type(entry) is not tuple or len(<tuple> entry) != 2 or not cnp.PyArray_CheckExact((<tuple> entry)[1]):
+            continue
+        array = <cnp.ndarray> (<tuple> entry)[1]
+        self._owned_tensor[i] = <PyObject*> (<tuple> entry)[0]
+        self._owned_data[i] = cnp.PyArray_DATA(array)
+        self._owned_size[i] = cnp.PyArray_SIZE(array)
+        if _usable(array, cnp.PyArray_TYPE(array), True):
+            self._owned_type[i] = cnp.PyArray_TYPE(array)
+    self._owned_key = owned
+    self._owned_n = n
+    return 0
+
+
 cdef inline void _keep(Batch self, PyObject* obj) noexcept:
     """Hold a (new) reference to ``obj`` until the next gather or release (room was reserved)."""
     Py_INCREF(<object> obj)
@@ -419,6 +460,7 @@ cdef class Batch:
 
     def __dealloc__(self):
         _release(self)
+        _forget_owned(self)
         PyMem_Free(self.pointers)
         PyMem_Free(self.sizes)
         PyMem_Free(self.counters)
@@ -518,7 +560,7 @@ cdef class Batch:
         self._stepped = []
 
     # ----------------------------------------------------------------------------------------
-    def gather_tensors(self, list params, list states, tuple slots, tuple counters):
+    def gather_tensors(self, list params, list states, tuple slots, tuple counters, tuple owned=None):
         """``gather`` for PyTorch tensors: check and record a group; -1 if every tensor is fit,
         else the index of the first parameter the careful path must handle. Nothing is modified.
 
@@ -535,8 +577,16 @@ cdef class Batch:
         parameter with a gradient must hold, all with one value per key. Afterwards
         :attr:`counter_values` holds those values (None if no parameter has a gradient) and
         :attr:`bits` the parameters' width; :meth:`commit_counters` writes the next values.
+
+        ``owned`` (optional) holds, per parameter and key (the slots, then the counters), None or
+        a ``(tensor, ndarray)`` pair for a state tensor whose memory the caller owns as a NumPy
+        array (``tensor = torch.from_numpy(ndarray)``) and never hands out: while the state holds
+        that very tensor, the array is used, checked as in :meth:`gather`, with no call into
+        torch and without touching the tensor. (The array is the memory the step writes, also if
+        the tensor's storage has been swapped in place.) The batch keeps the tuple and what it
+        read from it: pass the same tuple again while nothing in it changed.
         """
-        cdef Py_ssize_t k, s, c, numel, nbytes, found
+        cdef Py_ssize_t k, s, c, i, numel, nbytes, found
         cdef Py_ssize_t count = len(params), n_slots = len(slots), n_counters = len(counters)
         cdef Py_ssize_t width = 2 + n_slots
         cdef bint needs_state = n_counters > 0 or any(slot is not None for slot in slots)
@@ -550,9 +600,17 @@ cdef class Batch:
         cdef PyObject* state
         cdef PyObject** keys
         cdef double value
+        cdef void* data
+        cdef Py_ssize_t found_numel, n_keys = n_slots + n_counters
+        cdef bint has_owned = owned is not None
         cdef _Extents extents
         if _describe_tensor == NULL or len(states) != count:
             return 0
+        if has_owned:
+            if len(owned) != count * n_keys:
+                return 0
+            if owned is not self._owned_key:
+                _resolve_owned(self, owned)
         _allocate(self, count, width, n_counters, count * (width + n_counters))
         keys = <PyObject**> PyMem_Malloc(max(n_slots + n_counters, 1) * sizeof(PyObject*))
         if keys == NULL:
@@ -612,30 +670,41 @@ cdef class Batch:
                 state = <PyObject*> states[k]
                 if type(<object> state) is not dict:
                     return k
-                for s in range(n_slots + n_counters):
+                for s in range(n_keys):
                     if keys[s] == NULL:
                         continue
                     item = PyDict_GetItemWithError(<object> state, <object> keys[s])
-                    if item == NULL or not _describe(item, &dt):
+                    if item == NULL:
                         return k
-                    if s < n_slots:  # a state buffer of the parameter's size
-                        if _dense_numel(&dt, bits) != numel or _ranges_overlap(dt.data, nbytes, dg.data, nbytes):
+                    width_bits = bits if s < n_slots else self.counter_bits[s - n_slots]
+                    i = k * n_keys + s
+                    if has_owned and self._owned_tensor[i] == item:  # memory the caller owns
+                        if self._owned_type[i] != (cnp.NPY_FLOAT32 if width_bits == 32 else cnp.NPY_FLOAT64):
                             return k
-                        row[2 + s] = dt.data
-                        _extents_add(&extents, 1 + s, dt.data, nbytes, k)
+                        data = self._owned_data[i]
+                        found_numel = self._owned_size[i]
+                    else:
+                        if not _describe(item, &dt):
+                            return k
+                        found_numel = _dense_numel(&dt, width_bits)
+                        data = dt.data
+                        _keep(self, item)
+                    if s < n_slots:  # a state buffer of the parameter's size
+                        if found_numel != numel or _ranges_overlap(data, nbytes, dg.data, nbytes):
+                            return k
+                        row[2 + s] = data
+                        _extents_add(&extents, 1 + s, data, nbytes, k)
                     else:  # a counter: one element, the same value in every row
                         c = s - n_slots
-                        width_bits = self.counter_bits[c]
-                        if _dense_numel(&dt, width_bits) != 1:
+                        if found_numel != 1:
                             return k
-                        value = _read_counter(dt.data, width_bits)
+                        value = _read_counter(data, width_bits)
                         if not self._stepped_any:
                             self._values[c] = value
                         elif not value == self._values[c]:  # (NaN equals nothing)
                             return k
-                        row_counters[c] = dt.data
-                        _extents_add(&extents, 1 + s, dt.data, width_bits // 8, k)
-                    _keep(self, item)
+                        row_counters[c] = data
+                        _extents_add(&extents, 1 + s, data, width_bits // 8, k)
                 self._stepped_any = True
             found = _first_overlap(self, &extents)
             if found >= 0:

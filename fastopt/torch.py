@@ -33,15 +33,23 @@ The fast path: one C call per group
 With the Cython backend (``backend="auto"`` where it is built) and a torch that publishes the
 DLPack C exchange API (``torch.Tensor.__dlpack_c_exchange_api__``, torch 2.10 and later), a step
 is one ``fastopt._multi.Batch.gather_tensors`` call and one ``<optimizer>_update_many`` kernel
-call per parameter group. The gather reads each parameter's ``.grad`` and describes every
-parameter, gradient and state tensor with one C call each (data pointer, device, dtype, shape,
-strides: no NumPy view, no Python method call), checks them all (CPU, float32/float64 like the
-group, contiguous, sizes, no overlap between anything the kernel writes), and the kernel then
-steps every tensor **in place, where it is**: gradients are read where autograd left them,
-whether they are kept between steps (``zero_grad(set_to_none=False)``) or new each step (the
-default), and no tensor is copied, moved or re-viewed. Everything is checked again at every step,
-so ``p.data = ...``, ``model.to(...)``, ZeroRedundancyOptimizer's bucket views or an edited
-``optimizer.state`` are simply followed.
+call per parameter group. The gather reads each parameter's ``.grad`` and describes each
+parameter and gradient with one C call (data pointer, device, dtype, shape, strides: no NumPy
+view, no Python method call), checks everything (CPU, float32/float64 like the group, contiguous,
+sizes, no overlap between anything the kernel writes), and the kernel then steps every tensor
+**in place, where it is**: gradients are read where autograd left them, whether they are kept
+between steps (``zero_grad(set_to_none=False)``) or new each step (the default), and no tensor is
+copied, moved or re-viewed. Parameters and gradients are checked again at every step, so
+``p.data = ...``, ``model.to(...)`` or ZeroRedundancyOptimizer's bucket views are simply followed.
+
+The state tensors fastopt.torch creates (and those a loaded state dict brings, which it copies)
+are ``torch.from_numpy`` views of 64-byte aligned NumPy arrays it owns; the gather recognises
+them by identity and checks their arrays with NumPy's C API, without calling torch. A state
+tensor you assign (``optimizer.state[p]["exp_avg"] = t``) is used where it is and described at
+every step like a gradient. In-place changes of a state tensor's values (``copy_``, ``mul_``,
+``fill_``) are seen; swapping the storage of a tensor fastopt created (``t.data = ...``,
+``t.set_(...)``) is not: the step keeps reading and writing fastopt's memory (which the swap
+cannot free). Assign a new tensor instead.
 
 Anything the gather will not vouch for (a first step, which creates the state; a non-contiguous
 gradient; parameters at different step counts; an invalid tensor, to be reported) makes the whole
@@ -70,9 +78,6 @@ torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues
 dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
 ``mu_product`` is a 0-d float32 tensor, as in torch. Optional buffers are created when an option
 needs them, also when it is switched on after the first step (torch raises ``KeyError`` there).
-Replace a state tensor by assigning a new one (``optimizer.state[p]["exp_avg"] = t``); changing
-a state tensor's own storage in place (``.data = ...``, ``.set_()``) between steps is followed
-too, since every tensor is described again at each step.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ if not hasattr(torch, "optim"):  # this very file was imported as "torch": fasto
 
 import fastopt
 from fastopt import _backends, _threads
+from fastopt._memory import aligned_full
 from fastopt._optimizer import _EMPTY, _silence_fp_warnings, _specialise
 from fastopt._threads import threads_for
 from fastopt._validation import check_flag, check_real
@@ -104,7 +110,6 @@ __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "
 
 _DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 _BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
-_STEP_DTYPE = torch.float64  # exact up to 2**53 steps; torch's float32 stalls at 2**24
 
 
 def _fast_path_available() -> bool:
@@ -287,12 +292,13 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         self._many_kernels: dict[str, dict] = {}
         self._calculators: dict[type, fastopt.Optimizer] = {}
         self._fast = self.backend == "cython" and _fast_path_available()
+        self._owned: dict[int, tuple[torch.Tensor, np.ndarray]] = {}  # id(tensor) -> (tensor, its memory)
         self._forget_caches()
 
     def _forget_caches(self) -> None:
         self._validated: dict[int, tuple] = {}  # id(group) -> (group, snapshot, result)
         self._numpy_cache: dict[int, tuple] = {}  # id(param) -> (param, tensors, pointers, views)
-        self._group_states: dict[int, tuple] = {}  # id(group) -> (group, params, state dicts, Batch)
+        self._group_states: dict[int, tuple] = {}  # id(group) -> (group, params, slots, states, owned, Batch)
         self._state_seen: tuple = (None, ())  # (self.state, its items) when _group_states was made
 
     # Subclass interface ----------------------------------------------------------------------
@@ -404,23 +410,33 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             self._step_careful(plans)
         return loss
 
-    def _group_batch(self, group: dict[str, Any], params: list) -> tuple:
-        """``(state dicts, Batch)`` of a group: each parameter's state dict (None before its first
-        step), found without hashing a tensor per step (cached while ``self.state`` holds the same
-        items, checked in C, and the group the same parameters), and the group's Batch (reused
-        from step to step: it remembers the group's memory layout)."""
+    def _group_batch(self, group: dict[str, Any], params: list, slots: tuple) -> tuple:
+        """``(state dicts, owned, Batch)`` of a group: each parameter's state dict (None before
+        its first step), found without hashing a tensor per step (cached while ``self.state``
+        holds the same items, checked in C, and the group the same parameters); per parameter and
+        state key, the ``(tensor, ndarray)`` pair of a state tensor whose memory fastopt owns (see
+        :meth:`_new_buffer`); and the group's Batch (reused from step to step: it remembers the
+        group's memory layout)."""
         from fastopt import _multi
 
         seen_state, seen_items = self._state_seen
         if seen_state is not self.state or not _multi.same_dict_items(self.state, seen_items):
-            self._group_states = {key: (value[0], value[1], None, value[3]) for key, value in self._group_states.items()}
+            self._group_states = {key: (*value[:3], None, None, value[5]) for key, value in self._group_states.items()}
             self._state_seen = (self.state, _multi.dict_items(self.state))
+            self._prune_owned()
         cached = self._group_states.get(id(group))
         if cached is None or cached[0] is not group or not _multi.same_objects(params, cached[1]):
-            cached = (group, tuple(params), None, _multi.Batch())
-        if cached[2] is None:
-            cached = self._group_states[id(group)] = (*cached[:2], [self.state.get(p) for p in params], cached[3])
-        return cached[2], cached[3]
+            cached = (group, tuple(params), slots, None, None, _multi.Batch())
+        if cached[3] is None or cached[2] != slots:
+            states = [self.state.get(p) for p in params]
+            owned = []
+            for state in states:
+                for key in (*slots, *(key for key, _ in self._counters)):
+                    value = state.get(key) if type(state) is dict and key is not None else None
+                    entry = self._owned.get(id(value))
+                    owned.append(entry if entry is not None and entry[0] is value else None)
+            cached = self._group_states[id(group)] = (group, cached[1], slots, states, tuple(owned), cached[5])
+        return cached[3], cached[4], cached[5]
 
     def _step_batched(self, plans: list) -> bool:
         """The fast path: one gather and one kernel call per group. Returns False, having
@@ -435,9 +451,9 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                     return False
                 if not params:
                     continue
-                states, batch = self._group_batch(group, params)
+                states, owned, batch = self._group_batch(group, params, slots)
                 batches.append(batch)
-                if batch.gather_tensors(params, states, slots, self._counters) != -1:
+                if batch.gather_tensors(params, states, slots, self._counters, owned) != -1:
                     return False
             work = []
             for batch, (cls, fastopt_group, slots, keys) in zip(batches, plans):
@@ -483,6 +499,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 work.append((plan, p, grad))
         _check_disjoint(written)
         # Everything is valid: from here on nothing raises.
+        self._state_seen = (None, ())  # state tensors may be created: the fast path looks again
         scalars_by_key: dict[tuple, tuple] = {}
         for (cls, fastopt_group, slots, keys), p, grad in work:
             state = self.state[p]
@@ -504,10 +521,12 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             )
 
     def _views(self, p: torch.Tensor, state: dict, keys: tuple) -> tuple:
-        """Flat NumPy views of a parameter and its state buffers, cached while the same tensors
-        sit at the same addresses (a view costs a microsecond or two to make)."""
+        """Flat NumPy views of a parameter and its state buffers (for a buffer fastopt owns, its
+        own array), cached while the same tensors sit at the same addresses (a view costs a
+        microsecond or two to make)."""
         tensors = (p, *(state[key] for key in keys))
-        pointers = tuple(t.data_ptr() for t in tensors)
+        arrays = (None, *map(self._owned_array, tensors[1:]))
+        pointers = tuple(t.data_ptr() if a is None else 0 for t, a in zip(tensors, arrays))
         cached = self._numpy_cache.get(id(p))
         if (
             cached is None
@@ -516,24 +535,71 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             or cached[1] != pointers
             or cached[2][0].size != p.numel()
         ):
-            cached = (tensors, pointers, tuple(_numpy(t) for t in tensors))
+            views = tuple(_numpy(t) if a is None else a.reshape(-1) for t, a in zip(tensors, arrays))
+            cached = (tensors, pointers, views)
             self._numpy_cache[id(p)] = cached
         return cached[2]
+
+    # State tensors in memory fastopt owns ------------------------------------------------------
+    def _own(self, array: np.ndarray) -> torch.Tensor:
+        """A tensor over ``array`` (``torch.from_numpy``), registered as fastopt's: the fast path
+        then checks and uses the array itself, with no call into torch, and the array keeps the
+        memory alive whatever is done to the tensor."""
+        tensor = torch.from_numpy(array)
+        self._owned[id(tensor)] = (tensor, array)
+        return tensor
+
+    def _owned_array(self, tensor: object) -> np.ndarray | None:
+        entry = self._owned.get(id(tensor))
+        return entry[1] if entry is not None and entry[0] is tensor else None
+
+    def _new_buffer(self, p: torch.Tensor, value: float) -> torch.Tensor:
+        """A state buffer for ``p``: its shape and dtype, 64-byte aligned, filled with ``value``."""
+        with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
+            return self._own(aligned_full(tuple(p.shape), _DTYPES[p.dtype], value))
+
+    def _counter(self, state: dict, key: str, dtype: type, initial: float) -> np.ndarray:
+        """The 0-d array of the counter ``state[key]`` (fastopt's own, of ``dtype``), made from the
+        value found there (a number or a tensor, e.g. torch's float32 step) if needed."""
+        value = state.get(key)
+        array = self._owned_array(value)
+        if array is None or array.dtype != dtype or array.ndim != 0:
+            number = initial if value is None else float(value)
+            array = aligned_full((), dtype, number)
+            state[key] = self._own(array)
+        return array
+
+    def _prune_owned(self) -> None:
+        """Forget the owned tensors no state dict holds any more."""
+        live = {id(value) for state in self.state.values() if type(state) is dict for value in state.values()}
+        self._owned = {key: entry for key, entry in self._owned.items() if key in live}
+
+    def _adopt(self, state: dict) -> None:
+        """Copy a loaded state's tensors into memory fastopt owns (the counters normalised: a
+        float64 ``step``, NAdam's float32 ``mu_product``)."""
+        counters = {key: (np.float64 if bits == 64 else np.float32) for key, bits in self._counters}
+        for key, value in list(state.items()):
+            if key in counters:
+                if isinstance(value, torch.Tensor) and value.numel() == 1 or isinstance(value, numbers.Real) and not isinstance(value, bool):
+                    self._counter(state, key, counters[key], 0.0)
+            elif (isinstance(value, torch.Tensor) and value.dtype in _DTYPES and value.device.type == "cpu"
+                  and value.layout is torch.strided and self._owned_array(value) is None):
+                copy = self._own(aligned_full(tuple(value.shape), _DTYPES[value.dtype]))
+                copy.copy_(value.detach())
+                state[key] = copy
 
     def _begin(self, state: dict, p: torch.Tensor, keys: tuple, group) -> tuple[float, bool]:
         """Create missing buffers and advance the counter; returns (step, whether new buffers)."""
         created = False
         for key in keys:
             if key not in state:
-                state[key] = torch.full_like(p, self._initial_value(key, group), memory_format=torch.contiguous_format)
+                state[key] = self._new_buffer(p, self._initial_value(key, group))
                 created = True
         if not self._counters:
             return 0.0, created
-        step = state.get("step")
-        if not (isinstance(step, torch.Tensor) and step.dtype == _STEP_DTYPE and step.dim() == 0 and step.device.type == "cpu"):
-            state["step"] = step = torch.tensor(0.0 if step is None else float(step), dtype=_STEP_DTYPE)
-        value = step.item() + 1.0
-        step.fill_(value)
+        step = self._counter(state, "step", np.float64, 0.0)
+        value = float(step) + 1.0
+        step[()] = value
         return value, created
 
     def _advance(self, state: dict, p: torch.Tensor, keys: tuple, fastopt_group: dict) -> Hashable:
@@ -545,24 +611,20 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch's ``load_state_dict`` (ids mapped to parameters, floating state cast to each
         parameter's dtype), after checking the saved hyperparameters with torch's rules; a
-        hyperparameter the saved groups lack takes this optimizer's default, and a ``step``
-        saved by torch (float32) is widened to float64."""
+        hyperparameter the saved groups lack takes this optimizer's default, and the loaded
+        tensors are copied into memory fastopt owns (a ``step`` saved by torch, float32, becomes
+        float64)."""
         for saved in state_dict["param_groups"]:
             self._check_hyperparameters({**self.defaults, **saved})
         super().load_state_dict(state_dict)
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+        self._owned = {}
         for state in self.state.values():
-            self._normalise_counters(state)
+            if type(state) is dict:
+                self._adopt(state)
         self._forget_caches()
-
-    def _normalise_counters(self, state: dict) -> None:
-        step = state.get("step")
-        if isinstance(step, torch.Tensor) and (step.dtype != _STEP_DTYPE or step.dim() != 0):
-            state["step"] = step.detach().to(device="cpu", dtype=_STEP_DTYPE).reshape(())
-        elif isinstance(step, numbers.Real) and not isinstance(step, bool):
-            state["step"] = torch.tensor(float(step), dtype=_STEP_DTYPE)
 
     def __getstate__(self) -> dict[str, Any]:
         """torch's (defaults, state, groups), plus the backend and the class's own settings."""
@@ -577,6 +639,9 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         if "backend" not in self.__dict__:  # pickled by an older version: torch's three keys only
             self.backend = _backends.resolve_backend("auto")
         self._setup_caches()
+        for entry in self.state.values():
+            if type(entry) is dict:
+                self._adopt(entry)
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,8 +701,8 @@ class Adagrad(_FastoptOptimizer):
         super().__init__(params, defaults, backend, pack_small_tensors)
         for group in self.param_groups:  # torch creates Adagrad's state eagerly
             for p in group["params"]:
-                self.state[p]["step"] = torch.tensor(0.0, dtype=_STEP_DTYPE)
-                self.state[p]["sum"] = torch.full_like(p, self._initial_value("sum", group), memory_format=torch.contiguous_format)
+                self.state[p]["step"] = self._own(aligned_full((), np.float64, 0.0))
+                self.state[p]["sum"] = self._new_buffer(p, self._initial_value("sum", group))
 
     def _fastopt(self, group):
         translated = _translate(group, self._hyperparameters)
@@ -824,21 +889,10 @@ class NAdam(_FastoptOptimizer):
 
     def _advance(self, state, p, keys, fastopt_group):
         step, _ = self._begin(state, p, keys, fastopt_group)
-        mu_product = state.get("mu_product")
-        if not (isinstance(mu_product, torch.Tensor) and mu_product.dtype == torch.float32 and mu_product.dim() == 0
-                and mu_product.device.type == "cpu"):
-            state["mu_product"] = mu_product = torch.tensor(1.0 if mu_product is None else float(mu_product), dtype=torch.float32)
-        product = next_mu_product(np.float32(mu_product.item()), fastopt_group["betas"][0], fastopt_group["momentum_decay"], int(step))
-        mu_product.fill_(float(product))
+        mu_product = self._counter(state, "mu_product", np.float32, 1.0)
+        product = next_mu_product(np.float32(mu_product), fastopt_group["betas"][0], fastopt_group["momentum_decay"], int(step))
+        mu_product[()] = product
         return int(step), product
-
-    def _normalise_counters(self, state):
-        super()._normalise_counters(state)
-        mu_product = state.get("mu_product")
-        if isinstance(mu_product, torch.Tensor) and (mu_product.dtype != torch.float32 or mu_product.dim() != 0):
-            state["mu_product"] = mu_product.detach().to(device="cpu", dtype=torch.float32).reshape(())
-        elif isinstance(mu_product, numbers.Real) and not isinstance(mu_product, bool):
-            state["mu_product"] = torch.tensor(float(mu_product), dtype=torch.float32)
 
 
 class RAdam(_FastoptOptimizer):

@@ -659,9 +659,9 @@ def test_a_replaced_state_tensor_of_the_right_kind_is_used(backend):
     reference.load_state_dict({"state": {i: {k: (v.numpy().copy() if k != "step" else int(v.item())) for k, v in optimizer.state[p].items()}
                                          for i, p in enumerate((a, b))},
                                "param_groups": [{**{k: v for k, v in reference.param_groups[0].items() if k != "params"}, "params": [0, 1]}]})
-    optimizer.state[b]["exp_avg"] = optimizer.state[b]["exp_avg"].clone() + 1.0  # new tensor, new values
+    replacement = optimizer.state[b]["exp_avg"].clone() + 1.0  # a new tensor, new values
+    optimizer.state[b]["exp_avg"] = replacement
     reference.state[1]["exp_avg"] = reference.state[1]["exp_avg"] + 1.0
-    optimizer.state[a]["exp_avg"].data = optimizer.state[a]["exp_avg"].data.clone()  # its storage replaced in place
     for _ in range(2):
         a.grad, b.grad = torch.full((6,), 0.25, dtype=torch.float64), torch.full((4,), 0.25, dtype=torch.float64)
         optimizer.step()
@@ -669,6 +669,32 @@ def test_a_replaced_state_tensor_of_the_right_kind_is_used(backend):
     np.testing.assert_array_equal(a.detach().numpy(), reference._params[0])
     np.testing.assert_array_equal(b.detach().numpy(), reference._params[1])
     np.testing.assert_array_equal(optimizer.state[a]["exp_avg"].numpy(), reference.state[0]["exp_avg"])
+    assert optimizer.state[b]["exp_avg"] is replacement  # used where it is, not copied
+    np.testing.assert_array_equal(replacement.numpy(), reference.state[1]["exp_avg"])
+
+
+@pytest.mark.parametrize("backend", PATHS)
+def test_the_state_fastopt_creates_lives_in_its_own_memory(backend):
+    """State tensors fastopt makes are views of NumPy arrays it owns (so the fast path checks them
+    without calling torch): in-place changes are seen, a storage swapped in place is not (the
+    step keeps writing fastopt's memory), and a loaded state dict is copied in."""
+    optimizer, a, b = _two_parameter_adam(backend)
+    twin, ta, tb = _two_parameter_adam(backend)
+    optimizer.state[a]["exp_avg"].mul_(0.5)  # in place: seen
+    twin.state[ta]["exp_avg"].mul_(0.5)
+    swapped = optimizer.state[b]["exp_avg"]
+    swapped.data = torch.zeros(4, dtype=torch.float64)  # not followed: the step keeps its memory
+    for _ in range(2):
+        for p in (a, b, ta, tb):
+            p.grad = torch.full(p.shape, 0.25, dtype=torch.float64)
+        optimizer.step()
+        twin.step()
+    assert torch.equal(a.detach(), ta.detach()) and torch.equal(b.detach(), tb.detach())
+    assert torch.equal(swapped, torch.zeros(4, dtype=torch.float64))
+    saved = copy.deepcopy(optimizer.state_dict())
+    optimizer.load_state_dict(saved)
+    assert all(optimizer.state[p][key] is not saved["state"][i][key] for i, p in enumerate((a, b)) for key in saved["state"][i])
+    assert all(torch.equal(optimizer.state[p][key], saved["state"][i][key]) for i, p in enumerate((a, b)) for key in saved["state"][i])
 
 
 @pytest.mark.parametrize("backend", PATHS)
