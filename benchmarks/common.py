@@ -107,7 +107,7 @@ class OptimizerCase:
 def _sgd_values(a: SimpleNamespace) -> dict:
     h, c = CASES["sgd"].hyperparameters, a.cast
     return dict(param=a.param, grad=a.grad, momentum_buffer=a.momentum_buffer, maximize=False,
-                weight_decay=c(h["weight_decay"]), momentum=c(h["momentum"]), first_step=False,
+                weight_decay=c(h["weight_decay"]), decay_factor=c(1.0), momentum=c(h["momentum"]), first_step=False,
                 one_minus_dampening=c(1.0 - h["dampening"]), nesterov=h["nesterov"], lr=c(h["lr"]))
 
 
@@ -115,15 +115,17 @@ def _adagrad_values(a: SimpleNamespace) -> dict:
     h, c = CASES["adagrad"].hyperparameters, a.cast
     clr = h["lr"] / (1 + (STEP - 1) * h["lr_decay"])
     return dict(param=a.param, grad=a.grad, state_sum=a.state_sum, maximize=False,
-                weight_decay=c(h["weight_decay"]), eps=c(h["eps"]), clr=c(clr))
+                weight_decay=c(h["weight_decay"]), decay_factor=c(1.0), eps_inside_sqrt=False,
+                eps=c(h["eps"]), clr=c(clr))
 
 
 def _rmsprop_values(a: SimpleNamespace) -> dict:
     h, c = CASES["rmsprop"].hyperparameters, a.cast
     return dict(param=a.param, grad=a.grad, square_avg=a.square_avg, grad_avg=a.unused,
                 momentum_buffer=a.unused, maximize=False, weight_decay=c(h["weight_decay"]),
-                rho=c(h["rho"]), one_minus_rho=c(1.0 - h["rho"]), centered=h["centered"],
-                eps=c(h["eps"]), momentum=c(h["momentum"]), lr=c(h["lr"]))
+                decay_factor=c(1.0), rho=c(h["rho"]), one_minus_rho=c(1.0 - h["rho"]),
+                centered=h["centered"], eps_inside_sqrt=False, eps=c(h["eps"]),
+                momentum=c(h["momentum"]), lr_in_momentum=False, lr=c(h["lr"]))
 
 
 def _adam_moment_values(h: dict, a: SimpleNamespace) -> dict:
@@ -134,13 +136,17 @@ def _adam_moment_values(h: dict, a: SimpleNamespace) -> dict:
     return dict(param=a.param, grad=a.grad, exp_avg=a.exp_avg, exp_avg_sq=a.exp_avg_sq,
                 max_exp_avg_sq=a.unused, maximize=False, beta1=c(beta1), one_minus_beta1=c(1.0 - beta1),
                 beta2=c(beta2), one_minus_beta2=c(1.0 - beta2), amsgrad=h["amsgrad"],
+                amsgrad_corrected_max=False, bias_correction2=c(bias_correction2),
                 bias_correction2_sqrt=c(math.sqrt(bias_correction2)), eps=c(h["eps"]),
-                step_size=c(h["lr"] / bias_correction1))
+                step_size=c(h["lr"] / bias_correction1),
+                # since one division was folded away, eps_t of (6) (step_size then holds alpha_t, of
+                # the same magnitude as the older eta / (1 - beta1^t) that times the same work)
+                eps_t=c(h["eps"] * math.sqrt(bias_correction2)))
 
 
 def _adam_values(a: SimpleNamespace) -> dict:
     h = CASES["adam"].hyperparameters
-    return dict(_adam_moment_values(h, a), weight_decay=a.cast(h["weight_decay"]))
+    return dict(_adam_moment_values(h, a), weight_decay=a.cast(h["weight_decay"]), decay_factor=a.cast(1.0))
 
 
 def _adamw_values(a: SimpleNamespace) -> dict:
@@ -160,11 +166,11 @@ def _values_from_class(name: str) -> Callable[[SimpleNamespace], dict]:
             raise NotImplementedError(f"fastopt.{case.class_name} does not exist in this version")
         optimizer = cls([np.zeros(1)], backend="reference", **case.hyperparameters)
         group = optimizer.param_groups[0]
-        key = optimizer._batched_scalar_key(STEP)
-        if case.class_name == "NAdam":  # its key also carries the float32 product of the schedule
-            from fastopt.nadam import next_mu_product
-
-            key = (STEP, next_mu_product(np.float32(0.5), group["betas"][0], group["momentum_decay"], STEP))
+        # the key of step STEP's scalars, by the class's own _begin_step on a one-element state
+        probe = np.zeros(1)
+        state = optimizer._init_state(probe, group)
+        for _ in range(STEP):
+            key = optimizer._begin_step(probe, state, group)
         arrays = [getattr(a, slot) if slot else a.unused for slot in optimizer._kernel_slots(group)]
         scalars = optimizer._kernel_scalars(group, key, np.dtype(a.cast))
         reference = importlib.import_module(f"fastopt.{name}.reference")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastopt [tour|show|demo|info|bench] ...``.
+"""Command line: ``python -m fastopt [tour|show|demo|info|bench|conventions] ...``.
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``; modules keep heavy imports (rich, matplotlib, torch) inside ``run`` so that
@@ -18,6 +18,7 @@ COMMANDS = {
     "demo": ("fastopt._demo", "train a small network with every optimizer and backend"),
     "info": ("fastopt._info", "versions, backends and how the kernels were built"),
     "bench": ("fastopt._bench", "time every optimizer and backend against the memory-bandwidth ceiling"),
+    "conventions": ("fastopt._conventions", "how far torch's, Keras's and optax's same-named optimizers drift apart"),
 }
 DEFAULT_COMMAND = "tour"
 

@@ -14,6 +14,9 @@
 import os
 
 import numba
+from numba.extending import register_jitable
+
+from . import _checks
 
 KERNEL_OPTIONS = {"nogil": True, "error_model": "numpy"}
 
@@ -35,3 +38,7 @@ def parallel_twin(kernel):
     it is only compiled when someone asks for threads (see :func:`fastopt.set_num_threads`).
     """
     return numba.njit(parallel=True, **KERNEL_OPTIONS)(kernel.py_func)
+
+
+# fastopt._checks.require_length, callable inside a kernel (one check per array before the loop)
+require_length = register_jitable(_checks.require_length)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import inspect
 import math
 import numbers
 import operator
@@ -76,6 +77,40 @@ def _snapshot(group: dict[str, Any], keys) -> tuple:
     return tuple(_typed(group[key]) for key in keys)
 
 
+_IMMUTABLE_TYPES = (float, int, bool, str, type(None), np.floating, np.integer, np.bool_)
+
+
+def _immutable(value: Any) -> bool:
+    """Whether ``value`` cannot change in place (a number, string, None, or a tuple of those):
+    then holding the same object means holding the same value."""
+    if type(value) is tuple:
+        return all(map(_immutable, value))
+    return isinstance(value, _IMMUTABLE_TYPES)
+
+
+CAST_SAFE_MAGNITUDE = 1e15
+"""Hyperparameters no larger than this keep every derived kernel scalar far inside float32's range
+(3.4e38): each is at most a product of two hyperparameters, or one divided by a bias correction
+(>= 2**-53), so below about 1e31. The float32 casts then cannot overflow, and a step skips the
+``np.errstate`` that would otherwise silence the overflow warning (about a microsecond)."""
+
+
+def _cast_safe(group: dict[str, Any], keys) -> bool:
+    """Whether every number among the group's (validated) hyperparameters is at most
+    CAST_SAFE_MAGNITUDE; anything unexpected counts as unsafe (the step then uses errstate)."""
+    for key in keys:
+        value = group[key]
+        for item in value if type(value) in (tuple, list) else (value,):
+            if isinstance(item, (bool, np.bool_, str, type(None))):
+                continue
+            try:  # as a Python float: comparing a float16 with 1e15 would overflow float16
+                if not abs(float(item)) <= CAST_SAFE_MAGNITUDE:
+                    return False
+            except (TypeError, ValueError, OverflowError):
+                return False
+    return True
+
+
 def _loaded_step(value: Any) -> int | None:
     """A saved step counter as an int (torch saves a float32 tensor), or None if it is not a
     whole number in [0, 2**62 - 1). Compared as Python numbers: a NumPy float16 compared with
@@ -93,6 +128,42 @@ def _loaded_step(value: Any) -> int | None:
             return None
         value = int(value)
     return value if 0 <= value < MAX_STEP - 1 else None
+
+
+CONVENTIONS = ("torch", "keras", "optax")
+"""The frameworks whose arithmetic a ``convention=`` preset reproduces (see each class's
+``conventions`` and ``python -m fastopt conventions``)."""
+
+
+def _with_convention(init):
+    """Wrap a subclass's ``__init__`` so that ``convention="keras"`` (say) supplies that framework's
+    values for every argument the caller did not pass; explicit arguments always win."""
+    signature = inspect.signature(init)
+    if "convention" not in signature.parameters:
+        return init
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        convention = bound.arguments.get("convention")
+        if convention is not None:
+            for key, value in type(self).preset(convention).items():
+                bound.arguments.setdefault(key, value)
+        self.convention = convention
+        init(*bound.args, **bound.kwargs)
+
+    return __init__
+
+
+def weight_decay_scalars(group: dict[str, Any], dtype: np.dtype) -> tuple:
+    """``(weight_decay, decay_factor)`` for a kernel's weight-decay line: the L2 coefficient (0 when
+    decoupled) and the factor ``1 - lr * weight_decay`` (1 unless decoupled), each computed in
+    float64 and cast to ``dtype``. Decoupled decay is torch's ``decoupled_weight_decay`` (AdamW)
+    and what Keras's ``weight_decay`` does in every optimizer."""
+    weight_decay = group["weight_decay"]
+    if group["decoupled_weight_decay"] and weight_decay != 0:
+        return dtype.type(0.0), dtype.type(1.0 - group["lr"] * weight_decay)
+    return dtype.type(weight_decay), dtype.type(1.0)
 
 
 # Fills a kernel's slot for a buffer the options leave unused (the kernel never touches it).
@@ -128,6 +199,37 @@ class Optimizer:
     state_keys: ClassVar[tuple[str, ...]]  # every state key this optimizer may hold
     required_state_keys: ClassVar[tuple[str, ...]]  # keys every parameter's state must hold
     eager_state: ClassVar[bool] = False  # create state in the constructor (Adagrad) or lazily
+    # Presets of ``convention=``: framework -> the constructor arguments it sets (that framework's
+    # defaults and the flags that reproduce its arithmetic). Explicit arguments win over a preset.
+    conventions: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Why a framework has no preset for this optimizer (shown in the error).
+    not_offered: ClassVar[dict[str, str]] = {}
+    # The arithmetic flags and their torch values: a checkpoint saved before a flag existed loads
+    # with the torch value, which is what it computed.
+    flag_defaults: ClassVar[dict[str, Any]] = {}
+    convention: str | None = None  # the preset the optimizer was built with, if any
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _with_convention(cls.__init__)
+
+    @classmethod
+    def preset(cls, convention: str) -> dict[str, Any]:
+        """The constructor arguments ``convention`` sets for this optimizer (a copy).
+
+        Raises ``ValueError`` for an unknown framework, or one whose same-named optimizer fastopt
+        does not reproduce (the message says why).
+        """
+        if not isinstance(convention, str) or convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))} or None, got {convention!r}")
+        if convention not in cls.conventions:
+            offered = ", ".join(map(repr, cls.conventions)) or "none"
+            raise ValueError(
+                f"{cls.__name__} has no {convention!r} convention: {cls.not_offered.get(convention, 'not offered')}. "
+                f"Offered: {offered}"
+            )
+        return dict(cls.conventions[convention])
 
     def __init__(self, params: Iterable, defaults: dict[str, Any], backend: str = "auto") -> None:
         self.check_hyperparameters(defaults)
@@ -146,6 +248,11 @@ class Optimizer:
 
             self._batch_type = Batch
         self._validated: list[tuple | None] = []  # hyperparameters as last validated, per group
+        # Per group: the hyperparameter objects last validated (None if one of them is mutable), and
+        # whether their magnitudes make float32 casts safe; the kernel scalars last computed.
+        self._validated_objects: list[tuple | None] = []
+        self._cast_safe: list[bool] = []
+        self._scalar_cache: dict[tuple, tuple] = {}
         self._flat_state_cache: dict[int, tuple] = {}
         self._checked_states: dict[int, tuple] = {}  # state entries as last checked, per index
         self.param_groups: list[dict[str, Any]] = []
@@ -198,10 +305,12 @@ class Optimizer:
 
     step_key: ClassVar[str | None] = "step"  # the state's step counter, if the optimizer keeps one
 
-    def _batched_scalar_key(self, step: int) -> Hashable:
-        """The scalar key of a step on the multi-tensor path, where every buffer already exists
-        (what ``_begin_step`` would return for parameters at step ``step``)."""
-        return step
+    def _check_scalar_state(self, where: str, value: object) -> None:
+        """Raise ``TypeError``/``ValueError`` unless a scalar state entry (besides the step
+        counter; NAdam's ``mu_product``) is a finite real number. Subclasses add its range."""
+        check_real(where, value)
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value!r}")
 
     def _kernel_scalars(self, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
         """The kernel's remaining arguments: flags, and every derived scalar computed once in
@@ -278,6 +387,7 @@ class Optimizer:
         # ... then register.
         self.param_groups.append(group)
         self._validated.append(_snapshot(group, self.defaults))
+        self._remember_validated(len(self.param_groups) - 1, group)
         self._group_members.append(list(members))
         self._extents = extents
         for offset, param in enumerate(members):
@@ -355,9 +465,8 @@ class Optimizer:
 
         # Everything is valid: from here on nothing raises, so a step is applied whole or not at all.
         index = 0
-        for group in self.param_groups:
+        for group_index, group in enumerate(self.param_groups):
             slots = self._kernel_slots(group)
-            scalars_by_key: dict[tuple, tuple] = {}  # one set of scalars per (step key, dtype)
             for _ in range(len(group["params"])):
                 grad = flat_grads[index]
                 if grad is not None:
@@ -365,11 +474,8 @@ class Optimizer:
                     state = self.state.get(index)
                     if state is None:
                         state = self._init_state(param, group)
-                    key = (self._begin_step(param, state, group), param.dtype)
-                    scalars = scalars_by_key.get(key)
-                    if scalars is None:
-                        with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
-                            scalars = scalars_by_key[key] = self._kernel_scalars(group, key[0], param.dtype)
+                    key = self._begin_step(param, state, group)
+                    scalars = self._scalars(group_index, group, key, param.dtype)
                     flat_param = self._flat_params[index]
                     threads = threads_for(flat_param.size)
                     kernel = self._kernels[param.dtype] if threads == 1 else self._parallel_kernel(param.dtype)
@@ -384,7 +490,7 @@ class Optimizer:
         careful path (a first step, a new buffer, a non-contiguous gradient, an error to report)."""
         batches = []
         start = 0
-        for group in self.param_groups:
+        for group_index, group in enumerate(self.param_groups):
             members = group["params"]
             end = start + len(members)
             if members:
@@ -401,18 +507,48 @@ class Optimizer:
                     previous_step = states[first].get(self.step_key, -1)
                     if type(previous_step) is not int or not 0 <= previous_step < MAX_STEP - 1:
                         return False  # the careful path reports it (gather takes a C Py_ssize_t)
+                representative = states[first] if type(states[first]) is dict else {}
+                scalar_keys = self._scalar_state_keys(group)
+                if scalar_keys and not self._scalar_states_shared(representative, states, group_grads, scalar_keys):
+                    return False
                 dtype = members[0].dtype
                 batch = self._batch_type()
                 if batch.gather(members, group_grads, states, self._kernel_slots(group), self.step_key, previous_step, dtype.num) != -1:
                     return False
-                batches.append((group, batch, dtype, previous_step + 1))
+                # Every parameter of the batch is at the same step with the same scalar state, and
+                # every buffer exists: one _begin_step, on a copy, gives the key (and the new
+                # scalar entries) they all share.
+                advanced = dict(representative)
+                key = self._begin_step(members[first], advanced, group)
+                stepped = [state for state, grad in zip(states, group_grads) if grad is not None] if scalar_keys else []
+                batches.append((group_index, group, batch, dtype, key, stepped, {k: advanced[k] for k in scalar_keys}))
             start = end
-        # Every group is fit: advance the counters and compute (nothing below can fail).
-        for group, batch, dtype, step in batches:
-            with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
-                scalars = self._kernel_scalars(group, self._batched_scalar_key(step), dtype)
+        # Every group is fit: advance the state and compute (nothing below can fail).
+        for group_index, group, batch, dtype, key, stepped, scalar_state in batches:
+            scalars = self._scalars(group_index, group, key, dtype)
             batch.commit_steps()
+            for state in stepped:
+                state.update(scalar_state)
             self._many_kernels[dtype](batch, *scalars, _threads.get_num_threads(), _threads.min_size())
+        return True
+
+    def _scalar_states_shared(self, representative: dict, states: list, grads: list, keys: tuple[str, ...]) -> bool:
+        """Whether every parameter with a gradient holds the same valid scalar state entries
+        (``keys``) as ``representative``, so one set of kernel scalars serves them all."""
+        try:
+            shared = tuple(representative[key] for key in keys)
+            for key, value in zip(keys, shared):
+                self._check_scalar_state(key, value)
+        except (KeyError, TypeError, ValueError):
+            return False  # the careful path names the entry
+        for state, grad in zip(states, grads):
+            if grad is not None:
+                if type(state) is not dict:
+                    return False
+                for key, value in zip(keys, shared):
+                    mine = state.get(key)
+                    if type(mine) is not type(value) or mine != value:
+                        return False
         return True
 
     def _parallel_kernel(self, dtype: np.dtype):
@@ -425,10 +561,21 @@ class Optimizer:
         return self._parallel_kernels[dtype]
 
     def _check_all_hyperparameters(self) -> None:
-        """Validate every group whose hyperparameters changed since they were last validated."""
+        """Validate every group whose hyperparameters changed since they were last validated.
+
+        Unchanged means the same objects as then (all immutable), or else equal values of the
+        same types (``maximize=0`` after ``False`` is checked again)."""
+        keys = tuple(self.defaults)
         for group_index, group in enumerate(self.param_groups):
+            objects = self._validated_objects[group_index]
+            if objects is not None:
+                try:
+                    if all(map(operator.is_, map(group.__getitem__, keys), objects)):
+                        continue
+                except KeyError:
+                    pass  # reported below
             try:
-                snapshot = _snapshot(group, self.defaults)
+                snapshot = _snapshot(group, keys)
                 unchanged = snapshot == self._validated[group_index]
             except (KeyError, ValueError, TypeError):  # a missing key, or an array compared
                 snapshot, unchanged = None, False
@@ -438,6 +585,34 @@ class Optimizer:
                     raise ValueError(f"param_groups[{group_index}] is missing {sorted(missing)}")
                 self.check_hyperparameters(group)
                 self._validated[group_index] = snapshot
+            self._remember_validated(group_index, group)
+
+    def _remember_validated(self, group_index: int, group: dict[str, Any]) -> None:
+        """Record a group's hyperparameters as valid (and forget the scalars made from older ones)."""
+        values = tuple(group[key] for key in self.defaults)
+        objects = values if _immutable(values) else None
+        safe = _cast_safe(group, self.defaults)
+        if group_index == len(self._validated_objects):
+            self._validated_objects.append(objects)
+            self._cast_safe.append(safe)
+        else:
+            self._validated_objects[group_index] = objects
+            self._cast_safe[group_index] = safe
+        self._scalar_cache.clear()
+
+    def _scalars(self, group_index: int, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
+        """``_kernel_scalars(group, key, dtype)``, reused while the key and the hyperparameters
+        stay the same (optimizers whose scalars do not depend on the step compute them once)."""
+        cached = self._scalar_cache.get((group_index, dtype))
+        if cached is not None and type(cached[0]) is type(key) and cached[0] == key:
+            return cached[1]
+        if dtype == np.float64 or self._cast_safe[group_index]:
+            scalars = self._kernel_scalars(group, key, dtype)
+        else:
+            with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
+                scalars = self._kernel_scalars(group, key, dtype)
+        self._scalar_cache[(group_index, dtype)] = (key, scalars)
+        return scalars
 
     def _check_states(self, flat_grads: list) -> None:
         """Check every state entry this step will use, before anything is updated.
@@ -472,15 +647,11 @@ class Optimizer:
                     or not all(map(operator.is_, map(entry.get, slots), cached[2]))
                 ):
                     self._check_param_state(index, entry, slots)
-                for key in scalar_keys:  # read by _begin_step: present, a finite real number
-                    value = entry.get(key) if type(entry) is dict else None
-                    if (type(value) is not np.float32 and type(value) is not float) or not math.isfinite(value):
+                for key in scalar_keys:  # read by _begin_step: present, in range
+                    if type(entry) is not dict or key not in entry:
                         self._check_param_state(index, entry, slots)
-                        if key not in entry:
-                            raise ValueError(f"opt.state[{index}] is missing [{key!r}]")
-                        check_real(f"opt.state[{index}][{key!r}]", value)
-                        if not math.isfinite(value):
-                            raise ValueError(f"opt.state[{index}][{key!r}] must be finite, got {value!r}")
+                        raise ValueError(f"opt.state[{index}] is missing [{key!r}]")
+                    self._check_scalar_state(f"opt.state[{index}][{key!r}]", entry[key])
                 if step_key is not None:
                     step = entry.get(step_key)
                     if type(step) is not int or not 0 <= step < MAX_STEP - 1:
@@ -587,14 +758,18 @@ class Optimizer:
                     f"the optimizer's group has {len(group['params'])})"
                 )
             keys = set(saved) - {"params"}
-            missing, unknown = set(self.defaults) - keys, keys - set(self.defaults)
+            # a flag missing from an older checkpoint takes its torch value (what that run computed)
+            missing, unknown = set(self.defaults) - keys - set(self.flag_defaults), keys - set(self.defaults)
             if missing or unknown:
                 raise ValueError(
                     f"{where} does not hold {type(self).__name__}'s hyperparameters "
                     f"(missing {sorted(missing)}, unknown {sorted(unknown)}); "
                     "was it saved from another optimizer?"
                 )
-            new_group = {"params": group["params"], **{key: saved[key] for key in self.defaults}}
+            new_group = {
+                "params": group["params"],
+                **{key: saved[key] if key in saved else self.flag_defaults[key] for key in self.defaults},
+            }
             if isinstance(new_group.get("betas"), list):
                 new_group["betas"] = tuple(new_group["betas"])
             self.check_hyperparameters(new_group)
@@ -649,7 +824,8 @@ class Optimizer:
 
     # ----------------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        lines = [f"{type(self).__name__} (backend={self.backend!r})"]
+        convention = f", convention={self.convention!r}" if self.convention else ""
+        lines = [f"{type(self).__name__} (backend={self.backend!r}{convention})"]
         for i, group in enumerate(self.param_groups):
             lines.append(f"Parameter Group {i}")
             for key in sorted(group):

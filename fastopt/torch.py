@@ -647,8 +647,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
 # --------------------------------------------------------------------------------------------
 # The optimizers of torch.optim
 # --------------------------------------------------------------------------------------------
-def _translate(group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {key: _as_float(key, group[key]) for key in keys}
+def _translate(cls: type, group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``group``'s values of ``keys`` (a 1-element tensor read as its number), plus the fastopt
+    class's convention flags at their defaults: torch's arithmetic."""
+    return {**cls.flag_defaults, **{key: _as_float(key, group[key]) for key in keys}}
 
 
 class SGD(_FastoptOptimizer):
@@ -671,7 +673,7 @@ class SGD(_FastoptOptimizer):
         super().__init__(params, defaults, backend, pack_small_tensors)
 
     def _fastopt(self, group):
-        translated = _translate(group, self._hyperparameters)
+        translated = _translate(fastopt.SGD, group, self._hyperparameters)
         fastopt.SGD.check_hyperparameters(translated)
         return fastopt.SGD, translated
 
@@ -705,7 +707,7 @@ class Adagrad(_FastoptOptimizer):
                 self.state[p]["sum"] = self._new_buffer(p, self._initial_value("sum", group))
 
     def _fastopt(self, group):
-        translated = _translate(group, self._hyperparameters)
+        translated = _translate(fastopt.Adagrad, group, self._hyperparameters)
         fastopt.Adagrad.check_hyperparameters(translated)
         return fastopt.Adagrad, translated
 
@@ -745,7 +747,8 @@ class RMSprop(_FastoptOptimizer):
         check_flag("centered", group["centered"])
         check_flag("maximize", group["maximize"])
         translated = dict(lr=lr, rho=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
-                          momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"])
+                          momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"],
+                          **fastopt.RMSprop.flag_defaults)  # torch's arithmetic
         return fastopt.RMSprop, translated
 
     def _scalar_key(self, fastopt_group, step, created):
@@ -781,7 +784,8 @@ class Adam(_FastoptOptimizer):
         betas = _betas(group)
         translated = dict(lr=_as_float("lr", group["lr"]), betas=betas, eps=group["eps"],
                           weight_decay=_as_float("weight_decay", group["weight_decay"]),
-                          amsgrad=group["amsgrad"], maximize=group["maximize"])
+                          amsgrad=group["amsgrad"], maximize=group["maximize"],
+                          **fastopt.Adam.flag_defaults)  # torch's arithmetic; AdamW's kernel is always decoupled
         fastopt.Adam.check_hyperparameters(translated)
         if isinstance(betas, (tuple, list)) and not all(isinstance(b, float) for b in betas):
             raise ValueError("betas must be either both floats or both Tensors")
@@ -824,7 +828,7 @@ class Adadelta(_FastoptOptimizer):
         super().__init__(params, defaults, backend, pack_small_tensors)
 
     def _fastopt(self, group):
-        translated = _translate(group, self._hyperparameters)
+        translated = _translate(fastopt.Adadelta, group, self._hyperparameters)
         fastopt.Adadelta.check_hyperparameters(translated)
         return fastopt.Adadelta, translated
 
@@ -849,7 +853,7 @@ class Adamax(_FastoptOptimizer):
         super().__init__(params, defaults, backend, pack_small_tensors)
 
     def _fastopt(self, group):
-        translated = _translate(group, ("lr", "eps", "weight_decay", "maximize"))
+        translated = _translate(fastopt.Adamax, group, ("lr", "eps", "weight_decay", "maximize"))
         translated["betas"] = _betas(group)
         fastopt.Adamax.check_hyperparameters(translated)
         return fastopt.Adamax, translated
@@ -876,7 +880,7 @@ class NAdam(_FastoptOptimizer):
         super().__init__(params, defaults, backend, pack_small_tensors)
 
     def _fastopt(self, group):
-        translated = _translate(group, ("lr", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"))
+        translated = _translate(fastopt.NAdam, group, ("lr", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"))
         translated["betas"] = _betas(group)
         fastopt.NAdam.check_hyperparameters(translated)
         return fastopt.NAdam, translated
@@ -913,7 +917,7 @@ class RAdam(_FastoptOptimizer):
         super().__init__(params, defaults, backend, pack_small_tensors)
 
     def _fastopt(self, group):
-        translated = _translate(group, ("lr", "eps", "weight_decay", "decoupled_weight_decay", "maximize"))
+        translated = _translate(fastopt.RAdam, group, ("lr", "eps", "weight_decay", "decoupled_weight_decay", "maximize"))
         translated["betas"] = _betas(group)
         fastopt.RAdam.check_hyperparameters(translated)
         return fastopt.RAdam, translated
@@ -952,7 +956,7 @@ class Lion(_FastoptOptimizer):
         super().__init__(params, defaults, backend)
 
     def _fastopt(self, group):
-        translated = _translate(group, ("lr", "weight_decay", "maximize"))
+        translated = _translate(fastopt.Lion, group, ("lr", "weight_decay", "maximize"))
         translated["betas"] = _betas(group)
         fastopt.Lion.check_hyperparameters(translated)
         if self.decoupled_wd:

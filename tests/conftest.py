@@ -26,7 +26,7 @@ settings.register_profile("thorough", max_examples=2000, deadline=None, suppress
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 # Filled by the tests, printed at the end of the run (so CI logs show what was measured).
-MEASURED = {"examples": defaultdict(int), "torch_worst": defaultdict(float)}
+MEASURED = {"examples": defaultdict(int), "torch_worst": defaultdict(float), "conventions_worst": {}}
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +50,8 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("agreement with torch.optim (float64, max|diff| / max|torch| per tensor)")
         for name in sorted(worst):
             terminalreporter.write_line(f"{name:<10} worst relative difference {worst[name]:.2e}")
+    conventions = MEASURED["conventions_worst"]
+    if conventions:
+        terminalreporter.section("conventions: fastopt's presets against Keras 3, optax and their formulas (float64)")
+        for key in sorted(conventions):
+            terminalreporter.write_line(f"{key:<60} worst relative difference {conventions[key]:.2e}")

@@ -32,7 +32,7 @@ def sgd_options(draw):
     dampening = 0.0 if nesterov else draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)))
     return dict(
         lr=draw(lr_st), momentum=momentum, dampening=dampening, weight_decay=draw(wd_st),
-        nesterov=nesterov, maximize=draw(st.booleans()),
+        nesterov=nesterov, maximize=draw(st.booleans()), decoupled_weight_decay=draw(st.booleans()),
     )
 
 
@@ -44,28 +44,43 @@ adagrad_options = st.fixed_dictionaries(
         initial_accumulator_value=st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
         eps=eps_st,
         maximize=st.booleans(),
+        eps_inside_sqrt=st.booleans(),
+        decoupled_weight_decay=st.booleans(),
     )
 )
 rmsprop_options = st.fixed_dictionaries(
     dict(
         lr=lr_st, rho=decay_st, eps=eps_st, weight_decay=wd_st,
         momentum=st.one_of(st.just(0.0), decay_st), centered=st.booleans(), maximize=st.booleans(),
+        eps_inside_sqrt=st.booleans(), lr_in_momentum=st.booleans(), decoupled_weight_decay=st.booleans(),
     )
 )
-adam_options = st.fixed_dictionaries(
-    dict(
+
+
+@st.composite
+def adam_options(draw, decoupled=None):
+    """Adam's options with its convention flags (``eps_hat`` and ``amsgrad_corrected_max`` are
+    exclusive); ``decoupled=True`` for AdamW, whose decay is always decoupled."""
+    options = draw(st.fixed_dictionaries(dict(
         lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=eps_st, weight_decay=wd_st,
         amsgrad=st.booleans(), maximize=st.booleans(),
-    )
-)
+    )))
+    flag = draw(st.sampled_from([None, "eps_hat", "amsgrad_corrected_max"]))
+    if flag:
+        options[flag] = True
+    options["decoupled_weight_decay"] = draw(st.booleans()) if decoupled is None else decoupled
+    return options
+
+
 adadelta_options = st.fixed_dictionaries(
     dict(
         lr=st.one_of(st.just(1.0), lr_st), rho=st.one_of(st.just(1.0), decay_st), eps=eps_st,
-        weight_decay=wd_st, maximize=st.booleans(),
+        weight_decay=wd_st, maximize=st.booleans(), decoupled_weight_decay=st.booleans(),
     )
 )
 adamax_options = st.fixed_dictionaries(
-    dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=eps_st, weight_decay=wd_st, maximize=st.booleans())
+    dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=eps_st, weight_decay=wd_st, maximize=st.booleans(),
+         eps_outside_max=st.booleans(), decoupled_weight_decay=st.booleans())
 )
 nadam_options = st.fixed_dictionaries(
     dict(
@@ -142,7 +157,7 @@ SPECS = {
     ),
     "Adam": Spec(
         fastopt.Adam,
-        adam_options,
+        adam_options(),
         [
             dict(lr=0.01),
             dict(lr=0.01, amsgrad=True),
@@ -152,7 +167,7 @@ SPECS = {
     ),
     "AdamW": Spec(
         fastopt.AdamW,
-        adam_options,
+        adam_options(decoupled=True),
         [
             dict(lr=0.01),
             dict(lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True),

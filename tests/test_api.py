@@ -170,6 +170,87 @@ def test_lr_changed_between_steps_takes_effect(backend, dtype):
     assert_bits_equal(p, expected)
 
 
+# Hyperparameter edits between steps: a step revalidates a group and recomputes its kernel
+# scalars whenever any hyperparameter is another object than last time (kept scalars are reused
+# only while every one is the same immutable object), or a mutable one (a list) is there at all.
+EDITS = [
+    ("lr, a new float", lambda g: g.update(lr=g["lr"] / 10)),
+    ("lr, the same value as another object", lambda g: g.update(lr=float(str(g["lr"])))),
+    ("weight_decay", lambda g: g.update(weight_decay=0.5)),
+    ("betas as a list, edited in place", None),
+]
+
+
+def _applies(name: str, label: str) -> bool:
+    key = label.split(" ")[0].rstrip(",")
+    return key in fastopt.OPTIMIZERS[name]([np.ones(1)]).defaults
+
+
+@backends
+@pytest.mark.parametrize(("name", "label"), [(n, label) for n in SPECS for label, _ in EDITS if _applies(n, label)])
+def test_every_hyperparameter_edit_between_steps_takes_effect(name, backend, label):
+    """Compared with a fresh optimizer (nothing cached) that loads the first one's state dict
+    with the edit already made, and takes the same next step."""
+    edit = dict(EDITS)[label]
+    options = dict(FULL_OPTIONS[name])
+    rng = np.random.default_rng(3)
+    param = rng.standard_normal(5).astype(np.float32)
+    grads = [rng.standard_normal(5).astype(np.float32) for _ in range(3)]
+    opt = fastopt.OPTIMIZERS[name]([param], backend=backend, **options)
+    opt.step([grads[0]])
+    group = opt.param_groups[0]
+    if edit is None:  # betas as a list (accepted, like torch), stepped with, then edited in place
+        group["betas"] = list(group["betas"])
+        opt.step([grads[1]])
+        group["betas"][0] = 0.5
+    else:
+        opt.step([grads[1]])
+        edit(group)
+    saved = opt.state_dict()
+    if edit is None:
+        saved["param_groups"][0]["betas"] = (0.5, group["betas"][1])
+    twin_param = param.copy()
+    twin = fastopt.OPTIMIZERS[name]([twin_param], backend=backend, **options)
+    twin.load_state_dict(saved)
+    assert {k: v for k, v in twin.param_groups[0].items() if k != "params"} == {
+        k: (tuple(v) if k == "betas" else v) for k, v in group.items() if k != "params"
+    }
+    opt.step([grads[2]])
+    twin.step([grads[2]])
+    assert_bits_equal(param, twin_param)
+    assert_same_state(opt, twin)
+
+
+@backends
+def test_a_list_of_betas_edited_in_place_to_an_invalid_value_is_rejected(backend):
+    opt = fastopt.Adam([np.ones(3)], backend=backend)
+    opt.param_groups[0]["betas"] = [0.9, 0.999]
+    opt.step([np.ones(3)])
+    opt.param_groups[0]["betas"][1] = 1.5
+    with pytest.raises(ValueError, match="Invalid beta parameter at index 1: 1.5"):
+        opt.step([np.ones(3)])
+
+
+@names
+@backends
+def test_huge_hyperparameters_overflow_float32_scalars_quietly_and_alike(name, backend):
+    """lr = 1e20 is beyond the size where float32 casts are known safe (the step then silences
+    the overflow as IEEE says, no warning: tests turn warnings into errors), and every backend
+    gives the same bits."""
+    options = dict(FULL_OPTIONS[name], lr=1e20)
+    if "weight_decay" in options:
+        options["weight_decay"] = 1e20
+    results = []
+    for each in fastopt.BACKENDS:
+        p = np.linspace(-1, 1, 5).astype(np.float32)
+        opt = fastopt.OPTIMIZERS[name]([p], backend=each, **options)
+        for _ in range(2):
+            opt.step([np.linspace(1, -1, 5).astype(np.float32)])
+        results.append(p)
+    for other in results[1:]:
+        assert_bits_equal(other, results[0])
+
+
 @names
 @backends
 def test_adding_a_param_group_later(name, backend):
@@ -306,3 +387,15 @@ def test_numba_kernels_compile_without_a_writable_cache(monkeypatch):
 def test_repr_names_backend_and_hyperparameters():
     text = repr(fastopt.RMSprop([np.zeros(2)], backend="numba"))
     assert "RMSprop (backend='numba')" in text and "rho: 0.9" in text
+
+
+@backends
+def test_a_float16_hyperparameter_steps_without_warnings(backend):
+    """Found by the fuzz test: checking a float16 lr's magnitude against a Python float must not
+    overflow float16 (warnings are errors here)."""
+    p = np.ones(3, np.float32)
+    opt = fastopt.Adam([p], lr=np.float16(0.25), backend=backend)
+    opt.step([np.ones(3, np.float32)])
+    opt.param_groups[0]["lr"] = np.float16(0.5)
+    opt.step([np.ones(3, np.float32)])
+    assert np.all(p < 1)

@@ -182,8 +182,8 @@ def test_kernel_arguments_are_what_the_optimizer_passes(name, dtype):
     saved = optimizer.state_dict()
     if optimizer.step_key is not None:
         state = {"step": w.STEP - 1, **state}
-    if name == "NAdam":
-        state["mu_product"] = w.NADAM_MU_PRODUCT
+    if name == "NAdam":  # the product of its momentum schedule after STEP - 1 steps
+        state["mu_product"] = w.scalar_key_at_step(optimizer, optimizer.param_groups[0], w.STEP - 1)[1]
     saved["state"] = {0: state}
     optimizer.load_state_dict(saved)
     seen = []

@@ -60,8 +60,10 @@ def test_invalid_hyperparameters_are_rejected(name, kwargs, error, message):
 
 def test_defaults_are_torchs_and_lion_pytorchs():
     defaults = {name: fastopt.OPTIMIZERS[name]([np.zeros(1)]).defaults for name in ("Adadelta", "Adamax", "NAdam", "RAdam", "Lion")}
-    assert defaults["Adadelta"] == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False)
-    assert defaults["Adamax"] == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False)
+    assert defaults["Adadelta"] == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False,
+                                        decoupled_weight_decay=False)
+    assert defaults["Adamax"] == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False,
+                                      eps_outside_max=False, decoupled_weight_decay=False)
     assert defaults["NAdam"] == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
                                      decoupled_weight_decay=False, maximize=False)
     assert defaults["RAdam"] == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,

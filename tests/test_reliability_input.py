@@ -9,6 +9,8 @@ checked, so the test sees the write without corrupting the process.
 """
 
 import copy
+import importlib
+import inspect
 import re
 import subprocess
 import sys
@@ -167,21 +169,48 @@ def test_an_edited_nadam_mu_product_is_rejected_with_its_name(backend, value, me
     assert_nothing_changed(opt, before)
 
 
-@pytest.mark.skipif("NAdam" not in fastopt.OPTIMIZERS, reason="no NAdam here")
-@pytest.mark.xfail(strict=True, reason="NAdam does not range-check mu_product (see the report)")
 @pytest.mark.parametrize("backend", fastopt.BACKENDS)
-@pytest.mark.parametrize("value", [1.0, 1e300], ids=["1.0 (division by zero)", "1e300 (float32 overflow)"])
+@pytest.mark.parametrize("value", [np.float32(1.5), 1e300, -0.25, np.float32(-0.0) - np.float32(1e-30)],
+                         ids=["1.5", "1e300 (float32 overflow)", "-0.25", "just below 0"])
 def test_an_out_of_range_nadam_mu_product_is_rejected_before_any_update(backend, value):
-    """mu_product is a product of momentum factors, in (0, 1) after the first step. The base
-    class checks that it is a finite real number; its range is NAdam's to check."""
+    """mu_product is a product of momentum factors, each in [0, 1): so in [0, 1]. Checked on
+    every path (the Cython multi-tensor path too: the second step there is batched)."""
     params = [np.ones(3), np.ones(2)]
     opt = fastopt.OPTIMIZERS["NAdam"](params, backend=backend)
     opt.step([np.ones(3), np.ones(2)])
     opt.state[1]["mu_product"] = value
+    opt.state[0]["mu_product"] = value  # both alike, as the multi-tensor path requires
     before = snapshot(opt)
-    with pytest.raises(ValueError, match="mu_product"):
+    with pytest.raises(ValueError, match=r"^opt.state\[0\]\['mu_product'\] must be in \[0, 1\]"):
         opt.step([np.ones(3), np.ones(2)])
     assert_nothing_changed(opt, before)
+
+
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+def test_a_nadam_mu_product_reset_to_1_is_accepted_on_every_path(backend):
+    """Accepted: 1.0 is what a fresh state holds; a product reset to it only restarts the schedule's
+    product (no division by zero: (8)-(9) divide by 1 minus the *advanced* product)."""
+    results = []
+    for batched_shape in [True, False]:
+        params = [np.ones(3), np.ones(2)]
+        opt = fastopt.OPTIMIZERS["NAdam"](params, backend=backend)
+        opt.step([np.ones(3), np.ones(2)])
+        opt.state[0]["mu_product"] = opt.state[1]["mu_product"] = np.float32(1.0) if batched_shape else 1.0
+        opt.step([np.full(3, 0.5), np.full(2, 0.5)])
+        results.append(([p.copy() for p in params], float(opt.state[1]["mu_product"])))
+        assert all(np.isfinite(p).all() for p in params)
+    for first, second in zip(results[0][0], results[1][0]):
+        assert_bits_equal(first, second)  # the multi-tensor path (float32 entries) = the careful one
+    assert results[0][1] == results[1][1]
+
+
+def test_a_loaded_nadam_mu_product_out_of_range_is_rejected():
+    opt = fastopt.OPTIMIZERS["NAdam"]([np.ones(3)])
+    opt.step([np.ones(3)])
+    saved = opt.state_dict()
+    saved["state"][0]["mu_product"] = np.float32(2.0)
+    with pytest.raises(ValueError, match=r"\['mu_product'\] must be in \[0, 1\]"):
+        opt.load_state_dict(saved)
 
 
 def test_a_state_entry_set_to_none_starts_that_parameter_afresh():
@@ -304,77 +333,91 @@ def test_misaligned_parameters_and_gradients_work_and_agree(backend, dtype):
 
 
 # --------------------------------------------------------------------------------------------
-# The compiled kernels, called directly. They are private (fastopt.<name>._numba/_cython) but
-# importable, and they check nothing: these tests show what a caller can break, and flip when
-# the cheap length checks recommended in the report are added to the kernels.
+# The kernels, called directly. They are private (fastopt.<name>.reference/_numba/_cython) but
+# importable. Each checks, before its loop, that every array it touches has param's length; the
+# compiled loops then run without bounds checks.
 # --------------------------------------------------------------------------------------------
 def direct_kernel_call(name, backend, short):
     """Call ``<name>_update`` of ``backend`` on length-8 arrays, with the array ``short``
-    ("grad" or "state") a length-4 view at the start of a guarded buffer. Returns that buffer."""
+    ("grad" or "state") a length-4 view at the start of a guarded buffer. Returns the label of
+    the short array, the parameter and the guarded buffer (for the caller to check)."""
     from fastopt import _backends
 
     opt = SPECS[name].cls([np.ones(8)], backend="reference", **SPECS[name].torch_configs[-1])
     opt.step([np.ones(8)])  # creates every state buffer
     group = opt.param_groups[0]
-    slots = opt._kernel_slots(group)
+    slots = [slot for slot in opt._kernel_slots(group) if slot is not None]
     state = opt.state.get(0, {})
-    if short == "state" and not any(slots):
+    if short == "state" and not slots:
         pytest.skip(f"{name} with these options keeps no state buffer")
     scalars = opt._kernel_scalars(group, opt._begin_step(opt._params[0], state, group), np.dtype(np.float64))
-    buffers = [state[slot].reshape(-1).copy() for slot in slots if slot is not None]
+    buffers = {slot: state[slot].reshape(-1).copy() for slot in slots}
     view, buffer = guarded(4)
     view[:] = 0.5
     grad = np.full(8, 0.5)
     if short == "grad":
-        grad = view
+        grad, label = view, "grad"
     else:
-        buffers[0] = view
+        label = slots[0]
+        buffers[label] = view
+    param = np.ones(8)
     kernel = _backends.get_kernel(SPECS[name].cls.name, backend)
-    kernel(np.ones(8), grad, *buffers, *scalars, 1)
-    return buffer
-
-
-@pytest.mark.xfail(strict=True, reason="kernels do not check lengths; recommended: raise ValueError (see report)")
-@pytest.mark.parametrize("backend", ["numba", "cython"])
-@pytest.mark.parametrize("name", list(SPECS))
-def test_a_kernel_called_with_a_short_state_buffer_raises(name, backend):
-    with pytest.raises(ValueError):
-        buffer = direct_kernel_call(name, backend, "state")
-        # Without a check, the kernel writes past the view into the guard zone:
+    all_buffers = [buffers.get(slot, np.empty(0)) if slot else np.empty(0) for slot in opt._kernel_slots(group)]
+    try:
+        kernel(param, grad, *all_buffers, *scalars, 1)
+    finally:
         assert np.all(buffer[4:] == GUARD), "out-of-bounds write"
+        assert np.all(param == 1.0), "param changed by a rejected call"
+    return label
 
 
-@pytest.mark.xfail(strict=True, reason="kernels do not check lengths; recommended: raise ValueError (see report)")
-@pytest.mark.parametrize("backend", ["reference", "numba", "cython"])
-def test_a_kernel_called_with_a_short_gradient_raises(backend):
-    # numba/cython read past the gradient's end; the reference broadcasts a length-1 gradient.
-    with pytest.raises(ValueError):
-        if backend == "reference":
-            p = np.ones(8)
-            fastopt.sgd.reference.sgd_update(p, np.ones(1), np.empty(0), False, 0.0, 0.0, True, 1.0, False, 0.1, 1)
-        else:
-            direct_kernel_call("Adam", backend, "grad")
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("short", ["grad", "state"])
+def test_a_kernel_called_with_a_short_array_raises_naming_it(name, backend, short):
+    """Nothing written (param, and the guard zone past the short array), and the array named."""
+    kernel = f"{SPECS[name].cls.name.lower()}_update"
+    opt = SPECS[name].cls([np.ones(8)], backend="reference", **SPECS[name].torch_configs[-1])
+    slots = opt._kernel_slots(opt.param_groups[0])
+    arguments = list(inspect.signature(getattr(importlib.import_module(f"fastopt.{opt.name}.reference"), kernel)).parameters)
+    # the kernel names the array by its argument (Adagrad's state "sum" is its state_sum)
+    label = "grad" if short == "grad" else next((arguments[2 + k] for k, s in enumerate(slots) if s), None)
+    with pytest.raises(ValueError, match=rf"^{kernel}: {label} has 4 elements, but param has 8$"):
+        direct_kernel_call(name, backend, short)
 
 
-@pytest.mark.xfail(strict=True, reason="cython adam_update dereferences NULL when amsgrad is set with an empty buffer")
-def test_a_cython_kernel_called_with_a_missing_buffer_raises_instead_of_crashing():
-    """In a subprocess: without the recommended check the interpreter dies of SIGSEGV."""
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+def test_the_reference_does_not_broadcast_a_length_1_gradient(backend):
+    from fastopt import _backends
+
+    p = np.ones(8)
+    kernel = _backends.get_kernel("sgd", backend)
+    with pytest.raises(ValueError, match="^sgd_update: grad has 1 elements, but param has 8$"):
+        kernel(p, np.ones(1), np.empty(0), False, 0.0, 1.0, 0.0, True, 1.0, False, 0.1, 1)
+    assert np.all(p == 1.0)
+
+
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+def test_a_kernel_called_with_a_missing_buffer_raises_instead_of_crashing(backend):
+    """In a subprocess, since before the check the Cython kernel died of SIGSEGV (amsgrad set, its
+    buffer empty: a NULL pointer)."""
     code = textwrap.dedent(
-        """
+        f"""
         import numpy as np
         from fastopt import _backends
-        kernel = _backends.get_kernel("adam", "cython")
+        kernel = _backends.get_kernel("adam", "{backend}")
         n = 1 << 16
         empty = np.empty(0)
         try:
-            kernel(np.ones(n), np.ones(n), np.zeros(n), np.zeros(n), empty, False, 0.0,
-                   0.9, 0.1, 0.999, 0.001, True, 1.0, 1e-8, 0.001, 1)
+            kernel(np.ones(n), np.ones(n), np.zeros(n), np.zeros(n), empty, False, 0.0, 1.0,
+                   0.9, 0.1, 0.999, 0.001, True, False, 1.0, 1e-8, 0.001, 1)
         except ValueError as exc:
             print("ValueError:", exc)
         """
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "ValueError" in result.stdout, f"exit code {result.returncode}"
+    assert result.returncode == 0, f"exit code {{result.returncode}}: {{result.stderr[-2000:]}}"
+    assert result.stdout.strip() == "ValueError: adam_update: max_exp_avg_sq has 0 elements, but param has 65536"
 
 
 def test_a_declined_batch_is_empty_for_the_many_kernel():
@@ -392,7 +435,7 @@ def test_a_declined_batch_is_empty_for_the_many_kernel():
         batch = Batch()
         declined_at = batch.gather(params, grads, [None] * 64, (None,), None, -1, np.dtype(np.float64).num)
         assert declined_at == 63, declined_at
-        many["double"](batch, False, 0.0, 0.0, True, 1.0, False, 0.5, 1, 1 << 30)
+        many["double"](batch, False, 0.0, 1.0, 0.0, True, 1.0, False, 0.5, 1, 1 << 30)
         changed = sum(int(np.any(p != 1.0)) for p in params)
         print("parameters changed by a declined batch:", changed)
         assert changed == 0

@@ -5,13 +5,25 @@ the RNN's backpropagation through time against finite differences, and each expe
 verdict function on numbers constructed to refute its claim.
 """
 
+import html
 import math
 
 import numpy as np
 import pytest
 
 from fastopt import __main__
-from fastopt.tour import EXPERIMENTS, adagrad_stalls, backends, lr_sweep, rho_memory, rnn, stepping_stones
+from fastopt.tour import (
+    EXPERIMENTS,
+    adadelta_units,
+    adagrad_stalls,
+    backends,
+    lion_sign,
+    lr_sweep,
+    radam_warmup,
+    rho_memory,
+    rnn,
+    stepping_stones,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -43,9 +55,9 @@ def test_quick_tour_writes_a_report_and_a_png_per_experiment(quick_tour):
     assert report.count("data:image/png;base64,") == len(EXPERIMENTS)
     assert "http://" not in report and "https://" not in report  # self-contained: no CDN, no links out
     for result in results.values():
-        assert result.claim in report.replace("&#x27;", "'")
+        assert result.claim in html.unescape(report)
         assert result.verdict.label in report
-    for kernel in ("rmsprop", "adagrad", "adam", "sgd"):  # the reference kernels, shown as code
+    for kernel in ("rmsprop", "adagrad", "adam", "sgd", "adadelta", "radam", "lion"):  # reference kernels, as code
         assert f"fastopt/{kernel}/reference.py" in report and f"{kernel}_update" in report
 
 
@@ -73,8 +85,22 @@ def test_quick_tour_numbers_are_in_range(quick_tour):
     assert all(four[p]["SGD"] > four[p]["SGD+momentum"] for p in four)
     five = results[5].data
     assert five["rmsprop_error"] < rnn.BASELINE_MSE and five["gradient_spread"] > 1
-    six = results[6]
-    assert six.verdict.supported and all(v is None for v in six.data["first_differences"].values())
+    six = results[6].data
+    assert max(six["control_final"]) / min(six["control_final"]) < 1.01  # a unit-free control: same loss
+    assert max(six["adadelta_final"]) / min(six["adadelta_final"]) > 2  # Adadelta: not unit-free
+    assert six["first_step"][1.0] == pytest.approx(six["predicted_first_step"], rel=0.05)
+    assert six["first_step"][0.01] == pytest.approx(six["first_step"][1.0], rel=0.05)  # same length in any units
+    seven = results[7].data
+    assert seven["adam_excess"] > 3 and seven["radam_band"] < seven["adam_excess"]
+    assert seven["step_rms_first5"]["Adam"] > 5 * seven["step_rms_first5"]["RAdam"]
+    assert seven["first_steps"]["Adam"] > 1 > seven["first_steps"]["RAdam"]
+    assert max(seven["peaks"]["RAdam"]) <= max(seven["peaks"]["Adam"])
+    assert 0 < seven["r_at"][6] < seven["r_at"][10] < 1
+    eight = results[8].data
+    assert eight["spike_fraction"] > 0.99 and eight["step_ratio"] > 1
+    assert eight["best"]["Lion"] <= eight["best"]["Adam"]
+    nine = results[9]
+    assert nine.verdict.supported and all(v is None for v in nine.data["first_differences"].values())
 
 
 def test_cli_options(tmp_path, capsys):
@@ -83,7 +109,7 @@ def test_cli_options(tmp_path, capsys):
     assert (tmp_path / "report.html").exists()
     assert "of 1 claims supported" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        __main__.main(["tour", "--only", "7"])
+        __main__.main(["tour", "--only", str(max(EXPERIMENTS) + 1)])
 
 
 def test_rnn_bptt_matches_finite_differences():
@@ -177,3 +203,65 @@ def test_backends_first_difference_finds_one_flipped_bit():
     other[3, 1] = np.nextafter(np.float32(0), np.float32(1))
     assert backends.first_difference(reference, reference) is None
     assert backends.first_difference(other, reference) == 4
+
+
+def test_adadelta_verdict_can_fail():
+    assert adadelta_units.verdict([0.26] * 5, [0.01, 0.02, 0.27, 0.6, 0.9], [0.9, 0.6, 0.27, 0.1, 0.09]).supported
+    unit_free = [0.27, 0.27, 0.27, 0.27, 0.27]
+    assert not adadelta_units.verdict([0.26] * 5, unit_free, [0.9, 0.6, 0.27, 0.1, 0.09]).supported
+    assert not adadelta_units.verdict([0.2, 0.26, 0.26, 0.26, 0.3], [0.01, 0.02, 0.27, 0.6, 0.9],
+                                      [0.9, 0.6, 0.27, 0.1, 0.09]).supported  # the control is not unit-free
+    assert not adadelta_units.verdict([0.26] * 5, [0.01, 0.02, 0.27, 0.6, 0.9], [0.3, 0.28, 0.27, 0.26, 0.25]).supported
+    # a run that diverges at one scale only is a change with the units too; a diverging control is not unit-free
+    assert adadelta_units.verdict([0.26] * 5, [0.27, math.nan, 0.27, 0.27, 0.27], [0.9, 0.6, 0.27, 0.1, 0.09]).supported
+    assert not adadelta_units.verdict([0.26, math.nan, 0.26, 0.26, 0.26], [0.01, 0.02, 0.27, 0.6, 0.9],
+                                      [0.9, 0.6, 0.27, 0.1, 0.09]).supported
+
+
+def test_radam_verdict_can_fail():
+    calm = {"Adam": [1.1, 2.0, 1.0, 1.8], "RAdam": [1.0] * 4, "Adam+warm-up": [1.0] * 4}
+    steps = {"Adam": 4.0, "RAdam": 0.4}
+    assert radam_warmup.verdict(8.0, 1.5, steps, 50, calm).supported
+    assert radam_warmup.verdict(8.0, 1.5, steps, 50, {**calm, "Adam": [1.0, 1.0, 1.3, 1.0]}).supported  # one spike
+    assert not radam_warmup.verdict(2.0, 1.5, steps, 50, calm).supported  # Adam's psi not erratic
+    assert not radam_warmup.verdict(8.0, 4.0, steps, 50, calm).supported  # r_t does not tame it
+    assert not radam_warmup.verdict(8.0, 1.5, {"Adam": 1.2, "RAdam": 0.4}, 50, calm).supported  # no long first steps
+    assert not radam_warmup.verdict(8.0, 1.5, {"Adam": 4.0, "RAdam": 1.5}, 50, calm).supported  # RAdam's are long
+    assert not radam_warmup.verdict(8.0, 1.5, steps, 50, {**calm, "Adam": [1.0, 1.1, 1.0, 1.15]}).supported  # no spike
+    assert not radam_warmup.verdict(8.0, 1.5, steps, 50, {**calm, "RAdam": [1.0, 1.0, 1.4, 1.0]}).supported
+    assert not radam_warmup.verdict(8.0, 1.5, steps, 50, {**calm, "Adam+warm-up": [1.0, 1.2, 1.0, 1.0]}).supported
+
+
+def test_lion_verdict_can_fail():
+    assert lion_sign.verdict(1.0, 5.0, 10 ** 0.5).supported
+    assert lion_sign.verdict(1.0, 5.0, 10.0).supported
+    assert not lion_sign.verdict(0.5, 5.0, 10.0).supported  # steps not all lr long
+    assert not lion_sign.verdict(1.0, 1.2, 10.0).supported  # steps no longer than Adam's
+    assert not lion_sign.verdict(1.0, 5.0, 1.0).supported  # the same best lr
+    assert not lion_sign.verdict(1.0, 5.0, 10 ** 1.5).supported  # 32x: outside 3-10x
+
+
+def test_lion_spike_fraction_puts_the_decay_back():
+    lr, decay = 0.01, 0.1
+    w = np.array([0.5, -2.0, 3.0, 0.0])
+    step = np.array([1.0, -1.0, 1.0, 0.0])  # a zero sign argument does not move the weight
+    after = w * (1 - lr * decay) - lr * step
+    changes, decays = (after - w)[None, :], (lr * decay * w)[None, :]
+    assert lion_sign.spike_fraction(changes, decays, lr) == 0.75
+    assert lion_sign.spike_fraction(changes, np.zeros_like(decays), lr) < 0.75  # the decay widens the spike
+
+
+def test_radam_psi_spread_starts_erratic_and_r_t_tames_it():
+    adam, radam = radam_warmup.psi_spread(200, seed=0, backend="reference")
+    assert adam[0] > 10 * adam[-1]  # at t=1, v_hat = g^2: psi = 1/|g| is huge for small gradients
+    assert np.all(np.isnan(radam[:5])) and np.all(np.isfinite(radam[5:]))  # no adaptive step while rho_t <= 5
+    assert np.max(radam[5:]) / np.min(radam[5:]) < adam[5] / adam[-1]
+
+
+def test_mlp_loss_matches_the_loss_with_gradients():
+    from fastopt.tour.problems import mlp_init, mlp_loss, mlp_loss_and_grads, two_moons
+
+    rng = np.random.default_rng(2)
+    params = mlp_init([2, 8, 4, 1], rng)
+    x, y = two_moons(20, rng)
+    assert mlp_loss(params, x, y) == mlp_loss_and_grads(params, x, y)[0]

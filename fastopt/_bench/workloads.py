@@ -39,10 +39,12 @@ OPTIONS: dict[str, dict] = {
 def hyperparameters(name: str) -> dict:
     """The full set of hyperparameters benchmarked for optimizer ``name`` (defaults + OPTIONS)."""
     signature = inspect.signature(OPTIMIZERS[name])
+    # the convention flags stay at their torch values (torch.optim takes none of them)
+    skipped = {"params", "backend", "convention", *OPTIMIZERS[name].flag_defaults}
     values = {
         key: parameter.default
         for key, parameter in signature.parameters.items()
-        if key not in ("params", "backend") and parameter.default is not inspect.Parameter.empty
+        if key not in skipped and parameter.default is not inspect.Parameter.empty
     }
     values.update(OPTIONS.get(name, {}))
     return values
@@ -128,8 +130,18 @@ def random_state(name: str, hp: dict, n: int, dtype, rng: np.random.Generator) -
 # --------------------------------------------------------------------------------------------
 STEP = 10
 """The step number ``t`` whose scalars the kernels get (any t > 1 runs the same instructions)."""
-NADAM_MU_PRODUCT = np.float32(0.5)
-"""NAdam's product of momentum coefficients before step ``STEP`` (a plausible mid-training value)."""
+
+
+def scalar_key_at_step(optimizer, group: dict, step: int):
+    """The key of the kernel scalars at step ``step``, from the class's own hooks: a one-element
+    state advanced ``step`` times by ``_begin_step`` (for NAdam the key carries the product of its
+    momentum schedule, so it is computed, not made up)."""
+    probe = np.zeros(1)
+    state = optimizer._init_state(probe, group)
+    key = None
+    for _ in range(step):
+        key = optimizer._begin_step(probe, state, group)
+    return key
 
 
 def kernel_keywords(name: str, hp: dict, param: np.ndarray, grad: np.ndarray, state: dict, num_threads: int = 1) -> dict:
@@ -143,11 +155,7 @@ def kernel_keywords(name: str, hp: dict, param: np.ndarray, grad: np.ndarray, st
     group = optimizer.param_groups[0]
     unused = np.empty(0, param.dtype)
     arrays = [state.get(slot, unused) if slot is not None else unused for slot in optimizer._kernel_slots(group)]
-    key = optimizer._batched_scalar_key(STEP)
-    if name == "NAdam":  # its key also carries the float32 product of the momentum schedule
-        from ..nadam import next_mu_product
-
-        key = (STEP, next_mu_product(NADAM_MU_PRODUCT, group["betas"][0], group["momentum_decay"], STEP))
+    key = scalar_key_at_step(optimizer, group, STEP)
     scalars = optimizer._kernel_scalars(group, key, param.dtype)
     names = list(inspect.signature(reference_kernel(name)).parameters)
     return dict(zip(names, (param, grad, *arrays, *scalars, int(num_threads)), strict=True))

@@ -4,7 +4,8 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  d_t = d_t + lambda * theta_{t-1}                        # L2 weight decay, if lambda != 0
+    (2)  d_t = d_t + lambda * theta_{t-1}                        # L2 weight decay, if lambda != 0 (torch, optax)
+         theta_{t-1} = theta_{t-1} * (1 - eta * lambda)          # instead, with decoupled_weight_decay (Keras)
     (3)  v_t = rho * v_{t-1} + (1 - rho) * d_t * d_t             # decaying mean of squared gradients, v_0 = 0
     (4)  s_t = sqrt(v_t + eps)                                   # RMS[g]_t: eps INSIDE the root
     (5)  delta_t = sqrt(u_{t-1} + eps) / s_t * d_t               # RMS[delta]_{t-1} / RMS[g]_t * d_t
@@ -46,6 +47,12 @@ Weight decay is an L2 term added to the gradient (2) (torch); Keras decays the w
 and optax adds ``lambda * theta`` before its Adadelta scaling, which acts like L2 here. The step
 counter ``t`` is not used by the update; it is kept for torch's state layout.
 
+``decoupled_weight_decay=True`` reproduces Keras's decay of the weights before the step (2);
+``convention="keras"`` sets it with Keras's ``lr=0.001``, ``rho=0.95`` and ``eps=1e-7``.
+``convention="optax"`` is torch's arithmetic and defaults (``rho=0.9``, ``eps=1e-6``, lr 1): optax's
+default ``learning_rate=None`` skips the scaling by ``-lr`` altogether, so its updates are
+*added* to the parameters (gradient ascent); that is not reproduced.
+
 References
 ----------
 .. [1] M. D. Zeiler. "ADADELTA: An Adaptive Learning Rate Method." arXiv:1212.5701, 2012
@@ -56,7 +63,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer
+from .._optimizer import Optimizer, weight_decay_scalars
 from .._validation import check_eps, check_flag, check_lr, check_real, check_weight_decay
 
 __all__ = ["Adadelta"]
@@ -78,6 +85,10 @@ class Adadelta(Optimizer):
     weight_decay : float, default 0
         L2 penalty ``lambda`` (2), added to the gradient.
     maximize : bool, default False
+    decoupled_weight_decay : bool, default False
+        Weight decay shrinks the weights by ``1 - lr * weight_decay`` before the step (2): Keras.
+    convention : {"torch", "keras", "optax"} or None, default None
+        A preset: that framework's defaults and flags for every argument not given explicitly.
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     State per parameter: ``step`` (int), ``square_avg`` and ``acc_delta``, created on the
@@ -88,6 +99,13 @@ class Adadelta(Optimizer):
     state_keys = ("step", "square_avg", "acc_delta")
     required_state_keys = state_keys
 
+    flag_defaults = {"decoupled_weight_decay": False}
+    conventions = {
+        "torch": dict(lr=1.0, rho=0.9, eps=1e-6, decoupled_weight_decay=False),
+        "keras": dict(lr=1e-3, rho=0.95, eps=1e-7, decoupled_weight_decay=True),
+        "optax": dict(lr=1.0, rho=0.9, eps=1e-6, decoupled_weight_decay=False),
+    }
+
     def __init__(
         self,
         params,
@@ -96,9 +114,15 @@ class Adadelta(Optimizer):
         eps: float = 1e-6,
         weight_decay: float = 0.0,
         maximize: bool = False,
+        *,
+        decoupled_weight_decay: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
         super().__init__(params, defaults, backend)
 
     @staticmethod
@@ -111,6 +135,7 @@ class Adadelta(Optimizer):
         check_eps(group["eps"])
         check_weight_decay(group["weight_decay"])
         check_flag("maximize", group["maximize"])
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
 
     def _init_state(self, param, group):
         return {"step": 0, "square_avg": self._zeros_like(param), "acc_delta": self._zeros_like(param)}
@@ -119,9 +144,6 @@ class Adadelta(Optimizer):
         state["step"] += 1  # t is not used by the update; kept for torch's state layout
         return None  # the scalars do not change from step to step
 
-    def _batched_scalar_key(self, step):
-        return None
-
     def _kernel_slots(self, group):
         return ("square_avg", "acc_delta")
 
@@ -129,7 +151,7 @@ class Adadelta(Optimizer):
         cast = dtype.type
         return (
             bool(group["maximize"]),
-            cast(group["weight_decay"]),
+            *weight_decay_scalars(group, dtype),
             cast(group["rho"]),
             cast(1.0 - group["rho"]),
             cast(group["eps"]),

@@ -6,17 +6,23 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin
+from .._jit import jit_kernel, parallel_twin, require_length
 
 
 @jit_kernel
-def adadelta_update(param, grad, square_avg, acc_delta, maximize, weight_decay, rho,
+def adadelta_update(param, grad, square_avg, acc_delta, maximize, weight_decay, decay_factor, rho,
                     one_minus_rho, eps, lr, num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adadelta_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adadelta_update", "square_avg", square_avg.shape[0], param.shape[0])
+    require_length("adadelta_update", "acc_delta", acc_delta.shape[0], param.shape[0])
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                                 # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                     # (2)
         square_avg[i] = v = rho * square_avg[i] + one_minus_rho * d * d              # (3)
         std = np.sqrt(v + eps)                                                       # (4)
         u = acc_delta[i]

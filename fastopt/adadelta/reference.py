@@ -5,6 +5,8 @@ Equations (1)-(7) are in :mod:`fastopt.adadelta`.
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def adadelta_update(
     param: np.ndarray,
@@ -13,6 +15,7 @@ def adadelta_update(
     acc_delta: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     rho,
     one_minus_rho,
     eps,
@@ -24,9 +27,15 @@ def adadelta_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adadelta_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adadelta_update", "square_avg", square_avg.shape[0], param.shape[0])
+    require_length("adadelta_update", "acc_delta", acc_delta.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     square_avg[:] = rho * square_avg + one_minus_rho * d * d                         # (3)
     std = np.sqrt(square_avg + eps)                                                  # (4)
     delta = np.sqrt(acc_delta + eps) / std * d                                       # (5)

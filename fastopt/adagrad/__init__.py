@@ -4,10 +4,12 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  d_t = d_t + lambda * theta_{t-1}       # L2 weight decay, if lambda != 0
-    (3)  eta_t = eta / (1 + (t - 1) * kappa)    # learning-rate decay (a scalar, float64)
-    (4)  G_t = G_{t-1} + d_t * d_t              # sum of squares, G_0 = initial_accumulator_value
-    (5)  s_t = sqrt(G_t) + eps                  # eps OUTSIDE the root (torch)
+    (2)  d_t = d_t + lambda * theta_{t-1}               # L2 weight decay, if lambda != 0 (torch)
+         theta_{t-1} = theta_{t-1} * (1 - eta * lambda)    # instead, with decoupled_weight_decay (Keras)
+    (3)  eta_t = eta / (1 + (t - 1) * kappa)            # learning-rate decay (a scalar, float64)
+    (4)  G_t = G_{t-1} + d_t * d_t                      # sum of squares, G_0 = initial_accumulator_value
+    (5)  s_t = sqrt(G_t) + eps                          # eps OUTSIDE the root (torch)
+         s_t = sqrt(G_t + eps)                          # eps INSIDE, with eps_inside_sqrt (Keras, optax)
     (6)  theta_t = theta_{t-1} - eta_t * d_t / s_t
 
 The effective per-parameter learning rate is ``eta_t / (sqrt(G_t) + eps)``. ``G_t`` only grows,
@@ -30,9 +32,19 @@ Defaults and conventions
 ------------------------
 torch.optim's: ``lr=1e-2``, ``initial_accumulator_value=0``, ``eps=1e-10``, eps added **outside**
 the square root (5). Keras and optax start the accumulator at 0.1 and put ``eps=1e-7`` **inside**
-the root, ``sqrt(G + eps)``; optax also returns a zero update wherever ``G == 0``. The same name
-therefore gives visibly different first steps: with torch's defaults the first step of every
-coordinate is ``lr * sign(g)`` (almost exactly), with Keras's it is ``lr * g / sqrt(0.1 + g^2)``.
+the root, ``sqrt(G + eps)``. The same name therefore gives visibly different first steps: with
+torch's defaults the first step of every coordinate is ``lr * sign(g)`` (almost exactly), with
+Keras's it is ``lr * g / sqrt(0.1 + g^2)``.
+
+``eps_inside_sqrt=True`` puts eps inside the root (5); ``decoupled_weight_decay=True`` makes
+``weight_decay`` shrink the weights by ``1 - eta * lambda`` before the step (2), as Keras's does
+(``eta`` is the learning rate before the decay (3); Keras has no ``lr_decay``).
+``convention="keras"`` sets both, with Keras's ``lr=1e-3``, ``initial_accumulator_value=0.1``
+and ``eps=1e-7``; ``convention="optax"`` sets eps inside the root, the accumulator 0.1 and
+``eps=1e-7`` (optax has no default learning rate and no weight decay for Adagrad: fastopt's lr
+is kept); ``convention="torch"`` gives torch's defaults. Explicit arguments override a preset.
+Not reproduced: optax returns a zero update wherever ``G == 0``, which only differs from
+``0 / sqrt(0 + eps)`` when ``eps = 0`` (0/0 = NaN here).
 
 The step counter ``t`` (state ``step``) is a Python integer: it never saturates (torch keeps a
 float32 counter, which stops at 2**24).
@@ -51,10 +63,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer
+from .._optimizer import Optimizer, weight_decay_scalars
 from .._validation import check_eps, check_flag, check_lr, check_nonnegative, check_weight_decay
 
 __all__ = ["Adagrad"]
+
+FLAGS = ("eps_inside_sqrt", "decoupled_weight_decay")
 
 
 class Adagrad(Optimizer):
@@ -69,12 +83,19 @@ class Adagrad(Optimizer):
     lr_decay : float, default 0
         ``kappa`` in (3).
     weight_decay : float, default 0
-        L2 penalty ``lambda`` (2).
+        ``lambda`` (2): an L2 penalty added to the gradient, or with ``decoupled_weight_decay`` a
+        decay of the weights by ``1 - lr * weight_decay`` per step.
     initial_accumulator_value : float, default 0
         ``G_0``, the starting value of the sum of squares (4).
     eps : float, default 1e-10
-        Added outside the square root (5).
+        Added outside the square root (5), or inside with ``eps_inside_sqrt``.
     maximize : bool, default False
+    eps_inside_sqrt : bool, default False
+        ``sqrt(G + eps)`` instead of ``sqrt(G) + eps`` (5): Keras, optax.
+    decoupled_weight_decay : bool, default False
+        Weight decay shrinks the weights before the step (2): Keras.
+    convention : {"torch", "keras", "optax"} or None, default None
+        A preset: that framework's defaults and flags for every argument not given explicitly.
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     State per parameter: ``step`` (int) and ``sum``, created in the constructor.
@@ -84,6 +105,14 @@ class Adagrad(Optimizer):
     state_keys = ("step", "sum")
     required_state_keys = ("step", "sum")
     eager_state = True  # as torch: step = 0 and sum = G_0 exist before the first step
+    flag_defaults = dict.fromkeys(FLAGS, False)
+    conventions = {
+        "torch": dict(lr=1e-2, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, **flag_defaults),
+        "keras": dict(lr=1e-3, lr_decay=0.0, initial_accumulator_value=0.1, eps=1e-7, eps_inside_sqrt=True,
+                      decoupled_weight_decay=True),
+        "optax": dict(lr_decay=0.0, initial_accumulator_value=0.1, eps=1e-7, eps_inside_sqrt=True,
+                      decoupled_weight_decay=False),
+    }
 
     def __init__(
         self,
@@ -94,6 +123,10 @@ class Adagrad(Optimizer):
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
         maximize: bool = False,
+        *,
+        eps_inside_sqrt: bool = False,
+        decoupled_weight_decay: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
         defaults = dict(
@@ -103,6 +136,8 @@ class Adagrad(Optimizer):
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
             maximize=maximize,
+            eps_inside_sqrt=eps_inside_sqrt,
+            decoupled_weight_decay=decoupled_weight_decay,
         )
         super().__init__(params, defaults, backend)
 
@@ -117,6 +152,8 @@ class Adagrad(Optimizer):
         )
         check_eps(group["eps"])
         check_flag("maximize", group["maximize"])
+        for flag in FLAGS:
+            check_flag(flag, group[flag])
 
     def _init_state(self, param, group):
         return {"step": 0, "sum": self._zeros_like(param, group["initial_accumulator_value"])}
@@ -131,4 +168,10 @@ class Adagrad(Optimizer):
     def _kernel_scalars(self, group, t, dtype):
         cast = dtype.type
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])                           # (3)
-        return (bool(group["maximize"]), cast(group["weight_decay"]), cast(group["eps"]), cast(clr))
+        return (
+            bool(group["maximize"]),
+            *weight_decay_scalars(group, dtype),
+            bool(group["eps_inside_sqrt"]),
+            cast(group["eps"]),
+            cast(clr),
+        )

@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -27,8 +28,8 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 
 
 cdef void _adagrad_loop(Py_ssize_t n, floating* param, const floating* grad, floating* state_sum,
-                        bint maximize, floating weight_decay, floating eps,
-                        floating clr) noexcept nogil:
+                        bint maximize, floating weight_decay, floating decay_factor,
+                        bint eps_inside_sqrt, floating eps, floating clr) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating p, d, s, std
     for i in range(n):
@@ -36,8 +37,13 @@ cdef void _adagrad_loop(Py_ssize_t n, floating* param, const floating* grad, flo
         d = -grad[i] if maximize else grad[i]                                    # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                             # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                 # (2)
         state_sum[i] = s = state_sum[i] + d * d                                  # (4)
-        std = _sqrt(s) + eps                                                     # (5)
+        if eps_inside_sqrt:
+            std = _sqrt(s + eps)                                                 # (5)
+        else:
+            std = _sqrt(s) + eps                                                 # (5)
         param[i] = p - clr * d / std                                             # (6)
 
 
@@ -47,7 +53,8 @@ cdef inline floating* _at(floating* array, Py_ssize_t offset) noexcept nogil:
 
 
 cdef void _adagrad_threads(Py_ssize_t n, floating* param, const floating* grad, floating* state_sum,
-                           bint maximize, floating weight_decay, floating eps, floating clr,
+                           bint maximize, floating weight_decay, floating decay_factor,
+                           bint eps_inside_sqrt, floating eps, floating clr,
                            int num_threads) noexcept nogil:
     # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
     # stepped by the serial loop above. OpenMP threads, started only here.
@@ -58,7 +65,7 @@ cdef void _adagrad_threads(Py_ssize_t n, floating* param, const floating* grad, 
         stop = min(n, start + chunk)
         if start < stop:
             _adagrad_loop(stop - start, param + start, grad + start, _at(state_sum, start),
-                          maximize, weight_decay, eps, clr)
+                          maximize, weight_decay, decay_factor, eps_inside_sqrt, eps, clr)
 
 
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
@@ -71,19 +78,24 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
 
 
 def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
-                   bint maximize, floating weight_decay, floating eps, floating clr,
-                   int num_threads):
+                   bint maximize, floating weight_decay, floating decay_factor,
+                   bint eps_inside_sqrt, floating eps, floating clr, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adagrad_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adagrad_update", "state_sum", state_sum.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _adagrad_threads(param.shape[0], _data(param), _const_data(grad), _data(state_sum),
-                             maximize, weight_decay, eps, clr, num_threads)
+                             maximize, weight_decay, decay_factor, eps_inside_sqrt, eps, clr,
+                             num_threads)
         else:
             _adagrad_loop(param.shape[0], _data(param), _const_data(grad), _data(state_sum),
-                          maximize, weight_decay, eps, clr)
+                          maximize, weight_decay, decay_factor, eps_inside_sqrt, eps, clr)
 
 
-def adagrad_update_many(Batch batch, bint maximize, floating weight_decay, floating eps,
-                        floating clr, int num_threads, Py_ssize_t min_size):
+def adagrad_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,
+                        bint eps_inside_sqrt, floating eps, floating clr, int num_threads,
+                        Py_ssize_t min_size):
     """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
     elements on up to ``num_threads`` threads."""
     cdef Py_ssize_t k
@@ -93,7 +105,9 @@ def adagrad_update_many(Batch batch, bint maximize, floating weight_decay, float
             row = batch.pointers + k * batch.width
             if num_threads > 1 and batch.sizes[k] >= min_size:
                 _adagrad_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
-                                 <floating*> row[2], maximize, weight_decay, eps, clr, num_threads)
+                                 <floating*> row[2], maximize, weight_decay, decay_factor,
+                                 eps_inside_sqrt, eps, clr, num_threads)
             else:
                 _adagrad_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
-                              <floating*> row[2], maximize, weight_decay, eps, clr)
+                              <floating*> row[2], maximize, weight_decay, decay_factor,
+                              eps_inside_sqrt, eps, clr)

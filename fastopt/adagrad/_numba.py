@@ -6,18 +6,27 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin
+from .._jit import jit_kernel, parallel_twin, require_length
 
 
 @jit_kernel
-def adagrad_update(param, grad, state_sum, maximize, weight_decay, eps, clr, num_threads):
+def adagrad_update(param, grad, state_sum, maximize, weight_decay, decay_factor, eps_inside_sqrt, eps,
+                   clr, num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adagrad_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adagrad_update", "state_sum", state_sum.shape[0], param.shape[0])
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                                 # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                     # (2)
         state_sum[i] = s = state_sum[i] + d * d                                      # (4)
-        std = np.sqrt(s) + eps                                                       # (5)
+        if eps_inside_sqrt:
+            std = np.sqrt(s + eps)                                                   # (5)
+        else:
+            std = np.sqrt(s) + eps                                                   # (5)
         param[i] = p - clr * d / std                                                 # (6)
 
 

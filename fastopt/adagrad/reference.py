@@ -1,9 +1,12 @@
 """Adagrad, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
-Equations (1)-(6) are in :mod:`fastopt.adagrad`; ``clr`` is eta_t of (3), computed by the caller.
+Equations (1)-(6) are in :mod:`fastopt.adagrad`; ``clr`` is eta_t of (3) and ``decay_factor``
+``1 - eta * lambda`` (1 unless the weight decay is decoupled), computed by the caller.
 """
 
 import numpy as np
+
+from .._checks import require_length
 
 
 def adagrad_update(
@@ -12,6 +15,8 @@ def adagrad_update(
     state_sum: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
+    eps_inside_sqrt: bool,
     eps,
     clr,
     num_threads: int,
@@ -21,9 +26,17 @@ def adagrad_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adagrad_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adagrad_update", "state_sum", state_sum.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     state_sum[:] = state_sum + d * d                                                 # (4)
-    std = np.sqrt(state_sum) + eps                                                   # (5)
+    if eps_inside_sqrt:
+        std = np.sqrt(state_sum + eps)                                               # (5)
+    else:
+        std = np.sqrt(state_sum) + eps                                               # (5)
     param[:] = param - clr * d / std                                                 # (6)

@@ -1,10 +1,13 @@
 """Adam, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
-Equations (1)-(7) are in :mod:`fastopt.adam`; ``bias_correction2_sqrt`` is ``sqrt(1 - beta2^t)``
-and ``step_size`` is ``eta / (1 - beta1^t)``, computed by the caller.
+Equations (1)-(7) are in :mod:`fastopt.adam`; ``eps_t`` and ``step_size`` are the scalars
+``epsilon_t`` and ``alpha_t`` of (6)-(7) (torch: ``eps * sqrt(1 - beta2^t)`` and
+``eta * sqrt(1 - beta2^t) / (1 - beta1^t)``), computed by the caller.
 """
 
 import numpy as np
+
+from .._checks import require_length
 
 
 def adam_update(
@@ -15,13 +18,15 @@ def adam_update(
     max_exp_avg_sq: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     beta1,
     one_minus_beta1,
     beta2,
     one_minus_beta2,
     amsgrad: bool,
-    bias_correction2_sqrt,
-    eps,
+    amsgrad_corrected_max: bool,
+    bias_correction2,
+    eps_t,
     step_size,
     num_threads: int,
 ) -> None:
@@ -30,14 +35,25 @@ def adam_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adam_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    if amsgrad:
+        require_length("adam_update", "max_exp_avg_sq", max_exp_avg_sq.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     exp_avg[:] = beta1 * exp_avg + one_minus_beta1 * d                               # (3)
     exp_avg_sq[:] = beta2 * exp_avg_sq + one_minus_beta2 * d * d                     # (4)
     if amsgrad:
-        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)                   # (5)
-        denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps                # (6)
+        if amsgrad_corrected_max:
+            np.maximum(max_exp_avg_sq, exp_avg_sq / bias_correction2, out=max_exp_avg_sq)    # (5)
+        else:
+            np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)               # (5)
+        denom = np.sqrt(max_exp_avg_sq) + eps_t                                      # (6)
     else:
-        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps                    # (6)
+        denom = np.sqrt(exp_avg_sq) + eps_t                                          # (6)
     param[:] = param - step_size * exp_avg / denom                                   # (7)

@@ -4,10 +4,13 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  d_t = d_t + lambda * theta_{t-1}                           # L2 weight decay, if lambda != 0
+    (2)  d_t = d_t + lambda * theta_{t-1}                           # L2 weight decay, if lambda != 0 (torch)
+         theta_{t-1} = theta_{t-1} * (1 - eta * lambda)             # instead, with decoupled_weight_decay (Keras)
     (3)  m_t = beta1 * m_{t-1} + (1 - beta1) * d_t                  # first moment (momentum), m_0 = 0
-    (4)  u_t = max(beta2 * u_{t-1}, max(d_t, -d_t) + eps)           # max(beta2 u, |d_t| + eps): eps INSIDE the max, u_0 = 0
+    (4)  u_t = max(beta2 * u_{t-1}, max(d_t, -d_t) + eps)           # max(beta2 u, |d_t| + eps): eps INSIDE the max, u_0 = 0 (torch, optax)
+         u_t = max(beta2 * u_{t-1}, max(d_t, -d_t))                 # with eps_outside_max (Keras)
     (5)  theta_t = theta_{t-1} - (eta / (1 - beta1^t)) * m_t / u_t  # = eta * m_hat_t / u_t
+         theta_t = theta_{t-1} - (eta / (1 - beta1^t)) * m_t / (u_t + eps)    # with eps_outside_max (Keras)
 
 Section 7.1 of the Adam paper [1]_ generalises Adam's second moment from the L2 norm to the Lp
 norm of past gradients, ``(sum_k beta2^(p(t-k)) |g_k|^p)^(1/p)``, and lets ``p`` go to
@@ -42,6 +45,11 @@ keeps ``u = max(beta2 * u, |g|)`` and adds eps to the denominator, ``m / (u + ep
 guard, except that Keras's ``u`` can be zero and torch's cannot. Keras's default eps is 1e-7 and
 its learning rate 1e-3. The step counter ``t`` is a Python integer.
 
+``eps_outside_max=True`` reproduces Keras's placement (4)-(5) and ``decoupled_weight_decay=True``
+its decay of the weights before the step (2); ``convention="keras"`` sets both with Keras's
+``lr=1e-3`` and ``eps=1e-7``. ``convention="optax"`` is torch's arithmetic (optax puts eps inside
+the maximum too) with ``eps=1e-8``; optax has no default learning rate (fastopt's is kept).
+
 References
 ----------
 .. [1] D. P. Kingma, J. Ba. "Adam: A Method for Stochastic Optimization." ICLR 2015,
@@ -52,7 +60,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer
+from .._optimizer import Optimizer, weight_decay_scalars
 from .._validation import check_betas, check_eps, check_flag, check_lr, check_weight_decay
 
 __all__ = ["Adamax"]
@@ -74,6 +82,12 @@ class Adamax(Optimizer):
     weight_decay : float, default 0
         L2 penalty ``lambda`` (2), added to the gradient.
     maximize : bool, default False
+    eps_outside_max : bool, default False
+        eps added to the denominator after the maximum (4)-(5): Keras.
+    decoupled_weight_decay : bool, default False
+        Weight decay shrinks the weights by ``1 - lr * weight_decay`` before the step (2): Keras.
+    convention : {"torch", "keras", "optax"} or None, default None
+        A preset: that framework's defaults and flags for every argument not given explicitly.
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     State per parameter: ``step`` (int), ``exp_avg`` and ``exp_inf``, created on the parameter's
@@ -84,6 +98,13 @@ class Adamax(Optimizer):
     state_keys = ("step", "exp_avg", "exp_inf")
     required_state_keys = state_keys
 
+    flag_defaults = {"eps_outside_max": False, "decoupled_weight_decay": False}
+    conventions = {
+        "torch": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, **flag_defaults),
+        "keras": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7, eps_outside_max=True, decoupled_weight_decay=True),
+        "optax": dict(betas=(0.9, 0.999), eps=1e-8, **flag_defaults),
+    }
+
     def __init__(
         self,
         params,
@@ -92,9 +113,16 @@ class Adamax(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         maximize: bool = False,
+        *,
+        eps_outside_max: bool = False,
+        decoupled_weight_decay: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
+            eps_outside_max=eps_outside_max, decoupled_weight_decay=decoupled_weight_decay,
+        )
         super().__init__(params, defaults, backend)
 
     @staticmethod
@@ -105,6 +133,8 @@ class Adamax(Optimizer):
         check_betas(group["betas"])
         check_weight_decay(group["weight_decay"])
         check_flag("maximize", group["maximize"])
+        check_flag("eps_outside_max", group["eps_outside_max"])
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
 
     def _init_state(self, param, group):
         return {"step": 0, "exp_avg": self._zeros_like(param), "exp_inf": self._zeros_like(param)}
@@ -122,10 +152,11 @@ class Adamax(Optimizer):
         bias_correction1 = 1 - beta1**t
         return (
             bool(group["maximize"]),
-            cast(group["weight_decay"]),
+            *weight_decay_scalars(group, dtype),
             cast(beta1),
             cast(1.0 - beta1),
             cast(beta2),
+            bool(group["eps_outside_max"]),
             cast(group["eps"]),
             cast(group["lr"] / bias_correction1),
         )

@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport fabs, fabsf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -27,8 +28,9 @@ cdef inline floating _abs(floating x) noexcept nogil:
 
 
 cdef void _adamax_loop(Py_ssize_t n, floating* param, const floating* grad, floating* exp_avg,
-                       floating* exp_inf, bint maximize, floating weight_decay, floating beta1,
-                       floating one_minus_beta1, floating beta2, floating eps,
+                       floating* exp_inf, bint maximize, floating weight_decay,
+                       floating decay_factor, floating beta1, floating one_minus_beta1,
+                       floating beta2, bint eps_outside_max, floating eps,
                        floating step_size) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating p, d, m, decayed, floor, u
@@ -37,18 +39,23 @@ cdef void _adamax_loop(Py_ssize_t n, floating* param, const floating* grad, floa
         d = -grad[i] if maximize else grad[i]                                    # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                             # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                 # (2)
         exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                # (3)
         decayed = beta2 * exp_inf[i]
-        floor = _abs(d) + eps
+        floor = _abs(d) if eps_outside_max else _abs(d) + eps                    # (4)
         # NaN-propagating maximum, exactly np.maximum's rule
         exp_inf[i] = u = decayed if (decayed >= floor or decayed != decayed) else floor  # (4)
+        if eps_outside_max:
+            u = u + eps                                                          # (5)
         param[i] = p - step_size * m / u                                         # (5)
 
 
 cdef void _adamax_threads(Py_ssize_t n, floating* param, const floating* grad, floating* exp_avg,
-                          floating* exp_inf, bint maximize, floating weight_decay, floating beta1,
-                          floating one_minus_beta1, floating beta2, floating eps,
-                          floating step_size, int num_threads) noexcept nogil:
+                          floating* exp_inf, bint maximize, floating weight_decay,
+                          floating decay_factor, floating beta1, floating one_minus_beta1,
+                          floating beta2, bint eps_outside_max, floating eps, floating step_size,
+                          int num_threads) noexcept nogil:
     # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
     # stepped by the serial loop above. OpenMP threads, started only here.
     cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + 15) // 16 * 16
@@ -58,8 +65,8 @@ cdef void _adamax_threads(Py_ssize_t n, floating* param, const floating* grad, f
         stop = min(n, start + chunk)
         if start < stop:
             _adamax_loop(stop - start, param + start, grad + start, exp_avg + start,
-                         exp_inf + start, maximize, weight_decay, beta1, one_minus_beta1, beta2,
-                         eps, step_size)
+                         exp_inf + start, maximize, weight_decay, decay_factor, beta1,
+                         one_minus_beta1, beta2, eps_outside_max, eps, step_size)
 
 
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
@@ -72,23 +79,28 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
 
 
 def adamax_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
-                  floating[::1] exp_inf, bint maximize, floating weight_decay, floating beta1,
-                  floating one_minus_beta1, floating beta2, floating eps, floating step_size,
-                  int num_threads):
+                  floating[::1] exp_inf, bint maximize, floating weight_decay,
+                  floating decay_factor, floating beta1, floating one_minus_beta1, floating beta2,
+                  bint eps_outside_max, floating eps, floating step_size, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adamax_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_inf", exp_inf.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _adamax_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
-                            _data(exp_inf), maximize, weight_decay, beta1, one_minus_beta1, beta2,
-                            eps, step_size, num_threads)
+                            _data(exp_inf), maximize, weight_decay, decay_factor, beta1,
+                            one_minus_beta1, beta2, eps_outside_max, eps, step_size, num_threads)
         else:
             _adamax_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
-                         _data(exp_inf), maximize, weight_decay, beta1, one_minus_beta1, beta2,
-                         eps, step_size)
+                         _data(exp_inf), maximize, weight_decay, decay_factor, beta1,
+                         one_minus_beta1, beta2, eps_outside_max, eps, step_size)
 
 
-def adamax_update_many(Batch batch, bint maximize, floating weight_decay, floating beta1,
-                       floating one_minus_beta1, floating beta2, floating eps, floating step_size,
-                       int num_threads, Py_ssize_t min_size):
+def adamax_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,
+                       floating beta1, floating one_minus_beta1, floating beta2,
+                       bint eps_outside_max, floating eps, floating step_size, int num_threads,
+                       Py_ssize_t min_size):
     """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
     elements on up to ``num_threads`` threads."""
     cdef Py_ssize_t k
@@ -99,8 +111,10 @@ def adamax_update_many(Batch batch, bint maximize, floating weight_decay, floati
             if num_threads > 1 and batch.sizes[k] >= min_size:
                 _adamax_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
                                 <floating*> row[2], <floating*> row[3], maximize, weight_decay,
-                                beta1, one_minus_beta1, beta2, eps, step_size, num_threads)
+                                decay_factor, beta1, one_minus_beta1, beta2, eps_outside_max, eps,
+                                step_size, num_threads)
             else:
                 _adamax_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
                              <floating*> row[2], <floating*> row[3], maximize, weight_decay,
-                             beta1, one_minus_beta1, beta2, eps, step_size)
+                             decay_factor, beta1, one_minus_beta1, beta2, eps_outside_max, eps,
+                             step_size)

@@ -5,22 +5,30 @@ Each array element is read once into a local and each result stored once, as in 
 
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin
+from .._jit import jit_kernel, parallel_twin, require_length
 
 
 @jit_kernel
-def adamax_update(param, grad, exp_avg, exp_inf, maximize, weight_decay, beta1, one_minus_beta1,
-                  beta2, eps, step_size, num_threads):
+def adamax_update(param, grad, exp_avg, exp_inf, maximize, weight_decay, decay_factor, beta1,
+                  one_minus_beta1, beta2, eps_outside_max, eps, step_size, num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adamax_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_inf", exp_inf.shape[0], param.shape[0])
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                                 # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                     # (2)
         exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                    # (3)
         decayed = beta2 * exp_inf[i]
-        floor = abs(d) + eps
+        floor = abs(d) if eps_outside_max else abs(d) + eps                          # (4)
         # NaN-propagating maximum, exactly np.maximum's rule
         exp_inf[i] = u = decayed if (decayed >= floor or decayed != decayed) else floor  # (4)
+        if eps_outside_max:
+            u = u + eps                                                              # (5)
         param[i] = p - step_size * m / u                                             # (5)
 
 

@@ -6,6 +6,8 @@ computed by the caller.
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def adamax_update(
     param: np.ndarray,
@@ -14,9 +16,11 @@ def adamax_update(
     exp_inf: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     beta1,
     one_minus_beta1,
     beta2,
+    eps_outside_max: bool,
     eps,
     step_size,
     num_threads: int,
@@ -26,9 +30,20 @@ def adamax_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("adamax_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamax_update", "exp_inf", exp_inf.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     exp_avg[:] = beta1 * exp_avg + one_minus_beta1 * d                               # (3)
-    np.maximum(beta2 * exp_inf, np.abs(d) + eps, out=exp_inf)                        # (4)
-    param[:] = param - step_size * exp_avg / exp_inf                                 # (5)
+    if eps_outside_max:
+        np.maximum(beta2 * exp_inf, np.abs(d), out=exp_inf)                          # (4)
+        denom = exp_inf + eps                                                        # (5)
+    else:
+        np.maximum(beta2 * exp_inf, np.abs(d) + eps, out=exp_inf)                    # (4)
+        denom = exp_inf
+    param[:] = param - step_size * exp_avg / denom                                   # (5)

@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -30,7 +31,8 @@ cdef void _adamw_loop(Py_ssize_t n, floating* param, const floating* grad, float
                       floating* exp_avg_sq, floating* max_exp_avg_sq, bint maximize,
                       floating decay_factor, floating beta1, floating one_minus_beta1,
                       floating beta2, floating one_minus_beta2, bint amsgrad,
-                      floating bias_correction2_sqrt, floating eps,
+                      bint amsgrad_corrected_max, floating bias_correction2,
+                      floating eps_t,
                       floating step_size) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating p, d, m, v, vmax, denom
@@ -41,10 +43,12 @@ cdef void _adamw_loop(Py_ssize_t n, floating* param, const floating* grad, float
         exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                # (3)
         exp_avg_sq[i] = v = beta2 * exp_avg_sq[i] + one_minus_beta2 * d * d      # (4)
         if amsgrad:
+            if amsgrad_corrected_max:
+                v = v / bias_correction2                                         # (5)
             vmax = max_exp_avg_sq[i]
             # NaN-propagating maximum, exactly np.maximum's rule
             max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v   # (5)
-        denom = _sqrt(v) / bias_correction2_sqrt + eps                           # (6)
+        denom = _sqrt(v) + eps_t                                                 # (6)
         param[i] = p - step_size * m / denom                                     # (7)
 
 
@@ -57,7 +61,8 @@ cdef void _adamw_threads(Py_ssize_t n, floating* param, const floating* grad, fl
                          floating* exp_avg_sq, floating* max_exp_avg_sq, bint maximize,
                          floating decay_factor, floating beta1, floating one_minus_beta1,
                          floating beta2, floating one_minus_beta2, bint amsgrad,
-                         floating bias_correction2_sqrt, floating eps, floating step_size,
+                         bint amsgrad_corrected_max, floating bias_correction2,
+                         floating eps_t, floating step_size,
                          int num_threads) noexcept nogil:
     # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
     # stepped by the serial loop above. OpenMP threads, started only here.
@@ -70,7 +75,8 @@ cdef void _adamw_threads(Py_ssize_t n, floating* param, const floating* grad, fl
             _adamw_loop(stop - start, param + start, grad + start, _at(exp_avg, start),
                         _at(exp_avg_sq, start), _at(max_exp_avg_sq, start), maximize, decay_factor,
                         beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
-                        bias_correction2_sqrt, eps, step_size)
+                        amsgrad_corrected_max, bias_correction2, eps_t,
+                        step_size)
 
 
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
@@ -85,25 +91,33 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
 def adamw_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
                  floating[::1] exp_avg_sq, floating[::1] max_exp_avg_sq, bint maximize,
                  floating decay_factor, floating beta1, floating one_minus_beta1, floating beta2,
-                 floating one_minus_beta2, bint amsgrad, floating bias_correction2_sqrt,
-                 floating eps, floating step_size, int num_threads):
+                 floating one_minus_beta2, bint amsgrad, bint amsgrad_corrected_max,
+                 floating bias_correction2, floating eps_t,
+                 floating step_size, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adamw_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    if amsgrad:
+        require_length("adamw_update", "max_exp_avg_sq", max_exp_avg_sq.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _adamw_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
                            _data(exp_avg_sq), _data(max_exp_avg_sq), maximize, decay_factor, beta1,
-                           one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
-                           eps, step_size, num_threads)
+                           one_minus_beta1, beta2, one_minus_beta2, amsgrad, amsgrad_corrected_max,
+                           bias_correction2, eps_t, step_size, num_threads)
         else:
             _adamw_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
                         _data(exp_avg_sq), _data(max_exp_avg_sq), maximize, decay_factor, beta1,
-                        one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
-                        eps, step_size)
+                        one_minus_beta1, beta2, one_minus_beta2, amsgrad, amsgrad_corrected_max,
+                        bias_correction2, eps_t, step_size)
 
 
 def adamw_update_many(Batch batch, bint maximize, floating decay_factor, floating beta1,
                       floating one_minus_beta1, floating beta2, floating one_minus_beta2,
-                      bint amsgrad, floating bias_correction2_sqrt, floating eps,
-                      floating step_size, int num_threads, Py_ssize_t min_size):
+                      bint amsgrad, bint amsgrad_corrected_max, floating bias_correction2,
+                      floating eps_t, floating step_size,
+                      int num_threads, Py_ssize_t min_size):
     """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
     elements on up to ``num_threads`` threads."""
     cdef Py_ssize_t k
@@ -115,9 +129,11 @@ def adamw_update_many(Batch batch, bint maximize, floating decay_factor, floatin
                 _adamw_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
                                <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
                                decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                               amsgrad, bias_correction2_sqrt, eps, step_size, num_threads)
+                               amsgrad, amsgrad_corrected_max, bias_correction2,
+                               eps_t, step_size, num_threads)
             else:
                 _adamw_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
                             <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
                             decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad,
-                            bias_correction2_sqrt, eps, step_size)
+                            amsgrad_corrected_max, bias_correction2, eps_t,
+                            step_size)

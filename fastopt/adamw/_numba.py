@@ -6,13 +6,19 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin
+from .._jit import jit_kernel, parallel_twin, require_length
 
 
 @jit_kernel
 def adamw_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, decay_factor,
-                 beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, bias_correction2_sqrt,
-                 eps, step_size, num_threads):
+                 beta1, one_minus_beta1, beta2, one_minus_beta2, amsgrad, amsgrad_corrected_max,
+                 bias_correction2, eps_t, step_size, num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adamw_update", "grad", grad.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("adamw_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    if amsgrad:
+        require_length("adamw_update", "max_exp_avg_sq", max_exp_avg_sq.shape[0], param.shape[0])
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
@@ -20,10 +26,12 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, dec
         exp_avg[i] = m = beta1 * exp_avg[i] + one_minus_beta1 * d                    # (3)
         exp_avg_sq[i] = v = beta2 * exp_avg_sq[i] + one_minus_beta2 * d * d          # (4)
         if amsgrad:
+            if amsgrad_corrected_max:
+                v = v / bias_correction2                                             # (5)
             vmax = max_exp_avg_sq[i]
             # NaN-propagating maximum, exactly np.maximum's rule
             max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v       # (5)
-        denom = np.sqrt(v) / bias_correction2_sqrt + eps                             # (6)
+        denom = np.sqrt(v) + eps_t                                                   # (6)
         param[i] = p - step_size * m / denom                                         # (7)
 
 

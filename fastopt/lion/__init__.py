@@ -45,6 +45,11 @@ first, as in every fastopt optimizer. Validation uses torch.optim's conditions a
 ``lr >= 0`` and betas in [0, 1) (lion-pytorch asserts ``lr > 0`` and accepts ``beta = 1``);
 lion-pytorch's ``decoupled_weight_decay`` option (decay divided by the initial lr) is not offered.
 
+Conventions: Lion's arithmetic is the same in lion-pytorch, Keras and optax (up to the order of
+rounding of optax's decay), so ``convention="keras"`` only sets Keras's ``lr=1e-3`` and
+``convention="optax"`` optax's ``weight_decay=1e-3`` (it has no default learning rate). torch.optim
+has no Lion.
+
 References
 ----------
 .. [1] X. Chen, C. Liang, D. Huang, E. Real, K. Wang, H. Pham, X. Dong, T. Luong, C.-J. Hsieh,
@@ -78,6 +83,9 @@ class Lion(Optimizer):
     weight_decay : float, default 0
         ``lambda``: each step multiplies the weights by ``1 - lr * weight_decay`` (2).
     maximize : bool, default False
+    convention : {"torch", "keras", "optax"} or None, default None
+        A preset: that framework's defaults and flags for every argument not given explicitly
+        (the frameworks this optimizer has no preset for are refused, with the reason).
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     State per parameter: ``exp_avg``, created on the parameter's first step (no step counter, as
@@ -88,6 +96,12 @@ class Lion(Optimizer):
     state_keys = ("exp_avg",)
     required_state_keys = state_keys
 
+    conventions = {
+        "keras": dict(lr=1e-3, betas=(0.9, 0.99)),
+        "optax": dict(betas=(0.9, 0.99), weight_decay=1e-3),
+    }
+    not_offered = {"torch": "torch.optim has no Lion (fastopt's defaults are lion-pytorch's)"}
+
     def __init__(
         self,
         params,
@@ -95,6 +109,7 @@ class Lion(Optimizer):
         betas: tuple[float, float] = (0.9, 0.99),
         weight_decay: float = 0.0,
         maximize: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
         defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
@@ -115,9 +130,6 @@ class Lion(Optimizer):
         return None  # no step counter: the scalars do not change from step to step
 
     step_key = None  # Lion keeps no step counter
-
-    def _batched_scalar_key(self, step):
-        return None
 
     def _kernel_slots(self, group):
         return ("exp_avg",)

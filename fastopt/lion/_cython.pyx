@@ -14,6 +14,7 @@ them compute every element with exactly the same operations.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -64,6 +65,9 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
 def lion_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
                 bint maximize, floating decay_factor, floating beta1, floating one_minus_beta1,
                 floating lr, floating beta2, floating one_minus_beta2, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("lion_update", "grad", grad.shape[0], param.shape[0])
+    require_length("lion_update", "exp_avg", exp_avg.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _lion_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),

@@ -57,6 +57,14 @@ State: ``mu_product`` is stored per parameter as a ``numpy.float32`` scalar (tor
 tensor), so ``state_dict`` round trips are exact; ``load_state_dict`` also accepts a 0-d float32
 array or a Python float that is exactly a float32. The step counter ``t`` is a Python integer.
 
+Conventions: ``convention="keras"`` sets ``momentum_decay=1`` (Keras's schedule
+``beta1 * (1 - 0.5 * 0.96^t)`` is (3) with ``psi = 1``), decoupled weight decay (2) and Keras's
+``lr=1e-3``, ``eps=1e-7``. Two roundings remain: Keras keeps its product ``u_product`` in the
+variables' dtype (float64 for float64 weights; fastopt keeps torch's float32 ``Pi``, a relative
+difference of ~1e-8 after a few steps in float64, none in float32), and it adds the two terms (8)
+and (9) before dividing. optax's ``nadam`` is not offered: it is ``adam(nesterov=True)``, with a
+constant ``beta1`` and no schedule.
+
 References
 ----------
 .. [1] T. Dozat. "Incorporating Nesterov Momentum into Adam." ICLR 2016 workshop track
@@ -80,7 +88,7 @@ from .._validation import (
     check_nonnegative,
     check_weight_decay,
 )
-from ..radam import weight_decay_scalars
+from .._optimizer import weight_decay_scalars
 
 __all__ = ["NAdam"]
 
@@ -116,6 +124,9 @@ class NAdam(Optimizer):
         ``psi`` in the momentum schedule (3).
     decoupled_weight_decay : bool, default False
     maximize : bool, default False
+    convention : {"torch", "keras", "optax"} or None, default None
+        A preset: that framework's defaults and flags for every argument not given explicitly
+        (the frameworks this optimizer has no preset for are refused, with the reason).
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     State per parameter: ``step`` (int), ``exp_avg``, ``exp_avg_sq`` and ``mu_product`` (a
@@ -125,6 +136,17 @@ class NAdam(Optimizer):
     name = "nadam"
     state_keys = ("step", "exp_avg", "exp_avg_sq", "mu_product")
     required_state_keys = ("step", "exp_avg", "exp_avg_sq")  # and mu_product: see _load_param_state
+
+    flag_defaults = {"decoupled_weight_decay": False}
+    conventions = {
+        "torch": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3, decoupled_weight_decay=False),
+        # Keras's schedule beta1 * (1 - 0.5 * 0.96^t) is (3) with psi = 1
+        "keras": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7, momentum_decay=1.0, decoupled_weight_decay=True),
+    }
+    not_offered = {
+        "optax": "optax's nadam is adam(nesterov=True): a constant beta1, no momentum schedule and no "
+        "product, a different update",
+    }
 
     def __init__(
         self,
@@ -136,6 +158,7 @@ class NAdam(Optimizer):
         momentum_decay: float = 4e-3,
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
         defaults = dict(
@@ -147,7 +170,6 @@ class NAdam(Optimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize,
         )
-        self._batched_products: dict[int, np.float32] = {}
         super().__init__(params, defaults, backend)
 
     @staticmethod
@@ -182,8 +204,6 @@ class NAdam(Optimizer):
 
     def _kernel_scalars(self, group, key, dtype):
         t, mu_product = key
-        if mu_product is None:  # the multi-tensor path: the group's product, see _step_batched
-            mu_product = self._batched_products[id(group)]
         cast = dtype.type
         lr = group["lr"]
         beta1, beta2 = group["betas"]
@@ -204,48 +224,13 @@ class NAdam(Optimizer):
             cast(lr * mu_next / (1.0 - mu_product_next)),                            # (9)
         )
 
-    # ----------------------------------------------------------------------------------------
-    # mu_product is per-parameter state that advances every step, beside the step counter. The
-    # multi-tensor path (Cython backend) advances only the counters, so it is taken here only
-    # when every parameter stepped in a group shares one mu_product (always, unless the momentum
-    # hyperparameters changed while some parameters skipped steps), and the products are
-    # advanced here once the batched step has run.
-    def _batched_scalar_key(self, step):
-        return step, None
-
-    def _step_batched(self, grads) -> bool:
-        shared: dict[int, np.float32] = {}
-        stepped: list[tuple[dict, dict]] = []  # (state, group) of each parameter with a gradient
-        index = 0
-        for group in self.param_groups:
-            products = set()
-            for _ in group["params"]:
-                if index < len(grads) and grads[index] is not None:
-                    state = self.state.get(index)
-                    if (
-                        type(state) is not dict
-                        or type(state.get("step")) is not int
-                        or not isinstance(state.get("mu_product"), np.float32)
-                    ):
-                        return False  # a first step, or state to be checked: the careful path
-                    products.add((state.get("step"), state["mu_product"]))
-                    stepped.append((state, group))
-                index += 1
-            if len(products) > 1:
-                return False
-            if products:
-                step, product = products.pop()
-                if isinstance(step, int):
-                    shared[id(group)] = next_mu_product(product, group["betas"][0], group["momentum_decay"], step + 1)
-        self._batched_products = shared
-        try:
-            done = super()._step_batched(grads)
-        finally:
-            self._batched_products = {}
-        if done:
-            for state, group in stepped:
-                state["mu_product"] = shared[id(group)]
-        return done
+    def _check_scalar_state(self, where, value):
+        """``mu_product`` is a product of momentum coefficients, each in [0, 1): a finite real
+        number in [0, 1] (1 before the first step). Out of that range the step sizes (8)-(9)
+        would be meaningless, or overflow float32."""
+        super()._check_scalar_state(where, value)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{where} must be in [0, 1] (a product of momentum coefficients), got {value!r}")
 
     def _load_param_state(self, where: str, entry: object, param: np.ndarray) -> dict[str, Any]:
         """As the base class, plus ``mu_product``: a float32 scalar (``numpy.float32``, a 0-d
@@ -268,4 +253,5 @@ class NAdam(Optimizer):
         ):
             raise ValueError(f"{where}['mu_product'] must be a float32 scalar, got {value!r}")
         loaded["mu_product"] = np.float32(value)
+        self._check_scalar_state(f"{where}['mu_product']", loaded["mu_product"])
         return loaded

@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -81,6 +82,10 @@ def nadam_update(floating[::1] param, const floating[::1] grad, floating[::1] ex
                  floating decay_factor, floating beta1, floating one_minus_beta1, floating beta2,
                  floating one_minus_beta2, floating bias_correction2, floating eps,
                  floating grad_step, floating momentum_step, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("nadam_update", "grad", grad.shape[0], param.shape[0])
+    require_length("nadam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("nadam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _nadam_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),

@@ -8,6 +8,8 @@ correction ``1 - beta2^t`` and the step sizes of (8) and (9),
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def nadam_update(
     param: np.ndarray,
@@ -32,6 +34,10 @@ def nadam_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("nadam_update", "grad", grad.shape[0], param.shape[0])
+    require_length("nadam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_length("nadam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

@@ -53,6 +53,9 @@ as in torch; optax adds it to the corrected root, ``1 / (sqrt(v_hat_t) + eps)``,
 rectified step multiplies in torch's order, ``((m_hat * eta) * a) * r``. The step counter ``t`` is
 a Python integer.
 
+Conventions: only ``convention="torch"`` is offered. Keras 3 has no RAdam, and optax's
+(eps on the corrected root, threshold ``rho_t >= 5``) is not reproduced.
+
 References
 ----------
 .. [1] L. Liu, H. Jiang, P. He, W. Chen, X. Liu, J. Gao, J. Han. "On the Variance of the Adaptive
@@ -64,19 +67,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer
+from .._optimizer import Optimizer, weight_decay_scalars
 from .._validation import check_betas, check_eps, check_flag, check_lr, check_weight_decay
 
 __all__ = ["RAdam"]
-
-
-def weight_decay_scalars(group: dict[str, Any], dtype) -> tuple:
-    """``(weight_decay, decay_factor)`` for the kernels' line (2), shared with NAdam: the L2
-    coefficient (0 when decoupled) and the factor ``1 - lr * weight_decay`` (1 unless decoupled)."""
-    weight_decay = group["weight_decay"]
-    if group["decoupled_weight_decay"] and weight_decay != 0:
-        return dtype.type(0.0), dtype.type(1.0 - group["lr"] * weight_decay)
-    return dtype.type(weight_decay), dtype.type(1.0)
 
 
 class RAdam(Optimizer):
@@ -97,6 +91,9 @@ class RAdam(Optimizer):
         a decay of the weights by ``1 - lr * weight_decay`` per step.
     decoupled_weight_decay : bool, default False
     maximize : bool, default False
+    convention : {"torch", "keras", "optax"} or None, default None
+        A preset: that framework's defaults and flags for every argument not given explicitly
+        (the frameworks this optimizer has no preset for are refused, with the reason).
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     State per parameter: ``step`` (int), ``exp_avg`` and ``exp_avg_sq``, created on the
@@ -107,6 +104,16 @@ class RAdam(Optimizer):
     state_keys = ("step", "exp_avg", "exp_avg_sq")
     required_state_keys = state_keys
 
+    flag_defaults = {"decoupled_weight_decay": False}
+    conventions = {
+        "torch": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, decoupled_weight_decay=False),
+    }
+    not_offered = {
+        "keras": "Keras 3 has no RAdam",
+        "optax": "optax adds eps to the bias-corrected root and rectifies when rho_t >= 5; "
+        "fastopt reproduces torch's placement only",
+    }
+
     def __init__(
         self,
         params,
@@ -116,6 +123,7 @@ class RAdam(Optimizer):
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
         defaults = dict(

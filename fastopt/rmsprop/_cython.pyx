@@ -15,6 +15,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
@@ -28,25 +29,35 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 
 cdef void _rmsprop_loop(Py_ssize_t n, floating* param, const floating* grad, floating* square_avg,
                         floating* grad_avg, floating* momentum_buffer, bint maximize,
-                        floating weight_decay, floating rho, floating one_minus_rho, bint centered,
-                        floating eps, floating momentum, floating lr) noexcept nogil:
+                        floating weight_decay, floating decay_factor, floating rho,
+                        floating one_minus_rho, bint centered, bint eps_inside_sqrt, floating eps,
+                        floating momentum, bint lr_in_momentum, floating lr) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating p, d, v, gbar, avg, b
+    cdef floating p, d, v, gbar, w, avg, b
     for i in range(n):
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                    # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                             # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                 # (2)
         square_avg[i] = v = rho * square_avg[i] + one_minus_rho * d * d          # (3)
         if centered:
             grad_avg[i] = gbar = rho * grad_avg[i] + one_minus_rho * d           # (4)
-            avg = _sqrt(v - gbar * gbar)                                         # (5)
+            w = v - gbar * gbar                                                  # (5)
         else:
-            avg = _sqrt(v)                                                       # (5)
-        avg = avg + eps                                                          # (6)
+            w = v                                                                # (5)
+        if eps_inside_sqrt:
+            avg = _sqrt(w + eps)                                                 # (6)
+        else:
+            avg = _sqrt(w) + eps                                                 # (6)
         if momentum > 0:
-            momentum_buffer[i] = b = momentum * momentum_buffer[i] + d / avg     # (7)
-            param[i] = p - lr * b                                                # (7)
+            if lr_in_momentum:
+                momentum_buffer[i] = b = momentum * momentum_buffer[i] + lr * d / avg    # (7)
+                param[i] = p - b                                                 # (7)
+            else:
+                momentum_buffer[i] = b = momentum * momentum_buffer[i] + d / avg     # (7)
+                param[i] = p - lr * b                                            # (7)
         else:
             param[i] = p - lr * d / avg                                          # (8)
 
@@ -58,9 +69,10 @@ cdef inline floating* _at(floating* array, Py_ssize_t offset) noexcept nogil:
 
 cdef void _rmsprop_threads(Py_ssize_t n, floating* param, const floating* grad,
                            floating* square_avg, floating* grad_avg, floating* momentum_buffer,
-                           bint maximize, floating weight_decay, floating rho,
-                           floating one_minus_rho, bint centered, floating eps, floating momentum,
-                           floating lr, int num_threads) noexcept nogil:
+                           bint maximize, floating weight_decay, floating decay_factor,
+                           floating rho, floating one_minus_rho, bint centered,
+                           bint eps_inside_sqrt, floating eps, floating momentum,
+                           bint lr_in_momentum, floating lr, int num_threads) noexcept nogil:
     # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
     # stepped by the serial loop above. OpenMP threads, started only here.
     cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + 15) // 16 * 16
@@ -71,7 +83,8 @@ cdef void _rmsprop_threads(Py_ssize_t n, floating* param, const floating* grad,
         if start < stop:
             _rmsprop_loop(stop - start, param + start, grad + start, _at(square_avg, start),
                           _at(grad_avg, start), _at(momentum_buffer, start), maximize, weight_decay,
-                          rho, one_minus_rho, centered, eps, momentum, lr)
+                          decay_factor, rho, one_minus_rho, centered, eps_inside_sqrt, eps, momentum,
+                          lr_in_momentum, lr)
 
 
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
@@ -85,22 +98,33 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
 
 def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[::1] square_avg,
                    floating[::1] grad_avg, floating[::1] momentum_buffer, bint maximize,
-                   floating weight_decay, floating rho, floating one_minus_rho, bint centered,
-                   floating eps, floating momentum, floating lr, int num_threads):
+                   floating weight_decay, floating decay_factor, floating rho,
+                   floating one_minus_rho, bint centered, bint eps_inside_sqrt, floating eps,
+                   floating momentum, bint lr_in_momentum, floating lr, int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("rmsprop_update", "grad", grad.shape[0], param.shape[0])
+    require_length("rmsprop_update", "square_avg", square_avg.shape[0], param.shape[0])
+    if centered:
+        require_length("rmsprop_update", "grad_avg", grad_avg.shape[0], param.shape[0])
+    if momentum > 0:
+        require_length("rmsprop_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _rmsprop_threads(param.shape[0], _data(param), _const_data(grad), _data(square_avg),
-                             _data(grad_avg), _data(momentum_buffer), maximize, weight_decay, rho,
-                             one_minus_rho, centered, eps, momentum, lr, num_threads)
+                             _data(grad_avg), _data(momentum_buffer), maximize, weight_decay,
+                             decay_factor, rho, one_minus_rho, centered, eps_inside_sqrt, eps,
+                             momentum, lr_in_momentum, lr, num_threads)
         else:
             _rmsprop_loop(param.shape[0], _data(param), _const_data(grad), _data(square_avg),
-                          _data(grad_avg), _data(momentum_buffer), maximize, weight_decay, rho,
-                          one_minus_rho, centered, eps, momentum, lr)
+                          _data(grad_avg), _data(momentum_buffer), maximize, weight_decay,
+                          decay_factor, rho, one_minus_rho, centered, eps_inside_sqrt, eps,
+                          momentum, lr_in_momentum, lr)
 
 
-def rmsprop_update_many(Batch batch, bint maximize, floating weight_decay, floating rho,
-                        floating one_minus_rho, bint centered, floating eps, floating momentum,
-                        floating lr, int num_threads, Py_ssize_t min_size):
+def rmsprop_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,
+                        floating rho, floating one_minus_rho, bint centered, bint eps_inside_sqrt,
+                        floating eps, floating momentum, bint lr_in_momentum, floating lr,
+                        int num_threads, Py_ssize_t min_size):
     """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
     elements on up to ``num_threads`` threads."""
     cdef Py_ssize_t k
@@ -111,9 +135,11 @@ def rmsprop_update_many(Batch batch, bint maximize, floating weight_decay, float
             if num_threads > 1 and batch.sizes[k] >= min_size:
                 _rmsprop_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
                                  <floating*> row[2], <floating*> row[3], <floating*> row[4],
-                                 maximize, weight_decay, rho, one_minus_rho, centered, eps,
-                                 momentum, lr, num_threads)
+                                 maximize, weight_decay, decay_factor, rho, one_minus_rho,
+                                 centered, eps_inside_sqrt, eps, momentum, lr_in_momentum, lr,
+                                 num_threads)
             else:
                 _rmsprop_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
                               <floating*> row[2], <floating*> row[3], <floating*> row[4], maximize,
-                              weight_decay, rho, one_minus_rho, centered, eps, momentum, lr)
+                              weight_decay, decay_factor, rho, one_minus_rho, centered,
+                              eps_inside_sqrt, eps, momentum, lr_in_momentum, lr)

@@ -6,27 +6,44 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin
+from .._jit import jit_kernel, parallel_twin, require_length
 
 
 @jit_kernel
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, maximize, weight_decay,
-                   rho, one_minus_rho, centered, eps, momentum, lr, num_threads):
+                   decay_factor, rho, one_minus_rho, centered, eps_inside_sqrt, eps, momentum,
+                   lr_in_momentum, lr, num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("rmsprop_update", "grad", grad.shape[0], param.shape[0])
+    require_length("rmsprop_update", "square_avg", square_avg.shape[0], param.shape[0])
+    if centered:
+        require_length("rmsprop_update", "grad_avg", grad_avg.shape[0], param.shape[0])
+    if momentum > 0:
+        require_length("rmsprop_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                                 # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                     # (2)
         square_avg[i] = v = rho * square_avg[i] + one_minus_rho * d * d              # (3)
         if centered:
             grad_avg[i] = gbar = rho * grad_avg[i] + one_minus_rho * d               # (4)
-            avg = np.sqrt(v - gbar * gbar)                                           # (5)
+            w = v - gbar * gbar                                                      # (5)
         else:
-            avg = np.sqrt(v)                                                         # (5)
-        avg = avg + eps                                                              # (6)
+            w = v                                                                    # (5)
+        if eps_inside_sqrt:
+            avg = np.sqrt(w + eps)                                                   # (6)
+        else:
+            avg = np.sqrt(w) + eps                                                   # (6)
         if momentum > 0:
-            momentum_buffer[i] = b = momentum * momentum_buffer[i] + d / avg         # (7)
-            param[i] = p - lr * b                                                    # (7)
+            if lr_in_momentum:
+                momentum_buffer[i] = b = momentum * momentum_buffer[i] + lr * d / avg    # (7)
+                param[i] = p - b                                                     # (7)
+            else:
+                momentum_buffer[i] = b = momentum * momentum_buffer[i] + d / avg     # (7)
+                param[i] = p - lr * b                                                # (7)
         else:
             param[i] = p - lr * d / avg                                              # (8)
 

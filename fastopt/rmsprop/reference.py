@@ -1,9 +1,12 @@
 """RMSprop, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
-Equations (1)-(8) are in :mod:`fastopt.rmsprop`.
+Equations (1)-(8) are in :mod:`fastopt.rmsprop`; ``decay_factor`` is ``1 - eta * lambda`` (1 unless
+the weight decay is decoupled), computed by the caller.
 """
 
 import numpy as np
+
+from .._checks import require_length
 
 
 def rmsprop_update(
@@ -14,11 +17,14 @@ def rmsprop_update(
     momentum_buffer: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     rho,
     one_minus_rho,
     centered: bool,
+    eps_inside_sqrt: bool,
     eps,
     momentum,
+    lr_in_momentum: bool,
     lr,
     num_threads: int,
 ) -> None:
@@ -27,18 +33,34 @@ def rmsprop_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("rmsprop_update", "grad", grad.shape[0], param.shape[0])
+    require_length("rmsprop_update", "square_avg", square_avg.shape[0], param.shape[0])
+    if centered:
+        require_length("rmsprop_update", "grad_avg", grad_avg.shape[0], param.shape[0])
+    if momentum > 0:
+        require_length("rmsprop_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     square_avg[:] = rho * square_avg + one_minus_rho * d * d                         # (3)
     if centered:
         grad_avg[:] = rho * grad_avg + one_minus_rho * d                             # (4)
-        avg = np.sqrt(square_avg - grad_avg * grad_avg)                              # (5)
+        w = square_avg - grad_avg * grad_avg                                         # (5)
     else:
-        avg = np.sqrt(square_avg)                                                    # (5)
-    avg = avg + eps                                                                  # (6)
+        w = square_avg                                                               # (5)
+    if eps_inside_sqrt:
+        avg = np.sqrt(w + eps)                                                       # (6)
+    else:
+        avg = np.sqrt(w) + eps                                                       # (6)
     if momentum > 0:
-        momentum_buffer[:] = momentum * momentum_buffer + d / avg                    # (7)
-        param[:] = param - lr * momentum_buffer                                      # (7)
+        if lr_in_momentum:
+            momentum_buffer[:] = momentum * momentum_buffer + lr * d / avg           # (7)
+            param[:] = param - momentum_buffer                                       # (7)
+        else:
+            momentum_buffer[:] = momentum * momentum_buffer + d / avg                # (7)
+            param[:] = param - lr * momentum_buffer                                  # (7)
     else:
         param[:] = param - lr * d / avg                                              # (8)

@@ -4,7 +4,8 @@ The update, for step :math:`t \ge 1` with gradient :math:`g_t` (tags are used in
 implementations, ``reference.py``, ``_numba.py`` and ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t         # direction of steepest descent (or ascent)
-    (2)  d_t = d_t + lambda * theta_{t-1}        # L2 weight decay, if lambda != 0
+    (2)  d_t = d_t + lambda * theta_{t-1}        # L2 weight decay, if lambda != 0 (torch)
+         theta_{t-1} = theta_{t-1} * (1 - eta * lambda)    # instead, with decoupled_weight_decay (Keras)
     (3)  b_t = d_t                               # first step with momentum (mu != 0)
          b_t = mu * b_{t-1} + (1 - tau) * d_t    # later steps with momentum
     (4)  d_t = d_t + mu * b_t                    # Nesterov, if mu != 0
@@ -37,6 +38,13 @@ optax has no default), no momentum. Two details are easy to miss:
 ``maximize`` negates the gradient before anything else (1), so weight decay still shrinks the
 weights when maximizing.
 
+``decoupled_weight_decay=True`` makes ``weight_decay`` shrink the weights by ``1 - eta * lambda``
+before the step (2), as Keras's ``weight_decay`` does; ``convention="keras"`` sets it with Keras's
+``lr=0.01``. ``convention="optax"`` is torch's arithmetic (optax's ``sgd`` keeps its ``trace``
+from zeros without dampening, which is torch's buffer; optax has no default learning rate and no
+weight decay here). Not reproduced: Keras's lr-scaled velocity, which differs from torch's
+buffer only when the learning rate changes between steps.
+
 References
 ----------
 .. [1] H. Robbins, S. Monro. "A Stochastic Approximation Method." Ann. Math. Statist., 1951.
@@ -50,7 +58,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer
+from .._optimizer import Optimizer, weight_decay_scalars
 from .._validation import check_flag, check_lr, check_momentum, check_real, check_weight_decay
 
 __all__ = ["SGD"]
@@ -75,6 +83,10 @@ class SGD(Optimizer):
         Nesterov momentum (4); needs ``momentum > 0`` and ``dampening == 0``.
     maximize : bool, default False
         Ascend instead of descend (1).
+    decoupled_weight_decay : bool, default False
+        Weight decay shrinks the weights by ``1 - lr * weight_decay`` before the step (2): Keras.
+    convention : {"torch", "keras", "optax"} or None, default None
+        A preset: that framework's defaults and flags for every argument not given explicitly.
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     State per parameter: ``momentum_buffer`` (only with momentum).
@@ -83,6 +95,13 @@ class SGD(Optimizer):
     name = "sgd"
     state_keys = ("momentum_buffer",)
     required_state_keys = ()
+
+    flag_defaults = {"decoupled_weight_decay": False}
+    conventions = {
+        "torch": dict(lr=1e-3, decoupled_weight_decay=False),
+        "keras": dict(lr=1e-2, decoupled_weight_decay=True),
+        "optax": dict(decoupled_weight_decay=False),
+    }
 
     def __init__(
         self,
@@ -93,6 +112,9 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         maximize: bool = False,
+        *,
+        decoupled_weight_decay: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
         defaults = dict(
@@ -102,6 +124,7 @@ class SGD(Optimizer):
             weight_decay=weight_decay,
             nesterov=nesterov,
             maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
         )
         super().__init__(params, defaults, backend)
 
@@ -113,6 +136,7 @@ class SGD(Optimizer):
         check_real("dampening", group["dampening"])  # torch does not range-check dampening
         check_flag("nesterov", group["nesterov"])
         check_flag("maximize", group["maximize"])
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
@@ -125,9 +149,6 @@ class SGD(Optimizer):
 
     step_key = None  # SGD keeps no step counter
 
-    def _batched_scalar_key(self, step):
-        return False  # first_step: on the multi-tensor path every buffer already exists
-
     def _kernel_slots(self, group):
         return ("momentum_buffer" if group["momentum"] != 0 else None,)
 
@@ -135,7 +156,7 @@ class SGD(Optimizer):
         cast = dtype.type
         return (
             bool(group["maximize"]),
-            cast(group["weight_decay"]),
+            *weight_decay_scalars(group, dtype),
             cast(group["momentum"]),
             first_step,
             cast(1.0 - group["dampening"]),

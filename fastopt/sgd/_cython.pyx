@@ -14,13 +14,15 @@ them compute every element with exactly the same operations.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
 
 
 cdef void _sgd_loop(Py_ssize_t n, floating* param, const floating* grad, floating* momentum_buffer,
-                    bint maximize, floating weight_decay, floating momentum, bint first_step,
-                    floating one_minus_dampening, bint nesterov, floating lr) noexcept nogil:
+                    bint maximize, floating weight_decay, floating decay_factor, floating momentum,
+                    bint first_step, floating one_minus_dampening, bint nesterov,
+                    floating lr) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating p, d, b
     for i in range(n):
@@ -28,6 +30,8 @@ cdef void _sgd_loop(Py_ssize_t n, floating* param, const floating* grad, floatin
         d = -grad[i] if maximize else grad[i]                                    # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                             # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                 # (2)
         if momentum != 0:
             # one store per element and a select, not a branch: the loop then vectorises
             momentum_buffer[i] = b = d if first_step else momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)
@@ -42,8 +46,9 @@ cdef inline floating* _at(floating* array, Py_ssize_t offset) noexcept nogil:
 
 cdef void _sgd_threads(Py_ssize_t n, floating* param, const floating* grad,
                        floating* momentum_buffer, bint maximize, floating weight_decay,
-                       floating momentum, bint first_step, floating one_minus_dampening,
-                       bint nesterov, floating lr, int num_threads) noexcept nogil:
+                       floating decay_factor, floating momentum, bint first_step,
+                       floating one_minus_dampening, bint nesterov, floating lr,
+                       int num_threads) noexcept nogil:
     # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
     # stepped by the serial loop above. OpenMP threads, started only here.
     cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + 15) // 16 * 16
@@ -53,8 +58,8 @@ cdef void _sgd_threads(Py_ssize_t n, floating* param, const floating* grad,
         stop = min(n, start + chunk)
         if start < stop:
             _sgd_loop(stop - start, param + start, grad + start, _at(momentum_buffer, start),
-                      maximize, weight_decay, momentum, first_step, one_minus_dampening, nesterov,
-                      lr)
+                      maximize, weight_decay, decay_factor, momentum, first_step,
+                      one_minus_dampening, nesterov, lr)
 
 
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
@@ -67,22 +72,27 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
 
 
 def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer,
-               bint maximize, floating weight_decay, floating momentum, bint first_step,
-               floating one_minus_dampening, bint nesterov, floating lr, int num_threads):
+               bint maximize, floating weight_decay, floating decay_factor, floating momentum,
+               bint first_step, floating one_minus_dampening, bint nesterov, floating lr,
+               int num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("sgd_update", "grad", grad.shape[0], param.shape[0])
+    if momentum != 0:
+        require_length("sgd_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     with nogil:
         if num_threads > 1:
             _sgd_threads(param.shape[0], _data(param), _const_data(grad), _data(momentum_buffer),
-                         maximize, weight_decay, momentum, first_step, one_minus_dampening,
-                         nesterov, lr, num_threads)
+                         maximize, weight_decay, decay_factor, momentum, first_step,
+                         one_minus_dampening, nesterov, lr, num_threads)
         else:
             _sgd_loop(param.shape[0], _data(param), _const_data(grad), _data(momentum_buffer),
-                      maximize, weight_decay, momentum, first_step, one_minus_dampening, nesterov,
-                      lr)
+                      maximize, weight_decay, decay_factor, momentum, first_step,
+                      one_minus_dampening, nesterov, lr)
 
 
-def sgd_update_many(Batch batch, bint maximize, floating weight_decay, floating momentum,
-                    bint first_step, floating one_minus_dampening, bint nesterov, floating lr,
-                    int num_threads, Py_ssize_t min_size):
+def sgd_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,
+                    floating momentum, bint first_step, floating one_minus_dampening, bint nesterov,
+                    floating lr, int num_threads, Py_ssize_t min_size):
     """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
     elements on up to ``num_threads`` threads."""
     cdef Py_ssize_t k
@@ -92,9 +102,9 @@ def sgd_update_many(Batch batch, bint maximize, floating weight_decay, floating 
             row = batch.pointers + k * batch.width
             if num_threads > 1 and batch.sizes[k] >= min_size:
                 _sgd_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
-                             <floating*> row[2], maximize, weight_decay, momentum, first_step,
-                             one_minus_dampening, nesterov, lr, num_threads)
+                             <floating*> row[2], maximize, weight_decay, decay_factor, momentum,
+                             first_step, one_minus_dampening, nesterov, lr, num_threads)
             else:
                 _sgd_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
-                          <floating*> row[2], maximize, weight_decay, momentum, first_step,
-                          one_minus_dampening, nesterov, lr)
+                          <floating*> row[2], maximize, weight_decay, decay_factor, momentum,
+                          first_step, one_minus_dampening, nesterov, lr)

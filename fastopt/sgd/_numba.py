@@ -8,17 +8,23 @@ compiler never reloads a value it has just stored.
 
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin
+from .._jit import jit_kernel, parallel_twin, require_length
 
 
 @jit_kernel
-def sgd_update(param, grad, momentum_buffer, maximize, weight_decay, momentum, first_step,
-               one_minus_dampening, nesterov, lr, num_threads):
+def sgd_update(param, grad, momentum_buffer, maximize, weight_decay, decay_factor, momentum,
+               first_step, one_minus_dampening, nesterov, lr, num_threads):
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("sgd_update", "grad", grad.shape[0], param.shape[0])
+    if momentum != 0:
+        require_length("sgd_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)
         if weight_decay != 0:
             d = d + weight_decay * p                                                 # (2)
+        if decay_factor != 1:
+            p = p * decay_factor                                                     # (2)
         if momentum != 0:
             # one store per element and a select, not a branch: the loop then vectorises
             momentum_buffer[i] = b = d if first_step else momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)

@@ -6,6 +6,8 @@ each expression is evaluated in that precision, one rounding per operation, left
 
 import numpy as np
 
+from .._checks import require_length
+
 
 def sgd_update(
     param: np.ndarray,
@@ -13,6 +15,7 @@ def sgd_update(
     momentum_buffer: np.ndarray,
     maximize: bool,
     weight_decay,
+    decay_factor,
     momentum,
     first_step: bool,
     one_minus_dampening,
@@ -25,9 +28,15 @@ def sgd_update(
     ``num_threads`` is unused: NumPy evaluates each expression on one thread. It is there so
     that the three kernels share one signature.
     """
+    # every array this step touches has param's length (NumPy would broadcast a length-1 array)
+    require_length("sgd_update", "grad", grad.shape[0], param.shape[0])
+    if momentum != 0:
+        require_length("sgd_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
+    if decay_factor != 1:
+        param[:] = param * decay_factor                                              # (2)
     if momentum != 0:
         if first_step:
             momentum_buffer[:] = d                                                   # (3)

@@ -12,7 +12,10 @@ side) to ``--out``.
  3    rho_memory           RMSprop's rho is a memory of about 1/(1-rho) steps
  4    stepping_stones      SGD, momentum, Adagrad, RMSprop and Adam side by side
  5    rnn                  RMSprop vs SGD on a recurrent network (backpropagation through time)
- 6    backends             the three implementations give bit-identical trajectories
+ 6    adadelta_units       Adadelta needs no learning rate, but its eps is one: not unit-free
+ 7    radam_warmup         RAdam's rectification is a warm-up that tames Adam's first steps
+ 8    lion_sign            Lion moves every weight by exactly lr, so it needs a smaller lr
+ 9    backends             the three implementations give bit-identical trajectories
 ====  ===================  ===========================================================
 """
 
@@ -29,7 +32,10 @@ EXPERIMENTS = {
     3: "rho_memory",
     4: "stepping_stones",
     5: "rnn",
-    6: "backends",
+    6: "adadelta_units",
+    7: "radam_warmup",
+    8: "lion_sign",
+    9: "backends",
 }
 DEFAULT_OUT = "fastopt-tour"
 
@@ -52,7 +58,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--only", type=_experiment_numbers, default=list(EXPERIMENTS), metavar="N[,N]",
                         help="run only these experiments, e.g. --only 1,3")
     parser.add_argument("--backend", choices=["auto", "reference", "numba", "cython"], default="auto",
-                        help="backend of the optimizers in experiments 1-5 (6 uses every backend)")
+                        help="backend of the optimizers in experiments 1-8 (9 uses every backend)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random problem (default 0)")
 
 

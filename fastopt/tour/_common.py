@@ -26,7 +26,7 @@ class Config:
 
     out: Path
     quick: bool = False  # smaller problems and fewer steps, for the tests
-    backend: str = "auto"  # backend of every optimizer in experiments 1-5
+    backend: str = "auto"  # backend of every optimizer in experiments 1-8
     seed: int = 0
 
 
@@ -103,6 +103,11 @@ COLOURS = {
     "RMSprop": "#1f77b4",
     "Adam": "#9467bd",
     "AdamW": "#8c564b",
+    "Adadelta": "#e377c2",
+    "RAdam": "#17becf",
+    "Adam+warm-up": "#bcbd22",
+    "Lion": "#ff7f0e",
+    "Adamax": "#8c564b",
 }
 
 

@@ -1,4 +1,4 @@
-"""Experiment 6 - Three implementations, one result.
+"""Experiment 9 - Three implementations, one result.
 
 Claim: every optimizer is written three times (NumPy reference, Numba loop, Cython loop) with the
 same operations in the same order, so the same training run on each backend follows a
@@ -129,14 +129,14 @@ def run(config: Config, tick: Tick) -> Result:
     ax_time.legend(title="backend")
     for ax in (ax_loss, ax_time):
         ax.grid(True, which="major", alpha=0.3)
-    figure.suptitle("6. Three implementations, one result: "
+    figure.suptitle("9. Three implementations, one result: "
                     + ("bit-identical on every backend" if result_verdict.supported else "trajectories compared bit for bit"))
-    path = save_figure(figure, config.out / "6_backends.png")
+    path = save_figure(figure, config.out / "9_backends.png")
     tick(1.0, "done")
     reference_us = {name: runs[name, "reference"][2] * 1e6 for name in SETTINGS}
     fastest = {name: min(runs[name, b][2] for b in backends) * 1e6 for name in SETTINGS}
     return Result(
-        number=6,
+        number=9,
         title="Three implementations, one result",
         claim=CLAIM,
         summary=(

@@ -34,6 +34,15 @@ def mlp_init(sizes: list[int], rng: np.random.Generator, dtype=np.float64) -> li
     return params
 
 
+def mlp_loss(params: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
+    """The loss of :func:`mlp_loss_and_grads` alone (the forward pass), for monitoring."""
+    h = x
+    for k in range(0, len(params) - 2, 2):
+        h = np.tanh(h @ params[k] + params[k + 1])
+    logit = (h @ params[-2])[:, 0] + params[-1][0]
+    return float(np.mean(np.logaddexp(0.0, logit) - y * logit))
+
+
 def mlp_loss_and_grads(params: list[np.ndarray], x: np.ndarray, y: np.ndarray):
     """Mean binary cross-entropy of a tanh network with one output logit, and its gradients.
 

@@ -127,7 +127,7 @@ def write_report(results: list[Result], out: Path, settings: dict[str, str]) -> 
 <html lang="en"><head><meta charset="utf-8"><title>fastopt tour</title><style>{STYLE}</style></head>
 <body>
 <h1>fastopt tour: why each optimizer behaves as it does</h1>
-<p>Six experiments on built-in synthetic problems. Each states a claim, measures numbers in this run,
+<p>{len(results)} experiment{"s" if len(results) != 1 else ""} on built-in synthetic problems. Each states a claim, measures numbers in this run,
 and applies a criterion written before the run to decide whether the numbers support the claim.
 <b>{supported} of {len(results)}</b> claims were supported this time.</p>
 <p class="notes">Run with: {html.escape(settings_text)}. fastopt {fastopt.__version__}; backends available:
