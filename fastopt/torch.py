@@ -177,57 +177,11 @@ def _extent(tensor: torch.Tensor) -> tuple[int, int]:
     return start, start + tensor.numel() * tensor.element_size()
 
 
-def _check_state(where: str, param: torch.Tensor, state: object, keys: tuple[str, ...], numbers_: tuple[str, ...]) -> list:
-    """The state a step will use: buffers that exist must fit the parameter (a missing one is
-    created by the step), and counters (``step``, NAdam's ``mu_product``) must be numbers.
-    Returns ``(name, buffer)`` for every buffer, for the overlap check."""
-    prefix = f"optimizer.state[{where}]"
-    if not isinstance(state, dict):
-        raise TypeError(f"{prefix} must be a dict, got {type(state).__name__}")
-    buffers = []
-    for key in keys:
-        if key not in state:
-            continue
-        value = state[key]
-        name = f"{prefix}[{key!r}]"
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if (
-            value.device.type != "cpu"
-            or value.layout is not torch.strided
-            or value.dtype != param.dtype
-            or value.numel() != param.numel()
-            or not value.is_contiguous()
-        ):
-            raise ValueError(
-                f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
-                f"({param.dtype}, {param.numel()} elements), got {value.dtype} with "
-                f"{value.numel()} elements on {value.device}"
-            )
-        buffers.append((name, value))
-    for key in numbers_:
-        if key not in state:
-            continue
-        value = state[key]
-        if isinstance(value, torch.Tensor):
-            if value.numel() != 1 or value.is_complex() or value.device.type != "cpu":
-                raise ValueError(f"{prefix}[{key!r}] must be a number or a one-element CPU tensor, got {value!r}")
-            value = value.item()
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{prefix}[{key!r}] must be a finite non-negative number, got {value!r}")
-    return buffers
-
-
 def _check_disjoint(entries: list) -> None:
-    """``entries``: ``(name, tensor, owner)`` of every parameter and state buffer, in the order
-    they were met (``owner``: the name of the buffer's parameter). No two may share memory: the
-    kernels write them in place, element by element."""
-    extents = []
-    for order, (name, tensor, owner) in enumerate(entries):
-        start, end = _extent(tensor)
-        if start < end:
-            extents.append((start, end, order, name, owner))
-    extents.sort()
+    """``entries``: ``(start, end, order, name, owner)`` of every parameter and state buffer, in
+    the order they were met (``owner``: the name of the buffer's parameter). No two may share
+    memory: the kernels write them in place, element by element."""
+    extents = sorted(entry for entry in entries if entry[0] < entry[1])
     for before, after in zip(extents, extents[1:]):
         if after[0] < before[1]:
             first, second = sorted((before, after), key=lambda e: e[2])
@@ -292,7 +246,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         self._many_kernels: dict[str, dict] = {}
         self._calculators: dict[type, fastopt.Optimizer] = {}
         self._fast = self.backend == "cython" and _fast_path_available()
-        self._owned: dict[int, tuple[torch.Tensor, np.ndarray]] = {}  # id(tensor) -> (tensor, its memory)
+        self._owned: dict[int, tuple] = {}  # id(tensor) -> (tensor, its memory, (start, end) of it)
         self._forget_caches()
 
     def _forget_caches(self) -> None:
@@ -434,7 +388,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 for key in (*slots, *(key for key, _ in self._counters)):
                     value = state.get(key) if type(state) is dict and key is not None else None
                     entry = self._owned.get(id(value))
-                    owned.append(entry if entry is not None and entry[0] is value else None)
+                    owned.append(entry[:2] if entry is not None and entry[0] is value else None)
             cached = self._group_states[id(group)] = (group, cached[1], slots, states, tuple(owned), cached[5])
         return cached[3], cached[4], cached[5]
 
@@ -487,15 +441,15 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             for index, p in enumerate(group["params"]):
                 where = f"param_groups[{group_index}]['params'][{index}]"
                 _check_param(where, p)
-                written.append((where, p, None))
+                written.append((*_extent(p), len(written), where, None))
                 grad = p.grad
                 if grad is None:
                     continue
                 _check_grad(where, grad, p)
                 state = self.state.get(p)
                 if state is not None:
-                    for name, buffer in _check_state(where, p, state, plan[3], numbers_):
-                        written.append((name, buffer, where))
+                    for name, extent in self._check_state(where, p, state, plan[3], numbers_):
+                        written.append((*extent, len(written), name, where))
                 work.append((plan, p, grad))
         _check_disjoint(written)
         # Everything is valid: from here on nothing raises.
@@ -546,12 +500,68 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         then checks and uses the array itself, with no call into torch, and the array keeps the
         memory alive whatever is done to the tensor."""
         tensor = torch.from_numpy(array)
-        self._owned[id(tensor)] = (tensor, array)
+        start = tensor.data_ptr()
+        self._owned[id(tensor)] = (tensor, array, (start, start + array.nbytes))
         return tensor
 
     def _owned_array(self, tensor: object) -> np.ndarray | None:
         entry = self._owned.get(id(tensor))
         return entry[1] if entry is not None and entry[0] is tensor else None
+
+    def _check_state(self, where: str, param: torch.Tensor, state: object, keys: tuple[str, ...], numbers_: tuple[str, ...]) -> list:
+        """The state a step will use: buffers that exist must fit the parameter (a missing one
+        is created by the step), and counters (``step``, NAdam's ``mu_product``) must be
+        numbers. Returns ``(name, (start, end))`` of every buffer's memory, for the overlap
+        check. A tensor fastopt owns is checked through its array (no call into torch)."""
+        prefix = f"optimizer.state[{where}]"
+        if not isinstance(state, dict):
+            raise TypeError(f"{prefix} must be a dict, got {type(state).__name__}")
+        buffers = []
+        numel, dtype = param.numel(), _DTYPES[param.dtype]
+        for key in keys:
+            if key not in state:
+                continue
+            value = state[key]
+            name = f"{prefix}[{key!r}]"
+            entry = self._owned.get(id(value))
+            if entry is not None and entry[0] is value:
+                array = entry[1]
+                if array.size != numel or array.dtype != dtype:
+                    raise ValueError(
+                        f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
+                        f"({param.dtype}, {numel} elements), got {value.dtype} with {array.size} elements"
+                    )
+                buffers.append((name, entry[2]))
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            if (
+                value.device.type != "cpu"
+                or value.layout is not torch.strided
+                or value.dtype != param.dtype
+                or value.numel() != numel
+                or not value.is_contiguous()
+            ):
+                raise ValueError(
+                    f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
+                    f"({param.dtype}, {numel} elements), got {value.dtype} with "
+                    f"{value.numel()} elements on {value.device}"
+                )
+            buffers.append((name, _extent(value)))
+        for key in numbers_:
+            if key not in state:
+                continue
+            value = state[key]
+            array = self._owned_array(value)
+            if array is not None:
+                value = float(array) if array.size == 1 else value
+            if isinstance(value, torch.Tensor):
+                if value.numel() != 1 or value.is_complex() or value.device.type != "cpu":
+                    raise ValueError(f"{prefix}[{key!r}] must be a number or a one-element CPU tensor, got {value!r}")
+                value = value.item()
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{prefix}[{key!r}] must be a finite non-negative number, got {value!r}")
+        return buffers
 
     def _new_buffer(self, p: torch.Tensor, value: float) -> torch.Tensor:
         """A state buffer for ``p``: its shape and dtype, 64-byte aligned, filled with ``value``."""

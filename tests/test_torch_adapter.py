@@ -711,3 +711,16 @@ def test_steps_that_differ_between_parameters_are_stepped_one_by_one(backend):
         ref.step([p.grad.numpy()])
         np.testing.assert_array_equal(p.detach().numpy(), ref._params[0])
     assert optimizer.state[a]["step"].item() == 3 and optimizer.state[b]["step"].item() == 8
+
+
+@pytest.mark.parametrize("backend", PATHS)
+def test_a_parameter_resized_under_its_state_is_rejected(backend):
+    """``p.data = `` a tensor of another size leaves the state of the old size: refused, with
+    nothing changed (torch.optim would fail inside its arithmetic)."""
+    optimizer, a, b = _two_parameter_adam(backend)
+    before = a.detach().clone()
+    b.data = torch.zeros(5, dtype=torch.float64)
+    a.grad, b.grad = torch.full((6,), 0.5, dtype=torch.float64), torch.full((5,), 0.5, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"\['exp_avg'\] must be a contiguous CPU tensor of its parameter's dtype and size"):
+        optimizer.step()
+    assert torch.equal(a.detach(), before) and optimizer.state[a]["step"].item() == 2
