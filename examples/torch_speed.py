@@ -7,9 +7,9 @@ Times ``optimizer.step()`` alone (gradients set once, outside the timing) on two
 * **few large tensors**: 4 ``Linear(1024, 1024)`` layers, 8 tensors, 4.2M elements.
 
 The many-small model is timed twice: with the same gradient tensors at every step (as with
-``zero_grad(set_to_none=False)``, where fastopt lets backward accumulate straight into its packed
-buffer) and with new gradient tensors at every step (the default ``zero_grad()``, where fastopt
-first copies the gradients into its buffer with one ``torch._foreach_copy_``).
+``zero_grad(set_to_none=False)``) and with new gradient tensors at every step (the default
+``zero_grad()``, after which backward allocates new ones; here they are assigned before each
+step, outside the timed region). fastopt reads the gradients where they are in both cases.
 
 Each optimizer steps its own copy of the model; the two are timed in turns (A B A B ...),
 ``k`` steps per sample, and the medians of the samples are compared. One torch thread
@@ -40,12 +40,13 @@ def few_large() -> torch.nn.Module:
 
 def prepared(model: torch.nn.Module, make_optimizer, fresh_gradients: bool):
     """A copy of ``model`` with random gradients, an optimizer that has taken two steps (state
-    created, small tensors packed) and the function to time.
+    created), and a function ``run(k)`` that makes k steps and returns the seconds spent in
+    ``optimizer.step()`` alone.
 
     ``fresh_gradients=False``: the same ``.grad`` tensors at every step, as with
     ``zero_grad(set_to_none=False)``. ``True``: other gradient tensors at every step (two sets,
     alternating), as after the default ``zero_grad()``, when backward allocates new ones; the
-    assignment ``p.grad = g`` is then timed too, equally for both optimizers."""
+    assignments ``p.grad = g`` happen outside the timed region (backward would make them)."""
     model = copy.deepcopy(model)
     params = list(model.parameters())
     generator = torch.Generator().manual_seed(0)
@@ -55,17 +56,30 @@ def prepared(model: torch.nn.Module, make_optimizer, fresh_gradients: bool):
     optimizer = make_optimizer(params)
     optimizer.step()
     optimizer.step()
+    clock = time.perf_counter
+
     if not fresh_gradients:
-        return optimizer.step
+        def run(k: int) -> float:
+            start = clock()
+            for _ in range(k):
+                optimizer.step()
+            return clock() - start
+        return run
+
     turn = [0]
 
-    def step_with_new_gradients():
-        turn[0] ^= 1
-        for p, g in zip(params, sets[turn[0]]):
-            p.grad = g
-        optimizer.step()
+    def run(k: int) -> float:
+        spent = 0.0
+        for _ in range(k):
+            turn[0] ^= 1
+            for p, g in zip(params, sets[turn[0]]):
+                p.grad = g
+            start = clock()
+            optimizer.step()
+            spent += clock() - start
+        return spent
 
-    return step_with_new_gradients
+    return run
 
 
 def compare(model: torch.nn.Module, samples: int, fresh_gradients: bool) -> dict:
@@ -74,20 +88,13 @@ def compare(model: torch.nn.Module, samples: int, fresh_gradients: bool) -> dict
         "fastopt.torch.Adam": prepared(model, lambda ps: fastopt.torch.Adam(ps, lr=1e-4), fresh_gradients),
     }
     # calibrate k so that one sample of the slower one takes ~40 ms
-    slowest = max(_time(step, 3) for step in contestants.values()) / 3
+    slowest = max(run(3) for run in contestants.values()) / 3
     k = max(1, int(0.04 / slowest))
     times = {name: [] for name in contestants}
     for _ in range(samples):
-        for name, step in contestants.items():
-            times[name].append(_time(step, k) / k)
+        for name, run in contestants.items():
+            times[name].append(run(k) / k)
     return {name: statistics.median(values) for name, values in times.items()}
-
-
-def _time(function, k: int) -> float:
-    start = time.perf_counter()
-    for _ in range(k):
-        function()
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """Drop-in ``torch.optim`` optimizers that step CPU tensors through fastopt's kernels.
 
-``fastopt.torch.SGD``, ``Adagrad``, ``RMSprop``, ``Adam`` and ``AdamW`` subclass
-``torch.optim.Optimizer`` with torch's signatures, defaults, validation messages, parameter groups,
-``closure``, ``zero_grad``, hooks, learning-rate schedulers and ``state_dict`` layout, so a state
-dict saved from ``torch.optim.Adam`` loads here and the other way round::
+``fastopt.torch.SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta``, ``Adamax``,
+``NAdam`` and ``RAdam`` subclass ``torch.optim.Optimizer`` with torch's signatures, defaults,
+validation messages, parameter groups, ``closure``, ``zero_grad``, hooks, learning-rate
+schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
+and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
@@ -19,32 +20,43 @@ itself on ``sys.path`` (running a script from inside it); that is detected and e
 
 How a step runs (nothing here does arithmetic of its own)
 ---------------------------------------------------------
-The hyperparameters of each group are checked with torch's conditions and messages, translated
-to fastopt's names (RMSprop's ``alpha`` is fastopt's ``rho``; Adam with
-``decoupled_weight_decay=True`` is fastopt's AdamW) and handed to the fastopt optimizer class's
-own ``_kernel_slots`` / ``_kernel_scalars``, which compute every derived scalar once in float64 and
-cast it to the tensors' dtype. The kernel is ``fastopt._backends.get_kernel(name, backend)``, so
-the result is the one ``fastopt.Adam`` computes on the same NumPy arrays, bit for bit, and agrees
-with ``torch.optim`` (for-loop) to a few ulp.
+The hyperparameters of each group are checked with torch's conditions and messages (again only
+when one of them changed, value *or type*), translated to fastopt's names (RMSprop's ``alpha`` is
+fastopt's ``rho``; Adam with ``decoupled_weight_decay=True`` is fastopt's AdamW) and handed to
+the fastopt optimizer class's own ``_kernel_slots`` / ``_kernel_scalars``, which compute every
+derived scalar once in float64 and cast it to the tensors' dtype. So the result is the one
+``fastopt.Adam`` computes on the same NumPy arrays, bit for bit, and agrees with ``torch.optim``
+(for-loop) to a few ulp.
 
-Tensors are stepped **in place, without copies**: ``tensor.detach().numpy()`` shares the
-tensor's memory, and the NumPy views of parameters and of the state are cached (a parameter's
-cache entry is keyed by its ``data_ptr()``, so ``p.data = ...`` is noticed).
+The fast path: one C call per group
+-----------------------------------
+With the Cython backend (``backend="auto"`` where it is built) and a torch that publishes the
+DLPack C exchange API (``torch.Tensor.__dlpack_c_exchange_api__``, torch 2.10 and later), a step
+is one ``fastopt._multi.Batch.gather_tensors`` call and one ``<optimizer>_update_many`` kernel
+call per parameter group. The gather reads each parameter's ``.grad`` and describes each
+parameter and gradient with one C call (data pointer, device, dtype, shape, strides: no NumPy
+view, no Python method call), checks everything (CPU, float32/float64 like the group, contiguous,
+sizes, no overlap between anything the kernel writes), and the kernel then steps every tensor
+**in place, where it is**: gradients are read where autograd left them, whether they are kept
+between steps (``zero_grad(set_to_none=False)``) or new each step (the default), and no tensor is
+copied, moved or re-viewed. Parameters and gradients are checked again at every step, so
+``p.data = ...``, ``model.to(...)`` or ZeroRedundancyOptimizer's bucket views are simply followed.
 
-Many small tensors: one kernel call per group
----------------------------------------------
-Calling a kernel costs about a microsecond, which is as long as the arithmetic on a
-1,000-element tensor. So, by default (``pack_small_tensors=True``), the parameters of a group that
-have fewer than ``SMALL_TENSOR_NUMEL`` elements are **moved, once, into one contiguous buffer per
-group and dtype** (``p.data`` becomes a view of the buffer: same values, same ``Parameter``
-objects, a different ``data_ptr()``), their state tensors are views of matching buffers, and a
-step copies their gradients into one buffer (a single ``torch._foreach_copy_``) and updates all
-of them with **one** kernel call. Element-wise optimizers give the same bits either way. The
-consequences to know: a reference to a small parameter's *old* storage (an earlier
-``p.detach()``, ``p.data`` or ``.numpy()``) no longer sees updates; take such views after the
-first step, or pass ``pack_small_tensors=False``. Whatever else moves a parameter (``p.data =
-...``, ``model.to(...)``, ZeroRedundancyOptimizer's bucket views) is detected at the next step;
-parameters that someone else already laid out contiguously are used where they are.
+The state tensors fastopt.torch creates (and those a loaded state dict brings, which it copies)
+are ``torch.from_numpy`` views of 64-byte aligned NumPy arrays it owns; the gather recognises
+them by identity and checks their arrays with NumPy's C API, without calling torch. A state
+tensor you assign (``optimizer.state[p]["exp_avg"] = t``) is used where it is and described at
+every step like a gradient. In-place changes of a state tensor's values (``copy_``, ``mul_``,
+``fill_``) are seen; swapping the storage of a tensor fastopt created (``t.data = ...``,
+``t.set_(...)``) is not: the step keeps reading and writing fastopt's memory (which the swap
+cannot free). Assign a new tensor instead.
+
+Anything the gather will not vouch for (a first step, which creates the state; a non-contiguous
+gradient; parameters at different step counts; an invalid tensor, to be reported) makes the whole
+step take the careful path instead, tensor by tensor through cached NumPy views, which is also the
+path of the other backends. (Earlier versions moved small parameters into one packed buffer per
+group, changing their ``data_ptr()``; the gather made that unnecessary, so parameters stay where
+the model put them. ``pack_small_tensors`` is accepted and ignored, with a DeprecationWarning.)
 
 What is rejected, before anything is updated (a rejected ``step`` changes nothing)
 -------------------------------------------------------------------------------------
@@ -52,6 +64,7 @@ What is rejected, before anything is updated (a rejected ``step`` changes nothin
 * dtypes other than float32 and float64 (float16, bfloat16, complex, integers);
 * non-contiguous parameters (the kernels update memory in place and never copy a parameter);
 * sparse gradients (no fastopt kernel takes them; torch's SGD and Adagrad do);
+* state tensors that do not fit their parameter (dtype, size, layout, shared memory);
 * ``capturable=True`` and ``differentiable=True`` (CUDA graphs and autograd through the step).
 A non-contiguous *gradient* is fine: it is read through a contiguous copy. ``foreach`` and
 ``fused`` are accepted and stored (fastopt's path is used whatever they say).
@@ -59,21 +72,22 @@ A non-contiguous *gradient* is fine: it is read through a contiguous copy. ``for
 State
 -----
 torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
-``square_avg``, ``momentum_buffer``, ``grad_avg``). ``step`` is a 0-d **float64** tensor: torch
-uses float32, which stops counting at 2**24 steps; torch's for-loop path reads ``step`` with
-``.item()``, so it loads and continues a fastopt state dict, and a float32 ``step`` loaded from
-torch is widened to float64 here. Optional buffers are created when an option needs them, also
-when it is switched on after the first step (torch raises ``KeyError`` there).
+``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``).
+``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
+torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
+dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
+``mu_product`` is a 0-d float32 tensor, as in torch. Optional buffers are created when an option
+needs them, also when it is switched on after the first step (torch raises ``KeyError`` there).
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
+import warnings
 from collections.abc import Hashable
 from typing import Any, ClassVar
-
-from itertools import chain, repeat
 
 import numpy as np
 import torch
@@ -85,28 +99,38 @@ if not hasattr(torch, "optim"):  # this very file was imported as "torch": fasto
     )
 
 import fastopt
-from fastopt import _backends
+from fastopt import _backends, _threads
+from fastopt._memory import aligned_full
 from fastopt._optimizer import _EMPTY, _silence_fp_warnings, _specialise
 from fastopt._threads import threads_for
 from fastopt._validation import check_flag, check_real
+from fastopt.nadam import next_mu_product
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "SMALL_TENSOR_NUMEL"]
-
-SMALL_TENSOR_NUMEL = 16_384
-"""Parameters with fewer elements than this are packed into one buffer per group and dtype.
-
-Above it, a tensor's own kernel call costs little next to its arithmetic, and copying its
-gradient into a shared buffer would cost more than the call it saves."""
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"]
 
 _DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
-_STEP_DTYPE = torch.float64  # exact up to 2**53 steps; torch's float32 stalls at 2**24
+_BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
+
+
+def _fast_path_available() -> bool:
+    """Is the multi-tensor gather usable here (Cython built, torch with the DLPack exchange API)?"""
+    try:
+        from fastopt import _multi
+    except ImportError:
+        return False
+    if _multi.dlpack_exchange_api_registered():
+        return True
+    capsule = getattr(torch.Tensor, "__dlpack_c_exchange_api__", None)
+    return capsule is not None and _multi.use_dlpack_exchange_api(capsule, torch.Tensor)
 
 
 # --------------------------------------------------------------------------------------------
 # Checks on tensors (clear messages; run before anything is modified)
 # --------------------------------------------------------------------------------------------
-def _check_param(where: str, param: torch.Tensor) -> None:
+def _check_param(where: str, param: object) -> None:
     """A parameter must be a dense, contiguous float32/float64 tensor in CPU memory."""
+    if not isinstance(param, torch.Tensor):
+        raise TypeError(f"{where} must be a torch.Tensor, got {type(param).__name__}")
     if param.device.type != "cpu":
         raise ValueError(
             f"{where} is on device {param.device}; fastopt.torch steps CPU tensors only "
@@ -127,11 +151,42 @@ def _check_param(where: str, param: torch.Tensor) -> None:
         )
 
 
-def _check_grad(where: str, grad: torch.Tensor) -> None:
+def _check_grad(where: str, grad: object, param: torch.Tensor) -> None:
+    if not isinstance(grad, torch.Tensor):
+        raise TypeError(f"{where}.grad must be a torch.Tensor or None, got {type(grad).__name__}")
     if grad.layout is not torch.strided:
         raise RuntimeError(
             f"{where}.grad is {grad.layout}: fastopt.torch does not support sparse gradients"
         )
+    if grad.device.type != "cpu":
+        raise ValueError(f"{where}.grad is on device {grad.device}; fastopt.torch steps CPU tensors only")
+    if grad.dtype != param.dtype or grad.numel() != param.numel():
+        raise ValueError(
+            f"{where}.grad has dtype {grad.dtype} and {grad.numel()} elements, but its parameter "
+            f"has dtype {param.dtype} and {param.numel()} elements"
+        )
+    if grad.is_contiguous():
+        start, end = _extent(grad)
+        p_start, p_end = _extent(param)
+        if start < end and p_start < p_end and start < p_end and p_start < end:
+            raise ValueError(f"{where}.grad shares memory with its parameter")
+
+
+def _extent(tensor: torch.Tensor) -> tuple[int, int]:
+    start = tensor.data_ptr()
+    return start, start + tensor.numel() * tensor.element_size()
+
+
+def _check_disjoint(entries: list) -> None:
+    """``entries``: ``(start, end, order, name, owner)`` of every parameter and state buffer, in
+    the order they were met (``owner``: the name of the buffer's parameter). No two may share
+    memory: the kernels write them in place, element by element."""
+    extents = sorted(entry for entry in entries if entry[0] < entry[1])
+    for before, after in zip(extents, extents[1:]):
+        if after[0] < before[1]:
+            first, second = sorted((before, after), key=lambda e: e[2])
+            other = "its parameter" if first[3] == second[4] else first[3]
+            raise ValueError(f"{second[3]} shares memory with {other}; every parameter and state tensor must own its memory")
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -148,139 +203,57 @@ def _as_float(where: str, value: object) -> object:
     return value
 
 
-# --------------------------------------------------------------------------------------------
-# A group of small parameters packed into one buffer
-# --------------------------------------------------------------------------------------------
-class _Pack:
-    """Small parameters of one group and dtype, living in one contiguous buffer, stepped at once.
-
-    ``params`` are the group's parameters, in group order; ``data`` is the buffer their ``.data``
-    views (unless they were already contiguous, then it is a view spanning them); ``grad`` is the
-    buffer their gradients are copied into; ``state[key]`` is a buffer whose per-parameter views
-    are the optimizer state tensors ``optimizer.state[p][key]``; ``steps`` holds the ``step``
-    counters (0-d views of it are ``state[p]["step"]``).
-    """
-
-    def __init__(self, optimizer: _FastoptOptimizer, params: list, group: dict, keys: tuple[str, ...]):
-        self.params = params
-        self.keys = keys
-        dtype = params[0].dtype
-        sizes = [p.numel() for p in params]
-        total = sum(sizes)
-        if not _laid_out_contiguously(params):
-            flat = _aligned_zeros(total, dtype)
-            for p, view in zip(params, flat.split(sizes)):
-                view.copy_(p.detach().reshape(-1))
-                p.data = view.view(p.shape)
-            self.data = flat
-        else:  # e.g. ZeroRedundancyOptimizer(parameters_as_bucket_view=True) did this already
-            first = params[0].detach()
-            self.data = first.new_empty(0).set_(first.untyped_storage(), first.storage_offset(), (total,))
-        self.ptrs = [p.data_ptr() for p in params]
-        self.shapes = [p.shape for p in params]
-        self.data_np = _numpy(self.data)
-        self.grad = _aligned_zeros(total, dtype)
-        self.grad_np = _numpy(self.grad)
-        self.grad_views = [v.view(s) for v, s in zip(self.grad.split(sizes), self.shapes)]
-
-        # State: copy what exists (values kept), create what is missing, then point the
-        # optimizer's state tensors at views of the buffers.
-        self.state: dict[str, torch.Tensor] = {}
-        self.state_np: dict[str, np.ndarray] = {}
-        states = [optimizer.state[p] for p in params]
-        for key in keys:
-            buffer = _aligned_zeros(total, dtype)
-            views = [v.view(s) for v, s in zip(buffer.split(sizes), self.shapes)]
-            for p, st, view in zip(params, states, views):
-                if key in st:
-                    view.copy_(st[key].detach().reshape(p.shape))
-                else:
-                    view.fill_(optimizer._initial_value(key, group))
-                st[key] = view
-            self.state[key] = buffer
-            self.state_np[key] = _numpy(buffer)
-        self.steps = None
-        if optimizer._has_step:
-            self.steps = torch.tensor([float(st["step"]) if "step" in st else 0.0 for st in states], dtype=_STEP_DTYPE)
-            self.steps_np = self.steps.numpy()
-            for i, st in enumerate(states):
-                st["step"] = self.steps[i]
-        self.last_grads: list | None = None  # the gradient tensors of the previous step
-        self.generation = -1  # the layout generation of the group it was built in (set by the caller)
-
-    def steps_agree(self) -> bool:
-        """Are all counters equal (one call needs one step number)? Set by hand, they may not be."""
-        return self.steps is None or bool(self.steps_np.min() == self.steps_np.max())
-
-
-_LAYOUT = operator.attrgetter("layout")
-
-
-class _Layout:
-    """A group's parameters as last checked: their addresses, and how each is stepped.
-
-    ``kinds[i]`` is the dtype of the pack parameter ``i`` goes to, or ``None`` (stepped alone);
-    ``packs`` maps a dtype to its members and ``singles`` lists the others."""
-
-    def __init__(self, group: dict, params: list, ptrs: list | None, kinds: list, generation: int) -> None:
-        self.group, self.params, self.ptrs, self.kinds, self.generation = group, list(params), ptrs, kinds, generation
-        self.packs: dict[torch.dtype, list] = {}
-        self.singles = []
-        for p, kind in zip(params, kinds):
-            if kind is None:
-                self.singles.append(p)
-            else:
-                self.packs.setdefault(kind, []).append(p)
-        for dtype, members in list(self.packs.items()):
-            if len(members) == 1:  # nothing to gain from a pack of one
-                self.singles.extend(self.packs.pop(dtype))
-
-
-def _laid_out_contiguously(params: list) -> bool:
-    """Do the parameters follow each other in one storage, in order, with no gaps?"""
-    storage = params[0].untyped_storage().data_ptr()
-    end = params[0].data_ptr()
-    for p in params:
-        if p.untyped_storage().data_ptr() != storage or p.data_ptr() != end:
-            return False
-        end += p.numel() * p.element_size()
-    return True
-
-
-def _aligned_zeros(numel: int, dtype: torch.dtype) -> torch.Tensor:
-    """A 1-D zero tensor whose data starts on a 64-byte boundary (like fastopt's own state)."""
-    itemsize = torch.empty(0, dtype=dtype).element_size()
-    raw = torch.zeros(numel + 64 // itemsize, dtype=dtype)
-    offset = (-raw.data_ptr() % 64) // itemsize
-    return raw[offset : offset + numel]
+def _typed(value: Any) -> Any:
+    """A value with its type, for "unchanged since validated" tests: ``0 == False`` and
+    ``1 + 0j == 1.0``, but neither passes the check that ``False`` or ``1.0`` passed. A tensor
+    (``lr`` may be one) is compared by its values, which may change in place."""
+    kind = type(value)
+    if kind is float or kind is bool or kind is int or value is None:
+        return kind, value
+    if kind is tuple or kind is list:
+        return kind, tuple(map(_typed, value))
+    if isinstance(value, torch.Tensor):
+        return kind, id(value), value.dtype, tuple(value.shape), value.detach().cpu().tolist()
+    return kind, value
 
 
 # --------------------------------------------------------------------------------------------
 # The shared base class
 # --------------------------------------------------------------------------------------------
 class _FastoptOptimizer(torch.optim.Optimizer):
-    """What the five optimizers share; each subclass names its fastopt class and translations."""
+    """What the optimizers share; each subclass names its fastopt class and translations."""
 
     _hyperparameters: ClassVar[tuple[str, ...]]  # torch's names of what the arithmetic reads
-    _has_step: ClassVar[bool] = True  # keeps a "step" counter (all but SGD)
+    _counters: ClassVar[tuple[tuple[str, int], ...]] = (("step", 64),)  # 0-d state: (key, bits)
     _flags = ("foreach", "fused", "capturable", "differentiable")
 
-    def __init__(self, params, defaults: dict[str, Any], backend: str, pack_small_tensors: bool) -> None:
-        check_flag("pack_small_tensors", pack_small_tensors)
+    def __init__(self, params, defaults: dict[str, Any], backend: str, pack_small_tensors: object = None) -> None:
+        if pack_small_tensors is not None:
+            check_flag("pack_small_tensors", pack_small_tensors)
+            warnings.warn(
+                "pack_small_tensors has no effect: fastopt.torch steps every tensor where it is",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         self.backend = _backends.resolve_backend(backend)
-        self.pack_small_tensors = pack_small_tensors
-        self._kernels: dict[str, dict] = {}  # fastopt name -> {np.dtype: kernel}
-        self._parallel_kernels: dict[str, dict] = {}
-        self._calculators: dict[type, fastopt.Optimizer] = {}
-        self._validated: dict[int, tuple] = {}  # id(group) -> (snapshot, fastopt class, fastopt group)
-        self._packs: dict[tuple, _Pack] = {}  # (id(group), dtype) -> pack
-        self._numpy_cache: dict[int, tuple] = {}  # id(param) -> (data_ptr, param, state, NumPy views)
-        self._layouts: dict[int, _Layout] = {}  # id(group) -> its parameters' checked layout
-        self._snapshot: list = []  # every state dict and state value after the last step
-        self._generation = 0  # numbers the layouts, so a pack knows whether its group moved
-        self._state_touched = False
+        self._setup_caches()
         self._check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    def _setup_caches(self) -> None:
+        self._kernels: dict[str, dict] = {}  # fastopt name -> {np.dtype: kernel}
+        self._parallel_kernels: dict[str, dict] = {}
+        self._many_kernels: dict[str, dict] = {}
+        self._calculators: dict[type, fastopt.Optimizer] = {}
+        self._fast = self.backend == "cython" and _fast_path_available()
+        self._owned: dict[int, tuple] = {}  # id(tensor) -> (tensor, its memory, (start, end) of it)
+        self._forget_caches()
+
+    def _forget_caches(self) -> None:
+        self._validated: dict[int, tuple] = {}  # id(group) -> (group, snapshot, result)
+        self._numpy_cache: dict[int, tuple] = {}  # id(param) -> (param, tensors, pointers, views)
+        self._group_states: dict[int, tuple] = {}  # id(group) -> (group, params, slots, states, owned, Batch)
+        self._state_seen: tuple = (None, ())  # (self.state, its items) when _group_states was made
 
     # Subclass interface ----------------------------------------------------------------------
     def _fastopt(self, group: dict[str, Any]) -> tuple[type, dict[str, Any]]:
@@ -293,13 +266,16 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         return 0.0
 
     def _scalar_key(self, fastopt_group: dict[str, Any], step: float, created: bool) -> Hashable:
-        """The key ``_kernel_scalars`` takes: the step number (Adam, Adagrad), whether the
-        momentum buffer is new (SGD: its first value is the gradient), or nothing (RMSprop)."""
+        """The key ``_kernel_scalars`` takes: the step number (Adam, Adagrad, ...), whether the
+        momentum buffer is new (SGD: its first value is the gradient), or nothing (RMSprop,
+        Adadelta, Lion)."""
         return int(step)
 
-    @staticmethod
-    def _required_keys(fastopt_group: dict[str, Any], slots: tuple) -> tuple[str, ...]:
-        return tuple(key for key in slots if key is not None)
+    def _batched_key(self, fastopt_group: dict[str, Any], values: tuple) -> tuple[Hashable, tuple]:
+        """On the fast path, from the group's common counter values before the step: the scalar
+        key, and the counter values after it. Every buffer exists there (``created`` is False)."""
+        step = values[0] + 1.0
+        return self._scalar_key(fastopt_group, step, False), (step,)
 
     # Validation --------------------------------------------------------------------------------
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -313,19 +289,23 @@ class _FastoptOptimizer(torch.optim.Optimizer):
 
     def _validated_group(self, group: dict[str, Any]) -> tuple:
         """``(fastopt class, group in fastopt's names, kernel slots, state keys)``, re-checked
-        whenever one of the group's hyperparameters changed (a scheduler's new ``lr``, ...)."""
-        snapshot = tuple(group.get(key) for key in self._hyperparameters + self._flags)
+        whenever one of the group's hyperparameters changed in value or type (a scheduler's new
+        ``lr``; ``maximize = 0``, which equals False but is refused as a flag)."""
+        try:
+            snapshot = tuple(_typed(group.get(key)) for key in self._hyperparameters + self._flags)
+        except (RuntimeError, TypeError, ValueError):
+            snapshot = None
         cached = self._validated.get(id(group))
-        if cached is not None and cached[0] is group:
+        if snapshot is not None and cached is not None and cached[0] is group:
             try:
                 if cached[1] == snapshot:
                     return cached[2]
-            except (RuntimeError, TypeError, ValueError):  # a tensor compared with a tensor
+            except (RuntimeError, TypeError, ValueError):  # an exotic value that will not compare
                 pass
         self._check_hyperparameters(group)
         cls, fastopt_group = self._fastopt(group)
         slots = self._calculator(cls)._kernel_slots(fastopt_group)
-        result = (cls, fastopt_group, slots, self._required_keys(fastopt_group, slots))
+        result = (cls, fastopt_group, slots, tuple(key for key in slots if key is not None))
         self._validated[id(group)] = (group, snapshot, result)
         return result
 
@@ -361,274 +341,383 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             kernels = table[cls.name] = _specialise(kernel)
         return kernels[dtype]
 
+    def _many_kernel(self, cls: type, dtype: np.dtype):
+        kernels = self._many_kernels.get(cls.name)
+        if kernels is None:
+            kernels = self._many_kernels[cls.name] = _specialise(_backends.get_kernel(cls.name, "cython", many=True))
+        return kernels[dtype]
+
     # The step ----------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure=None):
         """One update of every parameter that has a gradient; returns ``closure()``'s loss.
 
-        Everything (hyperparameters, tensors, gradients) is checked first; then small parameters
-        are stepped one packed group at a time, the others one kernel call each.
+        Everything (hyperparameters, tensors, gradients, state) is checked before anything is
+        updated: by the fast path's gather, or else by the careful path's checks.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-
-        # Has anything replaced a state dict or a state tensor since the last step (a loaded state
-        # dict, ZeroRedundancyOptimizer writing optimizer.state[p], a user)? Then every pack is
-        # rebuilt from the state as it is now. A C-level pass over the values: no tensor hashing.
-        snapshot = self._state_snapshot()
-        state_unchanged = len(snapshot) == len(self._snapshot) and all(map(operator.is_, snapshot, self._snapshot))
-        self._state_touched = not state_unchanged
-
-        plan = []  # (cls, fastopt group, slots, keys, layout, pack dtype or None, params)
-        for group_index, group in enumerate(self.param_groups):
-            cls, fastopt_group, slots, keys = self._validated_group(group)
-            layout = self._classify(group_index, group)
-            params = group["params"]
-            grads = [p.grad for p in params]
-            if not any(map(operator.is_, grads, repeat(None))):
-                if not all(map(operator.is_, map(_LAYOUT, grads), repeat(torch.strided))):
-                    self._check_grads(group_index, params)
-                for dtype, members in layout.packs.items():
-                    plan.append((cls, fastopt_group, slots, keys, layout, dtype, members))
-                plan.extend((cls, fastopt_group, slots, keys, layout, None, [p]) for p in layout.singles)
-                continue
-            # Some parameters have no gradient (skipped, as in torch): the packs hold who has one.
-            self._check_grads(group_index, params)
-            packed: dict[torch.dtype, list] = {}
-            for p, grad, kind in zip(params, grads, layout.kinds):
-                if grad is None:
-                    continue
-                if kind is None:
-                    plan.append((cls, fastopt_group, slots, keys, layout, None, [p]))
-                else:
-                    packed.setdefault(kind, []).append(p)
-            for dtype, members in packed.items():
-                plan.append((cls, fastopt_group, slots, keys, layout, dtype if len(members) > 1 else None, members))
-
-        # Everything is valid: from here on nothing raises.
-        for cls, fastopt_group, slots, keys, layout, dtype, members in plan:
-            if dtype is None:
-                for p in members:
-                    self._step_one(cls, fastopt_group, slots, keys, p)
-            else:
-                self._step_pack(cls, fastopt_group, slots, keys, layout, dtype, members, state_unchanged)
-        if self._state_touched:  # a pack was built or a state tensor created
-            self._snapshot = self._state_snapshot()
+        plans = [self._validated_group(group) for group in self.param_groups]
+        if not (self._fast and self._step_batched(plans)):
+            self._step_careful(plans)
         return loss
 
-    def _state_snapshot(self) -> list:
-        """Every state dict and every value in them, in order (C-level iteration, no hashing)."""
-        states = list(self.state.values())
-        return [*states, *chain.from_iterable(map(dict.values, states))]
+    def _group_batch(self, group: dict[str, Any], params: list, slots: tuple) -> tuple:
+        """``(state dicts, owned, Batch)`` of a group: each parameter's state dict (None before
+        its first step), found without hashing a tensor per step (cached while ``self.state``
+        holds the same items, checked in C, and the group the same parameters); per parameter and
+        state key, the ``(tensor, ndarray)`` pair of a state tensor whose memory fastopt owns (see
+        :meth:`_new_buffer`); and the group's Batch (reused from step to step: it remembers the
+        group's memory layout)."""
+        from fastopt import _multi
 
-    @staticmethod
-    def _check_grads(group_index: int, params: list) -> None:
-        for index, p in enumerate(params):
-            if p.grad is not None:
-                _check_grad(f"param_groups[{group_index}]['params'][{index}]", p.grad)
+        seen_state, seen_items = self._state_seen
+        if seen_state is not self.state or not _multi.same_dict_items(self.state, seen_items):
+            self._group_states = {key: (*value[:3], None, None, value[5]) for key, value in self._group_states.items()}
+            self._state_seen = (self.state, _multi.dict_items(self.state))
+            self._prune_owned()
+        cached = self._group_states.get(id(group))
+        if cached is None or cached[0] is not group or not _multi.same_objects(params, cached[1]):
+            cached = (group, tuple(params), slots, None, None, _multi.Batch())
+        if cached[3] is None or cached[2] != slots:
+            states = [self.state.get(p) for p in params]
+            owned = []
+            for state in states:
+                for key in (*slots, *(key for key, _ in self._counters)):
+                    value = state.get(key) if type(state) is dict and key is not None else None
+                    entry = self._owned.get(id(value))
+                    owned.append(entry[:2] if entry is not None and entry[0] is value else None)
+            cached = self._group_states[id(group)] = (group, cached[1], slots, states, tuple(owned), cached[5])
+        return cached[3], cached[4], cached[5]
 
-    def _classify(self, group_index: int, group: dict[str, Any]) -> _Layout:
-        """Check every parameter of a group and sort them into packs (small ones, by dtype) and
-        singles; cached while the group holds the same tensors at the same addresses."""
-        params = group["params"]
+    def _step_batched(self, plans: list) -> bool:
+        """The fast path: one gather and one kernel call per group. Returns False, having
+        changed nothing, when any group needs the careful path."""
+        if not isinstance(self.state, dict):
+            return False
+        batches = []
         try:
-            ptrs = [p.data_ptr() for p in params]
-        except RuntimeError:  # e.g. a sparse tensor has no data pointer: the checks say why
-            ptrs = None
-        layout = self._layouts.get(id(group))
+            for group, (cls, fastopt_group, slots, keys) in zip(self.param_groups, plans):
+                params = group["params"]
+                if type(params) is not list:
+                    return False
+                if not params:
+                    continue
+                states, owned, batch = self._group_batch(group, params, slots)
+                batches.append(batch)
+                if batch.gather_tensors(params, states, slots, self._counters, owned) != -1:
+                    return False
+            work = []
+            for batch, (cls, fastopt_group, slots, keys) in zip(batches, plans):
+                values = batch.counter_values
+                if values is None:  # no parameter of the group has a gradient
+                    continue
+                dtype = _BY_BITS[batch.bits]
+                key, after = self._batched_key(fastopt_group, values)
+                if batch.bits == 32:
+                    with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
+                        scalars = self._calculator(cls)._kernel_scalars(fastopt_group, key, dtype)
+                else:
+                    scalars = self._calculator(cls)._kernel_scalars(fastopt_group, key, dtype)
+                work.append((batch, self._many_kernel(cls, dtype), scalars, after))
+            # Every group is fit: advance the counters and compute (nothing below can fail).
+            threads, min_size = _threads.get_num_threads(), _threads.min_size()
+            for batch, kernel, scalars, after in work:
+                batch.commit_counters(after)
+                kernel(batch, *scalars, threads, min_size)
+            return True
+        finally:
+            for batch in batches:  # let go of this step's gradients and tensors
+                batch.release()
+
+    def _step_careful(self, plans: list) -> None:
+        """Tensor by tensor, through NumPy views: every check first (with its message), then
+        every update, so a rejected step changes nothing."""
+        work, written = [], []
+        numbers_ = tuple(key for key, _ in self._counters)
+        for group_index, (group, plan) in enumerate(zip(self.param_groups, plans)):
+            for index, p in enumerate(group["params"]):
+                where = f"param_groups[{group_index}]['params'][{index}]"
+                _check_param(where, p)
+                written.append((*_extent(p), len(written), where, None))
+                grad = p.grad
+                if grad is None:
+                    continue
+                _check_grad(where, grad, p)
+                state = self.state.get(p)
+                if state is not None:
+                    for name, extent in self._check_state(where, p, state, plan[3], numbers_):
+                        written.append((*extent, len(written), name, where))
+                work.append((plan, p, grad))
+        _check_disjoint(written)
+        # Everything is valid: from here on nothing raises.
+        self._state_seen = (None, ())  # state tensors may be created: the fast path looks again
+        scalars_by_key: dict[tuple, tuple] = {}
+        for (cls, fastopt_group, slots, keys), p, grad in work:
+            state = self.state[p]
+            key = self._advance(state, p, keys, fastopt_group)
+            views = self._views(p, state, keys)
+            dtype = views[0].dtype
+            scalar_key = (id(fastopt_group), cls, key, dtype)
+            scalars = scalars_by_key.get(scalar_key)
+            if scalars is None:
+                with np.errstate(over="ignore"):
+                    scalars = scalars_by_key[scalar_key] = self._calculator(cls)._kernel_scalars(fastopt_group, key, dtype)
+            if not grad.is_contiguous():
+                grad = grad.contiguous()
+            buffers = dict(zip(keys, views[1:]))
+            threads = threads_for(views[0].size)
+            self._kernel(cls, dtype, threads)(
+                views[0], _numpy(grad), *(buffers[name] if name is not None else _EMPTY[dtype] for name in slots),
+                *scalars, threads,
+            )
+
+    def _views(self, p: torch.Tensor, state: dict, keys: tuple) -> tuple:
+        """Flat NumPy views of a parameter and its state buffers (for a buffer fastopt owns, its
+        own array), cached while the same tensors sit at the same addresses (a view costs a
+        microsecond or two to make)."""
+        tensors = (p, *(state[key] for key in keys))
+        arrays = (None, *map(self._owned_array, tensors[1:]))
+        pointers = tuple(t.data_ptr() if a is None else 0 for t, a in zip(tensors, arrays))
+        cached = self._numpy_cache.get(id(p))
         if (
-            ptrs is not None
-            and layout is not None
-            and layout.group is group
-            and layout.ptrs == ptrs
-            and len(layout.params) == len(params)
-            and all(map(operator.is_, layout.params, params))
+            cached is None
+            or len(cached[0]) != len(tensors)
+            or not all(map(operator.is_, cached[0], tensors))
+            or cached[1] != pointers
+            or cached[2][0].size != p.numel()
         ):
-            return layout
-        for index, p in enumerate(params):
-            _check_param(f"param_groups[{group_index}]['params'][{index}]", p)
-        kinds = [p.dtype if self.pack_small_tensors and p.numel() < SMALL_TENSOR_NUMEL else None for p in params]
-        layout = self._layouts[id(group)] = _Layout(group, params, ptrs, kinds, self._generation)
-        self._generation += 1
-        return layout
+            views = tuple(_numpy(t) if a is None else a.reshape(-1) for t, a in zip(tensors, arrays))
+            cached = (tensors, pointers, views)
+            self._numpy_cache[id(p)] = cached
+        return cached[2]
+
+    # State tensors in memory fastopt owns ------------------------------------------------------
+    def _own(self, array: np.ndarray) -> torch.Tensor:
+        """A tensor over ``array`` (``torch.from_numpy``), registered as fastopt's: the fast path
+        then checks and uses the array itself, with no call into torch, and the array keeps the
+        memory alive whatever is done to the tensor."""
+        tensor = torch.from_numpy(array)
+        start = tensor.data_ptr()
+        self._owned[id(tensor)] = (tensor, array, (start, start + array.nbytes))
+        return tensor
+
+    def _owned_array(self, tensor: object) -> np.ndarray | None:
+        entry = self._owned.get(id(tensor))
+        return entry[1] if entry is not None and entry[0] is tensor else None
+
+    def _check_state(self, where: str, param: torch.Tensor, state: object, keys: tuple[str, ...], numbers_: tuple[str, ...]) -> list:
+        """The state a step will use: buffers that exist must fit the parameter (a missing one
+        is created by the step), and counters (``step``, NAdam's ``mu_product``) must be
+        numbers. Returns ``(name, (start, end))`` of every buffer's memory, for the overlap
+        check. A tensor fastopt owns is checked through its array (no call into torch)."""
+        prefix = f"optimizer.state[{where}]"
+        if not isinstance(state, dict):
+            raise TypeError(f"{prefix} must be a dict, got {type(state).__name__}")
+        buffers = []
+        numel, dtype = param.numel(), _DTYPES[param.dtype]
+        for key in keys:
+            if key not in state:
+                continue
+            value = state[key]
+            name = f"{prefix}[{key!r}]"
+            entry = self._owned.get(id(value))
+            if entry is not None and entry[0] is value:
+                array = entry[1]
+                if array.size != numel or array.dtype != dtype:
+                    raise ValueError(
+                        f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
+                        f"({param.dtype}, {numel} elements), got {value.dtype} with {array.size} elements"
+                    )
+                buffers.append((name, entry[2]))
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            if (
+                value.device.type != "cpu"
+                or value.layout is not torch.strided
+                or value.dtype != param.dtype
+                or value.numel() != numel
+                or not value.is_contiguous()
+            ):
+                raise ValueError(
+                    f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
+                    f"({param.dtype}, {numel} elements), got {value.dtype} with "
+                    f"{value.numel()} elements on {value.device}"
+                )
+            buffers.append((name, _extent(value)))
+        for key in numbers_:
+            if key not in state:
+                continue
+            value = state[key]
+            array = self._owned_array(value)
+            if array is not None:
+                value = float(array) if array.size == 1 else value
+            if isinstance(value, torch.Tensor):
+                if value.numel() != 1 or value.is_complex() or value.device.type != "cpu":
+                    raise ValueError(f"{prefix}[{key!r}] must be a number or a one-element CPU tensor, got {value!r}")
+                value = value.item()
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{prefix}[{key!r}] must be a finite non-negative number, got {value!r}")
+        return buffers
+
+    def _new_buffer(self, p: torch.Tensor, value: float) -> torch.Tensor:
+        """A state buffer for ``p``: its shape and dtype, 64-byte aligned, filled with ``value``."""
+        with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
+            return self._own(aligned_full(tuple(p.shape), _DTYPES[p.dtype], value))
+
+    def _counter(self, state: dict, key: str, dtype: type, initial: float) -> np.ndarray:
+        """The 0-d array of the counter ``state[key]`` (fastopt's own, of ``dtype``), made from the
+        value found there (a number or a tensor, e.g. torch's float32 step) if needed."""
+        value = state.get(key)
+        array = self._owned_array(value)
+        if array is None or array.dtype != dtype or array.ndim != 0:
+            number = initial if value is None else float(value)
+            array = aligned_full((), dtype, number)
+            state[key] = self._own(array)
+        return array
+
+    def _prune_owned(self) -> None:
+        """Forget the owned tensors no state dict holds any more."""
+        live = {id(value) for state in self.state.values() if type(state) is dict for value in state.values()}
+        self._owned = {key: entry for key, entry in self._owned.items() if key in live}
+
+    def _adopt(self, state: dict) -> None:
+        """Copy a loaded state's tensors into memory fastopt owns (the counters normalised: a
+        float64 ``step``, NAdam's float32 ``mu_product``)."""
+        counters = {key: (np.float64 if bits == 64 else np.float32) for key, bits in self._counters}
+        for key, value in list(state.items()):
+            if key in counters:
+                if isinstance(value, torch.Tensor) and value.numel() == 1 or isinstance(value, numbers.Real) and not isinstance(value, bool):
+                    self._counter(state, key, counters[key], 0.0)
+            elif (isinstance(value, torch.Tensor) and value.dtype in _DTYPES and value.device.type == "cpu"
+                  and value.layout is torch.strided and self._owned_array(value) is None):
+                copy = self._own(aligned_full(tuple(value.shape), _DTYPES[value.dtype]))
+                copy.copy_(value.detach())
+                state[key] = copy
 
     def _begin(self, state: dict, p: torch.Tensor, keys: tuple, group) -> tuple[float, bool]:
         """Create missing buffers and advance the counter; returns (step, whether new buffers)."""
         created = False
         for key in keys:
             if key not in state:
-                state[key] = torch.full_like(p, self._initial_value(key, group), memory_format=torch.contiguous_format)
-                created = self._state_touched = True
-        if not self._has_step:
+                state[key] = self._new_buffer(p, self._initial_value(key, group))
+                created = True
+        if not self._counters:
             return 0.0, created
-        step = state.get("step")
-        if step is None or step.dtype != _STEP_DTYPE or step.dim() != 0:
-            self._state_touched = True
-            state["step"] = step = torch.tensor(0.0 if step is None else float(step), dtype=_STEP_DTYPE)
-        value = step.item() + 1.0
-        step.fill_(value)
+        step = self._counter(state, "step", np.float64, 0.0)
+        value = float(step) + 1.0
+        step[()] = value
         return value, created
 
-    def _step_one(self, cls, fastopt_group, slots, keys, p) -> None:
-        """Step one parameter on its own memory, through cached NumPy views."""
-        state = self.state[p]
+    def _advance(self, state: dict, p: torch.Tensor, keys: tuple, fastopt_group: dict) -> Hashable:
+        """The careful path's per-parameter start of a step; returns the scalar key."""
         step, created = self._begin(state, p, keys, fastopt_group)
-        ptr = p.data_ptr()
-        cached = self._numpy_cache.get(id(p))
-        tensors = tuple(state[key] for key in keys)
-        if cached is None or cached[0] != ptr or cached[1] is not p or not all(map(operator.is_, cached[2], tensors)):
-            cached = (ptr, p, tensors, _numpy(p), tuple(_numpy(t) for t in tensors))
-            self._numpy_cache[id(p)] = cached
-        param_np, state_np = cached[3], dict(zip(keys, cached[4]))
-        grad = p.grad
-        if not grad.is_contiguous():
-            grad = grad.contiguous()
-        dtype = param_np.dtype
-        calculator = self._calculator(cls)
-        scalars = calculator._kernel_scalars(fastopt_group, self._scalar_key(fastopt_group, step, created), dtype)
-        threads = threads_for(param_np.size)
-        buffers = (state_np[key] if key is not None else _EMPTY[dtype] for key in slots)
-        self._kernel(cls, dtype, threads)(param_np, _numpy(grad), *buffers, *scalars, threads)
-
-    def _step_pack(self, cls, fastopt_group, slots, keys, layout, dtype, members, state_unchanged) -> None:
-        """Step every small parameter of a group with one kernel call over the packed buffers.
-
-        The pack is reused while nothing moved: the group's tensors kept their addresses since it
-        was built (``layout.generation``), no state entry was replaced (``state_unchanged``), the
-        options need the same buffers, and the same parameters have gradients."""
-        key = (id(layout.group), dtype)
-        pack = self._packs.get(key)
-        created = False
-        if not (
-            pack is not None
-            and state_unchanged
-            and pack.generation == layout.generation
-            and pack.keys == keys
-            and len(pack.params) == len(members)
-            and all(map(operator.is_, pack.params, members))
-            and pack.steps_agree()
-        ):
-            # (Re)build the pack, if one call can step them all: every member must be at the same
-            # step, and (SGD) all or none must be creating their momentum buffer now.
-            states = [self.state[p] for p in members]
-            new = [any(name not in state for name in keys) for state in states]
-            steps = {float(state["step"]) if "step" in state else 0.0 for state in states} if self._has_step else {0.0}
-            if len(steps) > 1 or (any(new) and not all(new)):
-                for p in members:  # one call each this time; they are in step afterwards
-                    self._step_one(cls, fastopt_group, slots, keys, p)
-                return
-            created = new[0]
-            pack = self._packs[key] = _Pack(self, members, fastopt_group, keys)
-            layout.ptrs = [p.data_ptr() for p in layout.params]  # the pack may have moved them
-            pack.generation = layout.generation
-            self._state_touched = True
-        grads = [p.grad for p in members]
-        if not all(map(operator.is_, grads, pack.grad_views)):
-            torch._foreach_copy_(pack.grad_views, grads)  # gather the gradients: one C++ call
-            if pack.last_grads is not None and all(map(operator.is_, grads, pack.last_grads)):
-                # The same gradient tensors two steps running: they are being kept and zeroed in
-                # place (zero_grad(set_to_none=False)). Make them views of the pack's gradient
-                # buffer (same values), so backward accumulates there and no copy is needed.
-                for p, view in zip(members, pack.grad_views):
-                    p.grad = view
-                grads = pack.grad_views
-            pack.last_grads = grads
-        step = 0.0
-        if pack.steps is not None:
-            pack.steps_np += 1.0
-            step = float(pack.steps_np[0])
-        np_dtype = pack.data_np.dtype
-        scalars = self._calculator(cls)._kernel_scalars(fastopt_group, self._scalar_key(fastopt_group, step, created), np_dtype)
-        threads = threads_for(pack.data_np.size)
-        buffers = (pack.state_np[name] if name is not None else _EMPTY[np_dtype] for name in slots)
-        self._kernel(cls, np_dtype, threads)(pack.data_np, pack.grad_np, *buffers, *scalars, threads)
+        return self._scalar_key(fastopt_group, step, created)
 
     # Checkpoints -------------------------------------------------------------------------------
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch's ``load_state_dict`` (ids mapped to parameters, floating state cast to each
         parameter's dtype), after checking the saved hyperparameters with torch's rules; a
-        ``step`` saved by torch (float32) is widened to float64, and packed buffers are rebuilt
-        from the loaded values at the next step."""
+        hyperparameter the saved groups lack takes this optimizer's default, and the loaded
+        tensors are copied into memory fastopt owns (a ``step`` saved by torch, float32, becomes
+        float64)."""
         for saved in state_dict["param_groups"]:
             self._check_hyperparameters({**self.defaults, **saved})
         super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+        self._owned = {}
         for state in self.state.values():
-            step = state.get("step")
-            if isinstance(step, torch.Tensor) and step.dtype != _STEP_DTYPE:
-                state["step"] = step.to(_STEP_DTYPE)
-            elif isinstance(step, numbers.Real):
-                state["step"] = torch.tensor(float(step), dtype=_STEP_DTYPE)
-        self._forget_layouts()
+            if type(state) is dict:
+                self._adopt(state)
+        self._forget_caches()
 
-    def _forget_layouts(self) -> None:
-        self._packs, self._numpy_cache, self._validated, self._layouts = {}, {}, {}, {}
-        self._snapshot: list = []
-        self._generation = 0
+    def __getstate__(self) -> dict[str, Any]:
+        """torch's (defaults, state, groups), plus the backend and the class's own settings."""
+        state = super().__getstate__()
+        state.update({key: self.__dict__[key] for key in self._pickled if key in self.__dict__})
+        return state
+
+    _pickled: ClassVar[tuple[str, ...]] = ("backend",)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._forget_layouts()
+        if "backend" not in self.__dict__:  # pickled by an older version: torch's three keys only
+            self.backend = _backends.resolve_backend("auto")
+        self._setup_caches()
+        for entry in self.state.values():
+            if type(entry) is dict:
+                self._adopt(entry)
 
 
 # --------------------------------------------------------------------------------------------
-# The five optimizers
+# The optimizers of torch.optim
 # --------------------------------------------------------------------------------------------
+def _translate(cls: type, group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``group``'s values of ``keys`` (a 1-element tensor read as its number), plus the fastopt
+    class's convention flags at their defaults: torch's arithmetic."""
+    return {**cls.flag_defaults, **{key: _as_float(key, group[key]) for key in keys}}
+
+
 class SGD(_FastoptOptimizer):
     """``torch.optim.SGD`` stepped by ``fastopt.SGD``'s kernel; see :mod:`fastopt.torch`.
 
     Same signature and defaults as torch (``lr=1e-3``), plus keyword-only ``backend`` (fastopt's
-    ``"auto" | "reference" | "numba" | "cython"``) and ``pack_small_tensors``.
+    ``"auto" | "reference" | "numba" | "cython"``).
     State: ``momentum_buffer`` (with momentum), as in torch.
     """
 
     _hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
-    _has_step = False
+    _counters = ()
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None,
-                 backend="auto", pack_small_tensors=True):
+                 backend="auto", pack_small_tensors=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach,
                         differentiable=differentiable, fused=fused)
         super().__init__(params, defaults, backend, pack_small_tensors)
 
     def _fastopt(self, group):
-        translated = {key: _as_float(key, group[key]) for key in self._hyperparameters}
-        translated.update(fastopt.SGD.flag_defaults)  # torch's arithmetic
+        translated = _translate(fastopt.SGD, group, self._hyperparameters)
         fastopt.SGD.check_hyperparameters(translated)
         return fastopt.SGD, translated
 
     def _scalar_key(self, fastopt_group, step, created):
         return created  # a new momentum buffer takes the gradient itself (torch's first step)
 
+    def _batched_key(self, fastopt_group, values):
+        return False, ()
+
 
 class Adagrad(_FastoptOptimizer):
     """``torch.optim.Adagrad`` stepped by ``fastopt.Adagrad``'s kernel; see :mod:`fastopt.torch`.
 
-    Same signature and defaults as torch (``lr=1e-2``, ``eps=1e-10``), plus ``backend`` and
-    ``pack_small_tensors``. As in torch, ``step`` and ``sum`` exist from the constructor on, and a
-    group added later starts its ``sum`` from the constructor's ``initial_accumulator_value``.
+    Same signature and defaults as torch (``lr=1e-2``, ``eps=1e-10``), plus ``backend``. As in
+    torch, ``step`` and ``sum`` exist from the constructor on, and a group added later starts its
+    ``sum`` from the constructor's ``initial_accumulator_value``.
     """
 
     _hyperparameters = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, differentiable=False, fused=None,
-                 backend="auto", pack_small_tensors=True):
+                 backend="auto", pack_small_tensors=None):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults, backend, pack_small_tensors)
         for group in self.param_groups:  # torch creates Adagrad's state eagerly
             for p in group["params"]:
-                self.state[p]["step"] = torch.tensor(0.0, dtype=_STEP_DTYPE)
-                self.state[p]["sum"] = torch.full_like(p, self._initial_value("sum", group), memory_format=torch.contiguous_format)
+                self.state[p]["step"] = self._own(aligned_full((), np.float64, 0.0))
+                self.state[p]["sum"] = self._new_buffer(p, self._initial_value("sum", group))
 
     def _fastopt(self, group):
-        translated = {key: _as_float(key, group[key]) for key in self._hyperparameters}
-        translated.update(fastopt.Adagrad.flag_defaults)  # torch's arithmetic
+        translated = _translate(fastopt.Adagrad, group, self._hyperparameters)
         fastopt.Adagrad.check_hyperparameters(translated)
         return fastopt.Adagrad, translated
 
@@ -641,14 +730,14 @@ class RMSprop(_FastoptOptimizer):
 
     torch's names and defaults: ``lr=1e-2`` and ``alpha=0.99`` (fastopt's ``rho``), and torch's
     validation, which accepts any ``alpha >= 0`` (``fastopt.RMSprop`` wants ``0 <= rho < 1``).
-    Plus ``backend`` and ``pack_small_tensors``.
+    Plus ``backend``.
     """
 
     _hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False, *,
-                 backend="auto", pack_small_tensors=True):
+                 backend="auto", pack_small_tensors=None):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, capturable=capturable, foreach=foreach,
                         maximize=maximize, differentiable=differentiable)
@@ -676,18 +765,25 @@ class RMSprop(_FastoptOptimizer):
         return None  # RMSprop's scalars do not depend on the step
 
 
+def _betas(group: dict[str, Any]) -> object:
+    betas = group["betas"]
+    if isinstance(betas, (tuple, list)) and any(isinstance(b, torch.Tensor) for b in betas):
+        betas = tuple(_as_float("betas", b) for b in betas)
+    return betas
+
+
 class Adam(_FastoptOptimizer):
     """``torch.optim.Adam`` stepped by ``fastopt.Adam``'s kernel (``fastopt.AdamW``'s with
     ``decoupled_weight_decay=True``); see :mod:`fastopt.torch`.
 
-    Same signature and defaults as torch, plus ``backend`` and ``pack_small_tensors``.
+    Same signature and defaults as torch, plus ``backend``.
     """
 
     _hyperparameters = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
-                 decoupled_weight_decay=False, backend="auto", pack_small_tensors=True):
+                 decoupled_weight_decay=False, backend="auto", pack_small_tensors=None):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
@@ -695,9 +791,7 @@ class Adam(_FastoptOptimizer):
         super().__init__(params, defaults, backend, pack_small_tensors)
 
     def _fastopt(self, group):
-        betas = group["betas"]
-        if isinstance(betas, (tuple, list)) and any(isinstance(b, torch.Tensor) for b in betas):
-            betas = tuple(_as_float("betas", b) for b in betas)
+        betas = _betas(group)
         translated = dict(lr=_as_float("lr", group["lr"]), betas=betas, eps=group["eps"],
                           weight_decay=_as_float("weight_decay", group["weight_decay"]),
                           amsgrad=group["amsgrad"], maximize=group["maximize"],
@@ -715,7 +809,7 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
-                 backend="auto", pack_small_tensors=True):
+                 backend="auto", pack_small_tensors=None):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
                          capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True, backend=backend,
@@ -725,3 +819,169 @@ class AdamW(Adam):
         super().__setstate__(state)
         for group in self.param_groups:  # as torch: AdamW is always decoupled
             group["decoupled_weight_decay"] = True
+
+
+class Adadelta(_FastoptOptimizer):
+    """``torch.optim.Adadelta`` stepped by ``fastopt.Adadelta``'s kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=1.0``, ``rho=0.9``, ``eps=1e-6``; ``rho=1`` is
+    accepted, as in torch), plus ``backend``. State: ``step``, ``square_avg``, ``acc_delta``.
+    """
+
+    _hyperparameters = ("lr", "rho", "eps", "weight_decay", "maximize")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
+                 capturable=False, maximize=False, differentiable=False,
+                 backend="auto", pack_small_tensors=None):
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                        capturable=capturable, foreach=foreach, differentiable=differentiable)
+        super().__init__(params, defaults, backend, pack_small_tensors)
+
+    def _fastopt(self, group):
+        translated = _translate(fastopt.Adadelta, group, self._hyperparameters)
+        fastopt.Adadelta.check_hyperparameters(translated)
+        return fastopt.Adadelta, translated
+
+    def _scalar_key(self, fastopt_group, step, created):
+        return None  # Adadelta's scalars do not depend on the step
+
+
+class Adamax(_FastoptOptimizer):
+    """``torch.optim.Adamax`` stepped by ``fastopt.Adamax``'s kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=2e-3``), plus ``backend``.
+    State: ``step``, ``exp_avg``, ``exp_inf``.
+    """
+
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "maximize")
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
+                 maximize=False, differentiable=False, capturable=False,
+                 backend="auto", pack_small_tensors=None):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable, capturable=capturable)
+        super().__init__(params, defaults, backend, pack_small_tensors)
+
+    def _fastopt(self, group):
+        translated = _translate(fastopt.Adamax, group, ("lr", "eps", "weight_decay", "maximize"))
+        translated["betas"] = _betas(group)
+        fastopt.Adamax.check_hyperparameters(translated)
+        return fastopt.Adamax, translated
+
+
+class NAdam(_FastoptOptimizer):
+    """``torch.optim.NAdam`` stepped by ``fastopt.NAdam``'s kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=2e-3``, ``momentum_decay=4e-3``,
+    ``decoupled_weight_decay``), plus ``backend``. State: ``step``, ``exp_avg``, ``exp_avg_sq``
+    and ``mu_product``, a 0-d float32 tensor as in torch (torch's ``load_state_dict`` casts it to
+    a float64 parameter's dtype; fastopt keeps it float32, loading either).
+    """
+
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize")
+    _counters = (("step", 64), ("mu_product", 32))
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, backend="auto", pack_small_tensors=None):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
+                        capturable=capturable, differentiable=differentiable)
+        super().__init__(params, defaults, backend, pack_small_tensors)
+
+    def _fastopt(self, group):
+        translated = _translate(fastopt.NAdam, group, ("lr", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"))
+        translated["betas"] = _betas(group)
+        fastopt.NAdam.check_hyperparameters(translated)
+        return fastopt.NAdam, translated
+
+    def _batched_key(self, fastopt_group, values):
+        step, mu_product = values
+        t = step + 1.0
+        product = next_mu_product(np.float32(mu_product), fastopt_group["betas"][0], fastopt_group["momentum_decay"], int(t))
+        return (int(t), product), (t, float(product))
+
+    def _advance(self, state, p, keys, fastopt_group):
+        step, _ = self._begin(state, p, keys, fastopt_group)
+        mu_product = self._counter(state, "mu_product", np.float32, 1.0)
+        product = next_mu_product(np.float32(mu_product), fastopt_group["betas"][0], fastopt_group["momentum_decay"], int(step))
+        mu_product[()] = product
+        return int(step), product
+
+
+class RAdam(_FastoptOptimizer):
+    """``torch.optim.RAdam`` stepped by ``fastopt.RAdam``'s kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``decoupled_weight_decay``), plus ``backend``.
+    State: ``step``, ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False,
+                 backend="auto", pack_small_tensors=None):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
+                        capturable=capturable, differentiable=differentiable)
+        super().__init__(params, defaults, backend, pack_small_tensors)
+
+    def _fastopt(self, group):
+        translated = _translate(fastopt.RAdam, group, ("lr", "eps", "weight_decay", "decoupled_weight_decay", "maximize"))
+        translated["betas"] = _betas(group)
+        fastopt.RAdam.check_hyperparameters(translated)
+        return fastopt.RAdam, translated
+
+
+# --------------------------------------------------------------------------------------------
+# lion-pytorch's Lion
+# --------------------------------------------------------------------------------------------
+class Lion(_FastoptOptimizer):
+    """``lion_pytorch.Lion`` stepped by ``fastopt.Lion``'s kernel; see :mod:`fastopt.torch`.
+
+    lion-pytorch's signature and defaults: ``lr=1e-4``, ``betas=(0.9, 0.99)``,
+    ``weight_decay=0.0``, ``use_triton=False`` (True is refused: Triton kernels run on GPUs) and
+    ``decoupled_weight_decay=False`` (True divides ``weight_decay`` by the constructor's ``lr``,
+    as lion-pytorch does, so the decay per step follows the schedule but not the size of ``lr``).
+    Plus keyword-only ``maximize`` and ``backend``. State: ``exp_avg`` only, as lion-pytorch (no
+    step counter); its state dicts load here and the other way round.
+
+    Validation is fastopt's, with torch.optim's messages: ``lr >= 0`` and betas in ``[0, 1)``,
+    where lion-pytorch asserts ``lr > 0`` and betas in ``[0, 1]``.
+    """
+
+    _hyperparameters = ("lr", "betas", "weight_decay", "maximize")
+    _counters = ()
+    _pickled = ("backend", "_init_lr", "decoupled_wd")
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, use_triton=False,
+                 decoupled_weight_decay=False, *, maximize=False, backend="auto"):
+        check_flag("use_triton", use_triton)
+        if use_triton:
+            raise ValueError("use_triton=True is not supported by fastopt.torch (Triton kernels run on GPUs)")
+        check_flag("decoupled_weight_decay", decoupled_weight_decay)
+        self._init_lr = _as_float("lr", lr)  # lion-pytorch's names for these two
+        self.decoupled_wd = decoupled_weight_decay
+        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults, backend)
+
+    def _fastopt(self, group):
+        translated = _translate(fastopt.Lion, group, ("lr", "weight_decay", "maximize"))
+        translated["betas"] = _betas(group)
+        fastopt.Lion.check_hyperparameters(translated)
+        if self.decoupled_wd:
+            if not self._init_lr > 0:
+                raise ValueError("decoupled_weight_decay=True divides weight_decay by the initial lr, which must be > 0")
+            translated["weight_decay"] = translated["weight_decay"] / self._init_lr
+        return fastopt.Lion, translated
+
+    def _scalar_key(self, fastopt_group, step, created):
+        return None
+
+    def _batched_key(self, fastopt_group, values):
+        return None, ()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.setdefault("_init_lr", self.defaults["lr"])
+        self.__dict__.setdefault("decoupled_wd", False)

@@ -83,6 +83,19 @@ def test_quick_run_prints_every_requested_row(quick_run):
         assert any("RMSprop fused" in note for note in document["notes"])  # torch has none: said so
 
 
+@pytest.mark.skipif(not _torch_available(), reason="torch is not installed")
+def test_quick_run_steps_the_torch_models(quick_run):
+    """fastopt.torch against torch.optim on both models, gradients kept and new, and the targets
+    7a-7c computed from those rows."""
+    _, out, document = quick_run
+    assert "Torch models: one optimizer.step()" in out
+    rows = {(r["model"], r["gradients"], r["impl"]) for r in document["results"] if r["scenario"] == "torch-model"}
+    assert rows == {(model, gradients, impl) for model in ("many-small", "few-large") for gradients in ("kept", "new")
+                    for impl in ("torch foreach", "torch fused", "fastopt.torch")}
+    targets = {t["id"]: t for t in document["targets"] if t["id"] in ("7a", "7b", "7c")}
+    assert set(targets) == {"7a", "7b", "7c"} and all(t["passed"] is not None for t in targets.values())
+
+
 def test_json_numbers_are_consistent(quick_run):
     _, _, document = quick_run
     records = document["results"]
@@ -99,7 +112,7 @@ def test_json_numbers_are_consistent(quick_run):
 
     def same_group(a, b):
         keys = ("scenario", "optimizer", "dtype", "elements", "threads")
-        return all(a[k] == b[k] for k in keys)
+        return all(a[k] == b[k] for k in keys) and all(a.get(k) == b.get(k) for k in ("model", "gradients"))
 
     for r in records:
         group = [o for o in records if same_group(o, r)]

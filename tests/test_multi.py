@@ -131,3 +131,229 @@ def test_gather_declines_everything_it_cannot_vouch_for():
         assert attempt(*args) == 0, reason
     assert attempt([p, p.copy()], [g, g], [state, {"step": 3, "exp_avg": np.zeros(8)}]) == -1
     assert attempt([p, p.copy()], [g, g.astype(np.float32)], [state, dict(state)]) == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Overlap between every array a batch writes, and the references it holds
+# ------------------------------------------------------------------------------------------------
+def _adam_rows(count, size=8):
+    params = [np.linspace(-1, 1, size) + k for k in range(count)]
+    grads = [np.full(size, 0.5) for _ in range(count)]
+    states = [{"step": 3, "exp_avg": np.zeros(size), "exp_avg_sq": np.ones(size)} for _ in range(count)]
+    return params, grads, states
+
+
+def _gather(batch, params, grads, states, slots=("exp_avg", "exp_avg_sq", None)):
+    return batch.gather(params, grads, states, slots, "step", 3, np.dtype(np.float64).num)
+
+
+def test_gather_declines_buffers_that_share_memory_with_any_written_array():
+    params, grads, states = _adam_rows(4)
+    assert _gather(Batch(), params, grads, states) == -1
+    frozen = [g if k != 2 else None for k, g in enumerate(grads)]
+    edits = {
+        "one buffer in two slots": lambda s, p: s[3].update(exp_avg_sq=s[3]["exp_avg"]),
+        "a buffer overlapping another of its row": lambda s, p: s[3].update(
+            exp_avg_sq=np.concatenate([s[3]["exp_avg"], np.zeros(4)])[4:]),
+        "a buffer that is another parameter": lambda s, p: s[3].update(exp_avg=p[0]),
+        "a buffer inside another parameter": lambda s, p: s[3].update(exp_avg=np.zeros(40)[3:11]),
+        "another row's buffer": lambda s, p: s[3].update(exp_avg_sq=s[1]["exp_avg"]),
+        "the end of another row's buffer": lambda s, p: s[3].update(exp_avg=np.concatenate([s[1]["exp_avg_sq"], np.zeros(8)])[4:12]),
+    }
+    for reason, edit in edits.items():
+        params, grads, states = _adam_rows(4)
+        if reason == "a buffer inside another parameter":
+            big = np.zeros(40)
+            params[1] = big[:20]
+            states[3]["exp_avg"] = big[12:20]
+        elif reason == "the end of another row's buffer":
+            shared = np.zeros(12)
+            states[1]["exp_avg_sq"] = shared[:8]
+            states[3]["exp_avg"] = shared[4:12]
+        elif reason == "a buffer overlapping another of its row":
+            shared = np.zeros(12)
+            states[3]["exp_avg"], states[3]["exp_avg_sq"] = shared[:8], shared[4:12]
+        else:
+            edit(states, params)
+        found = _gather(Batch(), params, grads, states)
+        assert found in (0, 1, 2, 3) and found != -1, reason
+    # A parameter without a gradient is not written, but no buffer may overlap it either.
+    params, grads, states = _adam_rows(4)
+    states[3]["exp_avg"] = params[2]
+    assert _gather(Batch(), params, frozen, states) == 2
+    # Disjoint views of one buffer are fine.
+    params, grads, states = _adam_rows(4)
+    shared = np.zeros(64)
+    for k in range(4):
+        states[k]["exp_avg"], states[k]["exp_avg_sq"] = shared[16 * k : 16 * k + 8], shared[16 * k + 8 : 16 * k + 16]
+    assert _gather(Batch(), params, grads, states) == -1
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_overlap_check_agrees_with_a_pairwise_comparison(seed):
+    """Random layouts inside one buffer (some overlapping, some in order, some not), gathered by
+    a fresh batch and again by the same batch (which then starts from the order it sorted)."""
+    rng = np.random.default_rng(seed)
+    count, size = int(rng.integers(1, 30)), 6
+    memory = np.zeros(count * 3 * size + int(rng.integers(0, 20)))
+    starts = rng.choice(len(memory) - size + 1, size=3 * count, replace=bool(rng.integers(0, 2)))
+    if rng.integers(0, 2):
+        starts = np.sort(starts)
+    views = [memory[s : s + size] for s in starts]
+    params = views[:count]
+    grads = [np.ones(size) for _ in range(count)]
+    states = [{"step": 3, "exp_avg": views[count + k], "exp_avg_sq": views[2 * count + k]} for k in range(count)]
+    pairwise = any(
+        abs(int(a) - int(b)) < size for i, a in enumerate(starts) for b in starts[i + 1 :]
+    )
+    batch = Batch()
+    assert (_gather(batch, params, grads, states) != -1) == pairwise
+    assert (_gather(batch, params, grads, states) != -1) == pairwise  # the remembered order
+    rng.shuffle(params)  # another order of the same arrays
+    assert (_gather(batch, params, grads, states) != -1) == pairwise
+
+
+def test_a_batch_keeps_its_arrays_alive_until_released():
+    import gc
+    import weakref
+
+    def build():
+        params, grads, states = _adam_rows(3)
+        batch = Batch()
+        assert _gather(batch, params, grads, states) == -1
+        return batch, [weakref.ref(a) for a in (*params, *grads, *(s["exp_avg"] for s in states))]
+
+    batch, refs = build()  # every list and dict of the gather is gone
+    gc.collect()
+    assert all(r() is not None for r in refs)
+    batch.release()
+    gc.collect()
+    assert all(r() is None for r in refs)
+    batch, refs = build()
+    del batch
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_a_batch_releases_the_previous_arrays_when_gathered_again():
+    import gc
+    import weakref
+
+    params, grads, states = _adam_rows(2)
+    batch = Batch()
+    assert _gather(batch, params, grads, states) == -1
+    old = weakref.ref(grads[0])
+    grads[0] = np.full(8, 0.25)
+    assert _gather(batch, params, grads, states) == -1
+    gc.collect()
+    assert old() is None
+
+
+# ------------------------------------------------------------------------------------------------
+# Batch.gather_tensors: the same checks for torch tensors, through DLPack
+# ------------------------------------------------------------------------------------------------
+def _torch_rows(torch, count=3, size=8, dtype=None):
+    dtype = dtype or torch.float64
+    params = [torch.linspace(-1, 1, size, dtype=dtype).add(k).requires_grad_() for k in range(count)]
+    for p in params:
+        p.grad = torch.full((size,), 0.5, dtype=dtype)
+    states = [{"step": torch.tensor(3.0, dtype=torch.float64), "exp_avg": torch.zeros(size, dtype=dtype),
+               "exp_avg_sq": torch.ones(size, dtype=dtype)} for _ in range(count)]
+    return params, states
+
+
+def _gather_tensors(batch, params, states, slots=("exp_avg", "exp_avg_sq", None)):
+    return batch.gather_tensors(params, states, slots, (("step", 64),))
+
+
+@pytest.fixture
+def torch_gather():
+    torch = pytest.importorskip("torch")
+    from fastopt import _multi
+
+    if not _multi.use_dlpack_exchange_api(getattr(torch.Tensor, "__dlpack_c_exchange_api__", None), torch.Tensor):
+        pytest.skip("this torch has no DLPack C exchange API")
+    return torch
+
+
+def test_gather_tensors_accepts_a_fit_group_and_reads_the_counters(torch_gather):
+    torch = torch_gather
+    params, states = _torch_rows(torch)
+    params[1].grad = None  # skipped: no counter read, none written
+    states[1]["step"] = torch.tensor(9.0, dtype=torch.float64)
+    batch = Batch()
+    assert _gather_tensors(batch, params, states) == -1
+    assert batch.counter_values == (3.0,) and batch.bits == 64
+    batch.commit_counters((4.0,))
+    assert [s["step"].item() for s in states] == [4.0, 9.0, 4.0]
+    params, states = _torch_rows(torch, dtype=torch.float32)
+    for p in params:
+        p.grad = None
+    assert _gather_tensors(batch, params, states) == -1 and batch.counter_values is None
+
+
+def test_gather_tensors_declines_everything_it_cannot_vouch_for(torch_gather):
+    torch = torch_gather
+    edits = {
+        "no state yet": lambda p, s: s.__setitem__(2, None),
+        "another step count": lambda p, s: s[2]["step"].fill_(2.0),
+        "a float32 step": lambda p, s: s[2].update(step=torch.tensor(3.0)),
+        "a step of two elements": lambda p, s: s[2].update(step=torch.tensor([3.0, 3.0], dtype=torch.float64)),
+        "missing buffer": lambda p, s: s[2].pop("exp_avg_sq"),
+        "buffer of another size": lambda p, s: s[2].update(exp_avg=torch.zeros(7, dtype=torch.float64)),
+        "buffer of another dtype": lambda p, s: s[2].update(exp_avg=torch.zeros(8)),
+        "buffer not contiguous": lambda p, s: s[2].update(exp_avg=torch.zeros(16, dtype=torch.float64)[::2]),
+        "buffer is not a tensor": lambda p, s: s[2].update(exp_avg=np.zeros(8)),
+        "gradient of another dtype": lambda p, s: _set_grad_data(p[2], torch.zeros(8)),
+        "gradient of another size": lambda p, s: _set_grad_data(p[2], torch.zeros(4, dtype=torch.float64)),
+        "non-contiguous gradient": lambda p, s: setattr(p[2], "grad", torch.zeros(8, 2, dtype=torch.float64)[:, 0]),
+        "gradient is the parameter": lambda p, s: setattr(p[2], "grad", p[2].detach()),
+        "buffer is the gradient": lambda p, s: s[2].update(exp_avg=p[2].grad),
+        "buffer is its parameter": lambda p, s: s[2].update(exp_avg=p[2].detach()),
+        "buffer is another buffer": lambda p, s: s[2].update(exp_avg_sq=s[2]["exp_avg"]),
+        "buffer is another parameter": lambda p, s: s[2].update(exp_avg=p[0].detach()),
+        "one step counter for two rows": lambda p, s: s[2].update(step=s[0]["step"]),
+        "state is not a dict": lambda p, s: s.__setitem__(2, [1]),
+        "parameter on the meta device": lambda p, s: p.__setitem__(2, torch.zeros(8, device="meta", requires_grad=True)),
+        "parameter is not a tensor": lambda p, s: p.__setitem__(2, np.zeros(8)),
+        "float16 parameter": lambda p, s: p.__setitem__(2, _with_grad(torch, torch.zeros(8, dtype=torch.float16))),
+    }
+    for reason, edit in edits.items():
+        params, states = _torch_rows(torch)
+        edit(params, states)
+        found = _gather_tensors(Batch(), params, states)
+        assert found != -1, reason
+        assert found in (0, 2), reason
+
+
+def _with_grad(torch, tensor):
+    tensor.requires_grad_()
+    tensor.grad = torch.zeros_like(tensor)
+    return tensor
+
+
+def _set_grad_data(param, data):
+    """A gradient whose dtype no longer matches its parameter (torch's setter refuses this;
+    ``.data`` on the gradient itself does not)."""
+    import torch
+
+    param.grad = torch.zeros_like(param)
+    param.grad.data = data
+
+
+def test_gather_tensors_holds_the_gradients_until_released(torch_gather):
+    import gc
+    import weakref
+
+    torch = torch_gather
+    params, states = _torch_rows(torch)
+    batch = Batch()
+    assert _gather_tensors(batch, params, states) == -1
+    refs = [weakref.ref(p.grad) for p in params]
+    for p in params:
+        p.grad = None  # zero_grad(set_to_none=True): the batch still holds them
+    gc.collect()
+    assert all(r() is not None for r in refs)
+    batch.release()
+    gc.collect()
+    assert all(r() is None for r in refs)

@@ -96,19 +96,11 @@ STATE_EDITS = [
 ]
 
 
-# The Cython multi-tensor path trusts Batch.gather, which checks each buffer's size, dtype, layout
-# and overlap with its own parameter and gradient (so memory stays safe), but not overlap between
-# the buffers of one parameter or with other parameters (then the reference and the loops differ,
-# or the step just runs). Checking every entry in Python there costs ~0.7 us per parameter (+28%
-# on 200 x 1,000 elements); the recommended fix is in _multi.pyx (see the report).
-GATHER_GAPS = {"buffer is another buffer", "buffer is another parameter"}
+# On the Cython backend the second step above is the multi-tensor path: Batch.gather must decline
+# every one of these edits (so that the careful path reports it), including overlaps between the
+# buffers of one parameter and with other parameters.
 STATE_CASES = [
-    pytest.param(
-        backend, *case,
-        marks=[pytest.mark.xfail(strict=True, reason="Batch.gather does not check overlaps between buffers")]
-        if backend == "cython" and case[0] in GATHER_GAPS else [],
-        id=f"{case[0]}-{backend}",
-    )
+    pytest.param(backend, *case, id=f"{case[0]}-{backend}")
     for backend in fastopt.BACKENDS
     for case in STATE_EDITS
 ]

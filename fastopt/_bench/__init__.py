@@ -13,6 +13,10 @@ process and in interleaved rounds:
   the same memory, when torch is installed;
 * **many small tensors** (200 × 1,000 by default): a list of arrays, the same arrays in one flat
   buffer (:func:`fastopt.flatten`), one kernel call over all of them, and torch on 200 tensors;
+* **torch models** (when torch is installed): ``fastopt.torch.Adam`` against
+  ``torch.optim.Adam`` (``foreach``, ``fused``) stepping a real model's parameter list, an MLP of
+  200 small tensors and 4 large linear layers, with gradients kept between steps or new at every
+  step (their assignment is not timed);
 
 then prints a table per scenario and a table of the project's performance targets, each with
 its measured value and pass/miss. How the timing is made trustworthy is explained in
@@ -87,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the many-small-tensors scenario, e.g. 200x1000 (the default), or 'none'")
     parser.add_argument("--small-optimizers", default="Adam,RMSprop", metavar="LIST",
                         help="optimizers for the many-small-tensors scenario (default: Adam,RMSprop)")
+    parser.add_argument("--torch-models", default="many-small,few-large", metavar="LIST",
+                        help="torch models stepped by fastopt.torch and torch.optim: many-small, few-large, "
+                        "or 'none' (default: both; needs torch)")
     parser.add_argument("--reference-max-size", type=_size, default=4 << 20, metavar="N",
                         help="skip the NumPy reference above N elements, where one call takes seconds "
                         "(default: 4Mi; 0 skips it everywhere)")
@@ -120,6 +127,10 @@ class Settings:
         small = args.small or quick.get("small", "200x1000")
         self.small = None if small.lower() == "none" else tuple(int(x) for x in small.lower().split("x"))
         self.small_optimizers = [o for o in _names(args.small_optimizers, list(OPTIMIZERS), "optimizer")]
+        from .workloads import TORCH_MODELS
+
+        models = getattr(args, "torch_models", "many-small,few-large") or "none"
+        self.torch_models = [] if models.lower() == "none" else _names(models, list(TORCH_MODELS), "torch model")
         self.reference_max_size = args.reference_max_size
         self.samples = args.samples or quick.get("samples", 7)
         self.slow_samples = args.slow_samples or quick.get("slow_samples", 3)
@@ -243,6 +254,26 @@ def small_tensors_group(name, dtype, count, size, settings, torch, rng):
     return contestants, (lambda contestant: traffic.bytes_per_element), notes, traffic
 
 
+def torch_model_group(model, settings, torch):
+    """One torch model: fastopt.torch.Adam and torch.optim.Adam (foreach, fused), gradients kept
+    or new at every step; ``optimizer.step()`` alone is timed."""
+    from . import workloads as w
+    from .timing import Contestant
+
+    contestants = []
+    for gradients in w.GRADIENT_MODES:
+        for impl in w.TORCH_MODEL_IMPLS:
+            setup = w.torch_model_setup(torch, model, impl, gradients)
+            key = dict(scenario="torch-model", optimizer="Adam", dtype="float32", model=model, gradients=gradients,
+                       n=setup.elements, tensors=setup.tensors, impl=impl, kind="torch" if impl.startswith("torch") else "step")
+            for threads in settings.threads:
+                contestant = Contestant({**key, "threads": threads}, setup.step, threads, prepare=setup.prepare)
+                contestant.keep = setup.keep  # the model and optimizer live as long as the contestant
+                contestants.append(contestant)
+    traffic = w.optimizer_traffic("Adam", w.hyperparameters("Adam"), np.float32)
+    return contestants, (lambda contestant: traffic.bytes_per_element), [], traffic
+
+
 # --------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------
@@ -320,6 +351,8 @@ def run(args: argparse.Namespace) -> int:
     if settings.small:
         count, size = settings.small
         plan += [("small", name, dtype, size, count) for name in settings.small_optimizers for dtype in settings.dtypes]
+    if torch is not None:
+        plan += [("torch-model", "Adam", "float32", 0, model) for model in settings.torch_models]
 
     load_before = timing.load_average()
     rng = np.random.default_rng(settings.seed)
@@ -332,7 +365,12 @@ def run(args: argparse.Namespace) -> int:
         current = progress.add_task("", total=1)
         for item in plan:
             scenario, name, dtype, n = item[:4]
-            label = f"{name} {dtype} N={n:,}" if scenario == "single" else f"{name} {dtype} {item[4]}×{n:,}"
+            if scenario == "single":
+                label = f"{name} {dtype} N={n:,}"
+            elif scenario == "small":
+                label = f"{name} {dtype} {item[4]}×{n:,}"
+            else:
+                label = f"torch model {item[4]}"
             available = _available_memory()
             if available is not None and _estimate_bytes(item, settings) > 0.7 * available:
                 notes.append(f"skipped {label}: needs about {_estimate_bytes(item, settings) / 1e9:.1f} GB, {available / 1e9:.1f} GB available")
@@ -343,8 +381,10 @@ def run(args: argparse.Namespace) -> int:
             progress.update(current, description=f"{label}: warming up", completed=0)
             if scenario == "single":
                 contestants, bytes_of, group_notes, traffic = single_tensor_group(name, dtype, n, settings, torch, rng)
-            else:
+            elif scenario == "small":
                 contestants, bytes_of, group_notes, traffic = small_tensors_group(name, dtype, item[4], n, settings, torch, rng)
+            else:
+                contestants, bytes_of, group_notes, traffic = torch_model_group(item[4], settings, torch)
             notes.extend(note for note in group_notes if note not in notes)
             traffic_lines[name] = f"{name}: {traffic.describe()} ({traffic.arrays} arrays)"
             before = timing.cpu_snapshot()
@@ -400,6 +440,15 @@ def run(args: argparse.Namespace) -> int:
         console.print("× torch = torch's step time / this time (torch fused where it exists, else its fastest); "
                       "÷ one call = this time / one kernel call over all the elements (same backend).",
                       highlight=False, style="dim")
+    models = [r for r in records if r["scenario"] == "torch-model"]
+    if models:
+        from .workloads import GRADIENT_MODES, TORCH_MODELS
+
+        console.print(report.torch_models_table(
+            records, settings.threads, "Torch models: one optimizer.step() over a model's parameters (Adam, float32)"))
+        console.print("; ".join(f"{name}: {text}" for name, text in TORCH_MODELS.items()) + ". Gradients "
+                      + "; ".join(f"{mode}: {text}" for mode, text in GRADIENT_MODES.items())
+                      + ". × fused = torch fused's step time / this step time.", highlight=False, style="dim")
     console.print("GB/s counts the bytes the algorithm must move per element: " + "; ".join(traffic_lines.values())
                   + "; ceiling a += s*b: reads a, b; writes a.", highlight=False, style="dim")
     console.print(report.targets_table(targets, "Targets (the project's issue), computed from this run"))

@@ -55,7 +55,8 @@ def add_ratios(records: list[dict]) -> None:
     many-small-tensor scenario) within each group and thread count."""
     by_group: dict[tuple, list[dict]] = {}
     for r in records:
-        by_group.setdefault((r["scenario"], r["optimizer"], r["dtype"], r["elements"], r["threads"]), []).append(r)
+        key = (r["scenario"], r["optimizer"], r["dtype"], r["elements"], r["threads"], r.get("model"), r.get("gradients"))
+        by_group.setdefault(key, []).append(r)
     for group in by_group.values():
         ceiling = next((r for r in group if r["kind"] == "ceiling"), None)
         baseline = torch_baseline(group)
@@ -139,6 +140,18 @@ def _flat_vs_one_call(records, optimizer):
     return flat["median_s"] / one["median_s"], f"{flat['impl']} flat step / {one['impl']} one call"
 
 
+def _torch_model_speedup(model, gradients):
+    """fastopt.torch's step against torch fused's on a torch model (1 thread)."""
+    def measure(records, optimizer):
+        row = next((r for r in records if r["scenario"] == "torch-model" and r["model"] == model
+                    and r["gradients"] == gradients and r["impl"] == "fastopt.torch" and r["threads"] == 1
+                    and r["optimizer"] == optimizer), None)
+        if row is None or "speedup_vs_torch" not in row:
+            return None
+        return row["speedup_vs_torch"], f"fastopt.torch vs {row['torch_baseline']}"
+    return measure
+
+
 def _thread_speedup(n, threads=2):
     """The best same-backend speedup of the kernel from 1 to ``threads`` threads (compiled backends:
     the NumPy reference runs on one thread whatever it is told)."""
@@ -167,6 +180,12 @@ TARGETS = (
     Target("5b", "200 × 1,000 elements: flat buffer opt.step vs torch", 10.0, True, _torch_speedup(kind="step flat", scenario="small"), ("Adam",)),
     Target("5c", "200 × 1,000 elements: flat opt.step / one kernel call over 200,000", 1.5, False, _flat_vs_one_call, ("Adam",)),
     Target("6", "N=262,144: 2 threads vs 1 thread (kernel)", 1.5, True, _thread_speedup(M // 4)),
+    Target("7a", "torch model, 200 small tensors, gradients kept: fastopt.torch vs torch fused", 5.0, True,
+           _torch_model_speedup("many-small", "kept"), ("Adam",)),
+    Target("7b", "torch model, 200 small tensors, new gradients: fastopt.torch vs torch fused", 5.0, True,
+           _torch_model_speedup("many-small", "new"), ("Adam",)),
+    Target("7c", "torch model, 8 large tensors: fastopt.torch vs torch fused", 1.0, True,
+           _torch_model_speedup("few-large", "kept"), ("Adam",)),
 )
 """The issue's targets: float32, 1 thread unless said. "vs torch" is torch's time / fastopt's
 (full steps), against torch.optim's fused implementation where it exists."""
@@ -329,4 +348,36 @@ def targets_table(targets: list[dict], title: str):
             verdict = "[green]pass[/green]" if t["passed"] else "[red]MISS[/red]"
             measured = f"{t['measured']:.2f}{'×' if t['unit'] == '×' else ' ' + t['unit']}"
         table.add_row(t["id"], t["optimizer"], t["target"], t["needed"], measured, verdict, t["how"])
+    return table
+
+
+TORCH_MODEL_ORDER = {"torch foreach": 0, "torch fused": 1, "fastopt.torch": 2}
+
+
+def torch_models_table(records: list[dict], threads: list[int], title: str):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for name, justify in (("model", "left"), ("tensors", "right"), ("elements", "right"), ("gradients", "left"),
+                          ("thr", "right"), ("implementation", "left"), ("step µs \\[min–max]", "right"),
+                          ("GB/s", "right"), ("× fused", "right")):
+        if name == "thr" and len(threads) < 2:
+            continue
+        table.add_column(name, justify=justify)
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["scenario"] == "torch-model":
+            groups.setdefault((r["model"], r["gradients"], r["threads"]), []).append(r)
+    for group_index, ((model, gradients, thread_count), rows) in enumerate(groups.items()):
+        rows = sorted(rows, key=lambda r: TORCH_MODEL_ORDER.get(r["impl"], 9))
+        for index, r in enumerate(rows):
+            first = index == 0
+            cells = [model if first else "", f"{r['tensors']}" if first else "", f"{r['elements']:,}" if first else "",
+                     gradients if first else ""]
+            if len(threads) > 1:
+                cells.append(str(thread_count))
+            label = f"[bold]{r['impl']}[/bold]" if r["impl"] == "fastopt.torch" else r["impl"]
+            cells += [label, _range(r), f"{r['gb_per_s']:.1f}", _x(r.get("speedup_vs_torch"))]
+            table.add_row(*cells)
+        table.rows[-1].end_section = group_index < len(groups) - 1
     return table

@@ -35,6 +35,7 @@ class Contestant:
     key: dict  # what it is: scenario, optimizer, dtype, n, threads, impl, kind ...
     call: Callable[[], object]
     threads: int = 1
+    prepare: Callable[[], object] | None = None  # run before every call, outside the timing
     calls_per_sample: int = 1  # k, set by calibrate()
     max_samples: int = 7
     seconds_per_call: list[float] = field(default_factory=list)
@@ -103,25 +104,33 @@ class ThreadControl:
 def calibrate(contestant: Contestant, control: ThreadControl, sample_seconds: float, samples: int, slow_samples: int) -> None:
     """Warm ``contestant`` up and choose ``k`` so that k calls last about ``sample_seconds``."""
     control.set(contestant.threads)
-    contestant.call()  # compile, allocate lazy state, touch pages
-    start = time.perf_counter()
-    contestant.call()
-    one = time.perf_counter() - start
+    _run(contestant.call, 1, contestant.prepare)  # compile, allocate lazy state, touch pages
+    one = _run(contestant.call, 1, contestant.prepare)
     if one >= sample_seconds:
         contestant.calls_per_sample = 1
         contestant.max_samples = min(samples, slow_samples)
         return
     k = max(1, int(sample_seconds / max(one, 1e-9) / 4))  # a short probe, then refine
-    elapsed = _run(contestant.call, k)
+    elapsed = _run(contestant.call, k, contestant.prepare)
     contestant.calls_per_sample = max(1, round(k * sample_seconds / elapsed))
     contestant.max_samples = samples
 
 
-def _run(call: Callable[[], object], k: int) -> float:
-    start = time.perf_counter()
+def _run(call: Callable[[], object], k: int, prepare: Callable[[], object] | None = None) -> float:
+    """Seconds spent in k calls; with ``prepare``, it runs before each call, untimed (each call
+    is then timed on its own)."""
+    if prepare is None:
+        start = time.perf_counter()
+        for _ in range(k):
+            call()
+        return time.perf_counter() - start
+    clock, spent = time.perf_counter, 0.0
     for _ in range(k):
+        prepare()
+        start = clock()
         call()
-    return time.perf_counter() - start
+        spent += clock() - start
+    return spent
 
 
 def sample(contestant: Contestant, control: ThreadControl) -> None:
@@ -129,8 +138,8 @@ def sample(contestant: Contestant, control: ThreadControl) -> None:
     control.set(contestant.threads)
     k = contestant.calls_per_sample
     if k > 1:
-        contestant.call()
-    contestant.seconds_per_call.append(_run(contestant.call, k) / k)
+        _run(contestant.call, 1, contestant.prepare)
+    contestant.seconds_per_call.append(_run(contestant.call, k, contestant.prepare) / k)
 
 
 def measure(contestants: list[Contestant], control: ThreadControl, samples: int, advance: Callable[[], None] | None = None) -> None:

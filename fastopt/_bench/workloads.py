@@ -295,3 +295,73 @@ def torch_optimizer(torch, name: str, hp: dict, variant: str, params: Sequence[n
     except (TypeError, RuntimeError, ValueError) as exc:
         return TorchSetup(None, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
     return TorchSetup(optimizer.step, keep=[tensors, optimizer])
+
+
+# --------------------------------------------------------------------------------------------
+# Real torch models: fastopt.torch against torch.optim on a model's parameter list
+# --------------------------------------------------------------------------------------------
+TORCH_MODELS = {
+    "many-small": "an MLP of 100 Linear(32, 32): 200 tensors (1,024 and 32 elements), 105,600 float32",
+    "few-large": "4 Linear(1024, 1024): 8 tensors, 4,198,400 float32",
+}
+"""The models of ``examples/torch_speed.py``: where per-tensor overhead decides, and where memory
+bandwidth does."""
+
+TORCH_MODEL_IMPLS = ("torch foreach", "torch fused", "fastopt.torch")
+GRADIENT_MODES = {
+    "kept": "the same .grad tensors at every step (zero_grad(set_to_none=False))",
+    "new": "new .grad tensors at every step (zero_grad(), torch's default); assigned outside the timing",
+}
+
+
+def torch_model(torch, name: str):
+    """A fresh float32 model (seeded), as a list of parameters."""
+    torch.manual_seed(0)
+    if name == "many-small":
+        layers = [torch.nn.Linear(32, 32) for _ in range(100)]
+    elif name == "few-large":
+        layers = [torch.nn.Linear(1024, 1024) for _ in range(4)]
+    else:
+        raise ValueError(f"unknown torch model {name!r}; choose from {', '.join(TORCH_MODELS)}")
+    return list(torch.nn.Sequential(*layers).parameters())
+
+
+@dataclass
+class TorchModelSetup:
+    """``step`` makes one optimizer step; ``prepare`` (new-gradient mode) gives every parameter a
+    new gradient tensor before it, outside the timing. ``params`` and ``optimizer`` are kept."""
+
+    step: Callable[[], None]
+    prepare: Callable[[], None] | None
+    elements: int
+    tensors: int
+    keep: list = field(default_factory=list)
+
+
+def torch_model_setup(torch, model: str, impl: str, gradients: str) -> TorchModelSetup:
+    """Adam (lr 1e-4, torch's other defaults) over a fresh copy of ``model``, with random
+    gradients, after two steps (state created, warm)."""
+    import fastopt.torch
+
+    params = torch_model(torch, model)
+    generator = torch.Generator().manual_seed(1)
+    sets = [[torch.randn(p.shape, generator=generator) for p in params] for _ in range(2)]
+    for p, g in zip(params, sets[0]):
+        p.grad = g
+    if impl == "fastopt.torch":
+        optimizer = fastopt.torch.Adam(params, lr=1e-4)
+    else:
+        optimizer = torch.optim.Adam(params, lr=1e-4, **TORCH_VARIANTS[impl.removeprefix("torch ")])
+    optimizer.step()
+    optimizer.step()
+    prepare = None
+    if gradients == "new":
+        turn = [0]
+
+        def prepare() -> None:
+            turn[0] ^= 1
+            for p, g in zip(params, sets[turn[0]]):
+                p.grad = g
+
+    elements = sum(p.numel() for p in params)
+    return TorchModelSetup(optimizer.step, prepare, elements, len(params), keep=[params, sets, optimizer])

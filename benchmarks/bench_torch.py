@@ -1,0 +1,86 @@
+"""fastopt.torch against torch.optim on a real model's parameter list (needs torch; n/a without).
+
+``TimeTorchModel.time_step`` times one ``optimizer.step()`` of Adam (lr 1e-4, torch's other
+defaults, float32, one torch thread) over the parameters of:
+
+* ``many-small``: an MLP of 100 ``Linear(32, 32)`` layers, 200 tensors of 1,024 and 32 elements
+  (per-tensor overhead decides: the issue asks fastopt.torch for 5x torch's fused Adam here);
+* ``few-large``: 4 ``Linear(1024, 1024)`` layers, 8 tensors, 4.2M elements (memory bandwidth
+  decides: the issue asks for at least torch's fused speed).
+
+with the gradients ``kept`` between steps (``zero_grad(set_to_none=False)``) or ``new`` at every
+step (``zero_grad()``, torch's default: backward allocates new tensors). For ``new``, ``setup``
+gives every parameter a new gradient tensor; the asv runner re-runs ``setup`` before every timed
+call of a benchmark that has one, so that assignment is not timed. The same models are in
+``python -m fastopt bench`` (``--torch-models``) and ``examples/torch_speed.py``.
+
+The models are defined here, not imported from fastopt, so this file measures any commit; one
+without ``fastopt.torch`` (or without torch installed, as in asv's own environments unless torch
+is added to the matrix) shows n/a.
+"""
+
+import functools
+
+MODELS = ["many-small", "few-large"]  # append-only
+IMPLEMENTATIONS = ["fastopt.torch", "torch fused", "torch foreach"]
+GRADIENTS = ["kept", "new"]
+SEED_MODEL, SEED_GRADIENTS = 20_261_201, 20_261_202  # append-only
+
+
+class _Problem:
+    """A model, its optimizer after two steps (state created), and two sets of gradients."""
+
+    def __init__(self, model: str, implementation: str):
+        try:
+            import torch
+        except ImportError as exc:
+            raise NotImplementedError(f"torch is not installed: {exc}") from None
+        torch.set_num_threads(1)
+        torch.manual_seed(SEED_MODEL)
+        if model == "many-small":
+            layers = [torch.nn.Linear(32, 32) for _ in range(100)]
+        else:
+            layers = [torch.nn.Linear(1024, 1024) for _ in range(4)]
+        self.params = list(torch.nn.Sequential(*layers).parameters())
+        generator = torch.Generator().manual_seed(SEED_GRADIENTS)
+        self.sets = [[torch.randn(p.shape, generator=generator) for p in self.params] for _ in range(2)]
+        self.turn = 0
+        self.new_gradients()
+        if implementation == "fastopt.torch":
+            try:
+                import fastopt.torch
+            except ImportError as exc:
+                raise NotImplementedError(f"fastopt.torch is not available: {exc}") from None
+            self.optimizer = fastopt.torch.Adam(self.params, lr=1e-4)
+        else:
+            variant = {"torch fused": dict(fused=True), "torch foreach": dict(foreach=True)}[implementation]
+            self.optimizer = torch.optim.Adam(self.params, lr=1e-4, **variant)
+        self.optimizer.step()
+        self.optimizer.step()
+
+    def new_gradients(self):
+        """Other gradient tensors for every parameter (the two sets alternate)."""
+        self.turn ^= 1
+        for p, g in zip(self.params, self.sets[self.turn]):
+            p.grad = g
+
+
+@functools.lru_cache(maxsize=1)
+def problem(model: str, implementation: str) -> _Problem:
+    return _Problem(model, implementation)
+
+
+class TimeTorchModel:
+    """One ``optimizer.step()`` over a torch model's parameters."""
+
+    params = [MODELS, IMPLEMENTATIONS, GRADIENTS]
+    param_names = ["model", "implementation", "gradients"]
+    repeat = (5, 50, 4.0)
+
+    def setup(self, model, implementation, gradients):
+        self.problem = problem(model, implementation)
+        if gradients == "new":
+            self.problem.new_gradients()
+
+    def time_step(self, model, implementation, gradients):
+        self.problem.optimizer.step()
