@@ -467,7 +467,7 @@ class Optimizer:
         # Everything is valid: from here on nothing raises, so a step is applied whole or not at all.
         index = 0
         for group_index, group in enumerate(self.param_groups):
-            slots = self._kernel_slots(group)
+            slots = self._group_layout[group_index][0]
             for _ in range(len(group["params"])):
                 grad = flat_grads[index]
                 if grad is not None:
@@ -513,7 +513,7 @@ class Optimizer:
                     if type(previous_step) is not int or not 0 <= previous_step < MAX_STEP - 1:
                         return False  # the careful path reports it (gather takes a C Py_ssize_t)
                 representative = states[first] if type(states[first]) is dict else {}
-                slots, scalar_keys = self._group_layout[group_index]
+                slots, _, scalar_keys = self._group_layout[group_index]
                 if scalar_keys and not self._scalar_states_shared(representative, states, group_grads, scalar_keys):
                     return False
                 dtype = members[0].dtype
@@ -597,8 +597,10 @@ class Optimizer:
         values = tuple(group[key] for key in self.defaults)
         objects = values if _immutable(values) else None
         safe = _cast_safe(group, self.defaults)
-        # the state arrays the kernel takes and the scalar state entries: they follow the options
-        layout = (self._kernel_slots(group), self._scalar_state_keys(group))
+        # the state arrays the kernel takes (with None for an unused slot, and without), and the
+        # scalar state entries: they follow the options, so they are kept with them
+        slots = self._kernel_slots(group)
+        layout = (slots, tuple(key for key in slots if key is not None), self._scalar_state_keys(group))
         if group_index == len(self._validated_objects):
             self._validated_objects.append(objects)
             self._cast_safe.append(safe)
@@ -636,18 +638,15 @@ class Optimizer:
         state = self.state  # a dict: step() checked
         checked, step_key = self._checked_states, self.step_key
         start = 0
-        for group in self.param_groups:
+        for group_index, group in enumerate(self.param_groups):
             end = start + len(group["params"])
-            slots = None
+            _, slots, scalar_keys = self._group_layout[group_index]
             for index in range(start, end):
                 if flat_grads[index] is None:
                     continue
                 entry = state.get(index)
                 if entry is None:
                     continue
-                if slots is None:
-                    slots = tuple(key for key in self._kernel_slots(group) if key is not None)
-                    scalar_keys = self._scalar_state_keys(group)
                 cached = checked.get(index)
                 if (
                     cached is None
