@@ -104,12 +104,17 @@ from fastopt._memory import aligned_full
 from fastopt._optimizer import _EMPTY, _silence_fp_warnings, _specialise
 from fastopt._threads import threads_for
 from fastopt._validation import check_flag, check_real
-from fastopt.nadam import next_mu_product
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"]
 
 _DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 _BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
+# For deriving a step's scalar key through a fastopt class's _begin_step (see _begin_fastopt_step):
+# fastopt's type of each 0-d counter kept here (torch keeps the step as a float), a placeholder for
+# a buffer that exists, and the parameter that class would size a missing buffer from.
+_FASTOPT_COUNTER_TYPE = {"step": int, "mu_product": np.float32}
+_EXISTING = object()
+_NO_PARAM = np.empty(0)
 
 
 def _fast_path_available() -> bool:
@@ -265,17 +270,19 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         """The value a state buffer starts from (zero, except Adagrad's ``sum``)."""
         return 0.0
 
-    def _scalar_key(self, fastopt_group: dict[str, Any], step: float, created: bool) -> Hashable:
-        """The key ``_kernel_scalars`` takes: the step number (Adam, Adagrad, ...), whether the
-        momentum buffer is new (SGD: its first value is the gradient), or nothing (RMSprop,
-        Adadelta, Lion)."""
-        return int(step)
+    def _begin_fastopt_step(self, cls: type, fastopt_group: dict[str, Any], counters: tuple, present: tuple) -> tuple[Hashable, tuple]:
+        """The key ``_kernel_scalars`` takes for this step, and the counters after it, from the
+        counters before it (in ``_counters``' order) and the state buffers that already exist.
 
-    def _batched_key(self, fastopt_group: dict[str, Any], values: tuple) -> tuple[Hashable, tuple]:
-        """On the fast path, from the group's common counter values before the step: the scalar
-        key, and the counter values after it. Every buffer exists there (``created`` is False)."""
-        step = values[0] + 1.0
-        return self._scalar_key(fastopt_group, step, False), (step,)
+        The fastopt class's own ``_begin_step`` decides both, on a stand-in state: the counters in
+        fastopt's types and a placeholder per existing buffer (a missing one is created in the
+        stand-in, as on a first step). So no rule of an optimizer (SGD's first momentum step,
+        NAdam's product of momentum factors, ...) is written here again."""
+        stand_in = dict.fromkeys(present, _EXISTING)
+        for (name, _), value in zip(self._counters, counters):
+            stand_in[name] = _FASTOPT_COUNTER_TYPE[name](value)
+        key = self._calculator(cls)._begin_step(_NO_PARAM, stand_in, fastopt_group)
+        return key, tuple(float(stand_in[name]) for name, _ in self._counters)
 
     # Validation --------------------------------------------------------------------------------
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -415,7 +422,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 if values is None:  # no parameter of the group has a gradient
                     continue
                 dtype = _BY_BITS[batch.bits]
-                key, after = self._batched_key(fastopt_group, values)
+                key, after = self._begin_fastopt_step(cls, fastopt_group, values, keys)
                 if batch.bits == 32:
                     with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
                         scalars = self._calculator(cls)._kernel_scalars(fastopt_group, key, dtype)
@@ -457,7 +464,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         scalars_by_key: dict[tuple, tuple] = {}
         for (cls, fastopt_group, slots, keys), p, grad in work:
             state = self.state[p]
-            key = self._advance(state, p, keys, fastopt_group)
+            key = self._advance(state, p, keys, cls, fastopt_group)
             views = self._views(p, state, keys)
             dtype = views[0].dtype
             scalar_key = (id(fastopt_group), cls, key, dtype)
@@ -598,24 +605,23 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 copy.copy_(value.detach())
                 state[key] = copy
 
-    def _begin(self, state: dict, p: torch.Tensor, keys: tuple, group) -> tuple[float, bool]:
-        """Create missing buffers and advance the counter; returns (step, whether new buffers)."""
-        created = False
+    def _advance(self, state: dict, p: torch.Tensor, keys: tuple, cls: type, fastopt_group: dict) -> Hashable:
+        """The careful path's per-parameter start of a step: create the missing buffers, advance
+        the counters, and return the scalar key."""
+        present = tuple(key for key in keys if key in state)
         for key in keys:
             if key not in state:
-                state[key] = self._new_buffer(p, self._initial_value(key, group))
-                created = True
-        if not self._counters:
-            return 0.0, created
-        step = self._counter(state, "step", np.float64, 0.0)
-        value = float(step) + 1.0
-        step[()] = value
-        return value, created
-
-    def _advance(self, state: dict, p: torch.Tensor, keys: tuple, fastopt_group: dict) -> Hashable:
-        """The careful path's per-parameter start of a step; returns the scalar key."""
-        step, created = self._begin(state, p, keys, fastopt_group)
-        return self._scalar_key(fastopt_group, step, created)
+                state[key] = self._new_buffer(p, self._initial_value(key, fastopt_group))
+        # a counter not there yet starts where the fastopt class starts it (NAdam's product at 1)
+        fresh = {} if all(name in state for name, _ in self._counters) else self._calculator(cls)._init_state(_NO_PARAM, fastopt_group)
+        arrays = [
+            self._counter(state, name, np.float64 if bits == 64 else np.float32, float(fresh.get(name, 0.0)))
+            for name, bits in self._counters
+        ]
+        key, after = self._begin_fastopt_step(cls, fastopt_group, tuple(float(a) for a in arrays), present)
+        for array, value in zip(arrays, after):
+            array[()] = value
+        return key
 
     # Checkpoints -------------------------------------------------------------------------------
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -687,12 +693,6 @@ class SGD(_FastoptOptimizer):
         fastopt.SGD.check_hyperparameters(translated)
         return fastopt.SGD, translated
 
-    def _scalar_key(self, fastopt_group, step, created):
-        return created  # a new momentum buffer takes the gradient itself (torch's first step)
-
-    def _batched_key(self, fastopt_group, values):
-        return False, ()
-
 
 class Adagrad(_FastoptOptimizer):
     """``torch.optim.Adagrad`` stepped by ``fastopt.Adagrad``'s kernel; see :mod:`fastopt.torch`.
@@ -760,9 +760,6 @@ class RMSprop(_FastoptOptimizer):
                           momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"],
                           **fastopt.RMSprop.flag_defaults)  # torch's arithmetic
         return fastopt.RMSprop, translated
-
-    def _scalar_key(self, fastopt_group, step, created):
-        return None  # RMSprop's scalars do not depend on the step
 
 
 def _betas(group: dict[str, Any]) -> object:
@@ -842,9 +839,6 @@ class Adadelta(_FastoptOptimizer):
         fastopt.Adadelta.check_hyperparameters(translated)
         return fastopt.Adadelta, translated
 
-    def _scalar_key(self, fastopt_group, step, created):
-        return None  # Adadelta's scalars do not depend on the step
-
 
 class Adamax(_FastoptOptimizer):
     """``torch.optim.Adamax`` stepped by ``fastopt.Adamax``'s kernel; see :mod:`fastopt.torch`.
@@ -894,19 +888,6 @@ class NAdam(_FastoptOptimizer):
         translated["betas"] = _betas(group)
         fastopt.NAdam.check_hyperparameters(translated)
         return fastopt.NAdam, translated
-
-    def _batched_key(self, fastopt_group, values):
-        step, mu_product = values
-        t = step + 1.0
-        product = next_mu_product(np.float32(mu_product), fastopt_group["betas"][0], fastopt_group["momentum_decay"], int(t))
-        return (int(t), product), (t, float(product))
-
-    def _advance(self, state, p, keys, fastopt_group):
-        step, _ = self._begin(state, p, keys, fastopt_group)
-        mu_product = self._counter(state, "mu_product", np.float32, 1.0)
-        product = next_mu_product(np.float32(mu_product), fastopt_group["betas"][0], fastopt_group["momentum_decay"], int(step))
-        mu_product[()] = product
-        return int(step), product
 
 
 class RAdam(_FastoptOptimizer):
@@ -974,12 +955,6 @@ class Lion(_FastoptOptimizer):
                 raise ValueError("decoupled_weight_decay=True divides weight_decay by the initial lr, which must be > 0")
             translated["weight_decay"] = translated["weight_decay"] / self._init_lr
         return fastopt.Lion, translated
-
-    def _scalar_key(self, fastopt_group, step, created):
-        return None
-
-    def _batched_key(self, fastopt_group, values):
-        return None, ()
 
     def __setstate__(self, state):
         super().__setstate__(state)
