@@ -573,7 +573,8 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     def _new_buffer(self, p: torch.Tensor, value: float) -> torch.Tensor:
         """A state buffer for ``p``: its shape and dtype, 64-byte aligned, filled with ``value``."""
         with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
-            return self._own(aligned_full(tuple(p.shape), _DTYPES[p.dtype], value))
+            # 64-byte aligned but not on huge pages beside torch's tensors: see fastopt/_memory.py
+            return self._own(aligned_full(tuple(p.shape), _DTYPES[p.dtype], value, huge_pages=False))
 
     def _counter(self, state: dict, key: str, dtype: type, initial: float) -> np.ndarray:
         """The 0-d array of the counter ``state[key]`` (fastopt's own, of ``dtype``), made from the
@@ -601,7 +602,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                     self._counter(state, key, counters[key], 0.0)
             elif (isinstance(value, torch.Tensor) and value.dtype in _DTYPES and value.device.type == "cpu"
                   and value.layout is torch.strided and self._owned_array(value) is None):
-                copy = self._own(aligned_full(tuple(value.shape), _DTYPES[value.dtype]))
+                copy = self._own(aligned_full(tuple(value.shape), _DTYPES[value.dtype], huge_pages=False))
                 copy.copy_(value.detach())
                 state[key] = copy
 
