@@ -8,7 +8,7 @@ backend        module                what it is
 =============  ====================  =====================================================
 ``reference``  ``<opt>/reference.py``  NumPy, whole-array expressions: the specification
 ``numba``      ``<opt>/_numba.py``     an explicit element loop, compiled by Numba
-``cython``     ``<opt>/_cython.pyx``   the same loop over typed memoryviews, compiled by gcc
+``cython``     ``<opt>/_cython.pyx``   the same loop over C pointers, compiled by gcc
 =============  ====================  =====================================================
 
 Backends are imported lazily, so ``import fastopt`` does not pay for importing Numba.

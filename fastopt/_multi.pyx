@@ -33,10 +33,13 @@ applied whole or not at all.
 """
 
 cimport numpy as cnp
+from fastopt._arrays cimport usable_array
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject, PyObject_TypeCheck, PyTypeObject
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.list cimport PyList_GET_ITEM
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cnp.import_array()
@@ -218,18 +221,6 @@ cdef Py_ssize_t _first_overlap(Batch batch, _Extents* e) except -2:
 # --------------------------------------------------------------------------------------------
 # NumPy arrays
 # --------------------------------------------------------------------------------------------
-cdef inline bint _usable(object obj, int typenum, bint writeable):
-    """An exact ndarray of ``typenum``, native byte order, aligned and C-contiguous."""
-    if not cnp.PyArray_CheckExact(obj):
-        return False
-    cdef cnp.ndarray array = <cnp.ndarray> obj
-    if cnp.PyArray_TYPE(array) != typenum or not cnp.PyArray_ISNOTSWAPPED(array):
-        return False
-    if not cnp.PyArray_ISALIGNED(array) or not cnp.PyArray_IS_C_CONTIGUOUS(array):
-        return False
-    return cnp.PyArray_ISWRITEABLE(array) or not writeable
-
-
 cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
     cdef int dim
     if cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b):
@@ -434,7 +425,7 @@ cdef int _resolve_owned(Batch self, tuple owned) except -1:
         self._owned_tensor[i] = <PyObject*> (<tuple> entry)[0]
         self._owned_data[i] = cnp.PyArray_DATA(array)
         self._owned_size[i] = cnp.PyArray_SIZE(array)
-        if _usable(array, cnp.PyArray_TYPE(array), True):
+        if usable_array(array, cnp.PyArray_TYPE(array), True):
             self._owned_type[i] = cnp.PyArray_TYPE(array)
     self._owned_key = owned
     self._owned_n = n
@@ -507,7 +498,7 @@ cdef class Batch:
                         _keep(self, <PyObject*> param)
                         _extents_add(&extents, 0, cnp.PyArray_DATA(param), cnp.PyArray_NBYTES(param), k)
                     continue
-                if not _usable(params[k], typenum, True) or not _usable(grads[k], typenum, False):
+                if not usable_array(params[k], typenum, True) or not usable_array(grads[k], typenum, False):
                     return k
                 param, grad = <cnp.ndarray> params[k], <cnp.ndarray> grads[k]
                 if not _same_shape(param, grad) or _overlap(param, grad):
@@ -532,7 +523,7 @@ cdef class Batch:
                         row[2 + s] = NULL
                         continue
                     array = (<dict> state).get(slots[s])
-                    if not _usable(array, typenum, True):
+                    if not usable_array(array, typenum, True):
                         return k
                     buffer = <cnp.ndarray> array
                     if cnp.PyArray_SIZE(buffer) != self.sizes[k] or _overlap(buffer, grad) or _overlap(buffer, param):
@@ -787,4 +778,46 @@ def same_objects(list a, tuple b):
     for i in range(n):
         if <PyObject*> a[i] != <PyObject*> b[i]:
             return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# "Nothing changed since the last validated step"
+# --------------------------------------------------------------------------------------------
+def groups_as_validated(object param_groups, list members, tuple keys, list objects):
+    """Whether ``param_groups`` is exactly as last validated: a list of dicts, group ``g`` holding
+    a list with the very arrays of ``members[g]`` under ``"params"`` and, under ``keys``, the very
+    hyperparameter objects of ``objects[g]`` (None: a group holding a mutable value, never
+    trusted). Identity only, so ``maximize=0`` after ``False`` is not "as validated".
+
+    ``Optimizer.step`` asks this first and runs its full checks (which name what changed) only
+    when the answer is no: the same test as ``_check_groups_unchanged`` and
+    ``_check_all_hyperparameters`` make on their fast branch, in one C loop.
+    """
+    cdef Py_ssize_t g, i, n_groups = len(members), n_keys = len(keys)
+    cdef PyObject* value
+    cdef tuple expected_values
+    cdef list current, expected
+    if type(param_groups) is not list or len(<list> param_groups) != n_groups or len(objects) != n_groups:
+        return False
+    for g in range(n_groups):
+        group = (<list> param_groups)[g]
+        if type(group) is not dict or objects[g] is None:
+            return False
+        expected_values = <tuple> objects[g]
+        if len(expected_values) != n_keys:
+            return False
+        for i in range(n_keys):
+            value = PyDict_GetItemWithError(group, keys[i])
+            if value == NULL or value != PyTuple_GET_ITEM(expected_values, i):
+                return False
+        params = (<dict> group).get("params")
+        if type(params) is not list:
+            return False
+        current, expected = <list> params, <list> members[g]
+        if len(current) != len(expected):
+            return False
+        for i in range(len(expected)):
+            if PyList_GET_ITEM(current, i) != PyList_GET_ITEM(expected, i):
+                return False
     return True

@@ -166,6 +166,8 @@ def weight_decay_scalars(group: dict[str, Any], dtype: np.dtype) -> tuple:
     return dtype.type(weight_decay), dtype.type(1.0)
 
 
+_FLOAT64 = np.dtype(np.float64)
+
 # Fills a kernel's slot for a buffer the options leave unused (the kernel never touches it).
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 
@@ -241,12 +243,16 @@ class Optimizer:
         self._kernels = _specialise(kernel)
         self._parallel_kernels: dict | None = None
         # The multi-tensor path: the Cython backend steps a whole group per call.
-        self._many_kernels, self._batch_type = None, None
+        self._many_kernels, self._batch_type, self._groups_as_validated = None, None, None
         if self.backend == "cython":
             self._many_kernels = _specialise(_backends.get_kernel(self.name, self.backend, many=True))
-            from ._multi import Batch
+            from ._multi import Batch, groups_as_validated
 
-            self._batch_type = Batch
+            self._batch_type, self._groups_as_validated = Batch, groups_as_validated
+        self._hyperparameter_keys = tuple(self.defaults)
+        # Cython kernels take their scalars as typed C arguments, which round a float64 to float32
+        # by the same conversion as np.float32(x); Numba would compile a float64 variant instead.
+        self._typed_arguments_cast = self.backend == "cython"
         self._validated: list[tuple | None] = []  # hyperparameters as last validated, per group
         # Per group: the hyperparameter objects last validated (None if one of them is mutable), and
         # whether their magnitudes make float32 casts safe; the kernel scalars last computed.
@@ -254,6 +260,7 @@ class Optimizer:
         self._cast_safe: list[bool] = []
         self._group_layout: list[tuple] = []
         self._scalar_cache: dict[tuple, tuple] = {}
+        self._group_scalar_cache: dict[tuple, tuple] = {}
         self._flat_state_cache: dict[int, tuple] = {}
         self._checked_states: dict[int, tuple] = {}  # state entries as last checked, per index
         self.param_groups: list[dict[str, Any]] = []
@@ -315,7 +322,22 @@ class Optimizer:
 
     def _kernel_scalars(self, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
         """The kernel's remaining arguments: flags, and every derived scalar computed once in
-        float64 and cast to ``dtype`` (so the kernels do no scalar arithmetic of their own)."""
+        float64 and cast to ``dtype`` (so the kernels do no scalar arithmetic of their own).
+
+        An optimizer whose scalars change with the step (Adam's bias corrections) splits them:
+        ``_group_scalars`` (the leading ones, from the hyperparameters alone: computed once per
+        validated group) then ``_step_scalars`` (the rest, from the step's key). Others override
+        this method whole; ``step()`` then reuses the result while the key stays the same."""
+        return self._group_scalars(group, dtype) + tuple(map(dtype.type, self._step_scalars(group, key)))
+
+    def _group_scalars(self, group: dict[str, Any], dtype: np.dtype) -> tuple:
+        """The leading kernel scalars, which depend on the hyperparameters only (see
+        ``_kernel_scalars``)."""
+        raise NotImplementedError
+
+    def _step_scalars(self, group: dict[str, Any], key: Hashable) -> tuple:
+        """The kernel scalars after ``_group_scalars``, which depend on the step's key: numbers
+        computed in float64, which the caller casts to the arrays' dtype."""
         raise NotImplementedError
 
     # Helpers for subclasses -------------------------------------------------------------------
@@ -437,13 +459,19 @@ class Optimizer:
                 "grads must be a sequence (list or tuple) with one array or None per parameter, "
                 f"got {type(grads).__name__}"
             )
-        self._check_groups_unchanged()
+        # groups and hyperparameters as last validated (identity, checked in C), or the full checks
+        as_validated = self._groups_as_validated is not None and self._groups_as_validated(
+            self.param_groups, self._group_members, self._hyperparameter_keys, self._validated_objects
+        )
+        if not as_validated:
+            self._check_groups_unchanged()
         if len(grads) != len(self._params):
             raise ValueError(
                 f"step() expected {len(self._params)} gradients (one per parameter, in "
                 f"param_groups order), got {len(grads)}"
             )
-        self._check_all_hyperparameters()
+        if not as_validated:
+            self._check_all_hyperparameters()
         if type(self.state) is not dict:
             raise TypeError(f"opt.state must be a dict, got {type(self.state).__name__}")
         if self._many_kernels is not None and self._step_batched(grads):
@@ -495,9 +523,9 @@ class Optimizer:
             members = group["params"]
             end = start + len(members)
             if members:
-                get = self.state.get
-                states = [get(index) for index in range(start, end)]
-                group_grads = list(grads[start:end])
+                states = list(map(self.state.get, range(start, end)))
+                # a private list (gather takes lists; the caller's may be a tuple or be changed later)
+                group_grads = grads[start:end] if type(grads) is list else list(grads[start:end])
                 if group_grads[0] is not None:
                     first = 0
                 else:
@@ -526,7 +554,8 @@ class Optimizer:
                 advanced = dict(representative)
                 key = self._begin_step(members[first], advanced, group)
                 stepped = [state for state, grad in zip(states, group_grads) if grad is not None] if scalar_keys else []
-                batches.append((group_index, group, batch, dtype, key, stepped, {k: advanced[k] for k in scalar_keys}))
+                scalar_state = {k: advanced[k] for k in scalar_keys} if scalar_keys else None
+                batches.append((group_index, group, batch, dtype, key, stepped, scalar_state))
             start = end
         # Every group is fit: advance the state and compute (nothing below can fail).
         for group_index, group, batch, dtype, key, stepped, scalar_state in batches:
@@ -534,7 +563,7 @@ class Optimizer:
             batch.commit_steps()
             for state in stepped:
                 state.update(scalar_state)
-            self._many_kernels[dtype](batch, *scalars, _threads.get_num_threads(), _threads.min_size())
+            self._many_kernels[dtype](batch, *scalars, _threads._num_threads, _threads._min_size)
         return True
 
     def _scalar_states_shared(self, representative: dict, states: list, grads: list, keys: tuple[str, ...]) -> bool:
@@ -570,7 +599,7 @@ class Optimizer:
 
         Unchanged means the same objects as then (all immutable), or else equal values of the
         same types (``maximize=0`` after ``False`` is checked again)."""
-        keys = tuple(self.defaults)
+        keys = self._hyperparameter_keys
         for group_index, group in enumerate(self.param_groups):
             objects = self._validated_objects[group_index]
             if objects is not None:
@@ -594,7 +623,7 @@ class Optimizer:
 
     def _remember_validated(self, group_index: int, group: dict[str, Any]) -> None:
         """Record a group's hyperparameters as valid (and forget the scalars made from older ones)."""
-        values = tuple(group[key] for key in self.defaults)
+        values = tuple(group[key] for key in self._hyperparameter_keys)
         objects = values if _immutable(values) else None
         safe = _cast_safe(group, self.defaults)
         # the state arrays the kernel takes (with None for an unused slot, and without), and the
@@ -610,6 +639,7 @@ class Optimizer:
             self._cast_safe[group_index] = safe
             self._group_layout[group_index] = layout
         self._scalar_cache.clear()
+        self._group_scalar_cache.clear()
 
     def _scalars(self, group_index: int, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
         """``_kernel_scalars(group, key, dtype)``, reused while the key and the hyperparameters
@@ -617,13 +647,32 @@ class Optimizer:
         cached = self._scalar_cache.get((group_index, dtype))
         if cached is not None and type(cached[0]) is type(key) and cached[0] == key:
             return cached[1]
-        if dtype == np.float64 or self._cast_safe[group_index]:
-            scalars = self._kernel_scalars(group, key, dtype)
+        if self._cast_safe[group_index]:
+            scalars = self._split_scalars(group_index, group, key, dtype, self._typed_arguments_cast)
+        elif dtype is _FLOAT64:
+            scalars = self._split_scalars(group_index, group, key, dtype, False)
         else:
             with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
-                scalars = self._kernel_scalars(group, key, dtype)
+                scalars = self._split_scalars(group_index, group, key, dtype, False)
         self._scalar_cache[(group_index, dtype)] = (key, scalars)
         return scalars
+
+    def _split_scalars(self, group_index: int, group: dict[str, Any], key: Hashable, dtype: np.dtype,
+                       kernel_casts: bool) -> tuple:
+        """``_kernel_scalars``, with the group's part computed once per validated group.
+
+        With ``kernel_casts`` the step's part is handed over as float64 numbers: the Cython
+        kernels' typed C arguments round each to the dtype exactly as ``dtype.type`` would (the
+        same C conversion), and a NumPy scalar costs about 0.2 µs to make. Used only when the
+        hyperparameters are cast-safe, so no value overflows or is an integer beyond 2**53."""
+        if type(self)._kernel_scalars is not Optimizer._kernel_scalars:  # not split
+            return self._kernel_scalars(group, key, dtype)
+        leading = self._group_scalar_cache.get((group_index, dtype))
+        if leading is None:
+            leading = self._group_scalar_cache[(group_index, dtype)] = self._group_scalars(group, dtype)
+        if kernel_casts:
+            return leading + self._step_scalars(group, key)
+        return leading + tuple(map(dtype.type, self._step_scalars(group, key)))
 
     def _check_states(self, flat_grads: list) -> None:
         """Check every state entry this step will use, before anything is updated.

@@ -22,7 +22,7 @@ LANGUAGE = {"reference": "python", "numba": "python", "cython": "cython"}
 DESCRIPTION = {
     "reference": "NumPy, whole-array expressions: the specification",
     "numba": "one element at a time, compiled by Numba",
-    "cython": "the loop over pointers, called on typed memoryviews; compiled to C",
+    "cython": "the loop over pointers, compiled to C (the entry points follow it in the file)",
 }
 
 # A trailing comment that starts with equation tags: "# (3)", "# (4), (5)", "# (7) note".
@@ -62,12 +62,12 @@ def read_kernel(package: str, name: str, backend: str) -> Kernel:
     """The kernel ``<name>_update`` of ``backend`` in ``package`` (e.g. ``"fastopt.adam"``)."""
     filename = file_name(backend)
     text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
-    first, last = _function_span(text, f"{name}_update", cython=backend == "cython")
     if backend == "cython" and f"_{name}_loop(" in text:
-        # The Cython twin keeps its loop in `cdef void _<name>_loop(...)` over pointers, which
-        # `def <name>_update` (typed memoryviews) calls: show the loop and the def together.
-        loop_first, _ = _function_span(text, f"_{name}_loop", cython=True)
-        first = min(first, loop_first)
+        # The Cython twin keeps its arithmetic in `cdef void _<name>_loop(...)` over pointers; the
+        # entry points after it (threads, length checks, taking the arrays) are plumbing.
+        first, last = _function_span(text, f"_{name}_loop", cython=True)
+    else:
+        first, last = _function_span(text, f"{name}_update", cython=backend == "cython")
     all_lines = text.splitlines()
     lines = [split_tags(number, all_lines[number - 1]) for number in range(first, last + 1)]
     path = "/".join([*package.split("."), filename])

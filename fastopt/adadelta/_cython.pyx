@@ -5,16 +5,21 @@
 # ("square_avg[i] = v = ..."), so the compiler never has to reload a value it just stored.
 """Adadelta, Cython twin of :func:`fastopt.adadelta.reference.adadelta_update`; maths in :mod:`fastopt.adadelta`.
 
-``_adadelta_loop`` is the loop, over plain pointers. ``adadelta_update`` runs it on typed
-memoryviews (one array each), ``adadelta_update_many`` on every array of a
-:class:`fastopt._multi.Batch` (a whole parameter group in one call), and ``_adadelta_threads`` on
-one contiguous chunk per thread: all of them compute every element with exactly the same operations.
+``_adadelta_loop`` is the loop, over plain pointers; ``_adadelta_threads`` runs it on one contiguous
+chunk per thread and ``_adadelta_run`` checks the lengths and picks one or the other. The entry
+points: ``adadelta_update`` takes NumPy arrays through NumPy's C API (see ``fastopt/_arrays.pxd``)
+and hands anything else to ``adadelta_update_buffers``, the same call on typed memoryviews (any
+float32/float64 buffer); ``adadelta_update_many`` runs every array of a
+:class:`fastopt._multi.Batch` (a whole parameter group in one call). All of them compute every
+element with exactly the same operations.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
+from numpy cimport NPY_FLOAT
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._arrays cimport Arrays, plain_arrays
 from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
@@ -66,6 +71,48 @@ cdef void _adadelta_threads(Py_ssize_t n, floating* param, const floating* grad,
                            one_minus_rho, eps, lr)
 
 
+cdef int _adadelta_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t square_avg_size,
+                       Py_ssize_t acc_delta_size, floating* param, const floating* grad,
+                       floating* square_avg, floating* acc_delta, bint maximize,
+                       floating weight_decay, floating decay_factor, floating rho,
+                       floating one_minus_rho, floating eps, floating lr,
+                       int num_threads) except -1:
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adadelta_update", "grad", grad_size, n)
+    require_length("adadelta_update", "square_avg", square_avg_size, n)
+    require_length("adadelta_update", "acc_delta", acc_delta_size, n)
+    with nogil:
+        if num_threads > 1:
+            _adadelta_threads(n, param, grad, square_avg, acc_delta, maximize, weight_decay,
+                              decay_factor, rho, one_minus_rho, eps, lr, num_threads)
+        else:
+            _adadelta_loop(n, param, grad, square_avg, acc_delta, maximize, weight_decay,
+                           decay_factor, rho, one_minus_rho, eps, lr)
+    return 0
+
+
+def adadelta_update(param, grad, square_avg, acc_delta, bint maximize, double weight_decay,
+                    double decay_factor, double rho, double one_minus_rho, double eps, double lr,
+                    int num_threads):
+    # NumPy arrays through NumPy's C API (fastopt/_arrays.pxd); the scalars arrive as C doubles
+    # and _adadelta_run[float] rounds them to float32 exactly as np.float32(x) would
+    cdef Arrays a
+    if not plain_arrays(&a, param, grad, square_avg, acc_delta):
+        # any other buffer, or arrays that do not fit (the memoryviews then say why)
+        return adadelta_update_buffers(param, grad, square_avg, acc_delta, maximize, weight_decay,
+                                       decay_factor, rho, one_minus_rho, eps, lr, num_threads)
+    if a.typenum == NPY_FLOAT:
+        _adadelta_run[float](a.size[0], a.size[1], a.size[2], a.size[3], <float*> a.data[0],
+                             <const float*> a.data[1], <float*> a.data[2], <float*> a.data[3],
+                             maximize, weight_decay, decay_factor, rho, one_minus_rho, eps, lr,
+                             num_threads)
+    else:
+        _adadelta_run[double](a.size[0], a.size[1], a.size[2], a.size[3], <double*> a.data[0],
+                              <const double*> a.data[1], <double*> a.data[2], <double*> a.data[3],
+                              maximize, weight_decay, decay_factor, rho, one_minus_rho, eps, lr,
+                              num_threads)
+
+
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
     # the first element's address; an empty array has none
     return &array[0] if array.shape[0] > 0 else NULL
@@ -75,23 +122,15 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
     return &array[0] if array.shape[0] > 0 else NULL
 
 
-def adadelta_update(floating[::1] param, const floating[::1] grad, floating[::1] square_avg,
-                    floating[::1] acc_delta, bint maximize, floating weight_decay,
-                    floating decay_factor, floating rho, floating one_minus_rho, floating eps,
-                    floating lr, int num_threads):
-    # every array this step touches has param's length (the loop below is unchecked)
-    require_length("adadelta_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adadelta_update", "square_avg", square_avg.shape[0], param.shape[0])
-    require_length("adadelta_update", "acc_delta", acc_delta.shape[0], param.shape[0])
-    with nogil:
-        if num_threads > 1:
-            _adadelta_threads(param.shape[0], _data(param), _const_data(grad), _data(square_avg),
-                              _data(acc_delta), maximize, weight_decay, decay_factor, rho,
-                              one_minus_rho, eps, lr, num_threads)
-        else:
-            _adadelta_loop(param.shape[0], _data(param), _const_data(grad), _data(square_avg),
-                           _data(acc_delta), maximize, weight_decay, decay_factor, rho,
-                           one_minus_rho, eps, lr)
+def adadelta_update_buffers(floating[::1] param, const floating[::1] grad, floating[::1] square_avg,
+                            floating[::1] acc_delta, bint maximize, floating weight_decay,
+                            floating decay_factor, floating rho, floating one_minus_rho,
+                            floating eps, floating lr, int num_threads):
+    """``adadelta_update`` on typed memoryviews: any buffer of float32 or float64 (and what
+    ``adadelta_update`` hands on when its arguments are not plain NumPy arrays)."""
+    _adadelta_run(param.shape[0], grad.shape[0], square_avg.shape[0], acc_delta.shape[0],
+                  _data(param), _const_data(grad), _data(square_avg), _data(acc_delta), maximize,
+                  weight_decay, decay_factor, rho, one_minus_rho, eps, lr, num_threads)
 
 
 def adadelta_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,

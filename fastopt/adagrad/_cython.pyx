@@ -5,16 +5,21 @@
 # ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
 """Adagrad, Cython twin of :func:`fastopt.adagrad.reference.adagrad_update`; maths in :mod:`fastopt.adagrad`.
 
-``_adagrad_loop`` is the loop, over plain pointers. ``adagrad_update`` runs it on typed memoryviews
-(one array each), ``adagrad_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
-parameter group in one call), and ``_adagrad_threads`` on one contiguous chunk per thread: all of
-them compute every element with exactly the same operations.
+``_adagrad_loop`` is the loop, over plain pointers; ``_adagrad_threads`` runs it on one contiguous
+chunk per thread and ``_adagrad_run`` checks the lengths and picks one or the other. The entry
+points: ``adagrad_update`` takes NumPy arrays through NumPy's C API (see ``fastopt/_arrays.pxd``)
+and hands anything else to ``adagrad_update_buffers``, the same call on typed memoryviews (any
+float32/float64 buffer); ``adagrad_update_many`` runs every array of a :class:`fastopt._multi.Batch`
+(a whole parameter group in one call). All of them compute every element with exactly the same
+operations.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
+from numpy cimport NPY_FLOAT
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._arrays cimport Arrays, plain_arrays
 from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
@@ -68,6 +73,42 @@ cdef void _adagrad_threads(Py_ssize_t n, floating* param, const floating* grad, 
                           maximize, weight_decay, decay_factor, eps_inside_sqrt, eps, clr)
 
 
+cdef int _adagrad_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t state_sum_size,
+                      floating* param, const floating* grad, floating* state_sum, bint maximize,
+                      floating weight_decay, floating decay_factor, bint eps_inside_sqrt,
+                      floating eps, floating clr, int num_threads) except -1:
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adagrad_update", "grad", grad_size, n)
+    require_length("adagrad_update", "state_sum", state_sum_size, n)
+    with nogil:
+        if num_threads > 1:
+            _adagrad_threads(n, param, grad, state_sum, maximize, weight_decay, decay_factor,
+                             eps_inside_sqrt, eps, clr, num_threads)
+        else:
+            _adagrad_loop(n, param, grad, state_sum, maximize, weight_decay, decay_factor,
+                          eps_inside_sqrt, eps, clr)
+    return 0
+
+
+def adagrad_update(param, grad, state_sum, bint maximize, double weight_decay, double decay_factor,
+                   bint eps_inside_sqrt, double eps, double clr, int num_threads):
+    # NumPy arrays through NumPy's C API (fastopt/_arrays.pxd); the scalars arrive as C doubles
+    # and _adagrad_run[float] rounds them to float32 exactly as np.float32(x) would
+    cdef Arrays a
+    if not plain_arrays(&a, param, grad, state_sum):
+        # any other buffer, or arrays that do not fit (the memoryviews then say why)
+        return adagrad_update_buffers(param, grad, state_sum, maximize, weight_decay, decay_factor,
+                                      eps_inside_sqrt, eps, clr, num_threads)
+    if a.typenum == NPY_FLOAT:
+        _adagrad_run[float](a.size[0], a.size[1], a.size[2], <float*> a.data[0],
+                            <const float*> a.data[1], <float*> a.data[2], maximize, weight_decay,
+                            decay_factor, eps_inside_sqrt, eps, clr, num_threads)
+    else:
+        _adagrad_run[double](a.size[0], a.size[1], a.size[2], <double*> a.data[0],
+                             <const double*> a.data[1], <double*> a.data[2], maximize, weight_decay,
+                             decay_factor, eps_inside_sqrt, eps, clr, num_threads)
+
+
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
     # the first element's address; an empty array (an unused state slot) has none
     return &array[0] if array.shape[0] > 0 else NULL
@@ -77,20 +118,14 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
     return &array[0] if array.shape[0] > 0 else NULL
 
 
-def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
-                   bint maximize, floating weight_decay, floating decay_factor,
-                   bint eps_inside_sqrt, floating eps, floating clr, int num_threads):
-    # every array this step touches has param's length (the loop below is unchecked)
-    require_length("adagrad_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adagrad_update", "state_sum", state_sum.shape[0], param.shape[0])
-    with nogil:
-        if num_threads > 1:
-            _adagrad_threads(param.shape[0], _data(param), _const_data(grad), _data(state_sum),
-                             maximize, weight_decay, decay_factor, eps_inside_sqrt, eps, clr,
-                             num_threads)
-        else:
-            _adagrad_loop(param.shape[0], _data(param), _const_data(grad), _data(state_sum),
-                          maximize, weight_decay, decay_factor, eps_inside_sqrt, eps, clr)
+def adagrad_update_buffers(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
+                           bint maximize, floating weight_decay, floating decay_factor,
+                           bint eps_inside_sqrt, floating eps, floating clr, int num_threads):
+    """``adagrad_update`` on typed memoryviews: any buffer of float32 or float64 (and what
+    ``adagrad_update`` hands on when its arguments are not plain NumPy arrays)."""
+    _adagrad_run(param.shape[0], grad.shape[0], state_sum.shape[0], _data(param), _const_data(grad),
+                 _data(state_sum), maximize, weight_decay, decay_factor, eps_inside_sqrt, eps, clr,
+                 num_threads)
 
 
 def adagrad_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,

@@ -197,13 +197,28 @@ class Adam(Optimizer):
     def _kernel_slots(self, group):
         return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
 
-    def _kernel_scalars(self, group, t, dtype):
-        return (bool(group["maximize"]), *weight_decay_scalars(group, dtype), *self._moment_scalars(group, t, dtype))
+    def _group_scalars(self, group, dtype):
+        return (bool(group["maximize"]), *weight_decay_scalars(group, dtype), *self._moment_constants(group, dtype))
 
     @staticmethod
-    def _moment_scalars(group, t, dtype) -> tuple:
-        """The arguments of (3)-(7), shared with AdamW: from ``beta1`` to ``step_size``."""
+    def _moment_constants(group, dtype) -> tuple:
+        """The step-independent arguments of (3)-(5), shared with AdamW: ``beta1`` to
+        ``amsgrad_corrected_max``."""
         cast = dtype.type
+        beta1, beta2 = group["betas"]
+        return (
+            cast(beta1),
+            cast(1.0 - beta1),
+            cast(beta2),
+            cast(1.0 - beta2),
+            bool(group["amsgrad"]),
+            bool(group["amsgrad_corrected_max"]),
+        )
+
+    @staticmethod
+    def _step_scalars(group, t) -> tuple:
+        """The arguments of (5)-(7) at step ``t`` in float64, shared with AdamW:
+        ``bias_correction2``, ``eps_t`` and ``step_size``."""
         beta1, beta2 = group["betas"]
         bias_correction1 = 1 - beta1**t
         bias_correction2 = 1 - beta2**t
@@ -218,14 +233,4 @@ class Adam(Optimizer):
         else:
             bias_correction2_sqrt = bias_correction2**0.5
             step_size, eps_t = group["lr"] * bias_correction2_sqrt / bias_correction1, eps * bias_correction2_sqrt
-        return (
-            cast(beta1),
-            cast(1.0 - beta1),
-            cast(beta2),
-            cast(1.0 - beta2),
-            bool(group["amsgrad"]),
-            bool(group["amsgrad_corrected_max"]),
-            cast(bias_correction2),
-            cast(eps_t),
-            cast(step_size),
-        )
+        return bias_correction2, eps_t, step_size

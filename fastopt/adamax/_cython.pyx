@@ -5,16 +5,21 @@
 # ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
 """Adamax, Cython twin of :func:`fastopt.adamax.reference.adamax_update`; maths in :mod:`fastopt.adamax`.
 
-``_adamax_loop`` is the loop, over plain pointers. ``adamax_update`` runs it on typed memoryviews
-(one array each), ``adamax_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
-parameter group in one call), and ``_adamax_threads`` on one contiguous chunk per thread: all of
-them compute every element with exactly the same operations.
+``_adamax_loop`` is the loop, over plain pointers; ``_adamax_threads`` runs it on one contiguous
+chunk per thread and ``_adamax_run`` checks the lengths and picks one or the other. The entry
+points: ``adamax_update`` takes NumPy arrays through NumPy's C API (see ``fastopt/_arrays.pxd``) and
+hands anything else to ``adamax_update_buffers``, the same call on typed memoryviews (any
+float32/float64 buffer); ``adamax_update_many`` runs every array of a :class:`fastopt._multi.Batch`
+(a whole parameter group in one call). All of them compute every element with exactly the same
+operations.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
+from numpy cimport NPY_FLOAT
 from libc.math cimport fabs, fabsf
 
+from fastopt._arrays cimport Arrays, plain_arrays
 from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
@@ -69,6 +74,50 @@ cdef void _adamax_threads(Py_ssize_t n, floating* param, const floating* grad, f
                          one_minus_beta1, beta2, eps_outside_max, eps, step_size)
 
 
+cdef int _adamax_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t exp_avg_size,
+                     Py_ssize_t exp_inf_size, floating* param, const floating* grad,
+                     floating* exp_avg, floating* exp_inf, bint maximize, floating weight_decay,
+                     floating decay_factor, floating beta1, floating one_minus_beta1,
+                     floating beta2, bint eps_outside_max, floating eps, floating step_size,
+                     int num_threads) except -1:
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("adamax_update", "grad", grad_size, n)
+    require_length("adamax_update", "exp_avg", exp_avg_size, n)
+    require_length("adamax_update", "exp_inf", exp_inf_size, n)
+    with nogil:
+        if num_threads > 1:
+            _adamax_threads(n, param, grad, exp_avg, exp_inf, maximize, weight_decay, decay_factor,
+                            beta1, one_minus_beta1, beta2, eps_outside_max, eps, step_size,
+                            num_threads)
+        else:
+            _adamax_loop(n, param, grad, exp_avg, exp_inf, maximize, weight_decay, decay_factor,
+                         beta1, one_minus_beta1, beta2, eps_outside_max, eps, step_size)
+    return 0
+
+
+def adamax_update(param, grad, exp_avg, exp_inf, bint maximize, double weight_decay,
+                  double decay_factor, double beta1, double one_minus_beta1, double beta2,
+                  bint eps_outside_max, double eps, double step_size, int num_threads):
+    # NumPy arrays through NumPy's C API (fastopt/_arrays.pxd); the scalars arrive as C doubles
+    # and _adamax_run[float] rounds them to float32 exactly as np.float32(x) would
+    cdef Arrays a
+    if not plain_arrays(&a, param, grad, exp_avg, exp_inf):
+        # any other buffer, or arrays that do not fit (the memoryviews then say why)
+        return adamax_update_buffers(param, grad, exp_avg, exp_inf, maximize, weight_decay,
+                                     decay_factor, beta1, one_minus_beta1, beta2, eps_outside_max,
+                                     eps, step_size, num_threads)
+    if a.typenum == NPY_FLOAT:
+        _adamax_run[float](a.size[0], a.size[1], a.size[2], a.size[3], <float*> a.data[0],
+                           <const float*> a.data[1], <float*> a.data[2], <float*> a.data[3],
+                           maximize, weight_decay, decay_factor, beta1, one_minus_beta1, beta2,
+                           eps_outside_max, eps, step_size, num_threads)
+    else:
+        _adamax_run[double](a.size[0], a.size[1], a.size[2], a.size[3], <double*> a.data[0],
+                            <const double*> a.data[1], <double*> a.data[2], <double*> a.data[3],
+                            maximize, weight_decay, decay_factor, beta1, one_minus_beta1, beta2,
+                            eps_outside_max, eps, step_size, num_threads)
+
+
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
     # the first element's address; an empty array has none
     return &array[0] if array.shape[0] > 0 else NULL
@@ -78,23 +127,17 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
     return &array[0] if array.shape[0] > 0 else NULL
 
 
-def adamax_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
-                  floating[::1] exp_inf, bint maximize, floating weight_decay,
-                  floating decay_factor, floating beta1, floating one_minus_beta1, floating beta2,
-                  bint eps_outside_max, floating eps, floating step_size, int num_threads):
-    # every array this step touches has param's length (the loop below is unchecked)
-    require_length("adamax_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adamax_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    require_length("adamax_update", "exp_inf", exp_inf.shape[0], param.shape[0])
-    with nogil:
-        if num_threads > 1:
-            _adamax_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
-                            _data(exp_inf), maximize, weight_decay, decay_factor, beta1,
-                            one_minus_beta1, beta2, eps_outside_max, eps, step_size, num_threads)
-        else:
-            _adamax_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
-                         _data(exp_inf), maximize, weight_decay, decay_factor, beta1,
-                         one_minus_beta1, beta2, eps_outside_max, eps, step_size)
+def adamax_update_buffers(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
+                          floating[::1] exp_inf, bint maximize, floating weight_decay,
+                          floating decay_factor, floating beta1, floating one_minus_beta1,
+                          floating beta2, bint eps_outside_max, floating eps, floating step_size,
+                          int num_threads):
+    """``adamax_update`` on typed memoryviews: any buffer of float32 or float64 (and what
+    ``adamax_update`` hands on when its arguments are not plain NumPy arrays)."""
+    _adamax_run(param.shape[0], grad.shape[0], exp_avg.shape[0], exp_inf.shape[0], _data(param),
+                _const_data(grad), _data(exp_avg), _data(exp_inf), maximize, weight_decay,
+                decay_factor, beta1, one_minus_beta1, beta2, eps_outside_max, eps, step_size,
+                num_threads)
 
 
 def adamax_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,

@@ -138,6 +138,6 @@ class AdamW(Adam):
             state_dict = {**state_dict, "param_groups": groups}
         super().load_state_dict(state_dict)
 
-    def _kernel_scalars(self, group, t, dtype):
+    def _group_scalars(self, group, dtype):
         decay_factor = dtype.type(1.0 - group["lr"] * group["weight_decay"])           # (2)
-        return (bool(group["maximize"]), decay_factor, *self._moment_scalars(group, t, dtype))
+        return (bool(group["maximize"]), decay_factor, *self._moment_constants(group, dtype))

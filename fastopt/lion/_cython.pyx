@@ -5,15 +5,19 @@
 # ("param[i] = p - lr * c"), so the compiler never has to reload a value it just stored.
 """Lion, Cython twin of :func:`fastopt.lion.reference.lion_update`; maths in :mod:`fastopt.lion`.
 
-``_lion_loop`` is the loop, over plain pointers. ``lion_update`` runs it on typed memoryviews
-(one array each), ``lion_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
-parameter group in one call), and ``_lion_threads`` on one contiguous chunk per thread: all of
-them compute every element with exactly the same operations.
+``_lion_loop`` is the loop, over plain pointers; ``_lion_threads`` runs it on one contiguous chunk
+per thread and ``_lion_run`` checks the lengths and picks one or the other. The entry points:
+``lion_update`` takes NumPy arrays through NumPy's C API (see ``fastopt/_arrays.pxd``) and hands
+anything else to ``lion_update_buffers``, the same call on typed memoryviews (any float32/float64
+buffer); ``lion_update_many`` runs every array of a :class:`fastopt._multi.Batch` (a whole parameter
+group in one call). All of them compute every element with exactly the same operations.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
+from numpy cimport NPY_FLOAT
 
+from fastopt._arrays cimport Arrays, plain_arrays
 from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
@@ -53,6 +57,43 @@ cdef void _lion_threads(Py_ssize_t n, floating* param, const floating* grad, flo
                        decay_factor, beta1, one_minus_beta1, lr, beta2, one_minus_beta2)
 
 
+cdef int _lion_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t exp_avg_size, floating* param,
+                   const floating* grad, floating* exp_avg, bint maximize, floating decay_factor,
+                   floating beta1, floating one_minus_beta1, floating lr, floating beta2,
+                   floating one_minus_beta2, int num_threads) except -1:
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("lion_update", "grad", grad_size, n)
+    require_length("lion_update", "exp_avg", exp_avg_size, n)
+    with nogil:
+        if num_threads > 1:
+            _lion_threads(n, param, grad, exp_avg, maximize, decay_factor, beta1, one_minus_beta1,
+                          lr, beta2, one_minus_beta2, num_threads)
+        else:
+            _lion_loop(n, param, grad, exp_avg, maximize, decay_factor, beta1, one_minus_beta1, lr,
+                       beta2, one_minus_beta2)
+    return 0
+
+
+def lion_update(param, grad, exp_avg, bint maximize, double decay_factor, double beta1,
+                double one_minus_beta1, double lr, double beta2, double one_minus_beta2,
+                int num_threads):
+    # NumPy arrays through NumPy's C API (fastopt/_arrays.pxd); the scalars arrive as C doubles
+    # and _lion_run[float] rounds them to float32 exactly as np.float32(x) would
+    cdef Arrays a
+    if not plain_arrays(&a, param, grad, exp_avg):
+        # any other buffer, or arrays that do not fit (the memoryviews then say why)
+        return lion_update_buffers(param, grad, exp_avg, maximize, decay_factor, beta1,
+                                   one_minus_beta1, lr, beta2, one_minus_beta2, num_threads)
+    if a.typenum == NPY_FLOAT:
+        _lion_run[float](a.size[0], a.size[1], a.size[2], <float*> a.data[0],
+                         <const float*> a.data[1], <float*> a.data[2], maximize, decay_factor,
+                         beta1, one_minus_beta1, lr, beta2, one_minus_beta2, num_threads)
+    else:
+        _lion_run[double](a.size[0], a.size[1], a.size[2], <double*> a.data[0],
+                          <const double*> a.data[1], <double*> a.data[2], maximize, decay_factor,
+                          beta1, one_minus_beta1, lr, beta2, one_minus_beta2, num_threads)
+
+
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
     # the first element's address; an empty array has none
     return &array[0] if array.shape[0] > 0 else NULL
@@ -62,20 +103,15 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
     return &array[0] if array.shape[0] > 0 else NULL
 
 
-def lion_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
-                bint maximize, floating decay_factor, floating beta1, floating one_minus_beta1,
-                floating lr, floating beta2, floating one_minus_beta2, int num_threads):
-    # every array this step touches has param's length (the loop below is unchecked)
-    require_length("lion_update", "grad", grad.shape[0], param.shape[0])
-    require_length("lion_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    with nogil:
-        if num_threads > 1:
-            _lion_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
-                          maximize, decay_factor, beta1, one_minus_beta1, lr, beta2,
-                          one_minus_beta2, num_threads)
-        else:
-            _lion_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg), maximize,
-                       decay_factor, beta1, one_minus_beta1, lr, beta2, one_minus_beta2)
+def lion_update_buffers(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
+                        bint maximize, floating decay_factor, floating beta1,
+                        floating one_minus_beta1, floating lr, floating beta2,
+                        floating one_minus_beta2, int num_threads):
+    """``lion_update`` on typed memoryviews: any buffer of float32 or float64 (and what
+    ``lion_update`` hands on when its arguments are not plain NumPy arrays)."""
+    _lion_run(param.shape[0], grad.shape[0], exp_avg.shape[0], _data(param), _const_data(grad),
+              _data(exp_avg), maximize, decay_factor, beta1, one_minus_beta1, lr, beta2,
+              one_minus_beta2, num_threads)
 
 
 def lion_update_many(Batch batch, bint maximize, floating decay_factor, floating beta1,

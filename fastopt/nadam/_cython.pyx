@@ -5,16 +5,20 @@
 # ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
 """NAdam, Cython twin of :func:`fastopt.nadam.reference.nadam_update`; maths in :mod:`fastopt.nadam`.
 
-``_nadam_loop`` is the loop, over plain pointers. ``nadam_update`` runs it on typed memoryviews
-(one array each), ``nadam_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
-parameter group in one call), and ``_nadam_threads`` on one contiguous chunk per thread: all of
-them compute every element with exactly the same operations.
+``_nadam_loop`` is the loop, over plain pointers; ``_nadam_threads`` runs it on one contiguous chunk
+per thread and ``_nadam_run`` checks the lengths and picks one or the other. The entry points:
+``nadam_update`` takes NumPy arrays through NumPy's C API (see ``fastopt/_arrays.pxd``) and hands
+anything else to ``nadam_update_buffers``, the same call on typed memoryviews (any float32/float64
+buffer); ``nadam_update_many`` runs every array of a :class:`fastopt._multi.Batch` (a whole
+parameter group in one call). All of them compute every element with exactly the same operations.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
+from numpy cimport NPY_FLOAT
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._arrays cimport Arrays, plain_arrays
 from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
@@ -68,6 +72,54 @@ cdef void _nadam_threads(Py_ssize_t n, floating* param, const floating* grad, fl
                         momentum_step)
 
 
+cdef int _nadam_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t exp_avg_size,
+                    Py_ssize_t exp_avg_sq_size, floating* param, const floating* grad,
+                    floating* exp_avg, floating* exp_avg_sq, bint maximize, floating weight_decay,
+                    floating decay_factor, floating beta1, floating one_minus_beta1, floating beta2,
+                    floating one_minus_beta2, floating bias_correction2, floating eps,
+                    floating grad_step, floating momentum_step, int num_threads) except -1:
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("nadam_update", "grad", grad_size, n)
+    require_length("nadam_update", "exp_avg", exp_avg_size, n)
+    require_length("nadam_update", "exp_avg_sq", exp_avg_sq_size, n)
+    with nogil:
+        if num_threads > 1:
+            _nadam_threads(n, param, grad, exp_avg, exp_avg_sq, maximize, weight_decay,
+                           decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                           bias_correction2, eps, grad_step, momentum_step, num_threads)
+        else:
+            _nadam_loop(n, param, grad, exp_avg, exp_avg_sq, maximize, weight_decay, decay_factor,
+                        beta1, one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps,
+                        grad_step, momentum_step)
+    return 0
+
+
+def nadam_update(param, grad, exp_avg, exp_avg_sq, bint maximize, double weight_decay,
+                 double decay_factor, double beta1, double one_minus_beta1, double beta2,
+                 double one_minus_beta2, double bias_correction2, double eps, double grad_step,
+                 double momentum_step, int num_threads):
+    # NumPy arrays through NumPy's C API (fastopt/_arrays.pxd); the scalars arrive as C doubles
+    # and _nadam_run[float] rounds them to float32 exactly as np.float32(x) would
+    cdef Arrays a
+    if not plain_arrays(&a, param, grad, exp_avg, exp_avg_sq):
+        # any other buffer, or arrays that do not fit (the memoryviews then say why)
+        return nadam_update_buffers(param, grad, exp_avg, exp_avg_sq, maximize, weight_decay,
+                                    decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                                    bias_correction2, eps, grad_step, momentum_step, num_threads)
+    if a.typenum == NPY_FLOAT:
+        _nadam_run[float](a.size[0], a.size[1], a.size[2], a.size[3], <float*> a.data[0],
+                          <const float*> a.data[1], <float*> a.data[2], <float*> a.data[3],
+                          maximize, weight_decay, decay_factor, beta1, one_minus_beta1, beta2,
+                          one_minus_beta2, bias_correction2, eps, grad_step, momentum_step,
+                          num_threads)
+    else:
+        _nadam_run[double](a.size[0], a.size[1], a.size[2], a.size[3], <double*> a.data[0],
+                           <const double*> a.data[1], <double*> a.data[2], <double*> a.data[3],
+                           maximize, weight_decay, decay_factor, beta1, one_minus_beta1, beta2,
+                           one_minus_beta2, bias_correction2, eps, grad_step, momentum_step,
+                           num_threads)
+
+
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
     # the first element's address; an empty array has none
     return &array[0] if array.shape[0] > 0 else NULL
@@ -77,26 +129,17 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
     return &array[0] if array.shape[0] > 0 else NULL
 
 
-def nadam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
-                 floating[::1] exp_avg_sq, bint maximize, floating weight_decay,
-                 floating decay_factor, floating beta1, floating one_minus_beta1, floating beta2,
-                 floating one_minus_beta2, floating bias_correction2, floating eps,
-                 floating grad_step, floating momentum_step, int num_threads):
-    # every array this step touches has param's length (the loop below is unchecked)
-    require_length("nadam_update", "grad", grad.shape[0], param.shape[0])
-    require_length("nadam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    require_length("nadam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
-    with nogil:
-        if num_threads > 1:
-            _nadam_threads(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
-                           _data(exp_avg_sq), maximize, weight_decay, decay_factor, beta1,
-                           one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps,
-                           grad_step, momentum_step, num_threads)
-        else:
-            _nadam_loop(param.shape[0], _data(param), _const_data(grad), _data(exp_avg),
-                        _data(exp_avg_sq), maximize, weight_decay, decay_factor, beta1,
-                        one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps, grad_step,
-                        momentum_step)
+def nadam_update_buffers(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
+                         floating[::1] exp_avg_sq, bint maximize, floating weight_decay,
+                         floating decay_factor, floating beta1, floating one_minus_beta1,
+                         floating beta2, floating one_minus_beta2, floating bias_correction2,
+                         floating eps, floating grad_step, floating momentum_step, int num_threads):
+    """``nadam_update`` on typed memoryviews: any buffer of float32 or float64 (and what
+    ``nadam_update`` hands on when its arguments are not plain NumPy arrays)."""
+    _nadam_run(param.shape[0], grad.shape[0], exp_avg.shape[0], exp_avg_sq.shape[0], _data(param),
+               _const_data(grad), _data(exp_avg), _data(exp_avg_sq), maximize, weight_decay,
+               decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps,
+               grad_step, momentum_step, num_threads)
 
 
 def nadam_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,

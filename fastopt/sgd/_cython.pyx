@@ -5,15 +5,19 @@
 # ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
 """SGD, Cython twin of :func:`fastopt.sgd.reference.sgd_update`; maths in :mod:`fastopt.sgd`.
 
-``_sgd_loop`` is the loop, over plain pointers. ``sgd_update`` runs it on typed memoryviews
-(one array each), ``sgd_update_many`` on every array of a :class:`fastopt._multi.Batch` (a whole
-parameter group in one call), and ``_sgd_threads`` on one contiguous chunk per thread: all of
-them compute every element with exactly the same operations.
+``_sgd_loop`` is the loop, over plain pointers; ``_sgd_threads`` runs it on one contiguous chunk per
+thread and ``_sgd_run`` checks the lengths and picks one or the other. The entry points:
+``sgd_update`` takes NumPy arrays through NumPy's C API (see ``fastopt/_arrays.pxd``) and hands
+anything else to ``sgd_update_buffers``, the same call on typed memoryviews (any float32/float64
+buffer); ``sgd_update_many`` runs every array of a :class:`fastopt._multi.Batch` (a whole parameter
+group in one call). All of them compute every element with exactly the same operations.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
+from numpy cimport NPY_FLOAT
 
+from fastopt._arrays cimport Arrays, plain_arrays
 from fastopt._checks cimport require_length
 from fastopt._multi cimport Batch
 
@@ -62,6 +66,48 @@ cdef void _sgd_threads(Py_ssize_t n, floating* param, const floating* grad,
                       one_minus_dampening, nesterov, lr)
 
 
+cdef int _sgd_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t momentum_buffer_size,
+                  floating* param, const floating* grad, floating* momentum_buffer, bint maximize,
+                  floating weight_decay, floating decay_factor, floating momentum, bint first_step,
+                  floating one_minus_dampening, bint nesterov, floating lr,
+                  int num_threads) except -1:
+    # every array this step touches has param's length (the loop below is unchecked)
+    require_length("sgd_update", "grad", grad_size, n)
+    if momentum != 0:
+        require_length("sgd_update", "momentum_buffer", momentum_buffer_size, n)
+    with nogil:
+        if num_threads > 1:
+            _sgd_threads(n, param, grad, momentum_buffer, maximize, weight_decay, decay_factor,
+                         momentum, first_step, one_minus_dampening, nesterov, lr, num_threads)
+        else:
+            _sgd_loop(n, param, grad, momentum_buffer, maximize, weight_decay, decay_factor,
+                      momentum, first_step, one_minus_dampening, nesterov, lr)
+    return 0
+
+
+def sgd_update(param, grad, momentum_buffer, bint maximize, double weight_decay,
+               double decay_factor, double momentum, bint first_step, double one_minus_dampening,
+               bint nesterov, double lr, int num_threads):
+    # NumPy arrays through NumPy's C API (fastopt/_arrays.pxd); the scalars arrive as C doubles
+    # and _sgd_run[float] rounds them to float32 exactly as np.float32(x) would
+    cdef Arrays a
+    if not plain_arrays(&a, param, grad, momentum_buffer):
+        # any other buffer, or arrays that do not fit (the memoryviews then say why)
+        return sgd_update_buffers(param, grad, momentum_buffer, maximize, weight_decay,
+                                  decay_factor, momentum, first_step, one_minus_dampening, nesterov,
+                                  lr, num_threads)
+    if a.typenum == NPY_FLOAT:
+        _sgd_run[float](a.size[0], a.size[1], a.size[2], <float*> a.data[0],
+                        <const float*> a.data[1], <float*> a.data[2], maximize, weight_decay,
+                        decay_factor, momentum, first_step, one_minus_dampening, nesterov, lr,
+                        num_threads)
+    else:
+        _sgd_run[double](a.size[0], a.size[1], a.size[2], <double*> a.data[0],
+                         <const double*> a.data[1], <double*> a.data[2], maximize, weight_decay,
+                         decay_factor, momentum, first_step, one_minus_dampening, nesterov, lr,
+                         num_threads)
+
+
 cdef inline floating* _data(floating[::1] array) noexcept nogil:
     # the first element's address; an empty array (an unused state slot) has none
     return &array[0] if array.shape[0] > 0 else NULL
@@ -71,23 +117,15 @@ cdef inline const floating* _const_data(const floating[::1] array) noexcept nogi
     return &array[0] if array.shape[0] > 0 else NULL
 
 
-def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer,
-               bint maximize, floating weight_decay, floating decay_factor, floating momentum,
-               bint first_step, floating one_minus_dampening, bint nesterov, floating lr,
-               int num_threads):
-    # every array this step touches has param's length (the loop below is unchecked)
-    require_length("sgd_update", "grad", grad.shape[0], param.shape[0])
-    if momentum != 0:
-        require_length("sgd_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
-    with nogil:
-        if num_threads > 1:
-            _sgd_threads(param.shape[0], _data(param), _const_data(grad), _data(momentum_buffer),
-                         maximize, weight_decay, decay_factor, momentum, first_step,
-                         one_minus_dampening, nesterov, lr, num_threads)
-        else:
-            _sgd_loop(param.shape[0], _data(param), _const_data(grad), _data(momentum_buffer),
-                      maximize, weight_decay, decay_factor, momentum, first_step,
-                      one_minus_dampening, nesterov, lr)
+def sgd_update_buffers(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer,
+                       bint maximize, floating weight_decay, floating decay_factor,
+                       floating momentum, bint first_step, floating one_minus_dampening,
+                       bint nesterov, floating lr, int num_threads):
+    """``sgd_update`` on typed memoryviews: any buffer of float32 or float64 (and what
+    ``sgd_update`` hands on when its arguments are not plain NumPy arrays)."""
+    _sgd_run(param.shape[0], grad.shape[0], momentum_buffer.shape[0], _data(param),
+             _const_data(grad), _data(momentum_buffer), maximize, weight_decay, decay_factor,
+             momentum, first_step, one_minus_dampening, nesterov, lr, num_threads)
 
 
 def sgd_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,
