@@ -15,8 +15,8 @@ call of a benchmark that has one, so that assignment is not timed. The same mode
 ``python -m fastopt bench`` (``--torch-models``) and ``examples/torch_speed.py``.
 
 The models are defined here, not imported from fastopt, so this file measures any commit; one
-without ``fastopt.torch`` (or without torch installed, as in asv's own environments unless torch
-is added to the matrix) shows n/a.
+without ``fastopt.torch`` (or without torch installed; ``asv.conf.json`` lists torch in its matrix)
+shows n/a.
 """
 
 import functools
