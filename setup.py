@@ -4,6 +4,12 @@ Compiler policy (see README, "Build"):
 
 * ``-O3 -fno-math-errno``: lets gcc vectorise loops that call ``sqrt``/``sqrtf`` (without
   ``-fno-math-errno`` it keeps a scalar sqrt plus an errno path).
+* ``-fno-inline-functions``: each ``_<name>_loop`` is compiled once, as a function of its own,
+  and every entry point calls it. Inlined into ``<name>_update_many``'s loop over rows, gcc
+  sometimes did not unswitch the loop on its flags and vectorised the untaken branches instead
+  (with masked loads from the unused, NULL, buffers): at 262,144 float32 elements Adagrad's
+  multi-tensor step took 121 us where its loop takes 75 us, and a one-line change to RMSprop's
+  loop sent its multi-tensor step to 1.8 ms. (``cdef inline`` helpers are still inlined.)
 * ``-ffp-contract=off``: no fused multiply-add contraction, so every product and sum is rounded
   exactly as in the NumPy reference and the Numba twin (bit-identical results, in every build).
 * never ``-ffast-math``/``-Ofast``: they change results and, once the extension is loaded, switch
@@ -31,7 +37,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTOPT_CYTHON_DEBUG", "0") not in ("", "0")
-COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-g0", "--param=max-unswitch-insns=1000", "--param=max-unswitch-level=6"]
+COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-fno-inline-functions", "-g0", "--param=max-unswitch-insns=1000", "--param=max-unswitch-level=6"]
 
 # (module suffix, extra flags); the suffixes are the names fastopt._backends looks for.
 ISA_BUILDS = [("", [])]

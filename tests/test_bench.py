@@ -255,3 +255,17 @@ def test_targets_pass_and_miss_follow_the_measurements():
     assert targets[("4b", "Adam")]["how"] == "cython vs torch fused"
     assert targets[("1a", "Adam")]["passed"] is None
     assert ("4a", "RMSprop") in targets and targets[("4a", "RMSprop")]["passed"] is None
+
+
+@pytest.mark.skipif(not _torch_available(), reason="torch is not installed")
+def test_an_optimizer_torch_lacks_is_benchmarked_without_torch_rows(tmp_path, capsys):
+    """``python -m fastopt bench`` runs every optimizer by default; torch.optim has no Lion, which
+    once ended the whole run with an AttributeError."""
+    path = tmp_path / "bench.json"
+    assert __main__.main(["bench", "--quick", "-o", "lion,sgd", "--small", "none", "--torch-models", "none",
+                          "--json", str(path)]) == 0
+    document = json.loads(path.read_text())
+    impls = {(r["optimizer"], r["impl"]) for r in document["results"] if r["scenario"] == "single"}
+    assert ("Lion", "cython") in impls and not any(o == "Lion" and i.startswith("torch") for o, i in impls)
+    assert ("SGD", "torch default") in impls
+    assert "torch.optim has no Lion: no torch rows for it" in document["notes"]

@@ -175,7 +175,9 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
             calls.append((backend, "kernel", w.kernel_call(name, backend, args, threads), threads))
         optimizer = OPTIMIZERS[name]([param], backend=backend, **hp)  # its own state, as a user has
         calls.append((backend, "step", partial(optimizer.step, [grad]), None))
-    if torch is not None:
+    if torch is not None and not hasattr(torch.optim, name):  # Lion: torch.optim has none
+        notes.append(f"torch.optim has no {name}: no torch rows for it")
+    elif torch is not None:
         for variant in w.TORCH_VARIANTS:
             setup = w.torch_optimizer(torch, name, hp, variant, [param], [grad])
             if setup.step is None:
@@ -236,7 +238,9 @@ def small_tensors_group(name, dtype, count, size, settings, torch, rng):
         flat_optimizer = OPTIMIZERS[name]([flat.param], backend=backend, **hp)
         calls.append((backend, "step flat", partial(flat_optimizer.step, [flat.grad]), None))
     notes = []
-    if torch is not None:
+    if torch is not None and not hasattr(torch.optim, name):  # Lion: torch.optim has none
+        notes.append(f"torch.optim has no {name}: no torch rows for it")
+    elif torch is not None:
         for variant in w.TORCH_VARIANTS:
             setup = w.torch_optimizer(torch, name, hp, variant, params, grads)
             if setup.step is None:

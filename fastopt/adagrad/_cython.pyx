@@ -45,10 +45,10 @@ cdef void _adagrad_loop(Py_ssize_t n, floating* param, const floating* grad, flo
         if decay_factor != 1:
             p = p * decay_factor                                                 # (2)
         state_sum[i] = s = state_sum[i] + d * d                                  # (4)
-        if eps_inside_sqrt:
-            std = _sqrt(s + eps)                                                 # (5)
-        else:
-            std = _sqrt(s) + eps                                                 # (5)
+        # one square root either way: eps inside it (Keras, optax) or added to it (torch)
+        std = _sqrt(s + eps if eps_inside_sqrt else s)                           # (5)
+        if not eps_inside_sqrt:
+            std = std + eps                                                      # (5)
         param[i] = p - clr * d / std                                             # (6)
 
 

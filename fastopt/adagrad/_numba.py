@@ -23,10 +23,10 @@ def adagrad_update(param, grad, state_sum, maximize, weight_decay, decay_factor,
         if decay_factor != 1:
             p = p * decay_factor                                                     # (2)
         state_sum[i] = s = state_sum[i] + d * d                                      # (4)
-        if eps_inside_sqrt:
-            std = np.sqrt(s + eps)                                                   # (5)
-        else:
-            std = np.sqrt(s) + eps                                                   # (5)
+        # one square root either way: eps inside it (Keras, optax) or added to it (torch)
+        std = np.sqrt(s + eps if eps_inside_sqrt else s)                             # (5)
+        if not eps_inside_sqrt:
+            std = std + eps                                                          # (5)
         param[i] = p - clr * d / std                                                 # (6)
 
 

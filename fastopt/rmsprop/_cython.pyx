@@ -52,10 +52,10 @@ cdef void _rmsprop_loop(Py_ssize_t n, floating* param, const floating* grad, flo
             w = v - gbar * gbar                                                  # (5)
         else:
             w = v                                                                # (5)
-        if eps_inside_sqrt:
-            avg = _sqrt(w + eps)                                                 # (6)
-        else:
-            avg = _sqrt(w) + eps                                                 # (6)
+        # one square root either way: eps inside it (Keras, optax) or added to it (torch)
+        avg = _sqrt(w + eps if eps_inside_sqrt else w)                           # (6)
+        if not eps_inside_sqrt:
+            avg = avg + eps                                                      # (6)
         if momentum > 0:
             if lr_in_momentum:
                 momentum_buffer[i] = b = momentum * momentum_buffer[i] + lr * d / avg    # (7)

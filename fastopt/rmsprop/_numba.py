@@ -33,10 +33,10 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, maximize,
             w = v - gbar * gbar                                                      # (5)
         else:
             w = v                                                                    # (5)
-        if eps_inside_sqrt:
-            avg = np.sqrt(w + eps)                                                   # (6)
-        else:
-            avg = np.sqrt(w) + eps                                                   # (6)
+        # one square root either way: eps inside it (Keras, optax) or added to it (torch)
+        avg = np.sqrt(w + eps if eps_inside_sqrt else w)                             # (6)
+        if not eps_inside_sqrt:
+            avg = avg + eps                                                          # (6)
         if momentum > 0:
             if lr_in_momentum:
                 momentum_buffer[i] = b = momentum * momentum_buffer[i] + lr * d / avg    # (7)
