@@ -168,6 +168,11 @@ def weight_decay_scalars(group: dict[str, Any], dtype: np.dtype) -> tuple:
 
 _FLOAT64 = np.dtype(np.float64)
 
+
+def _cast_numbers(values: tuple, cast) -> tuple:
+    """``values`` with every number cast (``np.float32`` ...) and every flag left a bool."""
+    return tuple(value if type(value) is bool else cast(value) for value in values)
+
 # Fills a kernel's slot for a buffer the options leave unused (the kernel never touches it).
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 
@@ -328,7 +333,7 @@ class Optimizer:
         ``_group_scalars`` (the leading ones, from the hyperparameters alone: computed once per
         validated group) then ``_step_scalars`` (the rest, from the step's key). Others override
         this method whole; ``step()`` then reuses the result while the key stays the same."""
-        return self._group_scalars(group, dtype) + tuple(map(dtype.type, self._step_scalars(group, key)))
+        return self._group_scalars(group, dtype) + _cast_numbers(self._step_scalars(group, key), dtype.type)
 
     def _group_scalars(self, group: dict[str, Any], dtype: np.dtype) -> tuple:
         """The leading kernel scalars, which depend on the hyperparameters only (see
@@ -337,7 +342,7 @@ class Optimizer:
 
     def _step_scalars(self, group: dict[str, Any], key: Hashable) -> tuple:
         """The kernel scalars after ``_group_scalars``, which depend on the step's key: numbers
-        computed in float64, which the caller casts to the arrays' dtype."""
+        computed in float64, which the caller casts to the arrays' dtype (and flags, as bools)."""
         raise NotImplementedError
 
     # Helpers for subclasses -------------------------------------------------------------------
@@ -672,7 +677,7 @@ class Optimizer:
             leading = self._group_scalar_cache[(group_index, dtype)] = self._group_scalars(group, dtype)
         if kernel_casts:
             return leading + self._step_scalars(group, key)
-        return leading + tuple(map(dtype.type, self._step_scalars(group, key)))
+        return leading + _cast_numbers(self._step_scalars(group, key), dtype.type)
 
     def _check_states(self, flat_grads: list) -> None:
         """Check every state entry this step will use, before anything is updated.

@@ -165,13 +165,14 @@ class Adagrad(Optimizer):
     def _kernel_slots(self, group):
         return ("sum",)
 
-    def _kernel_scalars(self, group, t, dtype):
-        cast = dtype.type
-        clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])                           # (3)
+    def _group_scalars(self, group, dtype):
         return (
             bool(group["maximize"]),
             *weight_decay_scalars(group, dtype),
             bool(group["eps_inside_sqrt"]),
-            cast(group["eps"]),
-            cast(clr),
+            dtype.type(group["eps"]),
         )
+
+    def _step_scalars(self, group, t):
+        clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])                           # (3)
+        return (clr,)

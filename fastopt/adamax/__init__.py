@@ -146,10 +146,9 @@ class Adamax(Optimizer):
     def _kernel_slots(self, group):
         return ("exp_avg", "exp_inf")
 
-    def _kernel_scalars(self, group, t, dtype):
+    def _group_scalars(self, group, dtype):
         cast = dtype.type
         beta1, beta2 = group["betas"]
-        bias_correction1 = 1 - beta1**t
         return (
             bool(group["maximize"]),
             *weight_decay_scalars(group, dtype),
@@ -158,5 +157,8 @@ class Adamax(Optimizer):
             cast(beta2),
             bool(group["eps_outside_max"]),
             cast(group["eps"]),
-            cast(group["lr"] / bias_correction1),
         )
+
+    def _step_scalars(self, group, t):
+        bias_correction1 = 1 - group["betas"][0] ** t
+        return (group["lr"] / bias_correction1,)

@@ -202,15 +202,9 @@ class NAdam(Optimizer):
     def _kernel_slots(self, group):
         return ("exp_avg", "exp_avg_sq")
 
-    def _kernel_scalars(self, group, key, dtype):
-        t, mu_product = key
+    def _group_scalars(self, group, dtype):
         cast = dtype.type
-        lr = group["lr"]
         beta1, beta2 = group["betas"]
-        mu = momentum_schedule(beta1, group["momentum_decay"], t)                     # (3)
-        mu_next = momentum_schedule(beta1, group["momentum_decay"], t + 1)           # (3)
-        mu_product = float(mu_product)  # torch's _get_value: the float32 read as a float64
-        mu_product_next = mu_product * mu_next
         return (
             bool(group["maximize"]),
             *weight_decay_scalars(group, dtype),
@@ -218,10 +212,21 @@ class NAdam(Optimizer):
             cast(1.0 - beta1),
             cast(beta2),
             cast(1.0 - beta2),
-            cast(1 - beta2**t),
-            cast(group["eps"]),
-            cast(lr * (1.0 - mu) / (1.0 - mu_product)),                               # (8)
-            cast(lr * mu_next / (1.0 - mu_product_next)),                            # (9)
+        )
+
+    def _step_scalars(self, group, key):
+        t, mu_product = key
+        lr = group["lr"]
+        beta1, beta2 = group["betas"]
+        mu = momentum_schedule(beta1, group["momentum_decay"], t)                     # (3)
+        mu_next = momentum_schedule(beta1, group["momentum_decay"], t + 1)           # (3)
+        mu_product = float(mu_product)  # torch's _get_value: the float32 read as a float64
+        mu_product_next = mu_product * mu_next
+        return (
+            1 - beta2**t,
+            group["eps"],
+            lr * (1.0 - mu) / (1.0 - mu_product),                                     # (8)
+            lr * mu_next / (1.0 - mu_product_next),                                   # (9)
         )
 
     def _check_scalar_state(self, where, value):

@@ -168,11 +168,9 @@ class RAdam(Optimizer):
         rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5  # (7)
         return rho_t, rect
 
-    def _kernel_scalars(self, group, t, dtype):
+    def _group_scalars(self, group, dtype):
         cast = dtype.type
         beta1, beta2 = group["betas"]
-        rho_t, rect = self.rectification(beta2, t)
-        rectified = rho_t > 5.0
         return (
             bool(group["maximize"]),
             *weight_decay_scalars(group, dtype),
@@ -180,10 +178,17 @@ class RAdam(Optimizer):
             cast(1.0 - beta1),
             cast(beta2),
             cast(1.0 - beta2),
-            cast(1 - beta1**t),
-            cast(group["lr"]),
+        )
+
+    def _step_scalars(self, group, t):
+        beta1, beta2 = group["betas"]
+        rho_t, rect = self.rectification(beta2, t)
+        rectified = bool(rho_t > 5.0)
+        return (
+            1 - beta1**t,
+            group["lr"],
             rectified,
-            cast((1 - beta2**t) ** 0.5),
-            cast(group["eps"]),
-            cast(rect if rectified else 1.0),
+            (1 - beta2**t) ** 0.5,
+            group["eps"],
+            rect if rectified else 1.0,
         )
