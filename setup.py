@@ -46,8 +46,8 @@ if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("FASTOPT
         ("_avx2", ["-march=x86-64-v3"]),
         # 256-bit vectors, as gcc's own tuning for x86-64-v4 prefers. Measured on the project's
         # AMD EPYC (Zen 5), kernel alone, float32, same process, medians: at 262,144 elements
-        # 512-bit vectors were 7-13 % slower for Adam, AdamW, Adadelta, Adamax and Lion (up to
-        # 40 %), within +-4 % at 4,096, 4,194,304 and 33,554,432 elements (RMSprop 4 % faster).
+        # 512-bit vectors were slower by 7-13 % for Adam, AdamW and Adadelta and by 33-40 % for
+        # Adamax and Lion; within 4 % either way at 4,096, 4,194,304 and 33,554,432 elements.
         ("_avx512", ["-march=x86-64-v4", "-mprefer-vector-width=256"]),
     ]
 NUMPY = dict(include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])

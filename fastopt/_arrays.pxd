@@ -2,9 +2,9 @@
 # fastopt/_multi.pyx).
 #
 # A typed memoryview is the readable way to take an array, but acquiring one costs about 0.1 µs
-# (buffer protocol, format-string parsing, a memoryview object): for Adam on 4,096 elements, five
-# of them are a third of the call. ``plain_arrays`` reads the same facts through NumPy's C API in
-# a few nanoseconds per array. It only ever says yes for arrays a ``floating[::1]`` memoryview
+# (buffer protocol, format-string parsing, a memoryview object): Adam's kernel on 16 elements
+# took 0.77 µs per call with five of them and takes 0.21 µs with ``plain_arrays``, which reads the
+# same facts through NumPy's C API in a few nanoseconds per array. It only ever says yes for arrays a ``floating[::1]`` memoryview
 # would accept; for anything else a kernel falls back to its typed-memoryview entry point, which
 # then accepts the object (another buffer) or reports what is wrong with it.
 

@@ -169,6 +169,9 @@ def weight_decay_scalars(group: dict[str, Any], dtype: np.dtype) -> tuple:
 _FLOAT64 = np.dtype(np.float64)
 
 
+_PLAIN_NUMBERS = (float, int, bool)  # exactly these types: each becomes a C double exactly (ints below 2**53)
+
+
 def _cast_numbers(values: tuple, cast) -> tuple:
     """``values`` with every number cast (``np.float32`` ...) and every flag left a bool."""
     return tuple(value if type(value) is bool else cast(value) for value in values)
@@ -666,17 +669,21 @@ class Optimizer:
                        kernel_casts: bool) -> tuple:
         """``_kernel_scalars``, with the group's part computed once per validated group.
 
-        With ``kernel_casts`` the step's part is handed over as float64 numbers: the Cython
-        kernels' typed C arguments round each to the dtype exactly as ``dtype.type`` would (the
-        same C conversion), and a NumPy scalar costs about 0.2 µs to make. Used only when the
-        hyperparameters are cast-safe, so no value overflows or is an integer beyond 2**53."""
+        With ``kernel_casts`` the step's Python floats (and ints and flags) are handed over as
+        they are: the Cython kernels' typed C arguments round a double to the dtype exactly as
+        ``dtype.type`` would (the same C conversion), and a NumPy scalar costs about 0.2 µs to
+        make. Used only when the hyperparameters are cast-safe, so no value overflows or is an
+        integer beyond 2**53; any other type (a NumPy scalar, a longdouble, a Fraction, whose
+        conversion to a double could round once more) is cast by NumPy as usual."""
         if type(self)._kernel_scalars is not Optimizer._kernel_scalars:  # not split
             return self._kernel_scalars(group, key, dtype)
         leading = self._group_scalar_cache.get((group_index, dtype))
         if leading is None:
             leading = self._group_scalar_cache[(group_index, dtype)] = self._group_scalars(group, dtype)
         if kernel_casts:
-            return leading + self._step_scalars(group, key)
+            return leading + tuple(
+                value if type(value) in _PLAIN_NUMBERS else dtype.type(value) for value in self._step_scalars(group, key)
+            )
         return leading + _cast_numbers(self._step_scalars(group, key), dtype.type)
 
     def _check_states(self, flat_grads: list) -> None:

@@ -192,3 +192,20 @@ def test_the_cython_module_is_the_one_the_backend_loads():
     for name in SPECS:
         module = cython_module(name)
         assert importlib.import_module(module.__name__) is module
+
+
+@pytest.mark.parametrize("name", ["Adam", "NAdam", "RAdam", "Adagrad", "Adamax"])
+def test_a_learning_rate_wider_than_a_double_is_rounded_once(name):
+    """The step's scalars reach the Cython kernels as Python floats only when they are Python
+    floats: a longdouble learning rate just above a float32 tie would be rounded twice on its way
+    through a C double (to the tie, then to even) and once by np.float32."""
+    lr = np.longdouble(1) + np.longdouble(2.0**-24) + np.longdouble(2.0**-60)
+    assert np.float32(lr) != np.float32(float(lr))  # the case this test is about
+    results = []
+    for backend in ("reference", "cython"):
+        p = np.full(8, 3.0, np.float32)
+        opt = SPECS[name].cls([p], backend=backend, lr=lr)
+        for step in range(3):
+            opt.step([np.full(8, 0.5 + step, np.float32)])
+        results.append(p)
+    assert_bits_equal(results[1], results[0], f"{name} cython vs reference, lr={lr!r}")
