@@ -169,7 +169,19 @@ def weight_decay_scalars(group: dict[str, Any], dtype: np.dtype) -> tuple:
 _FLOAT64 = np.dtype(np.float64)
 
 
-_PLAIN_NUMBERS = (float, int, bool)  # exactly these types: each becomes a C double exactly (ints below 2**53)
+_PLAIN_TYPES = (float, int, bool, str, type(None))
+
+
+def _plain(group: dict[str, Any], keys) -> bool:
+    """Whether every hyperparameter is exactly a Python float, int, bool, str or None (or a tuple
+    or list of those). The float64 scalars computed from such values are Python floats, ints and
+    bools, which a Cython typed argument converts to a C double exactly (ints below 2**53)."""
+    for key in keys:
+        value = group[key]
+        for item in value if type(value) in (tuple, list) else (value,):
+            if type(item) not in _PLAIN_TYPES:
+                return False
+    return True
 
 
 def _cast_numbers(values: tuple, cast) -> tuple:
@@ -266,6 +278,7 @@ class Optimizer:
         # whether their magnitudes make float32 casts safe; the kernel scalars last computed.
         self._validated_objects: list[tuple | None] = []
         self._cast_safe: list[bool] = []
+        self._step_scalars_as_floats: list[bool] = []
         self._group_layout: list[tuple] = []
         self._scalar_cache: dict[tuple, tuple] = {}
         self._group_scalar_cache: dict[tuple, tuple] = {}
@@ -634,6 +647,8 @@ class Optimizer:
         values = tuple(group[key] for key in self._hyperparameter_keys)
         objects = values if _immutable(values) else None
         safe = _cast_safe(group, self.defaults)
+        # the step's scalars may go to a Cython kernel as Python floats (see _split_scalars)
+        as_floats = self._typed_arguments_cast and safe and _plain(group, self.defaults)
         # the state arrays the kernel takes (with None for an unused slot, and without), and the
         # scalar state entries: they follow the options, so they are kept with them
         slots = self._kernel_slots(group)
@@ -641,10 +656,12 @@ class Optimizer:
         if group_index == len(self._validated_objects):
             self._validated_objects.append(objects)
             self._cast_safe.append(safe)
+            self._step_scalars_as_floats.append(as_floats)
             self._group_layout.append(layout)
         else:
             self._validated_objects[group_index] = objects
             self._cast_safe[group_index] = safe
+            self._step_scalars_as_floats[group_index] = as_floats
             self._group_layout[group_index] = layout
         self._scalar_cache.clear()
         self._group_scalar_cache.clear()
@@ -656,7 +673,7 @@ class Optimizer:
         if cached is not None and type(cached[0]) is type(key) and cached[0] == key:
             return cached[1]
         if self._cast_safe[group_index]:
-            scalars = self._split_scalars(group_index, group, key, dtype, self._typed_arguments_cast)
+            scalars = self._split_scalars(group_index, group, key, dtype, self._step_scalars_as_floats[group_index])
         elif dtype is _FLOAT64:
             scalars = self._split_scalars(group_index, group, key, dtype, False)
         else:
@@ -669,21 +686,19 @@ class Optimizer:
                        kernel_casts: bool) -> tuple:
         """``_kernel_scalars``, with the group's part computed once per validated group.
 
-        With ``kernel_casts`` the step's Python floats (and ints and flags) are handed over as
-        they are: the Cython kernels' typed C arguments round a double to the dtype exactly as
+        With ``kernel_casts`` the step's part is handed over as computed, Python floats (ints,
+        flags): the Cython kernels' typed C arguments round a double to the dtype exactly as
         ``dtype.type`` would (the same C conversion), and a NumPy scalar costs about 0.2 µs to
-        make. Used only when the hyperparameters are cast-safe, so no value overflows or is an
-        integer beyond 2**53; any other type (a NumPy scalar, a longdouble, a Fraction, whose
-        conversion to a double could round once more) is cast by NumPy as usual."""
+        make. Used only for the Cython backend, when every hyperparameter is a plain Python number
+        (``_plain``: a NumPy scalar, a longdouble or a Fraction could round once more on its way
+        through a double) and cast-safe (so no value overflows or is an integer beyond 2**53)."""
         if type(self)._kernel_scalars is not Optimizer._kernel_scalars:  # not split
             return self._kernel_scalars(group, key, dtype)
         leading = self._group_scalar_cache.get((group_index, dtype))
         if leading is None:
             leading = self._group_scalar_cache[(group_index, dtype)] = self._group_scalars(group, dtype)
         if kernel_casts:
-            return leading + tuple(
-                value if type(value) in _PLAIN_NUMBERS else dtype.type(value) for value in self._step_scalars(group, key)
-            )
+            return leading + self._step_scalars(group, key)
         return leading + _cast_numbers(self._step_scalars(group, key), dtype.type)
 
     def _check_states(self, flat_grads: list) -> None:
