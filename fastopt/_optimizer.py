@@ -273,6 +273,8 @@ class Optimizer:
         # Cython kernels take their scalars as typed C arguments, which round a float64 to float32
         # by the same conversion as np.float32(x); Numba would compile a float64 variant instead.
         self._typed_arguments_cast = self.backend == "cython"
+        # _group_scalars + _step_scalars, or _kernel_scalars overridden whole (see _kernel_scalars)
+        self._scalars_split = type(self)._kernel_scalars is Optimizer._kernel_scalars
         self._validated: list[tuple | None] = []  # hyperparameters as last validated, per group
         # Per group: the hyperparameter objects last validated (None if one of them is mutable), and
         # whether their magnitudes make float32 casts safe; the kernel scalars last computed.
@@ -646,9 +648,9 @@ class Optimizer:
         """Record a group's hyperparameters as valid (and forget the scalars made from older ones)."""
         values = tuple(group[key] for key in self._hyperparameter_keys)
         objects = values if _immutable(values) else None
-        safe = _cast_safe(group, self.defaults)
+        safe = _cast_safe(group, self._hyperparameter_keys)
         # the step's scalars may go to a Cython kernel as Python floats (see _split_scalars)
-        as_floats = self._typed_arguments_cast and safe and _plain(group, self.defaults)
+        as_floats = self._typed_arguments_cast and safe and _plain(group, self._hyperparameter_keys)
         # the state arrays the kernel takes (with None for an unused slot, and without), and the
         # scalar state entries: they follow the options, so they are kept with them
         slots = self._kernel_slots(group)
@@ -692,7 +694,7 @@ class Optimizer:
         make. Used only for the Cython backend, when every hyperparameter is a plain Python number
         (``_plain``: a NumPy scalar, a longdouble or a Fraction could round once more on its way
         through a double) and cast-safe (so no value overflows or is an integer beyond 2**53)."""
-        if type(self)._kernel_scalars is not Optimizer._kernel_scalars:  # not split
+        if not self._scalars_split:
             return self._kernel_scalars(group, key, dtype)
         leading = self._group_scalar_cache.get((group_index, dtype))
         if leading is None:

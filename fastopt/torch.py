@@ -229,6 +229,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     """What the optimizers share; each subclass names its fastopt class and translations."""
 
     _hyperparameters: ClassVar[tuple[str, ...]]  # torch's names of what the arithmetic reads
+    _fastopt_class: ClassVar[type]  # the fastopt optimizer whose kernel and scalars step it
     _counters: ClassVar[tuple[tuple[str, int], ...]] = (("step", 64),)  # 0-d state: (key, bits)
     _flags = ("foreach", "fused", "capturable", "differentiable")
 
@@ -263,8 +264,11 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     # Subclass interface ----------------------------------------------------------------------
     def _fastopt(self, group: dict[str, Any]) -> tuple[type, dict[str, Any]]:
         """Check ``group`` with torch's conditions and messages and return the fastopt class and
-        the group in fastopt's names, whose ``_kernel_slots``/``_kernel_scalars`` drive the step."""
-        raise NotImplementedError
+        the group in fastopt's names, whose ``_kernel_slots``/``_kernel_scalars`` drive the step.
+        Here: the same names (``_hyperparameters``), checked by the fastopt class."""
+        translated = _translate(self._fastopt_class, group, self._hyperparameters)
+        self._fastopt_class.check_hyperparameters(translated)
+        return self._fastopt_class, translated
 
     def _initial_value(self, key: str, group: dict[str, Any]) -> float:
         """The value a state buffer starts from (zero, except Adagrad's ``sum``)."""
@@ -665,9 +669,12 @@ class _FastoptOptimizer(torch.optim.Optimizer):
 # The optimizers of torch.optim
 # --------------------------------------------------------------------------------------------
 def _translate(cls: type, group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """``group``'s values of ``keys`` (a 1-element tensor read as its number), plus the fastopt
-    class's convention flags at their defaults: torch's arithmetic."""
-    return {**cls.flag_defaults, **{key: _as_float(key, group[key]) for key in keys}}
+    """``group``'s values of ``keys`` (a 1-element tensor read as its number; ``betas`` last, by
+    ``_betas``), plus the fastopt class's convention flags at their defaults: torch's arithmetic."""
+    translated = {**cls.flag_defaults, **{key: _as_float(key, group[key]) for key in keys if key != "betas"}}
+    if "betas" in keys:
+        translated["betas"] = _betas(group)
+    return translated
 
 
 class SGD(_FastoptOptimizer):
@@ -679,6 +686,7 @@ class SGD(_FastoptOptimizer):
     """
 
     _hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    _fastopt_class = fastopt.SGD
     _counters = ()
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
@@ -688,11 +696,6 @@ class SGD(_FastoptOptimizer):
                         nesterov=nesterov, maximize=maximize, foreach=foreach,
                         differentiable=differentiable, fused=fused)
         super().__init__(params, defaults, backend, pack_small_tensors)
-
-    def _fastopt(self, group):
-        translated = _translate(fastopt.SGD, group, self._hyperparameters)
-        fastopt.SGD.check_hyperparameters(translated)
-        return fastopt.SGD, translated
 
 
 class Adagrad(_FastoptOptimizer):
@@ -704,6 +707,7 @@ class Adagrad(_FastoptOptimizer):
     """
 
     _hyperparameters = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
+    _fastopt_class = fastopt.Adagrad
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, differentiable=False, fused=None,
@@ -717,10 +721,6 @@ class Adagrad(_FastoptOptimizer):
                 self.state[p]["step"] = self._own(aligned_full((), np.float64, 0.0))
                 self.state[p]["sum"] = self._new_buffer(p, self._initial_value("sum", group))
 
-    def _fastopt(self, group):
-        translated = _translate(fastopt.Adagrad, group, self._hyperparameters)
-        fastopt.Adagrad.check_hyperparameters(translated)
-        return fastopt.Adagrad, translated
 
     def _initial_value(self, key, group):
         return self.defaults["initial_accumulator_value"] if key == "sum" else 0.0
@@ -827,6 +827,7 @@ class Adadelta(_FastoptOptimizer):
     """
 
     _hyperparameters = ("lr", "rho", "eps", "weight_decay", "maximize")
+    _fastopt_class = fastopt.Adadelta
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  capturable=False, maximize=False, differentiable=False,
@@ -834,11 +835,6 @@ class Adadelta(_FastoptOptimizer):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
                         capturable=capturable, foreach=foreach, differentiable=differentiable)
         super().__init__(params, defaults, backend, pack_small_tensors)
-
-    def _fastopt(self, group):
-        translated = _translate(fastopt.Adadelta, group, self._hyperparameters)
-        fastopt.Adadelta.check_hyperparameters(translated)
-        return fastopt.Adadelta, translated
 
 
 class Adamax(_FastoptOptimizer):
@@ -849,6 +845,7 @@ class Adamax(_FastoptOptimizer):
     """
 
     _hyperparameters = ("lr", "betas", "eps", "weight_decay", "maximize")
+    _fastopt_class = fastopt.Adamax
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
                  maximize=False, differentiable=False, capturable=False,
@@ -856,12 +853,6 @@ class Adamax(_FastoptOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults, backend, pack_small_tensors)
-
-    def _fastopt(self, group):
-        translated = _translate(fastopt.Adamax, group, ("lr", "eps", "weight_decay", "maximize"))
-        translated["betas"] = _betas(group)
-        fastopt.Adamax.check_hyperparameters(translated)
-        return fastopt.Adamax, translated
 
 
 class NAdam(_FastoptOptimizer):
@@ -874,6 +865,7 @@ class NAdam(_FastoptOptimizer):
     """
 
     _hyperparameters = ("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize")
+    _fastopt_class = fastopt.NAdam
     _counters = (("step", 64), ("mu_product", 32))
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
@@ -884,12 +876,6 @@ class NAdam(_FastoptOptimizer):
                         capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults, backend, pack_small_tensors)
 
-    def _fastopt(self, group):
-        translated = _translate(fastopt.NAdam, group, ("lr", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"))
-        translated["betas"] = _betas(group)
-        fastopt.NAdam.check_hyperparameters(translated)
-        return fastopt.NAdam, translated
-
 
 class RAdam(_FastoptOptimizer):
     """``torch.optim.RAdam`` stepped by ``fastopt.RAdam``'s kernel; see :mod:`fastopt.torch`.
@@ -899,6 +885,7 @@ class RAdam(_FastoptOptimizer):
     """
 
     _hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize")
+    _fastopt_class = fastopt.RAdam
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False,
@@ -908,11 +895,6 @@ class RAdam(_FastoptOptimizer):
                         capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults, backend, pack_small_tensors)
 
-    def _fastopt(self, group):
-        translated = _translate(fastopt.RAdam, group, ("lr", "eps", "weight_decay", "decoupled_weight_decay", "maximize"))
-        translated["betas"] = _betas(group)
-        fastopt.RAdam.check_hyperparameters(translated)
-        return fastopt.RAdam, translated
 
 
 # --------------------------------------------------------------------------------------------
@@ -933,6 +915,7 @@ class Lion(_FastoptOptimizer):
     """
 
     _hyperparameters = ("lr", "betas", "weight_decay", "maximize")
+    _fastopt_class = fastopt.Lion
     _counters = ()
     _pickled = ("backend", "_init_lr", "decoupled_wd")
 
@@ -948,14 +931,12 @@ class Lion(_FastoptOptimizer):
         super().__init__(params, defaults, backend)
 
     def _fastopt(self, group):
-        translated = _translate(fastopt.Lion, group, ("lr", "weight_decay", "maximize"))
-        translated["betas"] = _betas(group)
-        fastopt.Lion.check_hyperparameters(translated)
+        cls, translated = super()._fastopt(group)
         if self.decoupled_wd:
             if not self._init_lr > 0:
                 raise ValueError("decoupled_weight_decay=True divides weight_decay by the initial lr, which must be > 0")
             translated["weight_decay"] = translated["weight_decay"] / self._init_lr
-        return fastopt.Lion, translated
+        return cls, translated
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -196,8 +196,7 @@ def kernel_call(name: str, backend: str, args: tuple, threads: int = 1) -> Calla
     """One call of the backend's kernel on ``args`` (a ``partial``: no Python frame of our own).
 
     As in the public layer: with more than one thread, the backend's parallel kernel where there
-    is one (Numba's ``parallel=True`` twin); and a Cython fused kernel indexed by its C type once,
-    here, which skips the type dispatch that would otherwise cost about 1 µs per call.
+    is one (Numba's ``parallel=True`` twin).
     """
     kernel = None
     if threads > 1:
@@ -207,9 +206,6 @@ def kernel_call(name: str, backend: str, args: tuple, threads: int = 1) -> Calla
             kernel = None
     if kernel is None:
         kernel = get_kernel(kernel_name(name), backend)
-    signatures = getattr(kernel, "__signatures__", None)
-    if signatures is not None and {"float", "double"} <= set(signatures):
-        kernel = kernel["float" if args[0].dtype == np.float32 else "double"]
     if backend == "reference":
         return functools.partial(_quiet, kernel, args)
     return functools.partial(kernel, *args)
