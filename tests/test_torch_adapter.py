@@ -141,6 +141,21 @@ def careful_steps(optimizer) -> list:
 # ------------------------------------------------------------------------------------------------
 # Training runs
 # ------------------------------------------------------------------------------------------------
+def train_side_by_side(*runs, schedule):
+    """STEPS training steps of each ``(model, optimizer)`` on the same data, interleaved; with
+    ``schedule`` an exponential lr schedule changes lr every step (and so the scalars of every
+    later step)."""
+    schedulers = [torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.95) if schedule else None for _, opt in runs]
+    x, y = data()
+    for i in range(STEPS):
+        for (model, opt), sched in zip(runs, schedulers):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x[i]), y[i]).backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+
+
 @pytest.mark.parametrize("backend", PATHS)
 @pytest.mark.parametrize("split", [False, True], ids=["one-group", "two-groups"])
 @pytest.mark.parametrize(("name", "options"), CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
@@ -149,17 +164,7 @@ def test_training_matches_torch_optim(name, options, split, backend, measured):
     optimizer = getattr(ft, name)(groups(ours, options, split), backend=backend, **options)
     reference = getattr(torch.optim, name)(groups(theirs, options, split), foreach=False, **options)
     careful = careful_steps(optimizer)
-    # the schedule changes lr every step (and so the scalars of every later step)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.95) if split else None
-    reference_scheduler = torch.optim.lr_scheduler.ExponentialLR(reference, gamma=0.95) if split else None
-    x, y = data()
-    for i in range(STEPS):
-        for model, opt, sched in ((ours, optimizer, scheduler), (theirs, reference, reference_scheduler)):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(model(x[i]), y[i]).backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
+    train_side_by_side((ours, optimizer), (theirs, reference), schedule=split)
     worst = worst_difference(ours, theirs, optimizer, reference)
     measured["torch_worst"][f"torch.{name}"] = max(measured["torch_worst"][f"torch.{name}"], worst)
     assert worst <= TOLERANCE, f"{name} {options}: relative difference {worst:.2e}"
@@ -187,16 +192,7 @@ def test_lion_training_matches_lion_pytorch(options, split, backend, measured):
     optimizer = ft.Lion(groups(ours, options, split), backend=backend, **options)
     reference = lion_pytorch.Lion(groups(theirs, options, split), **options)
     careful = careful_steps(optimizer)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.95) if split else None
-    reference_scheduler = torch.optim.lr_scheduler.ExponentialLR(reference, gamma=0.95) if split else None
-    x, y = data()
-    for i in range(STEPS):
-        for model, opt, sched in ((ours, optimizer, scheduler), (theirs, reference, reference_scheduler)):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(model(x[i]), y[i]).backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
+    train_side_by_side((ours, optimizer), (theirs, reference), schedule=split)
     worst = worst_difference(ours, theirs, optimizer, reference)
     measured["torch_worst"]["torch.Lion (lion-pytorch)"] = max(measured["torch_worst"]["torch.Lion (lion-pytorch)"], worst)
     assert worst <= TOLERANCE, f"Lion {options}: relative difference {worst:.2e}"
