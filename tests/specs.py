@@ -255,3 +255,18 @@ def assert_same_state(actual_opt, expected_opt, what: str = "") -> None:
                 assert_bits_equal(actual[key], value, f"{what} state[{index}][{key!r}]")
             else:
                 assert actual[key] == value, f"{what} state[{index}][{key!r}]"
+
+
+def assert_large_run_agrees(cls, options, backend, dtype, rng, size, steps):
+    """``steps`` steps of ``cls(**options)`` on one parameter of ``size`` elements, on the
+    reference and on ``backend``, with gradients of mixed scale: parameter and state bit-identical."""
+    initial = rng.standard_normal(size).astype(dtype)
+    reference_param, backend_param = initial.copy(), initial.copy()
+    reference = cls([reference_param], backend="reference", **options)
+    fast = cls([backend_param], backend=backend, **options)
+    for _ in range(steps):
+        grad = (rng.standard_normal(initial.size) * rng.choice([1e-3, 1.0, 1e3])).astype(dtype)
+        reference.step([grad])
+        fast.step([grad])
+    assert_bits_equal(backend_param, reference_param, "param")
+    assert_same_state(fast, reference, backend)

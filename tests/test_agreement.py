@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hynp
-from specs import DTYPES, FAST_BACKENDS, SPECS, assert_bits_equal, assert_same_state
+from specs import DTYPES, FAST_BACKENDS, SPECS, assert_bits_equal, assert_large_run_agrees, assert_same_state
 
 shapes = hynp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9)
 
@@ -78,16 +78,7 @@ def test_large_arrays_agree(name, backend, dtype):
     rng = np.random.default_rng(20261129)
     spec = SPECS[name]
     options = dict(spec.torch_configs[-1])
-    initial = rng.standard_normal(100_003).astype(dtype)
-    reference_param, backend_param = initial.copy(), initial.copy()
-    reference = spec.cls([reference_param], backend="reference", **options)
-    fast = spec.cls([backend_param], backend=backend, **options)
-    for _ in range(7):
-        grad = (rng.standard_normal(initial.size) * rng.choice([1e-3, 1.0, 1e3])).astype(dtype)
-        reference.step([grad])
-        fast.step([grad])
-    assert_bits_equal(backend_param, reference_param, "param")
-    assert_same_state(fast, reference, backend)
+    assert_large_run_agrees(spec.cls, options, backend, dtype, rng, size=100_003, steps=7)
 
 
 @pytest.mark.parametrize("build", ["baseline", "avx2", "avx512"])

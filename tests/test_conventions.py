@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 import pytest
-from specs import DTYPES, FAST_BACKENDS, assert_bits_equal, assert_same_state
+from specs import DTYPES, FAST_BACKENDS, assert_bits_equal, assert_large_run_agrees
 
 import fastopt
 
@@ -409,16 +409,7 @@ def test_presets_agree_bit_for_bit_on_large_arrays(name, convention, backend, dt
         options["amsgrad"] = True
     if name == "RMSprop":
         options["centered"] = True
-    initial = rng.standard_normal(10_007).astype(dtype)
-    reference_param, backend_param = initial.copy(), initial.copy()
-    reference = cls([reference_param], backend="reference", **options)
-    fast = cls([backend_param], backend=backend, **options)
-    for _ in range(6):
-        grad = (rng.standard_normal(initial.size) * rng.choice([1e-3, 1.0, 1e3])).astype(dtype)
-        reference.step([grad])
-        fast.step([grad])
-    assert_bits_equal(backend_param, reference_param, "param")
-    assert_same_state(fast, reference, backend)
+    assert_large_run_agrees(cls, options, backend, dtype, rng, size=10_007, steps=6)
 
 
 # ------------------------------------------------------------------------------------------------
