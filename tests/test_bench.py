@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import __main__
-from fastopt._bench import _size, report, timing
-from fastopt._bench import workloads as w
+from fastopt import cli
+from fastopt.cli.bench import _size, report, timing
+from fastopt.cli.bench import workloads as w
 
 QUICK_SIZES = (1024, 4096)  # what --quick measures
 
@@ -40,7 +40,7 @@ def quick_run(tmp_path_factory):
     out = io.StringIO()
     capture.setattr(sys, "stdout", out)
     try:
-        code = __main__.main(["bench", "--quick", "-o", "adam,rmsprop", "--width", "220", "--json", str(path)])
+        code = cli.main(["bench", "--quick", "-o", "adam,rmsprop", "--width", "220", "--json", str(path)])
     finally:
         capture.undo()
     return code, out.getvalue(), json.loads(path.read_text())
@@ -159,7 +159,7 @@ def test_subprocess_json_to_stdout_without_torch():
 
 def test_missing_torch_is_reported(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
-    assert __main__.main(["bench", "--quick", "-o", "adagrad", "-b", "numba", "-n", "256", "--small", "none"]) == 0
+    assert cli.main(["bench", "--quick", "-o", "adagrad", "-b", "numba", "-n", "256", "--small", "none"]) == 0
     out = capsys.readouterr().out
     assert "torch not installed" in out
     assert "torch default" not in out
@@ -262,7 +262,7 @@ def test_an_optimizer_torch_lacks_is_benchmarked_without_torch_rows(tmp_path, ca
     """``python -m fastopt bench`` runs every optimizer by default; torch.optim has no Lion, which
     once ended the whole run with an AttributeError."""
     path = tmp_path / "bench.json"
-    assert __main__.main(["bench", "--quick", "-o", "lion,sgd", "--small", "none", "--torch-models", "none",
+    assert cli.main(["bench", "--quick", "-o", "lion,sgd", "--small", "none", "--torch-models", "none",
                           "--json", str(path)]) == 0
     document = json.loads(path.read_text())
     impls = {(r["optimizer"], r["impl"]) for r in document["results"] if r["scenario"] == "single"}

@@ -3,11 +3,11 @@
 import subprocess
 import sys
 
-from fastopt import OPTIMIZERS, __main__, available_backends
+from fastopt import OPTIMIZERS, available_backends, cli
 
 
 def test_demo_trains_every_optimizer_on_every_backend_identically(capsys):
-    assert __main__.main(["demo", "--steps", "40"]) == 0
+    assert cli.main(["demo", "--steps", "40"]) == 0
     out = capsys.readouterr().out
     for name in OPTIMIZERS:
         assert name in out
@@ -18,14 +18,14 @@ def test_demo_trains_every_optimizer_on_every_backend_identically(capsys):
 
 
 def test_demo_learns_the_task():
-    from fastopt._demo import train
+    from fastopt.cli.demo import train
 
     run = train("Adam", "cython", steps=300, dtype="float32")
     assert run.loss < 0.2 and run.accuracy > 0.9  # a linear model cannot get past ~88 %
 
 
 def test_info_lists_backends(capsys):
-    assert __main__.main(["info"]) == 0
+    assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     for backend in available_backends():
         assert f"backend {backend}" in out

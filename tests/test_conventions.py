@@ -517,9 +517,9 @@ def test_decoupled_adam_is_adamw_bit_for_bit():
 # python -m fastopt conventions
 # ------------------------------------------------------------------------------------------------
 def test_the_conventions_page_shows_every_offered_pair(capsys):
-    from fastopt import __main__
+    from fastopt import cli
 
-    assert __main__.main(["conventions", "--steps", "30", "--width", "200"]) == 0
+    assert cli.main(["conventions", "--steps", "30", "--width", "200"]) == 0
     out = capsys.readouterr().out
     for name, cls in fastopt.OPTIMIZERS.items():
         assert f"│ {name} " in out
@@ -528,7 +528,7 @@ def test_the_conventions_page_shows_every_offered_pair(capsys):
 
 
 def test_the_drift_is_arithmetic_where_the_flags_differ_and_zero_where_they_do_not():
-    from fastopt._conventions import drift
+    from fastopt.cli.conventions import drift
 
     runs = {(r.optimizer, r.convention): r for r in drift(steps=50, flags_only=True)}
     assert runs["RMSprop", "keras"].final_gap > 1e-3  # eps inside the root, lr-scaled momentum

@@ -13,7 +13,7 @@ from importlib import resources
 
 import pytest
 
-from fastopt import BACKENDS, OPTIMIZERS, __main__
+from fastopt import BACKENDS, OPTIMIZERS, cli
 
 FILES = {"reference": "reference.py", "numba": "_numba.py", "cython": "_cython.pyx"}
 TAG = re.compile(r"\((\d+[a-z]?)\)")
@@ -33,7 +33,7 @@ def docstring_tags(optimizer: str) -> list[str]:
 
 
 def show_text(capsys, *argv) -> str:
-    assert __main__.main(["show", *argv]) == 0
+    assert cli.main(["show", *argv]) == 0
     return capsys.readouterr().out
 
 
@@ -80,7 +80,7 @@ def test_columns_environment_variable_is_honoured(capsys, monkeypatch):
 
 def test_unknown_optimizer_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        __main__.main(["show", "adafactor"])
+        cli.main(["show", "adafactor"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "unknown optimizer 'adafactor'" in err
@@ -97,7 +97,7 @@ def assert_self_contained(html: str) -> None:
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_html_page(tmp_path, capsys, optimizer):
     page = tmp_path / "page.html"
-    assert __main__.main(["show", optimizer, "--html", str(page)]) == 0
+    assert cli.main(["show", optimizer, "--html", str(page)]) == 0
     html = page.read_text()
     assert_self_contained(html)
     assert str(tmp_path) not in html  # no machine paths in the page
@@ -115,7 +115,7 @@ def test_html_page(tmp_path, capsys, optimizer):
 
 def test_html_all_writes_an_index(tmp_path, capsys):
     folder = tmp_path / "pages"
-    assert __main__.main(["show", "all", "--html", str(folder)]) == 0
+    assert cli.main(["show", "all", "--html", str(folder)]) == 0
     index = (folder / "index.html").read_text()
     assert_self_contained(index)
     for name in OPTIMIZERS:
@@ -129,7 +129,7 @@ def test_works_when_the_compiled_module_cannot_be_imported(capsys, monkeypatch, 
     monkeypatch.setitem(sys.modules, "fastopt.adam._cython", None)  # `import` now raises ImportError
     out = show_text(capsys, "adam", "--width", "200")
     assert "cython  fastopt/adam/_cython.pyx" in out and "nogil" in out
-    assert __main__.main(["show", "adam", "--html", str(tmp_path / "adam.html")]) == 0
+    assert cli.main(["show", "adam", "--html", str(tmp_path / "adam.html")]) == 0
     assert "nogil" in (tmp_path / "adam.html").read_text()
     assert sys.modules["fastopt.adam._cython"] is None  # shown from the .pyx, never imported
 

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from fastopt import __main__
-from fastopt.tour import (
+from fastopt import cli
+from fastopt.cli.tour import (
     EXPERIMENTS,
     adadelta_units,
     adagrad_stalls,
@@ -35,7 +35,7 @@ def quick_tour(tmp_path_factory):
 
     from rich.console import Console
 
-    from fastopt.tour import run_tour
+    from fastopt.cli.tour import run_tour
 
     out = tmp_path_factory.mktemp("tour")
     stream = io.StringIO()
@@ -104,12 +104,12 @@ def test_quick_tour_numbers_are_in_range(quick_tour):
 
 
 def test_cli_options(tmp_path, capsys):
-    assert __main__.main(["tour", "--quick", "--only", "2", "--out", str(tmp_path), "--backend", "reference"]) == 0
+    assert cli.main(["tour", "--quick", "--only", "2", "--out", str(tmp_path), "--backend", "reference"]) == 0
     assert [p.name for p in tmp_path.glob("*.png")] == ["2_lr_sweep.png"]
     assert (tmp_path / "report.html").exists()
     assert "of 1 claims supported" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        __main__.main(["tour", "--only", str(max(EXPERIMENTS) + 1)])
+        cli.main(["tour", "--only", str(max(EXPERIMENTS) + 1)])
 
 
 def test_rnn_bptt_matches_finite_differences():
@@ -132,7 +132,7 @@ def test_rnn_bptt_matches_finite_differences():
 
 
 def test_mlp_backprop_matches_finite_differences():
-    from fastopt.tour.problems import mlp_init, mlp_loss_and_grads, two_moons
+    from fastopt.cli.tour.problems import mlp_init, mlp_loss_and_grads, two_moons
 
     rng = np.random.default_rng(1)
     params = mlp_init([2, 4, 3, 1], rng)
@@ -259,7 +259,7 @@ def test_radam_psi_spread_starts_erratic_and_r_t_tames_it():
 
 
 def test_mlp_loss_matches_the_loss_with_gradients():
-    from fastopt.tour.problems import mlp_init, mlp_loss, mlp_loss_and_grads, two_moons
+    from fastopt.cli.tour.problems import mlp_init, mlp_loss, mlp_loss_and_grads, two_moons
 
     rng = np.random.default_rng(2)
     params = mlp_init([2, 8, 4, 1], rng)

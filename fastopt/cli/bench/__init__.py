@@ -20,7 +20,7 @@ process and in interleaved rounds:
 
 then prints a table per scenario and a table of the project's performance targets, each with
 its measured value and pass/miss. How the timing is made trustworthy is explained in
-:mod:`fastopt._bench.timing`; what each number means in :mod:`fastopt._bench.report`.
+:mod:`fastopt.cli.bench.timing`; what each number means in :mod:`fastopt.cli.bench.report`.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _thread_counts(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .. import BACKENDS, OPTIMIZERS
+    from fastopt import BACKENDS, OPTIMIZERS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -116,7 +116,7 @@ class Settings:
     """The parsed command line, with --quick and the defaults applied."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from .. import OPTIMIZERS, available_backends
+        from fastopt import OPTIMIZERS, available_backends
 
         quick = QUICK if args.quick else {}
         self.optimizers = _names(args.optimizers, list(OPTIMIZERS), "optimizer")
@@ -154,7 +154,7 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
     """One parameter of ``n`` elements: ceiling, each backend's kernel and opt.step, torch."""
     from functools import partial
 
-    from .. import OPTIMIZERS
+    from fastopt import OPTIMIZERS
     from . import workloads as w
     from .timing import Contestant
 
@@ -204,7 +204,7 @@ def small_tensors_group(name, dtype, count, size, settings, torch, rng):
     """``count`` parameters of ``size`` elements: a list, one flat buffer, raw kernels, torch."""
     from functools import partial
 
-    from .. import OPTIMIZERS, flatten
+    from fastopt import OPTIMIZERS, flatten
     from . import workloads as w
     from .timing import Contestant
 
@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .. import __version__
+    from fastopt import __version__
     from . import report, timing
 
     control = timing.ThreadControl(_thread_counts(args.threads))
@@ -409,7 +409,7 @@ def run(args: argparse.Namespace) -> int:
     targets = report.evaluate_targets(records, settings.optimizers)
 
     # ---- the report -------------------------------------------------------------------------
-    from .. import _backends
+    from fastopt import _backends
 
     backends_text = ", ".join(settings.backends)
     if "cython" in settings.backends and hasattr(_backends, "cython_build"):

@@ -16,10 +16,6 @@ from pathlib import Path
 Tick = Callable[[float, str], None]
 
 
-def no_tick(fraction: float, note: str = "") -> None:
-    """A progress callback that ignores progress (for running an experiment on its own)."""
-
-
 @dataclass(frozen=True)
 class Config:
     """Settings shared by every experiment."""

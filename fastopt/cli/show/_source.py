@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from .._backends import _MODULES  # backend -> module name in an optimizer folder
+from fastopt._backends import _MODULES  # backend -> module name in an optimizer folder
 
 LANGUAGE = {"reference": "python", "numba": "python", "cython": "cython"}
 """The Pygments lexer for each backend's file."""

@@ -1,7 +1,7 @@
 """The web view: one self-contained page per optimizer (no CDN, no web fonts, works offline).
 
 A page holds, from its optimizer folder's docstring, the numbered equations set as MathML (see
-:mod:`fastopt._show._mathml`; browsers render it natively), the prose, the symbol table and the
+:mod:`fastopt.cli.show._mathml`; browsers render it natively), the prose, the symbol table and the
 references; and the three kernels in three columns, highlighted with Pygments, lined up equation
 by equation as in the terminal. Pointing at an equation or at a line's tag lights up every line
 computing that equation in all three columns; clicking pins it. CSS and the few lines of
@@ -19,7 +19,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 
-from .. import __version__
+from fastopt import __version__
 from ._docstring import Block, Equation, MathDoc
 from ._mathml import GREEK, MathSyntaxError, formula_to_mathml, identifier_to_mathml, is_symbol
 from ._source import DESCRIPTION, CodeLine, Kernel, align

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import BACKENDS, OPTIMIZERS
+from fastopt import BACKENDS, OPTIMIZERS
 from ._docstring import MathDoc, parse_math_doc, read_docstring
 from ._source import Kernel, read_kernel
 

@@ -6,7 +6,7 @@ definitions, used in the tables and in the JSON:
 * ``median_s``: median seconds per call over the samples (``min_s``/``max_s`` their range).
 * ``ns_per_element = median_s / n * 1e9``.
 * ``gb_per_s = bytes_per_element * n / median_s / 1e9``, where ``bytes_per_element`` counts the
-  arrays the algorithm must read and write (``fastopt._bench.workloads.Traffic``), not what an
+  arrays the algorithm must read and write (``fastopt.cli.bench.workloads.Traffic``), not what an
   implementation happens to move (temporaries of the NumPy reference are not counted).
 * ``ratio_to_ceiling = gb_per_s / gb_per_s(ceiling)``: the ceiling measured in the same group,
   over the same N, dtype and thread count.

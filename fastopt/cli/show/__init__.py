@@ -8,7 +8,7 @@
     python -m fastopt show all --html pages/        # a page per optimizer, plus pages/index.html
 
 The equations come from each optimizer folder's docstring and the code from its three files,
-read as text (see :mod:`fastopt._show._docstring` and :mod:`fastopt._show._source`).
+read as text (see :mod:`fastopt.cli.show._docstring` and :mod:`fastopt.cli.show._source`).
 
 Layout of this package: ``model`` gathers what is shown, ``_docstring`` and ``_source`` read it,
 ``_terminal`` prints it with rich, ``_html`` and ``_mathml`` write the web pages.

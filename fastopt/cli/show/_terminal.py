@@ -1,7 +1,7 @@
 """The terminal view: the numbered equations, then the three kernels side by side, with rich.
 
 Layout (see tooling.md, pitfalls P12-P13): one ``Table.grid(expand=True)`` with a ``ratio=1``
-column per backend; each row of the grid is one :class:`~fastopt._show._source.Row`, so the lines
+column per backend; each row of the grid is one :class:`~fastopt.cli.show._source.Row`, so the lines
 that compute equation (3) start on the same screen line in all three columns. A line's tag is
 taken out of its trailing comment and printed in a margin, in the same colour as the equation.
 """

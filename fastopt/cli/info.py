@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from . import BACKENDS, __version__
-from ._backends import CYTHON_BUILDS, BackendUnavailable, cython_build, get_kernel
+from fastopt import BACKENDS, __version__
+from fastopt._backends import CYTHON_BUILDS, BackendUnavailable, cython_build, get_kernel
 
 
 def backend_report() -> dict[str, str]:

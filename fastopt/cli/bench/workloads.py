@@ -2,7 +2,7 @@
 move, the in-place update ceiling, and the torch.optim equivalents.
 
 Everything here builds *callables* (one call = one optimizer step, or one ceiling pass); the
-timing lives in :mod:`fastopt._bench.timing`. Three rules keep the numbers honest:
+timing lives in :mod:`fastopt.cli.bench.timing`. Three rules keep the numbers honest:
 
 * **Random, non-zero data.** Zeros let the second moments decay into subnormal numbers, which
   are very slow on x86; every array is filled from a seeded generator, which also touches every
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import OPTIMIZERS
-from .._backends import get_kernel
-from .._memory import aligned_full
+from fastopt import OPTIMIZERS
+from fastopt._backends import get_kernel
+from fastopt._memory import aligned_full
 
 # --------------------------------------------------------------------------------------------
 # The hyperparameters benchmarked
@@ -232,7 +232,7 @@ def ceiling_kernel(parallel: bool):
     fastmath); the parallel twin (``prange``) is the ceiling for more than one thread."""
     import numba
 
-    from .._jit import KERNEL_OPTIONS
+    from fastopt._jit import KERNEL_OPTIONS
 
     if not parallel:
         return numba.njit(**KERNEL_OPTIONS)(_inplace_update)
@@ -242,12 +242,6 @@ def ceiling_kernel(parallel: bool):
             a[i] += s * b[i]
 
     return numba.njit(parallel=True, **KERNEL_OPTIONS)(_inplace_update_parallel)
-
-
-def ceiling_call(n: int, dtype, rng: np.random.Generator, parallel: bool) -> Callable[[], None]:
-    a, b = random_array(rng, n, dtype), random_array(rng, n, dtype)
-    # s is tiny so that a stays of the same magnitude however many times the pass runs
-    return functools.partial(ceiling_kernel(parallel), a, b, a.dtype.type(1e-7))
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,10 +72,10 @@ def _table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
 def write_show_pages(optimizers: list[str], out: Path) -> dict[str, str]:
     """Pages of ``python -m fastopt show`` (equations and the three implementations side by side)
     for these optimizers, in ``out/show/``; returns {optimizer: relative link}, or {} if unavailable."""
-    if importlib.util.find_spec("fastopt._show") is None:
+    if importlib.util.find_spec("fastopt.cli.show") is None:
         return {}
     try:
-        from fastopt._show._html import page_name, write_pages
+        from fastopt.cli.show._html import page_name, write_pages
 
         write_pages(sorted(set(optimizers)), out / "show", single=False)
         return {name: f"show/{page_name(name)}" for name in optimizers}

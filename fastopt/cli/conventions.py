@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import OPTIMIZERS
-from ._optimizer import CONVENTIONS
+from fastopt import OPTIMIZERS
+from fastopt._optimizer import CONVENTIONS
 
 # What a user sets, whatever the framework: every option whose arithmetic a convention changes is
 # exercised (weight decay for decoupled decay, momentum for lr-scaled buffers, AMSGrad's maximum).

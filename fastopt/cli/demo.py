@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import OPTIMIZERS, available_backends
+from fastopt import OPTIMIZERS, available_backends
 
 # Settings a practitioner would start from for this problem, per optimizer.
 SETTINGS = {
