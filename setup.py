@@ -1,5 +1,9 @@
 """Build the Cython twin of every optimizer, once per instruction-set level.
 
+Each ``fastopt/<name>/_cython.pyx`` holds only its loop; the module Cython compiles is generated
+here from the loop's signature (``fastopt/_native/generate.py`` renders ``entries.pyx.tp`` into
+``build/generated/``: the entry points, threads and length checks) and includes the loop.
+
 Compiler policy (see README, "Build"):
 
 * ``-O3 -fno-math-errno``: lets gcc vectorise loops that call ``sqrt``/``sqrtf`` (without
@@ -19,7 +23,7 @@ Run-time dispatch: on x86-64 each ``fastopt/<name>/_cython.pyx`` is compiled thr
 ``_cython`` (baseline x86-64, runs on any x86-64 CPU), ``_cython_avx2`` (``-march=x86-64-v3``)
 and ``_cython_avx512`` (``-march=x86-64-v4``: AVX-512 instructions on 256-bit vectors, see
 ISA_BUILDS). ``fastopt._backends`` loads the
-best build the CPU supports (``fastopt/_cpu.pyx`` asks the CPU). Elsewhere only the baseline
+best build the CPU supports (``fastopt/_native/cpu.pyx`` asks the CPU). Elsewhere only the baseline
 build exists. ``FASTOPT_BASELINE_ONLY=1`` skips the extra builds; ``FASTOPT_CYTHON_DEBUG=1``
 turns bounds checking and initialisation checks on.
 
@@ -29,10 +33,9 @@ supports it (``FASTOPT_NO_OPENMP=1`` builds without; the loops then run on one t
 
 import os
 import platform
-import shutil
 from glob import glob
 
-import numpy  # the multi-tensor path (fastopt/_multi.pyx) uses NumPy's C API
+import numpy  # the entry points and the multi-tensor batch use NumPy's C API
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -51,7 +54,7 @@ if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("FASTOPT
         ("_avx512", ["-march=x86-64-v4", "-mprefer-vector-width=256"]),
     ]
 NUMPY = dict(include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-ISA_SOURCE_DIR = os.path.join("build", "isa-sources")  # copies of the .pyx under the variant's name
+GENERATED = os.path.join("build", "generated")  # the modules Cython compiles; never committed
 
 
 def openmp_flags() -> list[str]:
@@ -80,33 +83,57 @@ def openmp_flags() -> list[str]:
 OPENMP = openmp_flags()
 
 
+def load_generator():
+    """fastopt/_native/generate.py, loaded by path: the package itself is not importable yet."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("fastopt_generate", os.path.join("fastopt", "_native", "generate.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_if_changed(path: str, text: str) -> None:
+    """Write ``text`` unless the file already holds it (an unchanged file is not recompiled)."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def kernel_extensions():
+    """Per optimizer folder, the module around its hand-written loop (generated entry points, see
+    fastopt/_native/generate.py), compiled once per instruction-set build."""
+    generator = load_generator()
     for source in sorted(glob(os.path.join("fastopt", "*", "_cython.pyx"))):
         package = os.path.dirname(source).replace(os.sep, ".")  # fastopt.adam
+        with open(source, encoding="utf-8") as handle:
+            module = generator.module_source(source.replace(os.sep, "/"), handle.read())
         for suffix, flags in ISA_BUILDS:
-            if suffix:
-                # Cython names a module's init function after the file, so each build compiles
-                # an identical copy of the .pyx that carries the variant's name.
-                variant = os.path.join(ISA_SOURCE_DIR, os.path.dirname(source), f"_cython{suffix}.pyx")
-                os.makedirs(os.path.dirname(variant), exist_ok=True)
-                shutil.copyfile(source, variant)
-                source_file = variant
-            else:
-                source_file = source
+            # Cython names a module's init function after its file: one file per build
+            path = os.path.join(GENERATED, os.path.dirname(source), f"_cython{suffix}.pyx")
+            write_if_changed(path, module)
             yield Extension(
                 f"{package}._cython{suffix}",
-                [source_file],
+                [path],
                 **NUMPY,
                 extra_compile_args=COMPILE_ARGS + flags + OPENMP,
                 extra_link_args=OPENMP,
             )
 
 
-extensions = [
-    Extension("fastopt._cpu", ["fastopt/_cpu.pyx"], extra_compile_args=COMPILE_ARGS),
-    Extension("fastopt._multi", ["fastopt/_multi.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY),
-    *kernel_extensions(),
-]
+def native_extensions():
+    """fastopt/_native: the compiled support every kernel shares (built for the baseline CPU)."""
+    for name in ("cpu", "overlap", "dlpack", "batch", "identity"):
+        yield Extension(f"fastopt._native.{name}", [f"fastopt/_native/{name}.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
+
+
+extensions = [*native_extensions(), *kernel_extensions()]
 
 setup(
     ext_modules=cythonize(
@@ -121,7 +148,7 @@ setup(
             "binding": True,
         },
         nthreads=os.cpu_count() or 1,
-        include_path=["."],  # `from fastopt._multi cimport Batch`, also from the copies in build/
+        include_path=["."],  # `include "fastopt/adam/_cython.pyx"` and `cimport fastopt._native...` from build/
     ),
     options={"build_ext": {"parallel": os.cpu_count() or 1}},
 )

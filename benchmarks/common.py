@@ -155,7 +155,10 @@ def _adam_values(a: SimpleNamespace) -> dict:
 
 def _adamw_values(a: SimpleNamespace) -> dict:
     h = CASES["adamw"].hyperparameters
-    return dict(_adam_moment_values(h, a), decay_factor=a.cast(1.0 - h["lr"] * h["weight_decay"]))
+    # weight_decay: the L2 term of Adam's kernel, which steps AdamW since the two stopped being
+    # copies of one loop (zero: the decay is decoupled, in decay_factor)
+    return dict(_adam_moment_values(h, a), weight_decay=a.cast(0.0),
+                decay_factor=a.cast(1.0 - h["lr"] * h["weight_decay"]))
 
 
 def _values_from_class(name: str) -> Callable[[SimpleNamespace], dict]:
@@ -177,8 +180,9 @@ def _values_from_class(name: str) -> Callable[[SimpleNamespace], dict]:
             key = optimizer._begin_step(probe, state, group)
         arrays = [getattr(a, slot) if slot else a.unused for slot in optimizer._kernel_slots(group)]
         scalars = optimizer._kernel_scalars(group, key, np.dtype(a.cast))
-        reference = importlib.import_module(f"fastopt.{name}.reference")
-        names = list(inspect.signature(getattr(reference, f"{name}_update")).parameters)
+        folder = kernel_folder(name)
+        reference = importlib.import_module(f"fastopt.{folder}.reference")
+        names = list(inspect.signature(getattr(reference, f"{folder}_update")).parameters)
         return dict(zip(names, (a.param, a.grad, *arrays, *scalars)))
 
     return values
@@ -223,6 +227,13 @@ OPTIMIZER_NAMES = list(CASES)
 # ------------------------------------------------------------------------------------------------
 # Building problems (cached per benchmark process; see the module docstring)
 # ------------------------------------------------------------------------------------------------
+def kernel_folder(optimizer: str) -> str:
+    """The folder whose kernels step ``optimizer``: its own, or the one its class names (AdamW is
+    stepped by Adam's kernel; versions before that have an ``adamw`` kernel of their own)."""
+    cls = getattr(fastopt, CASES[optimizer].class_name, None)
+    return getattr(cls, "kernel", optimizer)
+
+
 def load_kernel(optimizer: str, backend: str):
     """The kernel ``<optimizer>_update`` that ``backend`` runs; ``NotImplementedError`` if it cannot load.
 
@@ -234,7 +245,7 @@ def load_kernel(optimizer: str, backend: str):
     is right for a backend this machine lacks. (CI checks separately that every backend loads.)
     """
     try:
-        return fastopt._backends.get_kernel(optimizer, backend)
+        return fastopt._backends.get_kernel(kernel_folder(optimizer), backend)
     except ImportError as exc:  # fastopt.BackendUnavailable is an ImportError
         raise NotImplementedError(f"backend {backend!r} unavailable: {exc}") from exc
 
@@ -255,12 +266,13 @@ def kernel_arrays(optimizer: str, size: int, dtype: str) -> SimpleNamespace:
 
 def kernel_arguments(optimizer: str, arrays: SimpleNamespace) -> tuple:
     """The kernel's positional arguments, in the order of the installed reference's signature."""
-    reference = importlib.import_module(f"fastopt.{optimizer}.reference")
-    names = inspect.signature(getattr(reference, f"{optimizer}_update")).parameters
+    folder = kernel_folder(optimizer)
+    reference = importlib.import_module(f"fastopt.{folder}.reference")
+    names = inspect.signature(getattr(reference, f"{folder}_update")).parameters
     values = {**COMMON_VALUES, **CASES[optimizer].kernel_values(arrays)}
     missing = [name for name in names if name not in values]
     if missing:  # a kernel gained an argument: add its value to the table (append-only)
-        raise TypeError(f"benchmarks/common.py has no value for {optimizer}_update's {missing}")
+        raise TypeError(f"benchmarks/common.py has no value for {folder}_update's {missing}")
     return tuple(values[name] for name in names)
 
 

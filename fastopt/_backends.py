@@ -49,7 +49,7 @@ class BackendUnavailable(ImportError):
 def _import_cython_build(optimizer: str, build: str):
     """Import one instruction-set build of an optimizer's Cython kernel (raises on failure)."""
     suffix, level = CYTHON_BUILDS[build]
-    from . import _cpu
+    from ._native import cpu as _cpu
 
     if not _cpu.supports(level):
         raise ImportError(f"this CPU does not support {level}, which the {build} build needs")

@@ -217,7 +217,9 @@ class Optimizer:
         The backend actually in use (``"auto"`` resolved).
     """
 
-    name: ClassVar[str]  # the kernel folder, e.g. "adam"; the kernel is f"{name}_update"
+    name: ClassVar[str]  # the optimizer's folder, e.g. "adam" (its maths and this class)
+    kernel: ClassVar[str]  # the folder of the kernel that steps it, f"{kernel}_update": its own by
+    # default; AdamW's is Adam's (decoupled weight decay is one of Adam's flags)
     state_keys: ClassVar[tuple[str, ...]]  # every state key this optimizer may hold
     required_state_keys: ClassVar[tuple[str, ...]]  # keys every parameter's state must hold
     eager_state: ClassVar[bool] = False  # create state in the constructor (Adagrad) or lazily
@@ -233,6 +235,8 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__ and "kernel" not in cls.__dict__:
+            cls.kernel = cls.name
         if "__init__" in cls.__dict__:
             cls.__init__ = _with_convention(cls.__init__)
 
@@ -257,7 +261,7 @@ class Optimizer:
         self.check_hyperparameters(defaults)
         self.defaults = dict(defaults)
         self.backend = _backends.resolve_backend(backend)
-        kernel = _backends.get_kernel(self.name, self.backend)
+        kernel = _backends.get_kernel(self.kernel, self.backend)
         if self.backend == "reference":
             kernel = _silence_fp_warnings(kernel)
         self._kernels = _specialise(kernel)
@@ -265,8 +269,9 @@ class Optimizer:
         # The multi-tensor path: the Cython backend steps a whole group per call.
         self._many_kernels, self._batch_type, self._groups_as_validated = None, None, None
         if self.backend == "cython":
-            self._many_kernels = _specialise(_backends.get_kernel(self.name, self.backend, many=True))
-            from ._multi import Batch, groups_as_validated
+            self._many_kernels = _specialise(_backends.get_kernel(self.kernel, self.backend, many=True))
+            from ._native.batch import Batch
+            from ._native.identity import groups_as_validated
 
             self._batch_type, self._groups_as_validated = Batch, groups_as_validated
         self._hyperparameter_keys = tuple(self.defaults)
@@ -611,7 +616,7 @@ class Optimizer:
     def _parallel_kernel(self, dtype: np.dtype):
         """The kernel that runs a call on several threads (made on first use)."""
         if self._parallel_kernels is None:
-            kernel = _backends.get_kernel(self.name, self.backend, parallel=True)
+            kernel = _backends.get_kernel(self.kernel, self.backend, parallel=True)
             if self.backend == "reference":
                 kernel = _silence_fp_warnings(kernel)
             self._parallel_kernels = _specialise(kernel)

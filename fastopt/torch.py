@@ -32,7 +32,7 @@ The fast path: one C call per group
 -----------------------------------
 With the Cython backend (``backend="auto"`` where it is built) and a torch that publishes the
 DLPack C exchange API (``torch.Tensor.__dlpack_c_exchange_api__``, torch 2.10 and later), a step
-is one ``fastopt._multi.Batch.gather_tensors`` call and one ``<optimizer>_update_many`` kernel
+is one ``fastopt._native.batch.Batch.gather_tensors`` call and one ``<optimizer>_update_many`` kernel
 call per parameter group. The gather reads each parameter's ``.grad`` and describes each
 parameter and gradient with one C call (data pointer, device, dtype, shape, strides: no NumPy
 view, no Python method call), checks everything (CPU, float32/float64 like the group, contiguous,
@@ -120,13 +120,13 @@ _NO_PARAM = np.empty(0)
 def _fast_path_available() -> bool:
     """Is the multi-tensor gather usable here (Cython built, torch with the DLPack exchange API)?"""
     try:
-        from fastopt import _multi
+        from fastopt._native import dlpack
     except ImportError:
         return False
-    if _multi.dlpack_exchange_api_registered():
+    if dlpack.dlpack_exchange_api_registered():
         return True
     capsule = getattr(torch.Tensor, "__dlpack_c_exchange_api__", None)
-    return capsule is not None and _multi.use_dlpack_exchange_api(capsule, torch.Tensor)
+    return capsule is not None and dlpack.use_dlpack_exchange_api(capsule, torch.Tensor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,18 +344,18 @@ class _FastoptOptimizer(torch.optim.Optimizer):
 
     def _kernel(self, cls: type, dtype: np.dtype, threads: int):
         table = self._kernels if threads == 1 else self._parallel_kernels
-        kernels = table.get(cls.name)
+        kernels = table.get(cls.kernel)
         if kernels is None:
-            kernel = _backends.get_kernel(cls.name, self.backend, parallel=threads > 1)
+            kernel = _backends.get_kernel(cls.kernel, self.backend, parallel=threads > 1)
             if self.backend == "reference":
                 kernel = _silence_fp_warnings(kernel)
-            kernels = table[cls.name] = _specialise(kernel)
+            kernels = table[cls.kernel] = _specialise(kernel)
         return kernels[dtype]
 
     def _many_kernel(self, cls: type, dtype: np.dtype):
-        kernels = self._many_kernels.get(cls.name)
+        kernels = self._many_kernels.get(cls.kernel)
         if kernels is None:
-            kernels = self._many_kernels[cls.name] = _specialise(_backends.get_kernel(cls.name, "cython", many=True))
+            kernels = self._many_kernels[cls.kernel] = _specialise(_backends.get_kernel(cls.kernel, "cython", many=True))
         return kernels[dtype]
 
     # The step ----------------------------------------------------------------------------------
@@ -382,16 +382,16 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         state key, the ``(tensor, ndarray)`` pair of a state tensor whose memory fastopt owns (see
         :meth:`_new_buffer`); and the group's Batch (reused from step to step: it remembers the
         group's memory layout)."""
-        from fastopt import _multi
+        from fastopt._native import batch as _batch, identity
 
         seen_state, seen_items = self._state_seen
-        if seen_state is not self.state or not _multi.same_dict_items(self.state, seen_items):
+        if seen_state is not self.state or not identity.same_dict_items(self.state, seen_items):
             self._group_states = {key: (*value[:3], None, None, value[5]) for key, value in self._group_states.items()}
-            self._state_seen = (self.state, _multi.dict_items(self.state))
+            self._state_seen = (self.state, identity.dict_items(self.state))
             self._prune_owned()
         cached = self._group_states.get(id(group))
-        if cached is None or cached[0] is not group or not _multi.same_objects(params, cached[1]):
-            cached = (group, tuple(params), slots, None, None, _multi.Batch())
+        if cached is None or cached[0] is not group or not identity.same_objects(params, cached[1]):
+            cached = (group, tuple(params), slots, None, None, _batch.Batch())
         if cached[3] is None or cached[2] != slots:
             states = [self.state.get(p) for p in params]
             owned = []
@@ -793,11 +793,12 @@ class Adam(_FastoptOptimizer):
         translated = dict(lr=_as_float("lr", group["lr"]), betas=betas, eps=group["eps"],
                           weight_decay=_as_float("weight_decay", group["weight_decay"]),
                           amsgrad=group["amsgrad"], maximize=group["maximize"],
-                          **fastopt.Adam.flag_defaults)  # torch's arithmetic; AdamW's kernel is always decoupled
+                          **fastopt.Adam.flag_defaults)  # torch's arithmetic
         fastopt.Adam.check_hyperparameters(translated)
         if isinstance(betas, (tuple, list)) and not all(isinstance(b, float) for b in betas):
             raise ValueError("betas must be either both floats or both Tensors")
         check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+        translated["decoupled_weight_decay"] = bool(group["decoupled_weight_decay"])
         return (fastopt.AdamW if group["decoupled_weight_decay"] else fastopt.Adam), translated
 
 

@@ -85,7 +85,8 @@ def test_large_arrays_agree(name, backend, dtype):
 @pytest.mark.parametrize("name", SPECS)
 def test_every_cython_instruction_set_build_agrees(name, build, monkeypatch):
     """setup.py compiles the Cython kernels for several instruction sets; all give the same bits."""
-    from fastopt import _backends, _cpu
+    from fastopt import _backends
+    from fastopt._native import cpu as _cpu
 
     level = _backends.CYTHON_BUILDS[build][1]
     if not _cpu.supports(level):
@@ -93,7 +94,7 @@ def test_every_cython_instruction_set_build_agrees(name, build, monkeypatch):
     monkeypatch.setenv("FASTOPT_CYTHON_ISA", build)
     _backends._load_module.cache_clear()
     try:
-        assert _backends.cython_build(SPECS[name].cls.name) == build
+        assert _backends.cython_build(SPECS[name].cls.kernel) == build
         for dtype in DTYPES:
             rng = np.random.default_rng(5)
             options = dict(SPECS[name].torch_configs[-1])

@@ -16,11 +16,11 @@ from specs import DTYPES, SPECS, assert_bits_equal
 
 import fastopt
 from fastopt import _backends
-from fastopt._multi import groups_as_validated
+from fastopt._native.identity import groups_as_validated
 
 
 def cython_module(name):
-    return _backends._load_module(SPECS[name].cls.name, "cython")
+    return _backends._load_module(SPECS[name].cls.kernel, "cython")
 
 
 def kernel_arguments(name, dtype, size=37, seed=0):
@@ -46,7 +46,7 @@ def copies(arrays):
 @pytest.mark.parametrize("name", SPECS)
 def test_plain_arrays_and_typed_memoryviews_give_the_same_bits(name, dtype, monkeypatch):
     module = cython_module(name)
-    kernel_name = f"{SPECS[name].cls.name}_update"
+    kernel_name = f"{SPECS[name].cls.kernel}_update"
     arrays, scalars = kernel_arguments(name, dtype)
 
     fast = copies(arrays)
@@ -75,7 +75,7 @@ class Subclass(np.ndarray):
 @pytest.mark.parametrize("name", ["Adam", "RMSprop", "SGD"])
 def test_an_ndarray_subclass_and_a_read_only_gradient_are_accepted(name):
     module = cython_module(name)
-    kernel = getattr(module, f"{SPECS[name].cls.name}_update")
+    kernel = getattr(module, f"{SPECS[name].cls.kernel}_update")
     arrays, scalars = kernel_arguments(name, np.float32)
     expected = copies(arrays)
     kernel(*expected, *scalars, 1)
@@ -118,7 +118,7 @@ def misfits(arrays):
 @pytest.mark.parametrize("name", SPECS)
 def test_arrays_that_do_not_fit_are_rejected_and_nothing_changes(name):
     module = cython_module(name)
-    kernel = getattr(module, f"{SPECS[name].cls.name}_update")
+    kernel = getattr(module, f"{SPECS[name].cls.kernel}_update")
     arrays, scalars = kernel_arguments(name, np.float32)
     for label, arguments in misfits(arrays):
         before = [np.array(a, copy=True) for a in arguments]

@@ -7,7 +7,7 @@ import pytest
 from specs import DTYPES, SPECS, assert_bits_equal, assert_same_state
 
 import fastopt
-from fastopt._multi import Batch
+from fastopt._native.batch import Batch
 
 FULL = {
     "SGD": dict(lr=0.05, momentum=0.9, weight_decay=0.01),
@@ -269,9 +269,9 @@ def _gather_tensors(batch, params, states, slots=("exp_avg", "exp_avg_sq", None)
 @pytest.fixture
 def torch_gather():
     torch = pytest.importorskip("torch")
-    from fastopt import _multi
+    from fastopt._native import dlpack
 
-    if not _multi.use_dlpack_exchange_api(getattr(torch.Tensor, "__dlpack_c_exchange_api__", None), torch.Tensor):
+    if not dlpack.use_dlpack_exchange_api(getattr(torch.Tensor, "__dlpack_c_exchange_api__", None), torch.Tensor):
         pytest.skip("this torch has no DLPack C exchange API")
     return torch
 

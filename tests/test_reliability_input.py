@@ -361,7 +361,7 @@ def direct_kernel_call(name, backend, short):
         label = slots[0]
         buffers[label] = view
     param = np.ones(8)
-    kernel = _backends.get_kernel(SPECS[name].cls.name, backend)
+    kernel = _backends.get_kernel(SPECS[name].cls.kernel, backend)
     all_buffers = [buffers.get(slot, np.empty(0)) if slot else np.empty(0) for slot in opt._kernel_slots(group)]
     try:
         kernel(param, grad, *all_buffers, *scalars, 1)
@@ -376,10 +376,10 @@ def direct_kernel_call(name, backend, short):
 @pytest.mark.parametrize("short", ["grad", "state"])
 def test_a_kernel_called_with_a_short_array_raises_naming_it(name, backend, short):
     """Nothing written (param, and the guard zone past the short array), and the array named."""
-    kernel = f"{SPECS[name].cls.name.lower()}_update"
+    kernel = f"{SPECS[name].cls.kernel}_update"
     opt = SPECS[name].cls([np.ones(8)], backend="reference", **SPECS[name].torch_configs[-1])
     slots = opt._kernel_slots(opt.param_groups[0])
-    arguments = list(inspect.signature(getattr(importlib.import_module(f"fastopt.{opt.name}.reference"), kernel)).parameters)
+    arguments = list(inspect.signature(getattr(importlib.import_module(f"fastopt.{opt.kernel}.reference"), kernel)).parameters)
     # the kernel names the array by its argument (Adagrad's state "sum" is its state_sum)
     label = "grad" if short == "grad" else next((arguments[2 + k] for k, s in enumerate(slots) if s), None)
     with pytest.raises(ValueError, match=rf"^{kernel}: {label} has 4 elements, but param has 8$"):
@@ -421,14 +421,14 @@ def test_a_kernel_called_with_a_missing_buffer_raises_instead_of_crashing(backen
 
 
 def test_a_declined_batch_is_empty_for_the_many_kernel():
-    """fastopt._multi.Batch is importable: gather() that declines (returns k >= 0) must not leave
+    """fastopt._native.batch.Batch is importable: gather() that declines (returns k >= 0) must not leave
     a batch whose rows k.. hold uninitialised pointers for <name>_update_many. In a subprocess:
     before gather kept a declined batch empty, the call read whatever malloc left there."""
     code = textwrap.dedent(
         """
         import numpy as np
         from fastopt import _backends
-        from fastopt._multi import Batch
+        from fastopt._native.batch import Batch
         many = _backends.get_kernel("sgd", "cython", many=True)
         params = [np.ones(1000) for _ in range(64)]
         grads = [np.ones(1000) for _ in range(63)] + [np.ones(1000, np.float32)]  # the last is declined

@@ -125,7 +125,8 @@ def test_eps_zero_and_a_zero_gradient_give_nan_as_in_torch(backend):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_subnormals_are_computed_not_flushed_to_zero(backend, dtype):
     """No kernel may switch the CPU to flush-to-zero (as -ffast-math builds do when loaded)."""
-    from fastopt import _backends, _cpu
+    from fastopt import _backends
+    from fastopt._native import cpu as _cpu
 
     for build, (_, level) in _backends.CYTHON_BUILDS.items():  # load every build this CPU runs
         if _cpu.supports(level):

@@ -20,8 +20,9 @@ TAG = re.compile(r"\((\d+[a-z]?)\)")
 
 
 def source_tags(optimizer: str, backend: str) -> list[str]:
-    """The equation tags of a kernel file, from its ``# (k)`` comments, in order."""
-    package = OPTIMIZERS[optimizer].__module__
+    """The equation tags of a kernel file, from its ``# (k)`` comments, in order (AdamW's kernels
+    are Adam's)."""
+    package = f"fastopt.{OPTIMIZERS[optimizer].kernel}"
     text = resources.files(package).joinpath(FILES[backend]).read_text()
     return re.findall(r"#\s*\((\d+[a-z]?)\)", text)
 

@@ -7,7 +7,7 @@ import pytest
 
 import fastopt
 
-NAMES = [cls.name for cls in fastopt.OPTIMIZERS.values()]
+NAMES = sorted({cls.kernel for cls in fastopt.OPTIMIZERS.values()})  # AdamW is stepped by Adam's kernel
 
 
 @pytest.mark.parametrize("name", NAMES)

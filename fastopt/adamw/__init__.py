@@ -1,7 +1,8 @@
 r"""AdamW: Adam with decoupled weight decay.
 
-The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numba.py`` and
-``_cython.pyx``)::
+The update, for step :math:`t \ge 1`. AdamW is stepped by Adam's kernel (``fastopt/adam/``:
+``reference.py``, ``_numba.py``, ``_cython.pyx``), whose weight-decay line (2) has both forms;
+the tags are the same::
 
     (1)  d_t = -g_t if maximize else g_t
     (2)  theta'_{t-1} = theta_{t-1} * (1 - eta * lambda)    # decoupled decay, before the Adam step
@@ -85,6 +86,7 @@ class AdamW(Adam):
     """
 
     name = "adamw"
+    kernel = "adam"  # Adam's kernel, with its decoupled decay (2): one loop, not a copy of it
     flag_defaults = dict(eps_hat=False, amsgrad_corrected_max=False, decoupled_weight_decay=True)
     conventions = {
         "torch": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, eps_hat=False,
@@ -137,7 +139,3 @@ class AdamW(Adam):
             ]
             state_dict = {**state_dict, "param_groups": groups}
         super().load_state_dict(state_dict)
-
-    def _group_scalars(self, group, dtype):
-        decay_factor = dtype.type(1.0 - group["lr"] * group["weight_decay"])           # (2)
-        return (bool(group["maximize"]), decay_factor, *self._moment_constants(group, dtype))

@@ -1,29 +1,16 @@
-# Directives (set for the whole project in setup.py): boundscheck=False, wraparound=False,
-# cdivision=True, initializedcheck=False; built with -O3 -fno-math-errno -ffp-contract=off, once per
-# instruction-set level (see setup.py).
-# Loop style: each array element is read once into a local and each result stored once
-# ("exp_avg[i] = m = ..."), so the compiler never has to reload a value it just stored.
 """SGD, Cython twin of :func:`fastopt.sgd.reference.sgd_update`; maths in :mod:`fastopt.sgd`.
 
-``_sgd_loop`` is the loop, over plain pointers; ``_sgd_threads`` runs it on one contiguous chunk per
-thread and ``_sgd_run`` checks the lengths and picks one or the other. The entry points:
-``sgd_update`` takes NumPy arrays through NumPy's C API (see ``fastopt/_arrays.pxd``) and hands
-anything else to ``sgd_update_buffers``, the same call on typed memoryviews (any float32/float64
-buffer); ``sgd_update_many`` runs every array of a :class:`fastopt._multi.Batch` (a whole parameter
-group in one call). All of them compute every element with exactly the same operations.
+The loop over C pointers (``floating`` is float32's ``float`` or float64's ``double``); each element
+is read once into a local and each result stored once. The entry points around it (threads,
+length checks, NumPy arrays and other buffers, a whole parameter group per call) are generated
+from its signature when the package is built: see ``fastopt/_native/entries.pyx.tp``.
 """
 
 from cython cimport floating
-from cython.parallel cimport prange
-from numpy cimport NPY_FLOAT
-
-from fastopt._arrays cimport Arrays, plain_arrays
-from fastopt._checks cimport require_length
-from fastopt._multi cimport Batch
 
 
-
-cdef void _sgd_loop(Py_ssize_t n, floating* param, const floating* grad, floating* momentum_buffer,
+cdef void _sgd_loop(Py_ssize_t n, floating* param, const floating* grad,
+                    floating* momentum_buffer,  # only if momentum != 0
                     bint maximize, floating weight_decay, floating decay_factor, floating momentum,
                     bint first_step, floating one_minus_dampening, bint nesterov,
                     floating lr) noexcept nogil:
@@ -41,108 +28,3 @@ cdef void _sgd_loop(Py_ssize_t n, floating* param, const floating* grad, floatin
             momentum_buffer[i] = b = d if first_step else momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)
             d = d + momentum * b if nesterov else b                                  # (4)
         param[i] = p - lr * d                                                    # (5)
-
-
-cdef inline floating* _at(floating* array, Py_ssize_t offset) noexcept nogil:
-    # a chunk of an optional state array (NULL, an unused slot, stays NULL)
-    return array + offset if array != NULL else NULL
-
-
-cdef void _sgd_threads(Py_ssize_t n, floating* param, const floating* grad,
-                       floating* momentum_buffer, bint maximize, floating weight_decay,
-                       floating decay_factor, floating momentum, bint first_step,
-                       floating one_minus_dampening, bint nesterov, floating lr,
-                       int num_threads) noexcept nogil:
-    # One contiguous chunk per thread (a multiple of 16 elements: whole SIMD vectors), each
-    # stepped by the serial loop above. OpenMP threads, started only here.
-    cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + 15) // 16 * 16
-    cdef Py_ssize_t part, start, stop
-    for part in prange(num_threads, schedule="static", num_threads=num_threads):
-        start = part * chunk
-        stop = min(n, start + chunk)
-        if start < stop:
-            _sgd_loop(stop - start, param + start, grad + start, _at(momentum_buffer, start),
-                      maximize, weight_decay, decay_factor, momentum, first_step,
-                      one_minus_dampening, nesterov, lr)
-
-
-cdef int _sgd_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t momentum_buffer_size,
-                  floating* param, const floating* grad, floating* momentum_buffer, bint maximize,
-                  floating weight_decay, floating decay_factor, floating momentum, bint first_step,
-                  floating one_minus_dampening, bint nesterov, floating lr,
-                  int num_threads) except -1:
-    # every array this step touches has param's length (the loop below is unchecked)
-    require_length("sgd_update", "grad", grad_size, n)
-    if momentum != 0:
-        require_length("sgd_update", "momentum_buffer", momentum_buffer_size, n)
-    with nogil:
-        if num_threads > 1:
-            _sgd_threads(n, param, grad, momentum_buffer, maximize, weight_decay, decay_factor,
-                         momentum, first_step, one_minus_dampening, nesterov, lr, num_threads)
-        else:
-            _sgd_loop(n, param, grad, momentum_buffer, maximize, weight_decay, decay_factor,
-                      momentum, first_step, one_minus_dampening, nesterov, lr)
-    return 0
-
-
-def sgd_update(param, grad, momentum_buffer, bint maximize, double weight_decay,
-               double decay_factor, double momentum, bint first_step, double one_minus_dampening,
-               bint nesterov, double lr, int num_threads):
-    # NumPy arrays through NumPy's C API (fastopt/_arrays.pxd); the scalars arrive as C doubles
-    # and _sgd_run[float] rounds them to float32 exactly as np.float32(x) would
-    cdef Arrays a
-    if not plain_arrays(&a, param, grad, momentum_buffer):
-        # any other buffer, or arrays that do not fit (the memoryviews then say why)
-        return sgd_update_buffers(param, grad, momentum_buffer, maximize, weight_decay,
-                                  decay_factor, momentum, first_step, one_minus_dampening, nesterov,
-                                  lr, num_threads)
-    if a.typenum == NPY_FLOAT:
-        _sgd_run[float](a.size[0], a.size[1], a.size[2], <float*> a.data[0],
-                        <const float*> a.data[1], <float*> a.data[2], maximize, weight_decay,
-                        decay_factor, momentum, first_step, one_minus_dampening, nesterov, lr,
-                        num_threads)
-    else:
-        _sgd_run[double](a.size[0], a.size[1], a.size[2], <double*> a.data[0],
-                         <const double*> a.data[1], <double*> a.data[2], maximize, weight_decay,
-                         decay_factor, momentum, first_step, one_minus_dampening, nesterov, lr,
-                         num_threads)
-
-
-cdef inline floating* _data(floating[::1] array) noexcept nogil:
-    # the first element's address; an empty array (an unused state slot) has none
-    return &array[0] if array.shape[0] > 0 else NULL
-
-
-cdef inline const floating* _const_data(const floating[::1] array) noexcept nogil:
-    return &array[0] if array.shape[0] > 0 else NULL
-
-
-def sgd_update_buffers(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer,
-                       bint maximize, floating weight_decay, floating decay_factor,
-                       floating momentum, bint first_step, floating one_minus_dampening,
-                       bint nesterov, floating lr, int num_threads):
-    """``sgd_update`` on typed memoryviews: any buffer of float32 or float64 (and what
-    ``sgd_update`` hands on when its arguments are not plain NumPy arrays)."""
-    _sgd_run(param.shape[0], grad.shape[0], momentum_buffer.shape[0], _data(param),
-             _const_data(grad), _data(momentum_buffer), maximize, weight_decay, decay_factor,
-             momentum, first_step, one_minus_dampening, nesterov, lr, num_threads)
-
-
-def sgd_update_many(Batch batch, bint maximize, floating weight_decay, floating decay_factor,
-                    floating momentum, bint first_step, floating one_minus_dampening, bint nesterov,
-                    floating lr, int num_threads, Py_ssize_t min_size):
-    """Every row of ``batch`` (checked by ``Batch.gather``); rows of at least ``min_size``
-    elements on up to ``num_threads`` threads."""
-    cdef Py_ssize_t k
-    cdef void** row
-    with nogil:
-        for k in range(batch.count):
-            row = batch.pointers + k * batch.width
-            if num_threads > 1 and batch.sizes[k] >= min_size:
-                _sgd_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
-                             <floating*> row[2], maximize, weight_decay, decay_factor, momentum,
-                             first_step, one_minus_dampening, nesterov, lr, num_threads)
-            else:
-                _sgd_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1],
-                          <floating*> row[2], maximize, weight_decay, decay_factor, momentum,
-                          first_step, one_minus_dampening, nesterov, lr)

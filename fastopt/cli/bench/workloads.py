@@ -163,12 +163,12 @@ def kernel_keywords(name: str, hp: dict, param: np.ndarray, grad: np.ndarray, st
 
 def reference_kernel(name: str):
     """The NumPy reference kernel of optimizer class ``name``."""
-    return get_kernel(OPTIMIZERS[name].name, "reference")
+    return get_kernel(OPTIMIZERS[name].kernel, "reference")
 
 
 def kernel_name(name: str) -> str:
-    """The folder of optimizer class ``name`` (``"Adam"`` -> ``"adam"``), as the class says."""
-    return OPTIMIZERS[name].name
+    """The kernel folder of optimizer class ``name`` (``"Adam"`` -> ``"adam"``, ``"AdamW"`` -> ``"adam"``)."""
+    return OPTIMIZERS[name].kernel
 
 
 def positional(name: str, keywords: dict) -> tuple:

@@ -36,5 +36,6 @@ def load_view(class_name: str) -> OptimizerView:
     cls = OPTIMIZERS[class_name]
     package = cls.__module__  # the optimizer's folder, e.g. "fastopt.adam"
     math = parse_math_doc(read_docstring(package))
-    kernels = [read_kernel(package, cls.name, backend) for backend in BACKENDS]
+    # the kernels of the folder that steps it (AdamW's are Adam's)
+    kernels = [read_kernel(f"fastopt.{cls.kernel}", cls.kernel, backend) for backend in BACKENDS]
     return OptimizerView(class_name, cls.name, package, math, kernels)

@@ -16,12 +16,12 @@ What a gather vouches for, so that the kernel can neither write nor read outside
 * memory: no array the kernel writes (parameters, state buffers) overlaps another one, whichever
   rows they belong to, and no gradient overlaps its own row's arrays. The address ranges are
   sorted once per gather, O(n log n) for n arrays, and a batch that is gathered again over the
-  same arrays checks the previous order in one pass (see ``_first_overlap``);
+  same arrays checks the previous order in one pass (see :mod:`fastopt._native.overlap`);
 * lifetime: the batch holds a reference to every array whose pointer it recorded, until the next
   gather or :meth:`Batch.release`, so none can be freed before the kernel has run.
 
 ``Batch.gather_tensors`` does the same for PyTorch tensors, read through the DLPack C exchange
-API (``torch.Tensor.__dlpack_c_exchange_api__``, registered with ``use_dlpack_exchange_api``):
+API (``torch.Tensor.__dlpack_c_exchange_api__``, see :mod:`fastopt._native.dlpack`):
 one C call per tensor gives its data pointer, device, dtype, shape and strides, so no NumPy view
 is made per tensor per step, and gradients are read where autograd left them.
 
@@ -33,189 +33,23 @@ applied whole or not at all.
 """
 
 cimport numpy as cnp
-from fastopt._arrays cimport usable_array
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.object cimport PyObject, PyObject_TypeCheck, PyTypeObject
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
-from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from cpython.tuple cimport PyTuple_GET_ITEM
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+from fastopt._native.arrays cimport usable_array
+from fastopt._native.dlpack cimport DLTensor, dense_numel, describe, exchange_api_ready
+from fastopt._native.overlap cimport (Extents, extents_add, extents_free, extents_init, first_overlap,
+                                      order_free, ranges_overlap)
 
 cnp.import_array()
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     PyObject* _getattr "PyObject_GetAttr"(PyObject* o, PyObject* name)  # new reference, or NULL
-    int PyDict_Next(object d, Py_ssize_t* pos, PyObject** key, PyObject** value)
     void PyErr_Clear()
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define fastopt_mul_overflow(a, b, r) __builtin_mul_overflow((a), (b), (r))
-    #else
-    static int fastopt_mul_overflow(Py_ssize_t a, Py_ssize_t b, Py_ssize_t* r) {
-        if (a != 0 && b > PY_SSIZE_T_MAX / a) return 1;
-        *r = a * b;
-        return 0;
-    }
-    #endif
-    """
-    bint fastopt_mul_overflow(Py_ssize_t a, Py_ssize_t b, Py_ssize_t* r) noexcept nogil
-
-
-# --------------------------------------------------------------------------------------------
-# Overlap between the arrays a batch writes
-# --------------------------------------------------------------------------------------------
-ctypedef struct _Extent:
-    char* start       # first byte
-    char* end         # one past the last byte
-    Py_ssize_t row    # the parameter it belongs to
-    Py_ssize_t index  # its position in the gather's list of extents
-
-
-cdef void _merge(_Extent* src, Py_ssize_t lo, Py_ssize_t mid, Py_ssize_t hi, _Extent* dst) noexcept nogil:
-    cdef Py_ssize_t i = lo, j = mid, k = lo
-    while i < mid and j < hi:
-        if src[j].start < src[i].start:
-            dst[k] = src[j]
-            j += 1
-        else:
-            dst[k] = src[i]
-            i += 1
-        k += 1
-    while i < mid:
-        dst[k] = src[i]
-        i += 1
-        k += 1
-    while j < hi:
-        dst[k] = src[j]
-        j += 1
-        k += 1
-
-
-cdef _Extent* _sort_extents(_Extent* a, _Extent* b, Py_ssize_t n, Py_ssize_t* runs) noexcept nogil:
-    """Sort ``a[:n]`` by start address (``b`` and ``runs``, of n and n + 1 entries, are scratch);
-    returns ``a`` or ``b``, whichever holds the result.
-
-    A natural merge sort: it finds the runs that are already in order, then merges neighbouring
-    runs pairwise, so arrays that lie in memory in the order they are listed cost one pass; in
-    the worst case, O(n log n).
-    """
-    cdef Py_ssize_t count = 1, i, r, out
-    cdef _Extent* swap
-    if n < 2:
-        return a
-    runs[0] = 0
-    for i in range(1, n):
-        if a[i].start < a[i - 1].start:
-            runs[count] = i
-            count += 1
-    runs[count] = n
-    while count > 1:
-        out = 0
-        r = 0
-        while r + 1 < count:
-            _merge(a, runs[r], runs[r + 1], runs[r + 2], b)
-            runs[out] = runs[r]
-            out += 1
-            r += 2
-        if r < count:  # an odd run out: copied as it is
-            for i in range(runs[r], runs[r + 1]):
-                b[i] = a[i]
-            runs[out] = runs[r]
-            out += 1
-        runs[out] = n
-        count = out
-        swap = a
-        a = b
-        b = swap
-    return a
-
-
-cdef struct _Extents:
-    # The address ranges a gather records, one column per kind of array (parameters, then each
-    # state slot, then each counter), each column in row order.
-    _Extent* data
-    Py_ssize_t* filled  # entries used per column
-    Py_ssize_t rows     # capacity of a column
-    Py_ssize_t columns
-
-
-cdef int _extents_init(_Extents* e, Py_ssize_t rows, Py_ssize_t columns) except -1:
-    cdef Py_ssize_t column
-    e.rows, e.columns = rows, columns
-    e.data = <_Extent*> PyMem_Malloc(max(rows * columns, 1) * sizeof(_Extent))
-    e.filled = <Py_ssize_t*> PyMem_Malloc(max(columns, 1) * sizeof(Py_ssize_t))
-    if e.data == NULL or e.filled == NULL:
-        _extents_free(e)
-        raise MemoryError()
-    for column in range(columns):
-        e.filled[column] = 0
-    return 0
-
-
-cdef void _extents_free(_Extents* e) noexcept:
-    PyMem_Free(e.data)
-    PyMem_Free(e.filled)
-    e.data, e.filled = NULL, NULL
-
-
-cdef inline void _extents_add(_Extents* e, Py_ssize_t column, void* data, Py_ssize_t nbytes, Py_ssize_t row) noexcept:
-    cdef _Extent* entry
-    if nbytes > 0:
-        entry = e.data + column * e.rows + e.filled[column]
-        entry.start = <char*> data
-        entry.end = <char*> data + nbytes
-        entry.row = row
-        e.filled[column] += 1
-
-
-cdef Py_ssize_t _first_overlap(Batch batch, _Extents* e) except -2:
-    """The smaller row of two overlapping extents, or -1 if they are pairwise disjoint.
-
-    Sorted by start, two extents overlap exactly when some extent overlaps its successor. The
-    columns are moved together first. A batch remembers the sorted order of its last gather: the
-    same arrays, gathered again, are found in order in one pass, and only a changed layout is
-    sorted again."""
-    cdef Py_ssize_t column, i, j, n = 0, found = -1
-    cdef _Extent* ordered
-    cdef void* scratch
-    for column in range(e.columns):
-        for i in range(e.filled[column]):
-            e.data[n] = e.data[column * e.rows + i]
-            e.data[n].index = n
-            n += 1
-    if n < 2:
-        return -1
-    if batch._order_n == n:
-        for i in range(1, n):
-            j = batch._order[i]
-            if e.data[j].start < e.data[batch._order[i - 1]].start:
-                break  # not in the old order any more: sort again
-            if e.data[j].start < e.data[batch._order[i - 1]].end:
-                return min(e.data[j].row, e.data[batch._order[i - 1]].row)
-        else:
-            return -1
-    scratch = PyMem_Malloc(n * sizeof(_Extent) + (n + 1) * sizeof(Py_ssize_t))
-    if scratch == NULL:
-        raise MemoryError()
-    ordered = _sort_extents(e.data, <_Extent*> scratch, n, <Py_ssize_t*> ((<_Extent*> scratch) + n))
-    for i in range(1, n):
-        if ordered[i].start < ordered[i - 1].end:
-            found = min(ordered[i].row, ordered[i - 1].row)
-            break
-    if found < 0:  # remember the order for the next gather
-        PyMem_Free(batch._order)
-        batch._order_n = 0
-        batch._order = <Py_ssize_t*> PyMem_Malloc(n * sizeof(Py_ssize_t))
-        if batch._order != NULL:
-            for i in range(n):
-                batch._order[i] = ordered[i].index
-            batch._order_n = n
-    PyMem_Free(scratch)
-    return found
+cdef object _GRAD = "grad"
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,121 +65,8 @@ cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
     return True
 
 
-cdef inline bint _ranges_overlap(void* a, Py_ssize_t a_bytes, void* b, Py_ssize_t b_bytes) noexcept:
-    return (a_bytes > 0 and b_bytes > 0 and <char*> a < <char*> b + b_bytes
-            and <char*> b < <char*> a + a_bytes)
-
-
 cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b):
-    return _ranges_overlap(cnp.PyArray_DATA(a), cnp.PyArray_NBYTES(a), cnp.PyArray_DATA(b), cnp.PyArray_NBYTES(b))
-
-
-# --------------------------------------------------------------------------------------------
-# PyTorch tensors, through the DLPack C exchange API (DLPack 1.x, dlpack.h)
-# --------------------------------------------------------------------------------------------
-ctypedef struct DLDevice:
-    int32_t device_type
-    int32_t device_id
-
-ctypedef struct DLDataType:
-    uint8_t code
-    uint8_t bits
-    uint16_t lanes
-
-ctypedef struct DLTensor:
-    void* data
-    DLDevice device
-    int32_t ndim
-    DLDataType dtype
-    int64_t* shape
-    int64_t* strides
-    uint64_t byte_offset
-
-ctypedef struct DLPackVersion:
-    uint32_t major
-    uint32_t minor
-
-cdef struct DLPackExchangeAPIHeader:
-    DLPackVersion version
-    DLPackExchangeAPIHeader* prev_api
-
-ctypedef int (*DLTensorFromPyObject)(void* py_object, DLTensor* out) noexcept
-
-ctypedef struct DLPackExchangeAPI:
-    DLPackExchangeAPIHeader header
-    void* managed_tensor_allocator
-    void* managed_tensor_from_py_object_no_sync
-    void* managed_tensor_to_py_object_no_sync
-    DLTensorFromPyObject dltensor_from_py_object_no_sync
-    void* current_work_stream
-
-DEF K_DL_CPU = 1
-DEF K_DL_FLOAT = 2
-
-cdef DLTensorFromPyObject _describe_tensor = NULL  # the producer's non-owning export
-cdef PyTypeObject* _tensor_type = NULL  # the type it accepts (and its subclasses)
-cdef object _registered = None  # (capsule, type), kept alive
-cdef object _GRAD = "grad"
-
-
-def use_dlpack_exchange_api(capsule, tensor_type):
-    """Register a framework's DLPack C exchange API (the ``"dlpack_exchange_api"`` capsule found
-    on ``tensor_type.__dlpack_c_exchange_api__``) for :meth:`Batch.gather_tensors`.
-
-    Returns True if it is usable: a DLPack 1.x table (or one chained behind a newer one) with the
-    non-owning ``dltensor_from_py_object_no_sync``. Objects are handed to it only after an
-    ``isinstance(obj, tensor_type)`` test made in C."""
-    global _describe_tensor, _tensor_type, _registered
-    cdef DLPackExchangeAPIHeader* header
-    if not isinstance(tensor_type, type) or not PyCapsule_IsValid(capsule, b"dlpack_exchange_api"):
-        return False
-    header = <DLPackExchangeAPIHeader*> PyCapsule_GetPointer(capsule, b"dlpack_exchange_api")
-    while header != NULL and header.version.major != 1:
-        header = header.prev_api
-    if header == NULL or (<DLPackExchangeAPI*> header).dltensor_from_py_object_no_sync == NULL:
-        return False
-    _registered = (capsule, tensor_type)
-    _tensor_type = <PyTypeObject*> tensor_type
-    _describe_tensor = (<DLPackExchangeAPI*> header).dltensor_from_py_object_no_sync
-    return True
-
-
-def dlpack_exchange_api_registered():
-    return _describe_tensor != NULL
-
-
-cdef inline bint _describe(PyObject* obj, DLTensor* out) noexcept:
-    """Fill ``out`` for a tensor; False (any error cleared) for anything else."""
-    if not PyObject_TypeCheck(<object> obj, _tensor_type):
-        return False
-    if _describe_tensor(<void*> obj, out) != 0:
-        PyErr_Clear()
-        return False
-    return True
-
-
-cdef inline Py_ssize_t _dense_numel(DLTensor* t, int bits) noexcept:
-    """The number of elements of a CPU float tensor of width ``bits`` that is C-contiguous (torch's
-    rule: dimensions of size 1 do not count) and aligned, with its data pointer made to include
-    ``byte_offset``; -1 for any other tensor."""
-    cdef Py_ssize_t numel = 1, size
-    cdef int dim
-    if t.device.device_type != K_DL_CPU or t.dtype.code != K_DL_FLOAT or t.dtype.bits != bits or t.dtype.lanes != 1:
-        return -1
-    for dim in range(t.ndim):
-        if t.shape[dim] == 0:  # empty: contiguous whatever its strides (torch's rule too)
-            t.data = NULL
-            return 0
-    for dim in range(t.ndim - 1, -1, -1):
-        size = t.shape[dim]
-        if size == 1:
-            continue
-        if size < 0 or t.strides[dim] != numel or fastopt_mul_overflow(numel, size, &numel):
-            return -1
-    t.data = <char*> t.data + t.byte_offset
-    if t.data == NULL or (<size_t> t.data) % (bits // 8) != 0 or numel > (<Py_ssize_t> 1 << 55):
-        return -1
-    return numel
+    return ranges_overlap(cnp.PyArray_DATA(a), cnp.PyArray_NBYTES(a), cnp.PyArray_DATA(b), cnp.PyArray_NBYTES(b))
 
 
 cdef inline double _read_counter(void* data, int bits) noexcept:
@@ -447,7 +168,7 @@ cdef class Batch:
         self.count = 0
         self.n_counters = 0
         self.bits = 0
-        self._order_n = 0
+        self._order.index, self._order.n = NULL, 0
 
     def __dealloc__(self):
         _release(self)
@@ -457,7 +178,7 @@ cdef class Batch:
         PyMem_Free(self.counters)
         PyMem_Free(self.counter_bits)
         PyMem_Free(self._values)
-        PyMem_Free(self._order)
+        order_free(&self._order)
 
     def release(self):
         """Forget the rows and drop the references to the arrays (after the kernel has run)."""
@@ -480,12 +201,12 @@ cdef class Batch:
         cdef bint needs_state = step_key is not None or any(slot is not None for slot in slots)
         cdef cnp.ndarray param, grad, buffer
         cdef void** row
-        cdef _Extents extents
+        cdef Extents extents
         if len(grads) != count or len(states) != count:
             return 0
         _allocate(self, count, width, 0, count * width)
         self._stepped = []
-        _extents_init(&extents, count, 1 + n_slots)
+        extents_init(&extents, count, 1 + n_slots)
         try:
             for k in range(count):
                 row = self.pointers + k * width
@@ -496,7 +217,7 @@ cdef class Batch:
                     if cnp.PyArray_Check(params[k]):  # not written, but no buffer may overlap it
                         param = <cnp.ndarray> params[k]
                         _keep(self, <PyObject*> param)
-                        _extents_add(&extents, 0, cnp.PyArray_DATA(param), cnp.PyArray_NBYTES(param), k)
+                        extents_add(&extents, 0, cnp.PyArray_DATA(param), cnp.PyArray_NBYTES(param), k)
                     continue
                 if not usable_array(params[k], typenum, True) or not usable_array(grads[k], typenum, False):
                     return k
@@ -517,7 +238,7 @@ cdef class Batch:
                 row[1] = cnp.PyArray_DATA(grad)
                 _keep(self, <PyObject*> param)
                 _keep(self, <PyObject*> grad)
-                _extents_add(&extents, 0, row[0], cnp.PyArray_NBYTES(param), k)
+                extents_add(&extents, 0, row[0], cnp.PyArray_NBYTES(param), k)
                 for s in range(n_slots):
                     if slots[s] is None:
                         row[2 + s] = NULL
@@ -530,15 +251,15 @@ cdef class Batch:
                         return k
                     row[2 + s] = cnp.PyArray_DATA(buffer)
                     _keep(self, <PyObject*> buffer)
-                    _extents_add(&extents, 1 + s, row[2 + s], cnp.PyArray_NBYTES(buffer), k)
+                    extents_add(&extents, 1 + s, row[2 + s], cnp.PyArray_NBYTES(buffer), k)
             # Parameters and buffers of different rows must not share memory either (an edited
             # state, e.g. one buffer in two slots, or a buffer that is a view of a parameter):
             # the kernel's result would then depend on the order of the rows.
-            found = _first_overlap(self, &extents)
+            found = first_overlap(&extents, &self._order)
             if found >= 0:
                 return found
         finally:
-            _extents_free(&extents)
+            extents_free(&extents)
         self._step_key = step_key
         self._next_step = previous_step + 1
         self.count = count
@@ -594,8 +315,8 @@ cdef class Batch:
         cdef void* data
         cdef Py_ssize_t found_numel, n_keys = n_slots + n_counters
         cdef bint has_owned = owned is not None
-        cdef _Extents extents
-        if _describe_tensor == NULL or len(states) != count:
+        cdef Extents extents
+        if not exchange_api_ready() or len(states) != count:
             return 0
         if has_owned:
             if len(owned) != count * n_keys:
@@ -615,7 +336,7 @@ cdef class Batch:
                 raise ValueError(f"counter widths are 32 or 64 bits, got {width_bits!r}")
             keys[n_slots + c] = <PyObject*> counters[c][0]
             self.counter_bits[c] = width_bits
-        _extents_init(&extents, count, 1 + n_slots + n_counters)
+        extents_init(&extents, count, 1 + n_slots + n_counters)
         try:
             for k in range(count):
                 param = <PyObject*> params[k]
@@ -632,29 +353,29 @@ cdef class Batch:
                     return k
                 self._refs[self._n_refs] = grad  # held (a new reference) until released
                 self._n_refs += 1
-                if not _describe(param, &dp):
+                if not describe(param, &dp):
                     return k
                 if grad == <PyObject*> None:  # skipped parameter: an empty row, its state untouched,
-                    numel = _dense_numel(&dp, dp.dtype.bits)  # but no buffer may overlap it
+                    numel = dense_numel(&dp, dp.dtype.bits)  # but no buffer may overlap it
                     if numel < 0:
                         return k
                     _keep(self, param)
-                    _extents_add(&extents, 0, dp.data, numel * (dp.dtype.bits // 8), k)
+                    extents_add(&extents, 0, dp.data, numel * (dp.dtype.bits // 8), k)
                     continue
                 if bits == 0:
                     bits = dp.dtype.bits
                     if bits != 32 and bits != 64:
                         return k
-                numel = _dense_numel(&dp, bits)
-                if numel < 0 or not _describe(grad, &dg) or _dense_numel(&dg, bits) != numel:
+                numel = dense_numel(&dp, bits)
+                if numel < 0 or not describe(grad, &dg) or dense_numel(&dg, bits) != numel:
                     return k
                 nbytes = numel * (bits // 8)
-                if _ranges_overlap(dp.data, nbytes, dg.data, nbytes):
+                if ranges_overlap(dp.data, nbytes, dg.data, nbytes):
                     return k
                 _keep(self, param)
                 self.sizes[k] = numel
                 row[0], row[1] = dp.data, dg.data
-                _extents_add(&extents, 0, dp.data, nbytes, k)
+                extents_add(&extents, 0, dp.data, nbytes, k)
                 if not needs_state:
                     self._stepped_any = True
                     continue
@@ -675,16 +396,16 @@ cdef class Batch:
                         data = self._owned_data[i]
                         found_numel = self._owned_size[i]
                     else:
-                        if not _describe(item, &dt):
+                        if not describe(item, &dt):
                             return k
-                        found_numel = _dense_numel(&dt, width_bits)
+                        found_numel = dense_numel(&dt, width_bits)
                         data = dt.data
                         _keep(self, item)
                     if s < n_slots:  # a state buffer of the parameter's size
-                        if found_numel != numel or _ranges_overlap(data, nbytes, dg.data, nbytes):
+                        if found_numel != numel or ranges_overlap(data, nbytes, dg.data, nbytes):
                             return k
                         row[2 + s] = data
-                        _extents_add(&extents, 1 + s, data, nbytes, k)
+                        extents_add(&extents, 1 + s, data, nbytes, k)
                     else:  # a counter: one element, the same value in every row
                         c = s - n_slots
                         if found_numel != 1:
@@ -695,13 +416,13 @@ cdef class Batch:
                         elif not value == self._values[c]:  # (NaN equals nothing)
                             return k
                         row_counters[c] = data
-                        _extents_add(&extents, 1 + s, data, width_bits // 8, k)
+                        extents_add(&extents, 1 + s, data, width_bits // 8, k)
                 self._stepped_any = True
-            found = _first_overlap(self, &extents)
+            found = first_overlap(&extents, &self._order)
             if found >= 0:
                 return found
         finally:
-            _extents_free(&extents)
+            extents_free(&extents)
             PyMem_Free(keys)
         self.bits = bits
         self.count = count
@@ -733,91 +454,3 @@ cdef class Batch:
                     (<double*> target)[0] = self._values[c]
                 else:
                     (<float*> target)[0] = <float> self._values[c]
-
-
-# --------------------------------------------------------------------------------------------
-# Cheap "nothing changed" tests for the callers' caches (identity, in C: no hashing)
-# --------------------------------------------------------------------------------------------
-def dict_items(object d):
-    """``d``'s keys and values (a dict, or an instance of a subclass), flattened in order:
-    ``(k0, v0, k1, v1, ...)``."""
-    cdef Py_ssize_t pos = 0, i = 0
-    cdef PyObject* key
-    cdef PyObject* value
-    cdef list items
-    if not isinstance(d, dict):
-        raise TypeError(f"expected a dict, got {type(d).__name__}")
-    items = [None] * (2 * len(d))
-    while PyDict_Next(d, &pos, &key, &value):
-        items[i] = <object> key
-        items[i + 1] = <object> value
-        i += 2
-    return tuple(items)
-
-
-def same_dict_items(object d, tuple items):
-    """Does ``d`` (a dict, or an instance of a subclass) hold exactly the keys and values of
-    ``items`` (from :func:`dict_items`), the very same objects, in the same order?"""
-    cdef Py_ssize_t pos = 0, i = 0
-    cdef PyObject* key
-    cdef PyObject* value
-    if not isinstance(d, dict) or 2 * len(d) != len(items):
-        return False
-    while PyDict_Next(d, &pos, &key, &value):
-        if key != <PyObject*> items[i] or value != <PyObject*> items[i + 1]:
-            return False
-        i += 2
-    return True
-
-
-def same_objects(list a, tuple b):
-    """Are ``a`` and ``b`` the very same objects, in the same order?"""
-    cdef Py_ssize_t i, n = len(a)
-    if n != len(b):
-        return False
-    for i in range(n):
-        if <PyObject*> a[i] != <PyObject*> b[i]:
-            return False
-    return True
-
-
-# --------------------------------------------------------------------------------------------
-# "Nothing changed since the last validated step"
-# --------------------------------------------------------------------------------------------
-def groups_as_validated(object param_groups, list members, tuple keys, list objects):
-    """Whether ``param_groups`` is exactly as last validated: a list of dicts, group ``g`` holding
-    a list with the very arrays of ``members[g]`` under ``"params"`` and, under ``keys``, the very
-    hyperparameter objects of ``objects[g]`` (None: a group holding a mutable value, never
-    trusted). Identity only, so ``maximize=0`` after ``False`` is not "as validated".
-
-    ``Optimizer.step`` asks this first and runs its full checks (which name what changed) only
-    when the answer is no: the same test as ``_check_groups_unchanged`` and
-    ``_check_all_hyperparameters`` make on their fast branch, in one C loop.
-    """
-    cdef Py_ssize_t g, i, n_groups = len(members), n_keys = len(keys)
-    cdef PyObject* value
-    cdef tuple expected_values
-    cdef list current, expected
-    if type(param_groups) is not list or len(<list> param_groups) != n_groups or len(objects) != n_groups:
-        return False
-    for g in range(n_groups):
-        group = (<list> param_groups)[g]
-        if type(group) is not dict or objects[g] is None:
-            return False
-        expected_values = <tuple> objects[g]
-        if len(expected_values) != n_keys:
-            return False
-        for i in range(n_keys):
-            value = PyDict_GetItemWithError(group, keys[i])
-            if value == NULL or value != PyTuple_GET_ITEM(expected_values, i):
-                return False
-        params = (<dict> group).get("params")
-        if type(params) is not list:
-            return False
-        current, expected = <list> params, <list> members[g]
-        if len(current) != len(expected):
-            return False
-        for i in range(len(expected)):
-            if PyList_GET_ITEM(current, i) != PyList_GET_ITEM(expected, i):
-                return False
-    return True

@@ -1,5 +1,5 @@
-# How the Cython kernels take NumPy arrays quickly (shared by every <name>/_cython.pyx and by
-# fastopt/_multi.pyx).
+# How the Cython kernels take arrays: NumPy arrays quickly, through NumPy's C API, and any buffer
+# through typed memoryviews (used by every optimizer's generated entry points and by batch.pyx).
 #
 # A typed memoryview is the readable way to take an array, but acquiring one costs about 0.1 µs
 # (buffer protocol, format-string parsing, a memoryview object): Adam's kernel on 16 elements
@@ -9,6 +9,7 @@
 # then accepts the object (another buffer) or reports what is wrong with it.
 
 cimport numpy as cnp
+from cython cimport floating
 
 
 cdef inline bint usable_array(object obj, int typenum, bint writeable) noexcept:
@@ -55,3 +56,17 @@ cdef inline bint plain_arrays(Arrays* arrays, object param, object grad, object 
     return (_take(arrays, 0, param, True) and _take(arrays, 1, grad, False)
             and _take(arrays, 2, state0, True) and _take(arrays, 3, state1, True)
             and _take(arrays, 4, state2, True))
+
+
+cdef inline floating* offset(floating* array, Py_ssize_t start) noexcept nogil:
+    # a chunk of an optional state array (NULL, an unused slot, stays NULL)
+    return array + start if array != NULL else NULL
+
+
+cdef inline floating* data(floating[::1] array) noexcept nogil:
+    # the first element's address; an empty array (an unused state slot) has none
+    return &array[0] if array.shape[0] > 0 else NULL
+
+
+cdef inline const floating* const_data(const floating[::1] array) noexcept nogil:
+    return &array[0] if array.shape[0] > 0 else NULL

@@ -1,6 +1,8 @@
-# The multi-tensor batch, shared by every optimizer's _cython.pyx (see _multi.pyx).
+# The multi-tensor batch, read by every optimizer's generated <name>_update_many (see batch.pyx).
 
 from cpython.object cimport PyObject
+
+from fastopt._native.overlap cimport Order
 
 
 cdef class Batch:
@@ -15,8 +17,8 @@ cdef class Batch:
     cdef Py_ssize_t _next_step
     cdef PyObject** _refs        # a strong reference to every array/tensor whose pointer is recorded
     cdef Py_ssize_t _n_refs
-    cdef Py_ssize_t* _order      # the sorted order of the last gather's address ranges (a reused
-    cdef Py_ssize_t _order_n     # batch checks it again in one pass instead of sorting)
+    cdef Order _order            # the sorted order of the last gather's address ranges (a reused
+                                 # batch checks it again in one pass instead of sorting)
     cdef Py_ssize_t n_counters   # torch path: 0-d counter tensors per row (step, mu_product)
     cdef void** counters         # count x n_counters pointers (NULL for a row without gradient)
     cdef int* counter_bits       # 32 or 64, per counter

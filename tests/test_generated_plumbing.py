@@ -1,0 +1,103 @@
+"""The Cython entry points are generated from each loop's signature (fastopt/_native/generate.py).
+
+A golden file pins what the template renders for a small loop (as bottleneck tests its own
+templates): a change to the template shows up here as a diff to review, and the file is
+regenerated with ``FASTOPT_UPDATE_GOLDEN=1 python -m pytest tests/test_generated_plumbing.py``.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import fastopt
+from fastopt._native import generate
+
+GOLDEN = Path(__file__).parent / "golden" / "entries_example.pyx"
+ROOT = Path(fastopt.__file__).parent
+
+EXAMPLE = '''"""A loop with every kind of argument the generator knows."""
+
+from cython cimport floating
+
+
+cdef void _example_loop(Py_ssize_t n, floating* param, const floating* grad, floating* velocity,
+                        floating* peak,  # only if track_peak
+                        bint maximize, floating lr, int stride, bint track_peak) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        velocity[i] = grad[i]
+        param[i] = param[i] - lr * velocity[i]
+'''
+
+
+def test_the_template_renders_the_golden_file():
+    rendered = generate.module_source("tests/example/_cython.pyx", EXAMPLE)
+    if os.environ.get("FASTOPT_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(rendered, encoding="utf-8")
+    assert rendered == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_the_signature_is_read_as_written():
+    loop = generate.parse_loop(EXAMPLE)
+    assert loop.name == "example"
+    assert [(a.name, a.const, a.condition) for a in loop.arrays] == [
+        ("param", False, None), ("grad", True, None), ("velocity", False, None), ("peak", False, "track_peak"),
+    ]
+    assert [(s.name, s.type) for s in loop.scalars] == [
+        ("maximize", "bint"), ("lr", "floating"), ("stride", "int"), ("track_peak", "bint"),
+    ]
+
+
+def test_an_optional_buffer_is_checked_only_when_its_condition_holds():
+    rendered = generate.render_entries(generate.parse_loop(EXAMPLE), "x.pyx")
+    assert '    require_length("example_update", "velocity", velocity_size, n)\n' in rendered
+    assert '    if track_peak:\n        require_length("example_update", "peak", peak_size, n)\n' in rendered
+    assert "offset(peak, start)" in rendered and "velocity + start" in rendered
+
+
+@pytest.mark.parametrize(
+    "signature, message",
+    [
+        ("cdef void _x_loop(floating* param, const floating* grad) noexcept nogil:", "first parameter must be 'Py_ssize_t n'"),
+        ("cdef void _x_loop(Py_ssize_t n, const floating* grad, floating* param) noexcept nogil:", "must start with"),
+        ("cdef void _x_loop(Py_ssize_t n, floating* param, floating* grad) noexcept nogil:", "must start with"),
+        ("cdef void _x_loop(Py_ssize_t n, floating* param, const floating* grad, floating lr,\n"
+         "                  floating* late) noexcept nogil:", "after a scalar"),
+        ("cdef void _x_loop(Py_ssize_t n, floating* param, const floating* grad, object o) noexcept nogil:", "cannot read"),
+        ("cdef void _x_loop(Py_ssize_t n, floating* param, const floating* grad,\n"
+         "                  floating* a, floating* b,  # only if flag\n"
+         "                  bint flag) noexcept nogil:", "alone on its line"),
+        ("cdef void _x_loop(Py_ssize_t n, floating* param, const floating* grad, floating* a, floating* b,\n"
+         "                  floating* c, floating* d) noexcept nogil:", "at most 3 state arrays"),
+        ("cdef void _x_loop(Py_ssize_t n, floating* param, const floating* grad, int num_threads) noexcept nogil:", "not num_threads"),
+        ("cdef void _x_loop(Py_ssize_t n, floating* param, const floating* grad)", "must end with"),
+        ("def x_update(param, grad):\n    pass", "expected one"),
+    ],
+)
+def test_a_signature_off_the_rules_is_refused_with_the_reason(signature, message):
+    with pytest.raises(generate.SignatureError, match=re.escape(message)):
+        generate.parse_loop(signature)
+
+
+KERNEL_FOLDERS = sorted({cls.kernel for cls in fastopt.OPTIMIZERS.values()})
+
+
+@pytest.mark.parametrize("folder", KERNEL_FOLDERS)
+def test_each_cython_twin_holds_only_its_loop(folder):
+    """A reader opening fastopt/<name>/_cython.pyx finds the loop first and nothing else: no entry
+    point, no threads, no length checks (those are generated), and at most 70 lines."""
+    source = (ROOT / folder / "_cython.pyx").read_text(encoding="utf-8")
+    loop = generate.parse_loop(source, folder)
+    assert loop.name == folder
+    definitions = re.findall(r"^(?:cdef|cpdef|def)\s.*$", source, re.M)
+    assert definitions == [line for line in definitions if line.startswith(f"cdef void _{folder}_loop(")]
+    assert len(definitions) == 1
+    assert len(source.splitlines()) <= 70
+
+
+def test_adamw_is_stepped_by_adams_kernel_not_a_copy_of_it():
+    assert fastopt.AdamW.kernel == "adam"
+    assert not (ROOT / "adamw" / "_cython.pyx").exists()
+    assert not (ROOT / "adamw" / "reference.py").exists() and not (ROOT / "adamw" / "_numba.py").exists()
