@@ -162,24 +162,33 @@ def _adamw_values(a: SimpleNamespace) -> dict:
 
 
 def _values_from_class(name: str) -> Callable[[SimpleNamespace], dict]:
-    """Kernel values derived by the installed optimizer class itself, through the hooks its
-    ``step()`` uses (``_kernel_slots``, ``_kernel_scalars``): for the optimizers added after
-    those hooks existed. On a version without the class, the benchmark is n/a."""
+    """Kernel values derived by the installed optimizer itself, through what its ``step()`` uses:
+    its algorithm (``slots``, ``advance``, ``scalars``), or in versions before the step engine the
+    class's own hooks (``_kernel_slots``, ``_begin_step``, ``_kernel_scalars``). For the
+    optimizers added after those hooks existed; on a version without the class, n/a."""
 
     def values(a: SimpleNamespace) -> dict:
         case = CASES[name]
         cls = getattr(fastopt, case.class_name, None)
-        if cls is None or not hasattr(cls, "_kernel_scalars"):
+        if cls is None or not (hasattr(cls, "algorithm") or hasattr(cls, "_kernel_scalars")):
             raise NotImplementedError(f"fastopt.{case.class_name} does not exist in this version")
         optimizer = cls([np.zeros(1)], backend="reference", **case.hyperparameters)
         group = optimizer.param_groups[0]
-        # the key of step STEP's scalars, by the class's own _begin_step on a one-element state
-        probe = np.zeros(1)
-        state = optimizer._init_state(probe, group)
-        for _ in range(STEP):
-            key = optimizer._begin_step(probe, state, group)
-        arrays = [getattr(a, slot) if slot else a.unused for slot in optimizer._kernel_slots(group)]
-        scalars = optimizer._kernel_scalars(group, key, np.dtype(a.cast))
+        dtype = np.dtype(a.cast)
+        # the key of step STEP's scalars, advanced STEP times from a fresh state
+        if hasattr(cls, "algorithm"):
+            algorithm = cls.algorithm
+            counters = algorithm.initial_counters(group)
+            for _ in range(STEP):
+                key = algorithm.advance(group, counters, ())
+            slots, scalars = algorithm.slots(group), algorithm.scalars(group, key, dtype)
+        else:
+            probe = np.zeros(1)
+            state = optimizer._init_state(probe, group)
+            for _ in range(STEP):
+                key = optimizer._begin_step(probe, state, group)
+            slots, scalars = optimizer._kernel_slots(group), optimizer._kernel_scalars(group, key, dtype)
+        arrays = [getattr(a, slot) if slot else a.unused for slot in slots]
         folder = kernel_folder(name)
         reference = importlib.import_module(f"fastopt.{folder}.reference")
         names = list(inspect.signature(getattr(reference, f"{folder}_update")).parameters)

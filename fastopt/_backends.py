@@ -34,7 +34,7 @@ _PREFERENCE = ("cython", "numba", "reference")  # what "auto" picks, fastest fir
 _PROBE = "sgd"  # an optimizer whose kernels stand in for "can this backend load here?"
 
 
-# Cython builds: name -> (module suffix, instruction-set level for fastopt._cpu.supports), best first.
+# Cython builds: name -> (module suffix, instruction-set level for fastopt._native.cpu.supports), best first.
 CYTHON_BUILDS = {
     "avx512": ("_avx512", "x86-64-v4"),
     "avx2": ("_avx2", "x86-64-v3"),
@@ -106,20 +106,38 @@ def _load_module(optimizer: str, backend: str):
         ) from exc
 
 
-def get_kernel(optimizer: str, backend: str, parallel: bool = False, many: bool = False):
+def get_kernel(optimizer: str, backend: str, parallel: bool = False, many: bool = False, arrays: int | None = None):
     """Return the kernel ``<optimizer>_update`` of ``backend`` (raises ``BackendUnavailable``).
 
     With ``parallel=True``, the variant that honours its ``num_threads`` argument: Numba's
     ``parallel=True`` twin (its thread count set per call), the same function for Cython (whose
     ``prange`` takes ``num_threads``) and for the reference (single-threaded NumPy).
-    With ``many=True``, the Cython multi-tensor kernel ``<optimizer>_update_many``.
+
+    With ``many=True``, the multi-tensor kernel, which steps every row of a gathered
+    :class:`fastopt._native.batch.Batch`: Cython's generated ``<optimizer>_update_many(batch,
+    *scalars, num_threads, min_size)``, or Numba's twin made by :func:`fastopt._jit.many_twin`,
+    ``(table, sizes, like, *scalars, num_threads)``, for a kernel of ``arrays`` array arguments.
+    The reference has none (``None``).
     """
     module = _load_module(optimizer, backend)
     if many:
-        return getattr(module, f"{optimizer}_update_many")
+        if backend == "cython":
+            return getattr(module, f"{optimizer}_update_many")
+        if backend == "numba":
+            return _numba_twin(optimizer, "many", arrays)
+        return None
     if parallel and backend == "numba":
-        return _numba_with_threads(getattr(module, f"{optimizer}_update_parallel"))
+        return _numba_with_threads(_numba_twin(optimizer, "parallel", None))
     return getattr(module, f"{optimizer}_update")
+
+
+@cache
+def _numba_twin(optimizer: str, kind: str, arrays: int | None):
+    """A twin of a Numba kernel (see :mod:`fastopt._jit`), made once per process."""
+    from . import _jit
+
+    kernel = getattr(_load_module(optimizer, "numba"), f"{optimizer}_update")
+    return _jit.parallel_twin(kernel) if kind == "parallel" else _jit.many_twin(kernel, arrays)
 
 
 def _numba_with_threads(kernel):

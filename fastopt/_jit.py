@@ -1,4 +1,4 @@
-"""The one place that says how fastopt compiles its Numba kernels.
+"""The one place that says how fastopt compiles its Numba kernels, and their two twins.
 
 * ``nogil=True``: kernels release the GIL, so two threads can step two optimizers at once.
 * ``error_model="numpy"``: division follows IEEE (inf/NaN) instead of raising
@@ -9,12 +9,25 @@
 * ``cache=True`` where a cache location is writable; Numba raises ``RuntimeError`` at decoration
   time when none is (read-only site-packages and HOME), and then we compile in memory instead.
   ``FASTOPT_NUMBA_CACHE=0`` turns the disk cache off.
+
+Each ``fastopt/<name>/_numba.py`` holds one kernel, ``<name>_update``, and nothing else. Made from
+it when first asked for (by :mod:`fastopt._backends`):
+
+* :func:`parallel_twin`: the same source compiled with ``parallel=True``, so that its ``prange``
+  splits the loop across threads;
+* :func:`many_twin`: a whole parameter group in one call, over the data pointers that
+  :class:`fastopt._native.batch.Batch` gathered and checked (its ``table``), calling the kernel
+  once per row from compiled code (a call from Python costs a microsecond or two, mostly in
+  checking the types of its arguments; from compiled code, a few nanoseconds).
 """
+
+from __future__ import annotations
 
 import os
 
 import numba
-from numba.extending import register_jitable
+from numba import types
+from numba.extending import intrinsic, register_jitable
 
 from . import _checks
 
@@ -36,9 +49,61 @@ def parallel_twin(kernel):
 
     Not cached on disk: it shares its source (and so its cache key) with the serial kernel, and
     it is only compiled when someone asks for threads (see :func:`fastopt.set_num_threads`).
+    Every element is still computed by the same operations, so the result is the same.
     """
     return numba.njit(parallel=True, **KERNEL_OPTIONS)(kernel.py_func)
 
 
 # fastopt._checks.require_length, callable inside a kernel (one check per array before the loop)
 require_length = register_jitable(_checks.require_length)
+
+
+@intrinsic
+def _pointer(typingctx, address, like):
+    """``address`` (an integer) as a pointer to elements of ``like``'s dtype."""
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return types.CPointer(like.dtype)(address, like), codegen
+
+
+@register_jitable
+def _row_array(table, row, column, size, like):
+    """The array at ``table[row, column]`` (a Batch row: param, grad, then the state slots), of
+    ``size`` elements; an unused slot (address 0) is an empty array, as the kernels expect."""
+    address = table[row, column]
+    return numba.carray(_pointer(address, like), size if address != 0 else 0)
+
+
+def many_twin(kernel, arrays: int):
+    """``update_many(table, sizes, like, *scalars)``: ``kernel(*row_arrays, *scalars)`` on every
+    row of a gathered Batch (its ``table`` and ``row_sizes``; ``like`` is an empty array of the
+    dtype). ``arrays`` is the kernel's number of array arguments: param, grad and its state slots,
+    3 to 5. It runs on the calling thread; a group with a row to split across threads takes the
+    per-parameter path, which has the ``parallel=True`` twin."""
+    if arrays == 3:
+        def update_many(table, sizes, like, *scalars):
+            for k in range(sizes.shape[0]):
+                n = sizes[k]
+                if n > 0:
+                    kernel(_row_array(table, k, 0, n, like), _row_array(table, k, 1, n, like),
+                           _row_array(table, k, 2, n, like), *scalars)
+    elif arrays == 4:
+        def update_many(table, sizes, like, *scalars):
+            for k in range(sizes.shape[0]):
+                n = sizes[k]
+                if n > 0:
+                    kernel(_row_array(table, k, 0, n, like), _row_array(table, k, 1, n, like),
+                           _row_array(table, k, 2, n, like), _row_array(table, k, 3, n, like), *scalars)
+    elif arrays == 5:
+        def update_many(table, sizes, like, *scalars):
+            for k in range(sizes.shape[0]):
+                n = sizes[k]
+                if n > 0:
+                    kernel(_row_array(table, k, 0, n, like), _row_array(table, k, 1, n, like),
+                           _row_array(table, k, 2, n, like), _row_array(table, k, 3, n, like),
+                           _row_array(table, k, 4, n, like), *scalars)
+    else:
+        raise ValueError(f"a kernel takes 3 to 5 arrays, not {arrays}")
+    return jit_kernel(update_many)

@@ -1,16 +1,19 @@
-"""The public layer shared by every optimizer: parameter groups, validation, state, state_dict.
+"""``fastopt.Optimizer``: the front end on NumPy arrays (the base class of ``fastopt.Adam`` ...).
 
 Design (what each layer checks, and what it assumes):
 
-* ``Optimizer`` (this file) checks everything: hyperparameters (torch.optim's conditions and
-  messages), every parameter and gradient array, and the structure of loaded state dicts. It
-  checks all of a step's inputs **before** it changes anything, so a rejected call leaves the
-  parameters and the state exactly as they were.
-* Each optimizer class (``fastopt/adam/__init__.py`` ...) computes the per-step scalars (bias
-  corrections, step sizes, ``1 - beta``) once, in float64, casts them to the array's dtype, and
-  hands them to its kernel.
+* This class owns what is particular to NumPy arrays: parameter groups of arrays registered once
+  (each checked, none sharing memory with another), ``step(grads)`` with one gradient per
+  parameter, ``opt.state`` keyed by the parameter's index, and the checks and messages of all of
+  them. It checks all of a step's inputs **before** it changes anything, so a rejected call leaves
+  the parameters and the state exactly as they were. ``state_dict`` and ``load_state_dict`` are in
+  :mod:`fastopt._checkpoint`.
+* The step itself (plans, scalars, the fast multi-tensor path and the careful path) is the
+  engine's (:mod:`fastopt._engine`), shared with :mod:`fastopt.torch`; so is each optimizer's
+  arithmetic, its :class:`~fastopt._engine.Algorithm` (``fastopt.adam.AdamAlgorithm`` ...).
 * The kernels (``reference.py``, ``_numba.py``, ``_cython.pyx``) assume valid input: they update
-  flat, contiguous arrays in place, allocate nothing and check nothing.
+  flat, contiguous arrays in place and allocate nothing; each checks only that every array it
+  touches has ``param``'s length.
 """
 
 from __future__ import annotations
@@ -18,51 +21,17 @@ from __future__ import annotations
 import bisect
 import functools
 import inspect
-import math
-import numbers
 import operator
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from . import _backends
-from ._memory import aligned_copy, aligned_full
-from . import _threads
-from ._threads import threads_for
-from ._validation import (
-    MAX_STEP,
-    check_grad,
-    check_real,
-    check_param,
-    check_state_array,
-    check_step,
-    flat_view,
-    memory_extent,
-)
-
-def _silence_fp_warnings(kernel):
-    """Run a NumPy reference kernel without RuntimeWarnings for overflow, 0/0 and the like.
-
-    The compiled twins follow IEEE arithmetic silently (inf and NaN propagate, as in torch); the
-    reference computes the same bits and should not be noisier than them.
-    """
-
-    @functools.wraps(kernel)
-    def quiet_kernel(*args):
-        with np.errstate(all="ignore"):
-            kernel(*args)
-
-    return quiet_kernel
-
-
-def _specialise(kernel) -> dict[np.dtype, Any]:
-    """The kernel to call per dtype. A Cython fused function is indexed by its C type once here,
-    which skips the dispatch on every call (about a microsecond per call on small arrays)."""
-    signatures = getattr(kernel, "__signatures__", None)
-    if signatures is not None and {"float", "double"} <= set(signatures):
-        return {np.dtype(np.float32): kernel["float"], np.dtype(np.float64): kernel["double"]}
-    return {np.dtype(np.float32): kernel, np.dtype(np.float64): kernel}
+from ._checkpoint import Checkpoints
+from ._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
+from ._memory import aligned_full
+from ._validation import check_grad, check_param, check_state_array, flat_view, memory_extent
 
 
 def _typed(value: Any) -> Any:
@@ -71,10 +40,6 @@ def _typed(value: Any) -> Any:
     if type(value) is tuple or type(value) is list:
         return type(value), tuple(map(_typed, value))
     return type(value), value
-
-
-def _snapshot(group: dict[str, Any], keys) -> tuple:
-    return tuple(_typed(group[key]) for key in keys)
 
 
 _IMMUTABLE_TYPES = (float, int, bool, str, type(None), np.floating, np.integer, np.bool_)
@@ -86,48 +51,6 @@ def _immutable(value: Any) -> bool:
     if type(value) is tuple:
         return all(map(_immutable, value))
     return isinstance(value, _IMMUTABLE_TYPES)
-
-
-CAST_SAFE_MAGNITUDE = 1e15
-"""Hyperparameters no larger than this keep every derived kernel scalar far inside float32's range
-(3.4e38): each is at most a product of two hyperparameters, or one divided by a bias correction
-(>= 2**-53), so below about 1e31. The float32 casts then cannot overflow, and a step skips the
-``np.errstate`` that would otherwise silence the overflow warning (about a microsecond)."""
-
-
-def _cast_safe(group: dict[str, Any], keys) -> bool:
-    """Whether every number among the group's (validated) hyperparameters is at most
-    CAST_SAFE_MAGNITUDE; anything unexpected counts as unsafe (the step then uses errstate)."""
-    for key in keys:
-        value = group[key]
-        for item in value if type(value) in (tuple, list) else (value,):
-            if isinstance(item, (bool, np.bool_, str, type(None))):
-                continue
-            try:  # as a Python float: comparing a float16 with 1e15 would overflow float16
-                if not abs(float(item)) <= CAST_SAFE_MAGNITUDE:
-                    return False
-            except (TypeError, ValueError, OverflowError):
-                return False
-    return True
-
-
-def _loaded_step(value: Any) -> int | None:
-    """A saved step counter as an int (torch saves a float32 tensor), or None if it is not a
-    whole number in [0, 2**62 - 1). Compared as Python numbers: a NumPy float16 compared with
-    2**62 would overflow (and warn)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return None
-    if isinstance(value, numbers.Integral):
-        value = int(value)
-    else:
-        try:
-            value = float(value)
-        except OverflowError:
-            return None
-        if not value.is_integer():  # also NaN and inf
-            return None
-        value = int(value)
-    return value if 0 <= value < MAX_STEP - 1 else None
 
 
 CONVENTIONS = ("torch", "keras", "optax")
@@ -155,44 +78,20 @@ def _with_convention(init):
     return __init__
 
 
-def weight_decay_scalars(group: dict[str, Any], dtype: np.dtype) -> tuple:
-    """``(weight_decay, decay_factor)`` for a kernel's weight-decay line: the L2 coefficient (0 when
-    decoupled) and the factor ``1 - lr * weight_decay`` (1 unless decoupled), each computed in
-    float64 and cast to ``dtype``. Decoupled decay is torch's ``decoupled_weight_decay`` (AdamW)
-    and what Keras's ``weight_decay`` does in every optimizer."""
-    weight_decay = group["weight_decay"]
-    if group["decoupled_weight_decay"] and weight_decay != 0:
-        return dtype.type(0.0), dtype.type(1.0 - group["lr"] * weight_decay)
-    return dtype.type(weight_decay), dtype.type(1.0)
+_NOT_HYPERPARAMETERS = frozenset(("self", "params", "convention", "backend", "__class__"))
 
 
-_FLOAT64 = np.dtype(np.float64)
+def hyperparameters(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's hyperparameters from its ``locals()``: every argument but ``params``,
+    ``convention`` and ``backend``, in the signature's order (they become ``defaults``)."""
+    return {key: value for key, value in arguments.items() if key not in _NOT_HYPERPARAMETERS}
 
-
-_PLAIN_TYPES = (float, int, bool, str, type(None))
-
-
-def _plain(group: dict[str, Any], keys) -> bool:
-    """Whether every hyperparameter is exactly a Python float, int, bool, str or None (or a tuple
-    or list of those). The float64 scalars computed from such values are Python floats, ints and
-    bools, which a Cython typed argument converts to a C double exactly (ints below 2**53)."""
-    for key in keys:
-        value = group[key]
-        for item in value if type(value) in (tuple, list) else (value,):
-            if type(item) not in _PLAIN_TYPES:
-                return False
-    return True
-
-
-def _cast_numbers(values: tuple, cast) -> tuple:
-    """``values`` with every number cast (``np.float32`` ...) and every flag left a bool."""
-    return tuple(value if type(value) is bool else cast(value) for value in values)
 
 # Fills a kernel's slot for a buffer the options leave unused (the kernel never touches it).
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 
 
-class Optimizer:
+class Optimizer(Checkpoints):
     """Base class; see the subclasses (``fastopt.SGD`` ...) for the algorithms.
 
     Parameters
@@ -217,28 +116,33 @@ class Optimizer:
         The backend actually in use (``"auto"`` resolved).
     """
 
+    algorithm: ClassVar[Algorithm]  # the optimizer's arithmetic, shared with fastopt.torch
     name: ClassVar[str]  # the optimizer's folder, e.g. "adam" (its maths and this class)
-    kernel: ClassVar[str]  # the folder of the kernel that steps it, f"{kernel}_update": its own by
-    # default; AdamW's is Adam's (decoupled weight decay is one of Adam's flags)
-    state_keys: ClassVar[tuple[str, ...]]  # every state key this optimizer may hold
-    required_state_keys: ClassVar[tuple[str, ...]]  # keys every parameter's state must hold
-    eager_state: ClassVar[bool] = False  # create state in the constructor (Adagrad) or lazily
+    # From the algorithm (set for each subclass): the folder of the kernel that steps it (AdamW's
+    # is Adam's), the state it keeps, and the torch values of its convention flags.
+    kernel: ClassVar[str]
+    state_keys: ClassVar[tuple[str, ...]]
+    required_state_keys: ClassVar[tuple[str, ...]]
+    step_key: ClassVar[str | None]
+    flag_defaults: ClassVar[dict[str, Any]] = {}
     # Presets of ``convention=``: framework -> the constructor arguments it sets (that framework's
     # defaults and the flags that reproduce its arithmetic). Explicit arguments win over a preset.
     conventions: ClassVar[dict[str, dict[str, Any]]] = {}
     # Why a framework has no preset for this optimizer (shown in the error).
     not_offered: ClassVar[dict[str, str]] = {}
-    # The arithmetic flags and their torch values: a checkpoint saved before a flag existed loads
-    # with the torch value, which is what it computed.
-    flag_defaults: ClassVar[dict[str, Any]] = {}
     convention: str | None = None  # the preset the optimizer was built with, if any
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__ and "kernel" not in cls.__dict__:
-            cls.kernel = cls.name
         if "__init__" in cls.__dict__:
             cls.__init__ = _with_convention(cls.__init__)
+        algorithm = cls.__dict__.get("algorithm")
+        if algorithm is not None:
+            cls.kernel = algorithm.kernel
+            cls.state_keys = algorithm.state_keys
+            cls.required_state_keys = algorithm.required
+            cls.step_key = "step" if "step" in algorithm.counters else None
+            cls.flag_defaults = dict(algorithm.flag_defaults)
 
     @classmethod
     def preset(cls, convention: str) -> dict[str, Any]:
@@ -257,45 +161,30 @@ class Optimizer:
             )
         return dict(cls.conventions[convention])
 
+    @classmethod
+    def check_hyperparameters(cls, group: dict[str, Any]) -> None:
+        """Raise ``TypeError``/``ValueError`` (torch.optim's messages) for invalid values."""
+        cls.algorithm.check(group)
+
     def __init__(self, params: Iterable, defaults: dict[str, Any], backend: str = "auto") -> None:
         self.check_hyperparameters(defaults)
         self.defaults = dict(defaults)
         self.backend = _backends.resolve_backend(backend)
-        kernel = _backends.get_kernel(self.kernel, self.backend)
-        if self.backend == "reference":
-            kernel = _silence_fp_warnings(kernel)
-        self._kernels = _specialise(kernel)
-        self._parallel_kernels: dict | None = None
-        # The multi-tensor path: the Cython backend steps a whole group per call.
-        self._many_kernels, self._batch_type, self._groups_as_validated = None, None, None
-        if self.backend == "cython":
-            self._many_kernels = _specialise(_backends.get_kernel(self.kernel, self.backend, many=True))
-            from ._native.batch import Batch
-            from ._native.identity import groups_as_validated
-
-            self._batch_type, self._groups_as_validated = Batch, groups_as_validated
+        self._engine = Engine(self.backend)
         self._hyperparameter_keys = tuple(self.defaults)
-        # Cython kernels take their scalars as typed C arguments, which round a float64 to float32
-        # by the same conversion as np.float32(x); Numba would compile a float64 variant instead.
-        self._typed_arguments_cast = self.backend == "cython"
-        # _group_scalars + _step_scalars, or _kernel_scalars overridden whole (see _kernel_scalars)
-        self._scalars_split = type(self)._kernel_scalars is Optimizer._kernel_scalars
-        self._validated: list[tuple | None] = []  # hyperparameters as last validated, per group
-        # Per group: the hyperparameter objects last validated (None if one of them is mutable), and
-        # whether their magnitudes make float32 casts safe; the kernel scalars last computed.
+        self._plans: list[Plan] = []  # per group, as last validated
+        self._validated: list[tuple] = []  # per group: its hyperparameters' typed snapshot then
+        # per group: the hyperparameter objects then (None if one of them is mutable), which the
+        # step compares by identity, in C, before anything else
         self._validated_objects: list[tuple | None] = []
-        self._cast_safe: list[bool] = []
-        self._step_scalars_as_floats: list[bool] = []
-        self._group_layout: list[tuple] = []
-        self._scalar_cache: dict[tuple, tuple] = {}
-        self._group_scalar_cache: dict[tuple, tuple] = {}
-        self._flat_state_cache: dict[int, tuple] = {}
         self._checked_states: dict[int, tuple] = {}  # state entries as last checked, per index
+        self._flat_state_cache: dict[int, tuple] = {}
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}
         self._params: list[np.ndarray] = []  # every parameter, in group order
         self._flat_params: list[np.ndarray] = []  # 1-D views of the same memory
         self._group_members: list[list[np.ndarray]] = []  # what each group held when registered
+        self._group_starts: list[int] = []  # index of each group's first parameter
         self._extents: list[tuple[int, int, int]] = []  # sorted (start, end, index) of param memory
 
         if isinstance(params, np.ndarray):
@@ -316,64 +205,22 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    # ----------------------------------------------------------------------------------------
-    # Subclass interface
-    # ----------------------------------------------------------------------------------------
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        """Raise ``TypeError``/``ValueError`` (torch.optim's messages) for invalid values."""
-        raise NotImplementedError
-
-    def _init_state(self, param: np.ndarray, group: dict[str, Any]) -> dict[str, Any]:
-        """The state of a parameter before its first step (created then, or in the constructor
-        when ``eager_state`` is set)."""
-        return {}
-
-    def _begin_step(self, param: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> Hashable:
-        """Advance one parameter's state for this step (step counter, buffers an option needs)
-        and return the key of the step's scalars (e.g. the step number ``t``)."""
-        raise NotImplementedError
-
-    def _kernel_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
-        """The state arrays the kernel takes after ``param, grad``, by key, in its order; ``None``
-        for a slot the options leave unused (it receives an empty array)."""
-        raise NotImplementedError
-
-    step_key: ClassVar[str | None] = "step"  # the state's step counter, if the optimizer keeps one
-
-    def _check_scalar_state(self, where: str, value: object) -> None:
-        """Raise ``TypeError``/``ValueError`` unless a scalar state entry (besides the step
-        counter; NAdam's ``mu_product``) is a finite real number. Subclasses add its range."""
-        check_real(where, value)
-        if not math.isfinite(value):
-            raise ValueError(f"{where} must be finite, got {value!r}")
-
-    def _kernel_scalars(self, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
-        """The kernel's remaining arguments: flags, and every derived scalar computed once in
-        float64 and cast to ``dtype`` (so the kernels do no scalar arithmetic of their own).
-
-        An optimizer whose scalars change with the step (Adam's bias corrections) splits them:
-        ``_group_scalars`` (the leading ones, from the hyperparameters alone: computed once per
-        validated group) then ``_step_scalars`` (the rest, from the step's key). Others override
-        this method whole; ``step()`` then reuses the result while the key stays the same."""
-        return self._group_scalars(group, dtype) + _cast_numbers(self._step_scalars(group, key), dtype.type)
-
-    def _group_scalars(self, group: dict[str, Any], dtype: np.dtype) -> tuple:
-        """The leading kernel scalars, which depend on the hyperparameters only (see
-        ``_kernel_scalars``)."""
-        raise NotImplementedError
-
-    def _step_scalars(self, group: dict[str, Any], key: Hashable) -> tuple:
-        """The kernel scalars after ``_group_scalars``, which depend on the step's key: numbers
-        computed in float64, which the caller casts to the arrays' dtype (and flags, as bools)."""
-        raise NotImplementedError
-
-    # Helpers for subclasses -------------------------------------------------------------------
-    @staticmethod
-    def _zeros_like(param: np.ndarray, fill_value: float = 0.0) -> np.ndarray:
-        """State buffer for ``param``: same shape and dtype, 64-byte aligned."""
+    def _zeros_like(self, param: np.ndarray, fill_value: float = 0.0) -> np.ndarray:
+        """A state buffer for ``param``: same shape and dtype, 64-byte aligned."""
         with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
             return aligned_full(param.shape, param.dtype, fill_value)
+
+    def _new_state(self, param: np.ndarray, group: dict[str, Any]) -> dict[str, Any]:
+        """A parameter's state before its first step: its counters, and its kernel's buffers."""
+        algorithm = self.algorithm
+        counters, slots = algorithm.initial_counters(group), algorithm.slots(group)
+        state = {}
+        for key in algorithm.state_keys:
+            if key in counters:
+                state[key] = counters[key]
+            elif key in slots:
+                state[key] = self._zeros_like(param, algorithm.fill(key, group))
+        return state
 
     # ----------------------------------------------------------------------------------------
     # Parameter groups
@@ -437,15 +284,16 @@ class Optimizer:
 
         # ... then register.
         self.param_groups.append(group)
-        self._validated.append(_snapshot(group, self.defaults))
+        self._validated.append(tuple(_typed(group[key]) for key in self._hyperparameter_keys))
         self._remember_validated(len(self.param_groups) - 1, group)
         self._group_members.append(list(members))
+        self._group_starts.append(first_index)
         self._extents = extents
         for offset, param in enumerate(members):
             self._params.append(param)
             self._flat_params.append(flat_view(param))
-            if self.eager_state:
-                self.state[first_index + offset] = self._init_state(param, group)
+            if self.algorithm.eager:
+                self.state[first_index + offset] = self._new_state(param, group)
 
     def _state_extents(self) -> list[tuple[int, int, int, str]]:
         """Sorted ``(start, end, index, key)`` of every non-empty state buffer's memory."""
@@ -472,6 +320,46 @@ class Optimizer:
                     "build a new optimizer (or use add_param_group) to optimize other arrays"
                 )
 
+    def _check_all_hyperparameters(self) -> None:
+        """Validate every group whose hyperparameters changed since they were last validated.
+
+        Unchanged means the same objects as then (all immutable), or else equal values of the
+        same types (``maximize=0`` after ``False`` is checked again)."""
+        keys = self._hyperparameter_keys
+        for group_index, group in enumerate(self.param_groups):
+            objects = self._validated_objects[group_index]
+            if objects is not None:
+                try:
+                    if all(map(operator.is_, map(group.__getitem__, keys), objects)):
+                        continue
+                except KeyError:
+                    pass  # reported below
+            try:
+                snapshot = tuple(_typed(group[key]) for key in keys)
+                unchanged = snapshot == self._validated[group_index]
+            except (KeyError, ValueError, TypeError):  # a missing key, or an array compared
+                snapshot, unchanged = None, False
+            if not unchanged:
+                missing = set(self.defaults) - set(group)
+                if missing:
+                    raise ValueError(f"param_groups[{group_index}] is missing {sorted(missing)}")
+                self.check_hyperparameters(group)
+                self._validated[group_index] = snapshot
+            self._remember_validated(group_index, group)
+
+    def _remember_validated(self, group_index: int, group: dict[str, Any]) -> None:
+        """Record a group's hyperparameters as valid: a new plan (and new cached scalars)."""
+        values = tuple(group[key] for key in self._hyperparameter_keys)
+        algorithm = self.algorithm
+        plan = Plan(algorithm, group, kernels_for(algorithm.kernel, self.backend, 2 + len(algorithm.slots(group))))
+        objects = values if _immutable(values) else None
+        if group_index == len(self._plans):
+            self._plans.append(plan)
+            self._validated_objects.append(objects)
+        else:
+            self._plans[group_index] = plan
+            self._validated_objects[group_index] = objects
+
     # ----------------------------------------------------------------------------------------
     # The step
     # ----------------------------------------------------------------------------------------
@@ -488,7 +376,7 @@ class Optimizer:
                 f"got {type(grads).__name__}"
             )
         # groups and hyperparameters as last validated (identity, checked in C), or the full checks
-        as_validated = self._groups_as_validated is not None and self._groups_as_validated(
+        as_validated = self._engine.batched and _groups_as_validated(
             self.param_groups, self._group_members, self._hyperparameter_keys, self._validated_objects
         )
         if not as_validated:
@@ -502,8 +390,40 @@ class Optimizer:
             self._check_all_hyperparameters()
         if type(self.state) is not dict:
             raise TypeError(f"opt.state must be a dict, got {type(self.state).__name__}")
-        if self._many_kernels is not None and self._step_batched(grads):
-            return
+        self._engine.step(self._plans, self, grads)
+
+    # The engine's questions (see fastopt._engine.step) -----------------------------------------
+    def gather(self, grads: Sequence, index: int, plan: Plan, batch) -> tuple | object | None:
+        """Gather group ``index`` into ``batch`` for the fast path: ``(dtype, counters)``, EMPTY
+        if no parameter of it has a gradient, or None to decline."""
+        members = self.param_groups[index]["params"]
+        start = self._group_starts[index]
+        end = start + len(members)
+        group_grads = grads[start:end] if type(grads) is list else list(grads[start:end])
+        if not members:
+            return EMPTY
+        states = list(map(self.state.get, range(start, end)))
+        dtype = members[0].dtype
+        counters = self.algorithm.counters
+        if batch.gather(members, group_grads, states, plan.slots, counters, dtype.num) != -1:
+            return None
+        values = batch.counter_values
+        if values is None:
+            return EMPTY
+        try:  # valid counters (all rows hold the same: one check)
+            for name, value in zip(counters, values):
+                self.algorithm.check_counter(name, name, value)
+        except (TypeError, ValueError):
+            return None  # the careful path names the entry
+        return dtype, dict(zip(counters, values))
+
+    def commit(self, batch, plan: Plan, counters: dict[str, Any]) -> None:
+        batch.commit_counters(tuple(counters.values()))
+
+    def check(self, grads: Sequence, plans: list[Plan]) -> list[tuple[Plan, tuple]]:
+        """The careful path's checks, every one before anything changes: each gradient, then each
+        state entry the step will use. Returns ``(plan, (index, flat grad))`` per parameter with
+        a gradient."""
         flat_grads = []
         for index, (grad, param) in enumerate(zip(grads, self._params)):
             # The common case in one line of cheap tests; anything else gets the full check and
@@ -518,248 +438,61 @@ class Optimizer:
                 flat_grads.append(grad.reshape(-1))
             else:
                 flat_grads.append(check_grad(index, grad, param))
-        self._check_states(flat_grads)
+        work = []
+        for group_index, plan in enumerate(plans):
+            start = self._group_starts[group_index]
+            for index in range(start, start + len(self._group_members[group_index])):
+                if flat_grads[index] is not None:
+                    self._check_state(index, plan)
+                    work.append((plan, (index, flat_grads[index])))
+        return work
 
-        # Everything is valid: from here on nothing raises, so a step is applied whole or not at all.
-        index = 0
-        for group_index, group in enumerate(self.param_groups):
-            slots = self._group_layout[group_index][0]
-            for _ in range(len(group["params"])):
-                grad = flat_grads[index]
-                if grad is not None:
-                    param = self._params[index]
-                    state = self.state.get(index)
-                    if state is None:
-                        state = self._init_state(param, group)
-                    key = self._begin_step(param, state, group)
-                    scalars = self._scalars(group_index, group, key, param.dtype)
-                    flat_param = self._flat_params[index]
-                    threads = threads_for(flat_param.size)
-                    kernel = self._kernels[param.dtype] if threads == 1 else self._parallel_kernel(param.dtype)
-                    kernel(flat_param, grad, *self._flat_state(index, state, slots), *scalars, threads)
-                    if state:  # like torch, a parameter without state (plain SGD) has no entry
-                        self.state[index] = state
-                index += 1
+    def prepare(self, plan: Plan, item: tuple) -> tuple:
+        index, grad = item
+        param = self._params[index]
+        state = self.state.get(index)
+        if state is None:  # a first step
+            state = self._new_state(param, plan.group)
+            created = plan.keys
+        else:  # an option switched on later creates its buffer (torch raises KeyError there)
+            created = tuple(key for key in self.algorithm.buffers if key in plan.keys and key not in state)
+            for key in created:
+                state[key] = self._zeros_like(param, self.algorithm.fill(key, plan.group))
+        # the state dict holds the counters itself: the algorithm advances them in place
+        return self._flat_params[index], grad, self._flat_state(index, state, plan.slots), state, created
 
-    def _step_batched(self, grads: Sequence[np.ndarray | None]) -> bool:
-        """The multi-tensor path (Cython backend): one kernel call per group, all arrays checked
-        in C by ``Batch.gather``. Returns False, having changed nothing, when any array needs the
-        careful path (a first step, a new buffer, a non-contiguous gradient, an error to report)."""
-        batches = []
-        start = 0
-        for group_index, group in enumerate(self.param_groups):
-            members = group["params"]
-            end = start + len(members)
-            if members:
-                states = list(map(self.state.get, range(start, end)))
-                # a private list (gather takes lists; the caller's may be a tuple or be changed later)
-                group_grads = grads[start:end] if type(grads) is list else list(grads[start:end])
-                if group_grads[0] is not None:
-                    first = 0
-                else:
-                    first = next((k for k, grad in enumerate(group_grads) if grad is not None), None)
-                    if first is None:  # no gradient in this group: nothing to step
-                        start = end
-                        continue
-                previous_step = -1
-                if self.step_key is not None:
-                    if type(states[first]) is not dict:
-                        return False
-                    previous_step = states[first].get(self.step_key, -1)
-                    if type(previous_step) is not int or not 0 <= previous_step < MAX_STEP - 1:
-                        return False  # the careful path reports it (gather takes a C Py_ssize_t)
-                representative = states[first] if type(states[first]) is dict else {}
-                slots, _, scalar_keys = self._group_layout[group_index]
-                if scalar_keys and not self._scalar_states_shared(representative, states, group_grads, scalar_keys):
-                    return False
-                dtype = members[0].dtype
-                batch = self._batch_type()
-                if batch.gather(members, group_grads, states, slots, self.step_key, previous_step, dtype.num) != -1:
-                    return False
-                # Every parameter of the batch is at the same step with the same scalar state, and
-                # every buffer exists: one _begin_step, on a copy, gives the key (and the new
-                # scalar entries) they all share.
-                advanced = dict(representative)
-                key = self._begin_step(members[first], advanced, group)
-                stepped = [state for state, grad in zip(states, group_grads) if grad is not None] if scalar_keys else []
-                scalar_state = {k: advanced[k] for k in scalar_keys} if scalar_keys else None
-                batches.append((group_index, group, batch, dtype, key, stepped, scalar_state))
-            start = end
-        # Every group is fit: advance the state and compute (nothing below can fail).
-        for group_index, group, batch, dtype, key, stepped, scalar_state in batches:
-            scalars = self._scalars(group_index, group, key, dtype)
-            batch.commit_steps()
-            for state in stepped:
-                state.update(scalar_state)
-            self._many_kernels[dtype](batch, *scalars, _threads._num_threads, _threads._min_size)
-        return True
+    def finish(self, plan: Plan, item: tuple, state: dict[str, Any]) -> None:
+        if state:  # like torch, a parameter without state (plain SGD) has no entry
+            self.state[item[0]] = state
 
-    def _scalar_states_shared(self, representative: dict, states: list, grads: list, keys: tuple[str, ...]) -> bool:
-        """Whether every parameter with a gradient holds the same valid scalar state entries
-        (``keys``) as ``representative``, so one set of kernel scalars serves them all."""
-        try:
-            shared = tuple(representative[key] for key in keys)
-            for key, value in zip(keys, shared):
-                self._check_scalar_state(key, value)
-        except (KeyError, TypeError, ValueError):
-            return False  # the careful path names the entry
-        for state, grad in zip(states, grads):
-            if grad is not None:
-                if type(state) is not dict:
-                    return False
-                for key, value in zip(keys, shared):
-                    mine = state.get(key)
-                    if type(mine) is not type(value) or mine != value:
-                        return False
-        return True
-
-    def _parallel_kernel(self, dtype: np.dtype):
-        """The kernel that runs a call on several threads (made on first use)."""
-        if self._parallel_kernels is None:
-            kernel = _backends.get_kernel(self.kernel, self.backend, parallel=True)
-            if self.backend == "reference":
-                kernel = _silence_fp_warnings(kernel)
-            self._parallel_kernels = _specialise(kernel)
-        return self._parallel_kernels[dtype]
-
-    def _check_all_hyperparameters(self) -> None:
-        """Validate every group whose hyperparameters changed since they were last validated.
-
-        Unchanged means the same objects as then (all immutable), or else equal values of the
-        same types (``maximize=0`` after ``False`` is checked again)."""
-        keys = self._hyperparameter_keys
-        for group_index, group in enumerate(self.param_groups):
-            objects = self._validated_objects[group_index]
-            if objects is not None:
-                try:
-                    if all(map(operator.is_, map(group.__getitem__, keys), objects)):
-                        continue
-                except KeyError:
-                    pass  # reported below
-            try:
-                snapshot = _snapshot(group, keys)
-                unchanged = snapshot == self._validated[group_index]
-            except (KeyError, ValueError, TypeError):  # a missing key, or an array compared
-                snapshot, unchanged = None, False
-            if not unchanged:
-                missing = set(self.defaults) - set(group)
-                if missing:
-                    raise ValueError(f"param_groups[{group_index}] is missing {sorted(missing)}")
-                self.check_hyperparameters(group)
-                self._validated[group_index] = snapshot
-            self._remember_validated(group_index, group)
-
-    def _remember_validated(self, group_index: int, group: dict[str, Any]) -> None:
-        """Record a group's hyperparameters as valid (and forget the scalars made from older ones)."""
-        values = tuple(group[key] for key in self._hyperparameter_keys)
-        objects = values if _immutable(values) else None
-        safe = _cast_safe(group, self._hyperparameter_keys)
-        # the step's scalars may go to a Cython kernel as Python floats (see _split_scalars)
-        as_floats = self._typed_arguments_cast and safe and _plain(group, self._hyperparameter_keys)
-        # the state arrays the kernel takes (with None for an unused slot, and without), and the
-        # scalar state entries: they follow the options, so they are kept with them
-        slots = self._kernel_slots(group)
-        layout = (slots, tuple(key for key in slots if key is not None), self._scalar_state_keys(group))
-        if group_index == len(self._validated_objects):
-            self._validated_objects.append(objects)
-            self._cast_safe.append(safe)
-            self._step_scalars_as_floats.append(as_floats)
-            self._group_layout.append(layout)
-        else:
-            self._validated_objects[group_index] = objects
-            self._cast_safe[group_index] = safe
-            self._step_scalars_as_floats[group_index] = as_floats
-            self._group_layout[group_index] = layout
-        self._scalar_cache.clear()
-        self._group_scalar_cache.clear()
-
-    def _scalars(self, group_index: int, group: dict[str, Any], key: Hashable, dtype: np.dtype) -> tuple:
-        """``_kernel_scalars(group, key, dtype)``, reused while the key and the hyperparameters
-        stay the same (optimizers whose scalars do not depend on the step compute them once)."""
-        cached = self._scalar_cache.get((group_index, dtype))
-        if cached is not None and type(cached[0]) is type(key) and cached[0] == key:
-            return cached[1]
-        if self._cast_safe[group_index]:
-            scalars = self._split_scalars(group_index, group, key, dtype, self._step_scalars_as_floats[group_index])
-        elif dtype is _FLOAT64:
-            scalars = self._split_scalars(group_index, group, key, dtype, False)
-        else:
-            with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
-                scalars = self._split_scalars(group_index, group, key, dtype, False)
-        self._scalar_cache[(group_index, dtype)] = (key, scalars)
-        return scalars
-
-    def _split_scalars(self, group_index: int, group: dict[str, Any], key: Hashable, dtype: np.dtype,
-                       kernel_casts: bool) -> tuple:
-        """``_kernel_scalars``, with the group's part computed once per validated group.
-
-        With ``kernel_casts`` the step's part is handed over as computed, Python floats (ints,
-        flags): the Cython kernels' typed C arguments round a double to the dtype exactly as
-        ``dtype.type`` would (the same C conversion), and a NumPy scalar costs about 0.2 µs to
-        make. Used only for the Cython backend, when every hyperparameter is a plain Python number
-        (``_plain``: a NumPy scalar, a longdouble or a Fraction could round once more on its way
-        through a double) and cast-safe (so no value overflows or is an integer beyond 2**53)."""
-        if not self._scalars_split:
-            return self._kernel_scalars(group, key, dtype)
-        leading = self._group_scalar_cache.get((group_index, dtype))
-        if leading is None:
-            leading = self._group_scalar_cache[(group_index, dtype)] = self._group_scalars(group, dtype)
-        if kernel_casts:
-            return leading + self._step_scalars(group, key)
-        return leading + _cast_numbers(self._step_scalars(group, key), dtype.type)
-
-    def _check_states(self, flat_grads: list) -> None:
-        """Check every state entry this step will use, before anything is updated.
+    # State checks ------------------------------------------------------------------------------
+    def _check_state(self, index: int, plan: Plan) -> None:
+        """Check the state entry a step of parameter ``index`` will use.
 
         ``opt.state`` is public and may be edited between steps; an edited entry must give a
         clear error, not an out-of-bounds write in a compiled kernel or half an applied step.
         The buffers the kernel will take (its slots, for the group's current options) and the
         keys every entry must hold are checked in full when the entry changed since its last
-        check (identity of the dict and of those arrays); the step counter, which changes every
-        step, is checked every time. Keys the step does not use are left alone.
+        check (identity of the dict and of those arrays); the counters, which change every step,
+        are checked every time. Keys the step does not use are left alone.
         """
-        state = self.state  # a dict: step() checked
-        checked, step_key = self._checked_states, self.step_key
-        start = 0
-        for group_index, group in enumerate(self.param_groups):
-            end = start + len(group["params"])
-            _, slots, scalar_keys = self._group_layout[group_index]
-            for index in range(start, end):
-                if flat_grads[index] is None:
-                    continue
-                entry = state.get(index)
-                if entry is None:
-                    continue
-                cached = checked.get(index)
-                if (
-                    cached is None
-                    or cached[0] is not entry
-                    or cached[1] != slots
-                    or not all(map(operator.is_, map(entry.get, slots), cached[2]))
-                ):
-                    self._check_param_state(index, entry, slots)
-                for key in scalar_keys:  # read by _begin_step: present, in range
-                    if type(entry) is not dict or key not in entry:
-                        self._check_param_state(index, entry, slots)
-                        raise ValueError(f"opt.state[{index}] is missing [{key!r}]")
-                    self._check_scalar_state(f"opt.state[{index}][{key!r}]", entry[key])
-                if step_key is not None:
-                    step = entry.get(step_key)
-                    if type(step) is not int or not 0 <= step < MAX_STEP - 1:
-                        self._check_param_state(index, entry, slots)  # names a missing key
-                        check_step(f"opt.state[{index}][{step_key!r}]", step)
-                        raise ValueError(f"opt.state[{index}][{step_key!r}] = {step} is at the limit of 2**62 steps")
-            start = end
-
-    def _scalar_state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        """The state keys that hold a number rather than an array, besides the step counter
-        (NAdam's ``mu_product``): read from a fresh state, once per optimizer."""
-        keys = self.__dict__.get("_scalar_keys")
-        if keys is None:
-            fresh = self._init_state(np.zeros(()), group)
-            keys = tuple(key for key, value in fresh.items() if key != self.step_key and not isinstance(value, np.ndarray))
-            self._scalar_keys = keys
-        return keys
+        entry = self.state.get(index)
+        if entry is None:
+            return
+        slots = plan.keys
+        cached = self._checked_states.get(index)
+        if (
+            cached is None
+            or cached[0] is not entry
+            or cached[1] != slots
+            or not all(map(operator.is_, map(entry.get, slots), cached[2]))
+        ):
+            self._check_param_state(index, entry, slots)
+        for name in self.algorithm.counters:
+            if type(entry) is not dict or name not in entry:
+                self._check_param_state(index, entry, slots)  # names what is missing
+                raise ValueError(f"opt.state[{index}] is missing [{name!r}]")
+            self.algorithm.check_counter(f"opt.state[{index}][{name!r}]", name, entry[name])
 
     def _check_param_state(self, index: int, entry: object, slots: tuple[str, ...]) -> None:
         where = f"opt.state[{index}]"
@@ -800,120 +533,6 @@ class Optimizer:
         return flat
 
     # ----------------------------------------------------------------------------------------
-    # Checkpoints (torch.optim's layout)
-    # ----------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """``{"state": {index: {key: value}}, "param_groups": [{..., "params": [index, ...]}]}``.
-
-        Arrays are copies: the result does not change when training continues. It can be saved
-        with ``pickle`` (or ``np.savez`` after flattening) and loaded with ``load_state_dict``.
-        """
-        groups = []
-        index = 0
-        for group in self.param_groups:
-            packed = {key: value for key, value in group.items() if key != "params"}
-            packed["params"] = list(range(index, index + len(group["params"])))
-            index += len(group["params"])
-            groups.append(packed)
-        state = {
-            i: {key: (value.copy() if isinstance(value, np.ndarray) else value) for key, value in s.items()}
-            for i, s in self.state.items()
-        }
-        return {"state": state, "param_groups": groups}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore hyperparameters and state saved by ``state_dict`` (arrays are copied in).
-
-        The saved dict must come from the same optimizer class over parameters of the same
-        shapes and dtypes, in the same groups; anything else raises and changes nothing.
-        """
-        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
-            raise ValueError("state_dict must be a dict with exactly the keys 'state' and 'param_groups'")
-        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
-        if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
-            raise TypeError("state_dict['param_groups'] must be a list and state_dict['state'] a dict")
-        self._check_groups_unchanged()
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups")
-
-        new_groups, id_to_index = [], {}
-        index = 0
-        for group_index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            where = f"state_dict['param_groups'][{group_index}]"
-            if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
-                raise TypeError(f"{where} must be a dict with a 'params' list")
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError(
-                    "loaded state dict contains a parameter group that doesn't match the size "
-                    f"of optimizer's group ({where} has {len(saved['params'])} parameters, "
-                    f"the optimizer's group has {len(group['params'])})"
-                )
-            keys = set(saved) - {"params"}
-            # a flag missing from an older checkpoint takes its torch value (what that run computed)
-            missing, unknown = set(self.defaults) - keys - set(self.flag_defaults), keys - set(self.defaults)
-            if missing or unknown:
-                raise ValueError(
-                    f"{where} does not hold {type(self).__name__}'s hyperparameters "
-                    f"(missing {sorted(missing)}, unknown {sorted(unknown)}); "
-                    "was it saved from another optimizer?"
-                )
-            new_group = {
-                "params": group["params"],
-                **{key: saved[key] if key in saved else self.flag_defaults[key] for key in self.defaults},
-            }
-            if isinstance(new_group.get("betas"), list):
-                new_group["betas"] = tuple(new_group["betas"])
-            self.check_hyperparameters(new_group)
-            for saved_id in saved["params"]:
-                if not isinstance(saved_id, numbers.Integral) or saved_id in id_to_index:
-                    raise ValueError(f"{where}['params'] must hold distinct integer indices")
-                id_to_index[saved_id] = index
-                index += 1
-            new_groups.append(new_group)
-
-        new_state: dict[int, dict[str, Any]] = {}
-        for saved_id, entry in saved_state.items():
-            if saved_id not in id_to_index:
-                raise ValueError(f"state_dict['state'] has an entry for unknown parameter id {saved_id!r}")
-            i = id_to_index[saved_id]
-            new_state[i] = self._load_param_state(f"state_dict['state'][{saved_id!r}]", entry, self._params[i])
-
-        for group, new_group in zip(self.param_groups, new_groups):
-            group.update(new_group)
-        self.state = new_state
-        self._flat_state_cache.clear()
-
-    def _load_param_state(self, where: str, entry: object, param: np.ndarray) -> dict[str, Any]:
-        if not isinstance(entry, dict):
-            raise TypeError(f"{where} must be a dict")
-        missing = set(self.required_state_keys) - set(entry)
-        unknown = set(entry) - set(self.state_keys)
-        if missing or unknown:
-            raise ValueError(
-                f"{where} does not hold {type(self).__name__} state (missing {sorted(missing)}, "
-                f"unknown {sorted(unknown)}); was it saved from another optimizer?"
-            )
-        loaded: dict[str, Any] = {}
-        for key, value in entry.items():
-            if key == "step":
-                if isinstance(value, np.ndarray) and value.ndim == 0:
-                    value = value.item()
-                step = _loaded_step(value)
-                if step is None:
-                    raise ValueError(f"{where}['step'] must be a non-negative integer, got {value!r}")
-                loaded[key] = step
-                continue
-            if not isinstance(value, np.ndarray):
-                raise TypeError(f"{where}[{key!r}] must be a numpy.ndarray, got {type(value).__name__}")
-            if value.shape != param.shape or value.dtype != param.dtype:
-                raise ValueError(
-                    f"{where}[{key!r}] has shape {value.shape} and dtype {value.dtype}, but its "
-                    f"parameter has shape {param.shape} and dtype {param.dtype}"
-                )
-            loaded[key] = aligned_copy(value)
-        return loaded
-
-    # ----------------------------------------------------------------------------------------
     def __repr__(self) -> str:
         convention = f", convention={self.convention!r}" if self.convention else ""
         lines = [f"{type(self).__name__} (backend={self.backend!r}{convention})"]
@@ -923,3 +542,12 @@ class Optimizer:
                 if key != "params":
                     lines.append(f"    {key}: {group[key]}")
         return "\n".join(lines)
+
+
+def _groups_as_validated(param_groups, members, keys, objects) -> bool:
+    """``fastopt._native.identity.groups_as_validated`` (imported on first use: it is compiled)."""
+    global _groups_as_validated
+    from ._native.identity import groups_as_validated
+
+    _groups_as_validated = groups_as_validated
+    return groups_as_validated(param_groups, members, keys, objects)

@@ -1,9 +1,13 @@
-"""Every check and every error message of the public layer lives here.
+"""The checks the optimizers share: of hyperparameters, of NumPy arrays, of state entries.
 
-The compiled kernels validate nothing and run without bounds checks, so these functions are all
-that stands between a user's mistake and memory corruption. Hyperparameter messages are
-torch.optim's, word for word (``Invalid learning rate: -1.0``), so that users moving between the
-two libraries recognise them; array messages name the argument's position and what was wrong.
+Hyperparameter messages are torch.optim's, word for word (``Invalid learning rate: -1.0``), so
+that users moving between the two libraries recognise them; array messages name the argument's
+position and what was wrong. The compiled kernels check only that every array they touch has
+``param``'s length (``fastopt/_checks.py``) and run without bounds checks, so these checks, made
+before anything changes, are what stands between a user's mistake and memory corruption. (Rules
+that belong to one place are written there: a group's structure and memory overlap in
+``fastopt/_optimizer.py``, checkpoints in ``fastopt/_checkpoint.py``, tensors in
+``fastopt/torch.py``, an optimizer's own conditions in its algorithm.)
 """
 
 from __future__ import annotations
@@ -73,6 +77,15 @@ def check_betas(betas: object) -> None:
         raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
     for index, beta in enumerate(betas):
         check_unit_interval(f"betas[{index}]", beta, f"Invalid beta parameter at index {index}: {beta}")
+
+
+def check_adam_family(group: dict) -> None:
+    """torch's first four checks of Adam, Adamax, NAdam and RAdam, in its order: ``lr``, ``eps``,
+    ``betas``, ``weight_decay``."""
+    check_lr(group["lr"])
+    check_eps(group["eps"])
+    check_betas(group["betas"])
+    check_weight_decay(group["weight_decay"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,20 +20,22 @@ itself on ``sys.path`` (running a script from inside it); that is detected and e
 
 How a step runs (nothing here does arithmetic of its own)
 ---------------------------------------------------------
-The hyperparameters of each group are checked with torch's conditions and messages (again only
-when one of them changed, value *or type*), translated to fastopt's names (RMSprop's ``alpha`` is
-fastopt's ``rho``; Adam with ``decoupled_weight_decay=True`` is fastopt's AdamW) and handed to
-the fastopt optimizer class's own ``_kernel_slots`` / ``_kernel_scalars``, which compute every
-derived scalar once in float64 and cast it to the tensors' dtype. So the result is the one
-``fastopt.Adam`` computes on the same NumPy arrays, bit for bit, and agrees with ``torch.optim``
-(for-loop) to a few ulp.
+This module is a front end of fastopt's step engine (:mod:`fastopt._engine`), as
+``fastopt.Optimizer`` is for NumPy arrays. The hyperparameters of each group are checked with
+torch's conditions and messages (again only when one of them changed, value *or type*),
+translated to fastopt's names (RMSprop's ``alpha`` is fastopt's ``rho``; Adam with
+``decoupled_weight_decay=True`` is fastopt's AdamW) and stepped by the same
+:class:`~fastopt._engine.Algorithm` as the NumPy class (``fastopt.adam.AdamAlgorithm`` ...),
+which computes every derived scalar once in float64 and casts it to the tensors' dtype. So the
+result is the one ``fastopt.Adam`` computes on the same NumPy arrays, bit for bit, and agrees
+with ``torch.optim`` (for-loop) to a few ulp.
 
 The fast path: one C call per group
 -----------------------------------
-With the Cython backend (``backend="auto"`` where it is built) and a torch that publishes the
-DLPack C exchange API (``torch.Tensor.__dlpack_c_exchange_api__``, torch 2.10 and later), a step
-is one ``fastopt._native.batch.Batch.gather_tensors`` call and one ``<optimizer>_update_many`` kernel
-call per parameter group. The gather reads each parameter's ``.grad`` and describes each
+With the Cython or Numba backend (``backend="auto"`` picks Cython where it is built) and a torch
+that publishes the DLPack C exchange API (``torch.Tensor.__dlpack_c_exchange_api__``, torch 2.10
+and later), a step is one ``fastopt._native.batch.Batch.gather_tensors`` call and one multi-tensor
+kernel call per parameter group. The gather reads each parameter's ``.grad`` and describes each
 parameter and gradient with one C call (data pointer, device, dtype, shape, strides: no NumPy
 view, no Python method call), checks everything (CPU, float32/float64 like the group, contiguous,
 sizes, no overlap between anything the kernel writes), and the kernel then steps every tensor
@@ -54,9 +56,8 @@ cannot free). Assign a new tensor instead.
 Anything the gather will not vouch for (a first step, which creates the state; a non-contiguous
 gradient; parameters at different step counts; an invalid tensor, to be reported) makes the whole
 step take the careful path instead, tensor by tensor through cached NumPy views, which is also the
-path of the other backends. (Earlier versions moved small parameters into one packed buffer per
-group, changing their ``data_ptr()``; the gather made that unnecessary, so parameters stay where
-the model put them. ``pack_small_tensors`` is accepted and ignored, with a DeprecationWarning.)
+path of the reference backend (and of Numba's for a group with a tensor large enough to be split
+across threads).
 
 What is rejected, before anything is updated (a rejected ``step`` changes nothing)
 -------------------------------------------------------------------------------------
@@ -85,8 +86,6 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-import warnings
-from collections.abc import Hashable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -99,22 +98,21 @@ if not hasattr(torch, "optim"):  # this very file was imported as "torch": fasto
     )
 
 import fastopt
-from fastopt import _backends, _threads
+from fastopt import _backends
+from fastopt._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
 from fastopt._memory import aligned_full
-from fastopt._optimizer import _EMPTY, _silence_fp_warnings, _specialise
-from fastopt._threads import threads_for
 from fastopt._validation import check_flag, check_real
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"]
 
 _DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 _BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
-# For deriving a step's scalar key through a fastopt class's _begin_step (see _begin_fastopt_step):
-# fastopt's type of each 0-d counter kept here (torch keeps the step as a float), a placeholder for
-# a buffer that exists, and the parameter that class would size a missing buffer from.
-_FASTOPT_COUNTER_TYPE = {"step": int, "mu_product": np.float32}
-_EXISTING = object()
-_NO_PARAM = np.empty(0)
+# torch's layout of the counters: the step a float64 0-d tensor (torch's float32 stops counting
+# at 2**24), NAdam's mu_product a float32 one, as torch; and fastopt's type of each, for the
+# algorithm (its step is an int)
+_COUNTER_BITS = {"step": 64, "mu_product": 32}
+_COUNTER_TYPE = {"step": int, "mu_product": np.float32}
+_EMPTY = {dtype: np.empty(0, dtype) for dtype in _DTYPES.values()}
 
 
 def _fast_path_available() -> bool:
@@ -222,71 +220,56 @@ def _typed(value: Any) -> Any:
     return kind, value
 
 
+def _betas(group: dict[str, Any]) -> object:
+    betas = group["betas"]
+    if isinstance(betas, (tuple, list)) and any(isinstance(b, torch.Tensor) for b in betas):
+        betas = tuple(_as_float("betas", b) for b in betas)
+    return betas
+
+
 # --------------------------------------------------------------------------------------------
-# The shared base class
+# The shared base class: a front end of fastopt's step engine
 # --------------------------------------------------------------------------------------------
 class _FastoptOptimizer(torch.optim.Optimizer):
-    """What the optimizers share; each subclass names its fastopt class and translations."""
+    """What the optimizers share; each subclass names its algorithm and translations."""
 
+    _algorithm: ClassVar[Algorithm]  # the arithmetic, shared with the NumPy class
     _hyperparameters: ClassVar[tuple[str, ...]]  # torch's names of what the arithmetic reads
-    _fastopt_class: ClassVar[type]  # the fastopt optimizer whose kernel and scalars step it
-    _counters: ClassVar[tuple[tuple[str, int], ...]] = (("step", 64),)  # 0-d state: (key, bits)
     _flags = ("foreach", "fused", "capturable", "differentiable")
 
-    def __init__(self, params, defaults: dict[str, Any], backend: str, pack_small_tensors: object = None) -> None:
-        if pack_small_tensors is not None:
-            check_flag("pack_small_tensors", pack_small_tensors)
-            warnings.warn(
-                "pack_small_tensors has no effect: fastopt.torch steps every tensor where it is",
-                DeprecationWarning,
-                stacklevel=3,
-            )
+    def __init__(self, params, defaults: dict[str, Any], backend: str) -> None:
         self.backend = _backends.resolve_backend(backend)
         self._setup_caches()
         self._check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
     def _setup_caches(self) -> None:
-        self._kernels: dict[str, dict] = {}  # fastopt name -> {np.dtype: kernel}
-        self._parallel_kernels: dict[str, dict] = {}
-        self._many_kernels: dict[str, dict] = {}
-        self._calculators: dict[type, fastopt.Optimizer] = {}
-        self._fast = self.backend == "cython" and _fast_path_available()
+        self._engine = Engine(self.backend)
+        self._engine.batched = self._engine.batched and _fast_path_available()
         self._owned: dict[int, tuple] = {}  # id(tensor) -> (tensor, its memory, (start, end) of it)
         self._forget_caches()
 
     def _forget_caches(self) -> None:
-        self._validated: dict[int, tuple] = {}  # id(group) -> (group, snapshot, result)
-        self._numpy_cache: dict[int, tuple] = {}  # id(param) -> (param, tensors, pointers, views)
-        self._group_states: dict[int, tuple] = {}  # id(group) -> (group, params, slots, states, owned, Batch)
+        self._validated: dict[int, tuple] = {}  # id(group) -> (group, snapshot, plan)
+        self._numpy_cache: dict[int, tuple] = {}  # id(param) -> (tensors, pointers, views)
+        self._group_states: dict[int, tuple] = {}  # id(group) -> (group, params, slots, states, owned)
         self._state_seen: tuple = (None, ())  # (self.state, its items) when _group_states was made
 
     # Subclass interface ----------------------------------------------------------------------
-    def _fastopt(self, group: dict[str, Any]) -> tuple[type, dict[str, Any]]:
-        """Check ``group`` with torch's conditions and messages and return the fastopt class and
-        the group in fastopt's names, whose ``_kernel_slots``/``_kernel_scalars`` drive the step.
-        Here: the same names (``_hyperparameters``), checked by the fastopt class."""
-        translated = _translate(self._fastopt_class, group, self._hyperparameters)
-        self._fastopt_class.check_hyperparameters(translated)
-        return self._fastopt_class, translated
+    def _fastopt(self, group: dict[str, Any]) -> tuple[Algorithm, dict[str, Any]]:
+        """Check ``group`` with torch's conditions and messages and return the algorithm and the
+        group in fastopt's names that drive the step. Here: the same names (``_hyperparameters``)
+        with the convention flags at torch's values, checked by the algorithm."""
+        algorithm = self._algorithm
+        translated = {**algorithm.flag_defaults}
+        for key in self._hyperparameters:
+            translated[key] = _betas(group) if key == "betas" else _as_float(key, group[key])
+        algorithm.check(translated)
+        return algorithm, translated
 
-    def _initial_value(self, key: str, group: dict[str, Any]) -> float:
-        """The value a state buffer starts from (zero, except Adagrad's ``sum``)."""
-        return 0.0
-
-    def _begin_fastopt_step(self, cls: type, fastopt_group: dict[str, Any], counters: tuple, present: tuple) -> tuple[Hashable, tuple]:
-        """The key ``_kernel_scalars`` takes for this step, and the counters after it, from the
-        counters before it (in ``_counters``' order) and the state buffers that already exist.
-
-        The fastopt class's own ``_begin_step`` decides both, on a stand-in state: the counters in
-        fastopt's types and a placeholder per existing buffer (a missing one is created in the
-        stand-in, as on a first step). So no rule of an optimizer (SGD's first momentum step,
-        NAdam's product of momentum factors, ...) is written here again."""
-        stand_in = dict.fromkeys(present, _EXISTING)
-        for (name, _), value in zip(self._counters, counters):
-            stand_in[name] = _FASTOPT_COUNTER_TYPE[name](value)
-        key = self._calculator(cls)._begin_step(_NO_PARAM, stand_in, fastopt_group)
-        return key, tuple(float(stand_in[name]) for name, _ in self._counters)
+    def _initial_value(self, key: str, algorithm: Algorithm, group: dict[str, Any]) -> float:
+        """The value a new state buffer starts from (the algorithm's, in fastopt's names)."""
+        return algorithm.fill(key, group)
 
     # Validation --------------------------------------------------------------------------------
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -298,10 +281,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 check_flag(flag, group[flag])
         self._fastopt(group)
 
-    def _validated_group(self, group: dict[str, Any]) -> tuple:
-        """``(fastopt class, group in fastopt's names, kernel slots, state keys)``, re-checked
-        whenever one of the group's hyperparameters changed in value or type (a scheduler's new
-        ``lr``; ``maximize = 0``, which equals False but is refused as a flag)."""
+    def _plan(self, group: dict[str, Any]) -> Plan:
+        """The group's plan, made again whenever one of its hyperparameters changed in value or
+        type (a scheduler's new ``lr``; ``maximize = 0``, which equals False but is refused as a
+        flag)."""
         try:
             snapshot = tuple(_typed(group.get(key)) for key in self._hyperparameters + self._flags)
         except (RuntimeError, TypeError, ValueError):
@@ -314,11 +297,11 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             except (RuntimeError, TypeError, ValueError):  # an exotic value that will not compare
                 pass
         self._check_hyperparameters(group)
-        cls, fastopt_group = self._fastopt(group)
-        slots = self._calculator(cls)._kernel_slots(fastopt_group)
-        result = (cls, fastopt_group, slots, tuple(key for key in slots if key is not None))
-        self._validated[id(group)] = (group, snapshot, result)
-        return result
+        algorithm, translated = self._fastopt(group)
+        arrays = 2 + len(algorithm.slots(translated))
+        plan = Plan(algorithm, translated, kernels_for(algorithm.kernel, self.backend, arrays))
+        self._validated[id(group)] = (group, snapshot, plan)
+        return plan
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group`` (defaults filled in, duplicates refused), then fastopt's
@@ -333,31 +316,6 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             self.param_groups.pop()
             raise
 
-    # Kernels -----------------------------------------------------------------------------------
-    def _calculator(self, cls: type) -> fastopt.Optimizer:
-        """An instance of a fastopt class used only for ``_kernel_slots``/``_kernel_scalars``,
-        which read nothing but their arguments (so it needs no parameters: no ``__init__``)."""
-        calculator = self._calculators.get(cls)
-        if calculator is None:
-            calculator = self._calculators[cls] = object.__new__(cls)
-        return calculator
-
-    def _kernel(self, cls: type, dtype: np.dtype, threads: int):
-        table = self._kernels if threads == 1 else self._parallel_kernels
-        kernels = table.get(cls.kernel)
-        if kernels is None:
-            kernel = _backends.get_kernel(cls.kernel, self.backend, parallel=threads > 1)
-            if self.backend == "reference":
-                kernel = _silence_fp_warnings(kernel)
-            kernels = table[cls.kernel] = _specialise(kernel)
-        return kernels[dtype]
-
-    def _many_kernel(self, cls: type, dtype: np.dtype):
-        kernels = self._many_kernels.get(cls.kernel)
-        if kernels is None:
-            kernels = self._many_kernels[cls.kernel] = _specialise(_backends.get_kernel(cls.kernel, "cython", many=True))
-        return kernels[dtype]
-
     # The step ----------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure=None):
@@ -370,85 +328,45 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        plans = [self._validated_group(group) for group in self.param_groups]
-        if not (self._fast and self._step_batched(plans)):
-            self._step_careful(plans)
+        plans = [self._plan(group) for group in self.param_groups]
+        self._engine.step(plans, self)
         return loss
 
-    def _group_batch(self, group: dict[str, Any], params: list, slots: tuple) -> tuple:
-        """``(state dicts, owned, Batch)`` of a group: each parameter's state dict (None before
-        its first step), found without hashing a tensor per step (cached while ``self.state``
-        holds the same items, checked in C, and the group the same parameters); per parameter and
-        state key, the ``(tensor, ndarray)`` pair of a state tensor whose memory fastopt owns (see
-        :meth:`_new_buffer`); and the group's Batch (reused from step to step: it remembers the
-        group's memory layout)."""
-        from fastopt._native import batch as _batch, identity
-
-        seen_state, seen_items = self._state_seen
-        if seen_state is not self.state or not identity.same_dict_items(self.state, seen_items):
-            self._group_states = {key: (*value[:3], None, None, value[5]) for key, value in self._group_states.items()}
-            self._state_seen = (self.state, identity.dict_items(self.state))
-            self._prune_owned()
-        cached = self._group_states.get(id(group))
-        if cached is None or cached[0] is not group or not identity.same_objects(params, cached[1]):
-            cached = (group, tuple(params), slots, None, None, _batch.Batch())
-        if cached[3] is None or cached[2] != slots:
-            states = [self.state.get(p) for p in params]
-            owned = []
-            for state in states:
-                for key in (*slots, *(key for key, _ in self._counters)):
-                    value = state.get(key) if type(state) is dict and key is not None else None
-                    entry = self._owned.get(id(value))
-                    owned.append(entry[:2] if entry is not None and entry[0] is value else None)
-            cached = self._group_states[id(group)] = (group, cached[1], slots, states, tuple(owned), cached[5])
-        return cached[3], cached[4], cached[5]
-
-    def _step_batched(self, plans: list) -> bool:
-        """The fast path: one gather and one kernel call per group. Returns False, having
-        changed nothing, when any group needs the careful path."""
+    # The engine's questions (see fastopt._engine.step) -----------------------------------------
+    def gather(self, inputs: None, index: int, plan: Plan, batch) -> tuple | object | None:
+        """Gather group ``index`` into ``batch`` (gradients read from ``.grad``): ``(dtype,
+        counters)``, EMPTY if no parameter of it has a gradient, or None to decline."""
         if not isinstance(self.state, dict):
-            return False
-        batches = []
-        try:
-            for group, (cls, fastopt_group, slots, keys) in zip(self.param_groups, plans):
-                params = group["params"]
-                if type(params) is not list:
-                    return False
-                if not params:
-                    continue
-                states, owned, batch = self._group_batch(group, params, slots)
-                batches.append(batch)
-                if batch.gather_tensors(params, states, slots, self._counters, owned) != -1:
-                    return False
-            work = []
-            for batch, (cls, fastopt_group, slots, keys) in zip(batches, plans):
-                values = batch.counter_values
-                if values is None:  # no parameter of the group has a gradient
-                    continue
-                dtype = _BY_BITS[batch.bits]
-                key, after = self._begin_fastopt_step(cls, fastopt_group, values, keys)
-                if batch.bits == 32:
-                    with np.errstate(over="ignore"):  # a float32 cast overflows to inf, as IEEE says
-                        scalars = self._calculator(cls)._kernel_scalars(fastopt_group, key, dtype)
-                else:
-                    scalars = self._calculator(cls)._kernel_scalars(fastopt_group, key, dtype)
-                work.append((batch, self._many_kernel(cls, dtype), scalars, after))
-            # Every group is fit: advance the counters and compute (nothing below can fail).
-            threads, min_size = _threads.get_num_threads(), _threads.min_size()
-            for batch, kernel, scalars, after in work:
-                batch.commit_counters(after)
-                kernel(batch, *scalars, threads, min_size)
-            return True
-        finally:
-            for batch in batches:  # let go of this step's gradients and tensors
-                batch.release()
+            return None
+        group = self.param_groups[index]
+        params = group["params"]
+        if type(params) is not list:
+            return None
+        if not params:
+            return EMPTY
+        states, owned = self._group_states_of(group, params, plan.slots)
+        counters = self._counters(plan)
+        if batch.gather_tensors(params, states, plan.slots, counters, owned) != -1:
+            return None
+        values = batch.counter_values
+        if values is None:
+            return EMPTY
+        try:  # in fastopt's types (a step of inf or NaN: the careful path says what is wrong)
+            typed = {name: _COUNTER_TYPE[name](value) for (name, _), value in zip(counters, values)}
+        except (OverflowError, ValueError):
+            return None
+        return _BY_BITS[batch.bits], typed
 
-    def _step_careful(self, plans: list) -> None:
-        """Tensor by tensor, through NumPy views: every check first (with its message), then
-        every update, so a rejected step changes nothing."""
+    def commit(self, batch, plan: Plan, counters: dict[str, Any]) -> None:
+        batch.commit_counters(tuple(float(value) for value in counters.values()))
+
+    def check(self, inputs: None, plans: list[Plan]) -> list[tuple[Plan, tuple]]:
+        """The careful path's checks, all before anything changes: every parameter, gradient and
+        state entry, and that nothing the kernels write shares memory. Returns ``(plan, (param,
+        grad))`` per parameter with a gradient."""
         work, written = [], []
-        numbers_ = tuple(key for key, _ in self._counters)
         for group_index, (group, plan) in enumerate(zip(self.param_groups, plans)):
+            counters = tuple(name for name, _ in self._counters(plan))
             for index, p in enumerate(group["params"]):
                 where = f"param_groups[{group_index}]['params'][{index}]"
                 _check_param(where, p)
@@ -459,31 +377,68 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 _check_grad(where, grad, p)
                 state = self.state.get(p)
                 if state is not None:
-                    for name, extent in self._check_state(where, p, state, plan[3], numbers_):
+                    for name, extent in self._check_state(where, p, state, plan.keys, counters):
                         written.append((*extent, len(written), name, where))
-                work.append((plan, p, grad))
+                work.append((plan, (p, grad)))
         _check_disjoint(written)
-        # Everything is valid: from here on nothing raises.
         self._state_seen = (None, ())  # state tensors may be created: the fast path looks again
-        scalars_by_key: dict[tuple, tuple] = {}
-        for (cls, fastopt_group, slots, keys), p, grad in work:
-            state = self.state[p]
-            key = self._advance(state, p, keys, cls, fastopt_group)
-            views = self._views(p, state, keys)
-            dtype = views[0].dtype
-            scalar_key = (id(fastopt_group), cls, key, dtype)
-            scalars = scalars_by_key.get(scalar_key)
-            if scalars is None:
-                with np.errstate(over="ignore"):
-                    scalars = scalars_by_key[scalar_key] = self._calculator(cls)._kernel_scalars(fastopt_group, key, dtype)
-            if not grad.is_contiguous():
-                grad = grad.contiguous()
-            buffers = dict(zip(keys, views[1:]))
-            threads = threads_for(views[0].size)
-            self._kernel(cls, dtype, threads)(
-                views[0], _numpy(grad), *(buffers[name] if name is not None else _EMPTY[dtype] for name in slots),
-                *scalars, threads,
-            )
+        return work
+
+    def prepare(self, plan: Plan, item: tuple) -> tuple:
+        p, grad = item
+        state = self.state[p]
+        algorithm = plan.algorithm
+        created = tuple(key for key in plan.keys if key not in state)
+        for key in created:  # a first step, or an option switched on later
+            state[key] = self._new_buffer(p, self._initial_value(key, algorithm, plan.group))
+        # a counter not there yet starts where the algorithm starts it (NAdam's product at 1)
+        fresh = algorithm.initial_counters(plan.group)
+        counters = {}
+        for name, bits in self._counters(plan):
+            array = self._counter(state, name, np.float64 if bits == 64 else np.float32, float(fresh.get(name, 0.0)))
+            counters[name] = _COUNTER_TYPE[name](array[()])
+        views = self._views(p, state, plan.keys)
+        dtype = views[0].dtype
+        if not grad.is_contiguous():
+            grad = grad.contiguous()
+        buffers = dict(zip(plan.keys, views[1:]))
+        return views[0], _numpy(grad), tuple(buffers[name] if name is not None else _EMPTY[dtype] for name in plan.slots), counters, created
+
+    def finish(self, plan: Plan, item: tuple, counters: dict[str, Any]) -> None:
+        state = self.state[item[0]]
+        for name, value in counters.items():
+            self._owned_array(state[name])[()] = value
+
+    @staticmethod
+    def _counters(plan: Plan) -> tuple[tuple[str, int], ...]:
+        """The algorithm's counters as torch keeps them: ``(key, bits)`` of each 0-d tensor."""
+        return tuple((name, _COUNTER_BITS[name]) for name in plan.algorithm.counters)
+
+    def _group_states_of(self, group: dict[str, Any], params: list, slots: tuple) -> tuple:
+        """``(state dicts, owned)`` of a group: each parameter's state dict (None before its first
+        step), found without hashing a tensor per step (cached while ``self.state`` holds the
+        same items, checked in C, and the group the same parameters); and per parameter and state
+        key, the ``(tensor, ndarray)`` pair of a state tensor whose memory fastopt owns (see
+        :meth:`_new_buffer`), which the gather then reads without calling torch."""
+        from fastopt._native import identity
+
+        seen_state, seen_items = self._state_seen
+        if seen_state is not self.state or not identity.same_dict_items(self.state, seen_items):
+            self._group_states = {}
+            self._state_seen = (self.state, identity.dict_items(self.state))
+            self._prune_owned()
+        cached = self._group_states.get(id(group))
+        if cached is None or cached[0] is not group or cached[2] != slots or not identity.same_objects(params, cached[1]):
+            states = [self.state.get(p) for p in params]
+            counters = self._algorithm.counters
+            owned = []
+            for state in states:
+                for key in (*slots, *counters):
+                    value = state.get(key) if type(state) is dict and key is not None else None
+                    entry = self._owned.get(id(value))
+                    owned.append(entry[:2] if entry is not None and entry[0] is value else None)
+            cached = self._group_states[id(group)] = (group, tuple(params), slots, states, tuple(owned))
+        return cached[3], cached[4]
 
     def _views(self, p: torch.Tensor, state: dict, keys: tuple) -> tuple:
         """Flat NumPy views of a parameter and its state buffers (for a buffer fastopt owns, its
@@ -599,7 +554,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     def _adopt(self, state: dict) -> None:
         """Copy a loaded state's tensors into memory fastopt owns (the counters normalised: a
         float64 ``step``, NAdam's float32 ``mu_product``)."""
-        counters = {key: (np.float64 if bits == 64 else np.float32) for key, bits in self._counters}
+        counters = {key: (np.float64 if bits == 64 else np.float32) for key, bits in _COUNTER_BITS.items()}
         for key, value in list(state.items()):
             if key in counters:
                 if isinstance(value, torch.Tensor) and value.numel() == 1 or isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -609,24 +564,6 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 copy = self._own(aligned_full(tuple(value.shape), _DTYPES[value.dtype], huge_pages=False))
                 copy.copy_(value.detach())
                 state[key] = copy
-
-    def _advance(self, state: dict, p: torch.Tensor, keys: tuple, cls: type, fastopt_group: dict) -> Hashable:
-        """The careful path's per-parameter start of a step: create the missing buffers, advance
-        the counters, and return the scalar key."""
-        present = tuple(key for key in keys if key in state)
-        for key in keys:
-            if key not in state:
-                state[key] = self._new_buffer(p, self._initial_value(key, fastopt_group))
-        # a counter not there yet starts where the fastopt class starts it (NAdam's product at 1)
-        fresh = {} if all(name in state for name, _ in self._counters) else self._calculator(cls)._init_state(_NO_PARAM, fastopt_group)
-        arrays = [
-            self._counter(state, name, np.float64 if bits == 64 else np.float32, float(fresh.get(name, 0.0)))
-            for name, bits in self._counters
-        ]
-        key, after = self._begin_fastopt_step(cls, fastopt_group, tuple(float(a) for a in arrays), present)
-        for array, value in zip(arrays, after):
-            array[()] = value
-        return key
 
     # Checkpoints -------------------------------------------------------------------------------
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -668,81 +605,65 @@ class _FastoptOptimizer(torch.optim.Optimizer):
 # --------------------------------------------------------------------------------------------
 # The optimizers of torch.optim
 # --------------------------------------------------------------------------------------------
-def _translate(cls: type, group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """``group``'s values of ``keys`` (a 1-element tensor read as its number; ``betas`` last, by
-    ``_betas``), plus the fastopt class's convention flags at their defaults: torch's arithmetic."""
-    translated = {**cls.flag_defaults, **{key: _as_float(key, group[key]) for key in keys if key != "betas"}}
-    if "betas" in keys:
-        translated["betas"] = _betas(group)
-    return translated
+def _defaults(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's hyperparameters from its ``locals()`` (every argument but ``params`` and
+    ``backend``), in the signature's order: torch's ``defaults``."""
+    return {key: value for key, value in arguments.items() if key not in ("self", "params", "backend", "__class__")}
 
 
 class SGD(_FastoptOptimizer):
-    """``torch.optim.SGD`` stepped by ``fastopt.SGD``'s kernel; see :mod:`fastopt.torch`.
+    """``torch.optim.SGD`` stepped by fastopt's SGD kernel; see :mod:`fastopt.torch`.
 
     Same signature and defaults as torch (``lr=1e-3``), plus keyword-only ``backend`` (fastopt's
     ``"auto" | "reference" | "numba" | "cython"``).
     State: ``momentum_buffer`` (with momentum), as in torch.
     """
 
+    _algorithm = fastopt.SGD.algorithm
     _hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
-    _fastopt_class = fastopt.SGD
-    _counters = ()
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False, foreach=None, differentiable=False, fused=None,
-                 backend="auto", pack_small_tensors=None):
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize, foreach=foreach,
-                        differentiable=differentiable, fused=fused)
-        super().__init__(params, defaults, backend, pack_small_tensors)
+                 maximize=False, foreach=None, differentiable=False, fused=None, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
 
 
 class Adagrad(_FastoptOptimizer):
-    """``torch.optim.Adagrad`` stepped by ``fastopt.Adagrad``'s kernel; see :mod:`fastopt.torch`.
+    """``torch.optim.Adagrad`` stepped by fastopt's Adagrad kernel; see :mod:`fastopt.torch`.
 
     Same signature and defaults as torch (``lr=1e-2``, ``eps=1e-10``), plus ``backend``. As in
     torch, ``step`` and ``sum`` exist from the constructor on, and a group added later starts its
     ``sum`` from the constructor's ``initial_accumulator_value``.
     """
 
+    _algorithm = fastopt.Adagrad.algorithm
     _hyperparameters = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
-    _fastopt_class = fastopt.Adagrad
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
-                 foreach=None, *, maximize=False, differentiable=False, fused=None,
-                 backend="auto", pack_small_tensors=None):
-        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, foreach=foreach,
-                        maximize=maximize, differentiable=differentiable, fused=fused)
-        super().__init__(params, defaults, backend, pack_small_tensors)
+                 foreach=None, *, maximize=False, differentiable=False, fused=None, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
         for group in self.param_groups:  # torch creates Adagrad's state eagerly
             for p in group["params"]:
                 self.state[p]["step"] = self._own(aligned_full((), np.float64, 0.0))
-                self.state[p]["sum"] = self._new_buffer(p, self._initial_value("sum", group))
+                self.state[p]["sum"] = self._new_buffer(p, self.defaults["initial_accumulator_value"])
 
-
-    def _initial_value(self, key, group):
-        return self.defaults["initial_accumulator_value"] if key == "sum" else 0.0
+    def _initial_value(self, key, algorithm, group):
+        return self.defaults["initial_accumulator_value"]  # torch's rule, for a group added later
 
 
 class RMSprop(_FastoptOptimizer):
-    """``torch.optim.RMSprop`` stepped by ``fastopt.RMSprop``'s kernel; see :mod:`fastopt.torch`.
+    """``torch.optim.RMSprop`` stepped by fastopt's RMSprop kernel; see :mod:`fastopt.torch`.
 
     torch's names and defaults: ``lr=1e-2`` and ``alpha=0.99`` (fastopt's ``rho``), and torch's
     validation, which accepts any ``alpha >= 0`` (``fastopt.RMSprop`` wants ``0 <= rho < 1``).
     Plus ``backend``.
     """
 
+    _algorithm = fastopt.RMSprop.algorithm
     _hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
-                 capturable=False, foreach=None, maximize=False, differentiable=False, *,
-                 backend="auto", pack_small_tensors=None):
-        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
-                        maximize=maximize, differentiable=differentiable)
-        super().__init__(params, defaults, backend, pack_small_tensors)
+                 capturable=False, foreach=None, maximize=False, differentiable=False, *, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
 
     def _fastopt(self, group):
         from fastopt._validation import check_eps, check_lr, check_momentum, check_weight_decay
@@ -759,60 +680,49 @@ class RMSprop(_FastoptOptimizer):
         check_flag("maximize", group["maximize"])
         translated = dict(lr=lr, rho=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
                           momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"],
-                          **fastopt.RMSprop.flag_defaults)  # torch's arithmetic
-        return fastopt.RMSprop, translated
-
-
-def _betas(group: dict[str, Any]) -> object:
-    betas = group["betas"]
-    if isinstance(betas, (tuple, list)) and any(isinstance(b, torch.Tensor) for b in betas):
-        betas = tuple(_as_float("betas", b) for b in betas)
-    return betas
+                          **self._algorithm.flag_defaults)  # torch's arithmetic
+        return self._algorithm, translated
 
 
 class Adam(_FastoptOptimizer):
-    """``torch.optim.Adam`` stepped by ``fastopt.Adam``'s kernel (``fastopt.AdamW``'s with
-    ``decoupled_weight_decay=True``); see :mod:`fastopt.torch`.
+    """``torch.optim.Adam`` stepped by fastopt's Adam kernel (with its decoupled decay when
+    ``decoupled_weight_decay=True``, which is torch's AdamW); see :mod:`fastopt.torch`.
 
     Same signature and defaults as torch, plus ``backend``.
     """
 
+    _algorithm = fastopt.Adam.algorithm
     _hyperparameters = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
-                 decoupled_weight_decay=False, backend="auto", pack_small_tensors=None):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, foreach=foreach, capturable=capturable,
-                        differentiable=differentiable, fused=fused,
-                        decoupled_weight_decay=decoupled_weight_decay)
-        super().__init__(params, defaults, backend, pack_small_tensors)
+                 decoupled_weight_decay=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
 
     def _fastopt(self, group):
         betas = _betas(group)
         translated = dict(lr=_as_float("lr", group["lr"]), betas=betas, eps=group["eps"],
                           weight_decay=_as_float("weight_decay", group["weight_decay"]),
                           amsgrad=group["amsgrad"], maximize=group["maximize"],
-                          **fastopt.Adam.flag_defaults)  # torch's arithmetic
-        fastopt.Adam.check_hyperparameters(translated)
+                          **self._algorithm.flag_defaults)  # torch's arithmetic
+        self._algorithm.check(translated)
         if isinstance(betas, (tuple, list)) and not all(isinstance(b, float) for b in betas):
             raise ValueError("betas must be either both floats or both Tensors")
         check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
         translated["decoupled_weight_decay"] = bool(group["decoupled_weight_decay"])
-        return (fastopt.AdamW if group["decoupled_weight_decay"] else fastopt.Adam), translated
+        return self._algorithm, translated
 
 
 class AdamW(Adam):
     """``torch.optim.AdamW`` (Adam with ``decoupled_weight_decay=True``, ``weight_decay=1e-2``),
-    stepped by ``fastopt.AdamW``'s kernel; see :mod:`fastopt.torch`."""
+    stepped by fastopt's Adam kernel with its decoupled decay; see :mod:`fastopt.torch`."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
-                 backend="auto", pack_small_tensors=None):
+                 backend="auto"):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
                          capturable=capturable, differentiable=differentiable, fused=fused,
-                         decoupled_weight_decay=True, backend=backend,
-                         pack_small_tensors=pack_small_tensors)
+                         decoupled_weight_decay=True, backend=backend)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -821,43 +731,37 @@ class AdamW(Adam):
 
 
 class Adadelta(_FastoptOptimizer):
-    """``torch.optim.Adadelta`` stepped by ``fastopt.Adadelta``'s kernel; see :mod:`fastopt.torch`.
+    """``torch.optim.Adadelta`` stepped by fastopt's Adadelta kernel; see :mod:`fastopt.torch`.
 
     Same signature and defaults as torch (``lr=1.0``, ``rho=0.9``, ``eps=1e-6``; ``rho=1`` is
     accepted, as in torch), plus ``backend``. State: ``step``, ``square_avg``, ``acc_delta``.
     """
 
+    _algorithm = fastopt.Adadelta.algorithm
     _hyperparameters = ("lr", "rho", "eps", "weight_decay", "maximize")
-    _fastopt_class = fastopt.Adadelta
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
-                 capturable=False, maximize=False, differentiable=False,
-                 backend="auto", pack_small_tensors=None):
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        capturable=capturable, foreach=foreach, differentiable=differentiable)
-        super().__init__(params, defaults, backend, pack_small_tensors)
+                 capturable=False, maximize=False, differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
 
 
 class Adamax(_FastoptOptimizer):
-    """``torch.optim.Adamax`` stepped by ``fastopt.Adamax``'s kernel; see :mod:`fastopt.torch`.
+    """``torch.optim.Adamax`` stepped by fastopt's Adamax kernel; see :mod:`fastopt.torch`.
 
     Same signature and defaults as torch (``lr=2e-3``), plus ``backend``.
     State: ``step``, ``exp_avg``, ``exp_inf``.
     """
 
+    _algorithm = fastopt.Adamax.algorithm
     _hyperparameters = ("lr", "betas", "eps", "weight_decay", "maximize")
-    _fastopt_class = fastopt.Adamax
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
-                 maximize=False, differentiable=False, capturable=False,
-                 backend="auto", pack_small_tensors=None):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
-                        maximize=maximize, differentiable=differentiable, capturable=capturable)
-        super().__init__(params, defaults, backend, pack_small_tensors)
+                 maximize=False, differentiable=False, capturable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
 
 
 class NAdam(_FastoptOptimizer):
-    """``torch.optim.NAdam`` stepped by ``fastopt.NAdam``'s kernel; see :mod:`fastopt.torch`.
+    """``torch.optim.NAdam`` stepped by fastopt's NAdam kernel; see :mod:`fastopt.torch`.
 
     Same signature and defaults as torch (``lr=2e-3``, ``momentum_decay=4e-3``,
     ``decoupled_weight_decay``), plus ``backend``. State: ``step``, ``exp_avg``, ``exp_avg_sq``
@@ -865,44 +769,35 @@ class NAdam(_FastoptOptimizer):
     a float64 parameter's dtype; fastopt keeps it float32, loading either).
     """
 
+    _algorithm = fastopt.NAdam.algorithm
     _hyperparameters = ("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize")
-    _fastopt_class = fastopt.NAdam
-    _counters = (("step", 64), ("mu_product", 32))
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False, backend="auto", pack_small_tensors=None):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
-                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
-                        capturable=capturable, differentiable=differentiable)
-        super().__init__(params, defaults, backend, pack_small_tensors)
+                 differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
 
 
 class RAdam(_FastoptOptimizer):
-    """``torch.optim.RAdam`` stepped by ``fastopt.RAdam``'s kernel; see :mod:`fastopt.torch`.
+    """``torch.optim.RAdam`` stepped by fastopt's RAdam kernel; see :mod:`fastopt.torch`.
 
     Same signature and defaults as torch (``decoupled_weight_decay``), plus ``backend``.
     State: ``step``, ``exp_avg``, ``exp_avg_sq``.
     """
 
+    _algorithm = fastopt.RAdam.algorithm
     _hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize")
-    _fastopt_class = fastopt.RAdam
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False, *,
-                 foreach=None, maximize=False, capturable=False, differentiable=False,
-                 backend="auto", pack_small_tensors=None):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
-                        capturable=capturable, differentiable=differentiable)
-        super().__init__(params, defaults, backend, pack_small_tensors)
-
+                 foreach=None, maximize=False, capturable=False, differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
 
 
 # --------------------------------------------------------------------------------------------
 # lion-pytorch's Lion
 # --------------------------------------------------------------------------------------------
 class Lion(_FastoptOptimizer):
-    """``lion_pytorch.Lion`` stepped by ``fastopt.Lion``'s kernel; see :mod:`fastopt.torch`.
+    """``lion_pytorch.Lion`` stepped by fastopt's Lion kernel; see :mod:`fastopt.torch`.
 
     lion-pytorch's signature and defaults: ``lr=1e-4``, ``betas=(0.9, 0.99)``,
     ``weight_decay=0.0``, ``use_triton=False`` (True is refused: Triton kernels run on GPUs) and
@@ -915,9 +810,8 @@ class Lion(_FastoptOptimizer):
     where lion-pytorch asserts ``lr > 0`` and betas in ``[0, 1]``.
     """
 
+    _algorithm = fastopt.Lion.algorithm
     _hyperparameters = ("lr", "betas", "weight_decay", "maximize")
-    _fastopt_class = fastopt.Lion
-    _counters = ()
     _pickled = ("backend", "_init_lr", "decoupled_wd")
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, use_triton=False,
@@ -932,12 +826,12 @@ class Lion(_FastoptOptimizer):
         super().__init__(params, defaults, backend)
 
     def _fastopt(self, group):
-        cls, translated = super()._fastopt(group)
+        algorithm, translated = super()._fastopt(group)
         if self.decoupled_wd:
             if not self._init_lr > 0:
                 raise ValueError("decoupled_weight_decay=True divides weight_decay by the initial lr, which must be > 0")
             translated["weight_decay"] = translated["weight_decay"] / self._init_lr
-        return cls, translated
+        return algorithm, translated
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -192,10 +192,11 @@ def test_kernel_arguments_are_what_the_optimizer_passes(name, dtype):
         def __missing__(self, dtype):
             return lambda *args: seen.append(args)
 
-    if hasattr(optimizer, "_kernels"):  # one kernel per dtype
-        optimizer._kernels = Recorder()
-    else:
-        optimizer._kernel = Recorder()[None]
+    class RecordingKernels:  # stands in for the kernels of the optimizer's one group
+        single = Recorder()
+
+    (plan,) = optimizer._plans
+    plan.kernels = RecordingKernels()
     optimizer.step([grad])
 
     (passed,) = seen

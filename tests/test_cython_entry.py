@@ -31,11 +31,11 @@ def kernel_arguments(name, dtype, size=37, seed=0):
     for _ in range(2):
         opt.step([rng.standard_normal(size).astype(dtype)])
     group, state = opt.param_groups[0], opt.state.get(0, {})
-    key = opt._begin_step(opt._params[0], dict(state), group)
-    arrays = [state[slot].reshape(-1).copy() if slot else np.empty(0, dtype) for slot in opt._kernel_slots(group)]
+    key = opt.algorithm.advance(group, dict(state), ())
+    arrays = [state[slot].reshape(-1).copy() if slot else np.empty(0, dtype) for slot in opt.algorithm.slots(group)]
     param = opt._params[0].reshape(-1).copy()
     grad = rng.standard_normal(size).astype(dtype)
-    return [param, grad, *arrays], list(opt._kernel_scalars(group, key, np.dtype(dtype)))
+    return [param, grad, *arrays], list(opt.algorithm.scalars(group, key, np.dtype(dtype)))
 
 
 def copies(arrays):

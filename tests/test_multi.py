@@ -23,13 +23,22 @@ FULL = {
 }
 
 
+class CountedKernels:
+    """An optimizer's kernels, counting its multi-tensor calls (one per group and step)."""
+
+    def __init__(self, kernels, calls):
+        self.kernels, self.calls = kernels, calls
+        self.single, self.parallel = kernels.single, kernels.parallel
+
+    def step_batch(self, dtype, batch, *args):
+        self.calls.append(batch.__class__.__name__)
+        self.kernels.step_batch(dtype, batch, *args)
+
+
 def count_batched_calls(opt):
     calls = []
-    for dtype, kernel in list(opt._many_kernels.items()):
-        def counted(*args, kernel=kernel):
-            calls.append(args[0].__class__.__name__)
-            kernel(*args)
-        opt._many_kernels[dtype] = counted
+    for plan in opt._plans:  # the groups' plans (their hyperparameters do not change below)
+        plan.kernels = CountedKernels(plan.kernels, calls)
     return calls
 
 
@@ -101,8 +110,8 @@ class Subclass(np.ndarray):
 
 
 def test_gather_declines_everything_it_cannot_vouch_for():
-    def attempt(params, grads, states, slots=("exp_avg",), previous=3, typenum=12):
-        return Batch().gather(params, grads, states, slots, "step", previous, typenum)
+    def attempt(params, grads, states, slots=("exp_avg",), counters=("step",), typenum=12):
+        return Batch().gather(params, grads, states, slots, counters, typenum)
 
     p, g = np.zeros(8), np.ones(8)
     state = {"step": 3, "exp_avg": np.zeros(8)}
@@ -113,7 +122,7 @@ def test_gather_declines_everything_it_cannot_vouch_for():
     unaligned = np.frombuffer(np.zeros(8 * 8 + 1, np.uint8).data, np.float64, 8, offset=1)
     declined = {
         "no state yet": ([p], [g], [None]),
-        "another step count": ([p], [g], [{**state, "step": 2}]),
+        "no step counter": ([p], [g], [{"exp_avg": np.zeros(8)}]),
         "missing buffer": ([p], [g], [{"step": 3}]),
         "buffer of another size": ([p], [g], [{**state, "exp_avg": np.zeros(7)}]),
         "gradient of another dtype": ([p], [g.astype(np.float32)], [state]),
@@ -130,6 +139,11 @@ def test_gather_declines_everything_it_cannot_vouch_for():
     for reason, args in declined.items():
         assert attempt(*args) == 0, reason
     assert attempt([p, p.copy()], [g, g], [state, {"step": 3, "exp_avg": np.zeros(8)}]) == -1
+    # the counters must agree, value and type: one set of kernel scalars serves every row
+    assert attempt([p, p.copy()], [g, g], [state, {"step": 2, "exp_avg": np.zeros(8)}]) == 1
+    assert attempt([p, p.copy()], [g, g], [state, {"step": 3.0, "exp_avg": np.zeros(8)}]) == 1
+    nan = {"step": 3, "mu_product": np.float32("nan"), "exp_avg": np.zeros(8)}
+    assert attempt([p, p.copy()], [g, g], [nan, dict(nan)], counters=("step", "mu_product")) == 1
     assert attempt([p, p.copy()], [g, g.astype(np.float32)], [state, dict(state)]) == 1
 
 
@@ -144,7 +158,7 @@ def _adam_rows(count, size=8):
 
 
 def _gather(batch, params, grads, states, slots=("exp_avg", "exp_avg_sq", None)):
-    return batch.gather(params, grads, states, slots, "step", 3, np.dtype(np.float64).num)
+    return batch.gather(params, grads, states, slots, ("step",), np.dtype(np.float64).num)
 
 
 def test_gather_declines_buffers_that_share_memory_with_any_written_array():

@@ -346,11 +346,11 @@ def direct_kernel_call(name, backend, short):
     opt = SPECS[name].cls([np.ones(8)], backend="reference", **SPECS[name].torch_configs[-1])
     opt.step([np.ones(8)])  # creates every state buffer
     group = opt.param_groups[0]
-    slots = [slot for slot in opt._kernel_slots(group) if slot is not None]
+    slots = [slot for slot in opt.algorithm.slots(group) if slot is not None]
     state = opt.state.get(0, {})
     if short == "state" and not slots:
         pytest.skip(f"{name} with these options keeps no state buffer")
-    scalars = opt._kernel_scalars(group, opt._begin_step(opt._params[0], state, group), np.dtype(np.float64))
+    scalars = opt.algorithm.scalars(group, opt.algorithm.advance(group, dict(state), ()), np.dtype(np.float64))
     buffers = {slot: state[slot].reshape(-1).copy() for slot in slots}
     view, buffer = guarded(4)
     view[:] = 0.5
@@ -362,7 +362,7 @@ def direct_kernel_call(name, backend, short):
         buffers[label] = view
     param = np.ones(8)
     kernel = _backends.get_kernel(SPECS[name].cls.kernel, backend)
-    all_buffers = [buffers.get(slot, np.empty(0)) if slot else np.empty(0) for slot in opt._kernel_slots(group)]
+    all_buffers = [buffers.get(slot, np.empty(0)) if slot else np.empty(0) for slot in opt.algorithm.slots(group)]
     try:
         kernel(param, grad, *all_buffers, *scalars, 1)
     finally:
@@ -378,7 +378,7 @@ def test_a_kernel_called_with_a_short_array_raises_naming_it(name, backend, shor
     """Nothing written (param, and the guard zone past the short array), and the array named."""
     kernel = f"{SPECS[name].cls.kernel}_update"
     opt = SPECS[name].cls([np.ones(8)], backend="reference", **SPECS[name].torch_configs[-1])
-    slots = opt._kernel_slots(opt.param_groups[0])
+    slots = opt.algorithm.slots(opt.param_groups[0])
     arguments = list(inspect.signature(getattr(importlib.import_module(f"fastopt.{opt.kernel}.reference"), kernel)).parameters)
     # the kernel names the array by its argument (Adagrad's state "sum" is its state_sum)
     label = "grad" if short == "grad" else next((arguments[2 + k] for k, s in enumerate(slots) if s), None)
@@ -433,7 +433,7 @@ def test_a_declined_batch_is_empty_for_the_many_kernel():
         params = [np.ones(1000) for _ in range(64)]
         grads = [np.ones(1000) for _ in range(63)] + [np.ones(1000, np.float32)]  # the last is declined
         batch = Batch()
-        declined_at = batch.gather(params, grads, [None] * 64, (None,), None, -1, np.dtype(np.float64).num)
+        declined_at = batch.gather(params, grads, [None] * 64, (None,), (), np.dtype(np.float64).num)
         assert declined_at == 63, declined_at
         many["double"](batch, False, 0.0, 1.0, 0.0, True, 1.0, False, 0.5, 1, 1 << 30)
         changed = sum(int(np.any(p != 1.0)) for p in params)

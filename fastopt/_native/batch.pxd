@@ -11,10 +11,12 @@ cdef class Batch:
     cdef Py_ssize_t width        # pointers per row: param, grad, then one per state slot
     cdef void** pointers         # count x width data pointers (NULL for an unused slot)
     cdef Py_ssize_t* sizes       # elements per row (0 for a parameter without gradient)
+    cdef object _table           # ... the NumPy arrays (intp) that hold them: pointers, and
+    cdef object _row_sizes       # sizes (what a Numba multi-tensor kernel reads)
     # Bookkeeping of Batch.gather / Batch.gather_tensors:
-    cdef list _stepped           # the state dicts whose step counter this batch advances
-    cdef object _step_key
-    cdef Py_ssize_t _next_step
+    cdef list _stepped           # the state dicts whose counters this batch advances (gather)
+    cdef tuple _counter_keys     # their keys, and the values they all hold (None after
+    cdef object _counter_objects # gather_tensors, whose counters are tensors: see _values)
     cdef PyObject** _refs        # a strong reference to every array/tensor whose pointer is recorded
     cdef Py_ssize_t _n_refs
     cdef Order _order            # the sorted order of the last gather's address ranges (a reused

@@ -50,6 +50,7 @@ cdef extern from "Python.h":
     void PyErr_Clear()
 
 cdef object _GRAD = "grad"
+cdef object _MISSING = object()  # a counter a state dict does not hold
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,22 +79,27 @@ cdef class Batch
 
 
 cdef int _allocate(Batch self, Py_ssize_t count, Py_ssize_t width, Py_ssize_t n_counters, Py_ssize_t n_refs) except -1:
-    """Fresh tables for ``count`` rows (the references of the previous gather released)."""
+    """Tables for ``count`` rows (the references of the previous gather released). The pointer
+    and size tables are NumPy arrays, kept while the batch's shape stays the same: a Numba kernel
+    reads them as they are (see ``table``)."""
     _release(self)
-    PyMem_Free(self.pointers)
-    PyMem_Free(self.sizes)
     PyMem_Free(self.counters)
     PyMem_Free(self.counter_bits)
     PyMem_Free(self._values)
     self.counters, self.counter_bits, self._values = NULL, NULL, NULL
-    self.pointers = <void**> PyMem_Malloc(max(count * width, 1) * sizeof(void*))
-    self.sizes = <Py_ssize_t*> PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
+    cdef cnp.npy_intp shape[2]
+    if self._table is None or (<cnp.ndarray> self._table).shape[0] != count or (<cnp.ndarray> self._table).shape[1] != width:
+        shape[0], shape[1] = count, width
+        self._table = cnp.PyArray_ZEROS(2, shape, cnp.NPY_INTP, 0)
+        self._row_sizes = cnp.PyArray_ZEROS(1, shape, cnp.NPY_INTP, 0)
+    self.pointers = <void**> cnp.PyArray_DATA(<cnp.ndarray> self._table)
+    self.sizes = <Py_ssize_t*> cnp.PyArray_DATA(<cnp.ndarray> self._row_sizes)
     self._refs = <PyObject**> PyMem_Malloc(max(n_refs, 1) * sizeof(PyObject*))
     if n_counters:
         self.counters = <void**> PyMem_Malloc(count * n_counters * sizeof(void*))
         self.counter_bits = <int*> PyMem_Malloc(n_counters * sizeof(int))
         self._values = <double*> PyMem_Malloc(n_counters * sizeof(double))
-    if (self.pointers == NULL or self.sizes == NULL or self._refs == NULL
+    if (self._refs == NULL
             or (n_counters and (self.counters == NULL or self.counter_bits == NULL or self._values == NULL))):
         raise MemoryError()
     # No row is usable until every row has been checked: a declined batch stays empty.
@@ -173,8 +179,6 @@ cdef class Batch:
     def __dealloc__(self):
         _release(self)
         _forget_owned(self)
-        PyMem_Free(self.pointers)
-        PyMem_Free(self.sizes)
         PyMem_Free(self.counters)
         PyMem_Free(self.counter_bits)
         PyMem_Free(self._values)
@@ -184,28 +188,46 @@ cdef class Batch:
         """Forget the rows and drop the references to the arrays (after the kernel has run)."""
         self.count = 0
         self._stepped = []
+        self._counter_objects = None
         _release(self)
 
-    def gather(self, list params, list grads, list states, tuple slots, object step_key,
-               Py_ssize_t previous_step, int typenum):
-        """Check and record a group; return -1 if every array is fit, else the index of the first
-        parameter the careful path must handle. Nothing is modified.
+    @property
+    def table(self):
+        """The data pointers, one row per parameter (``param, grad``, then each state slot; 0 for
+        an unused slot or a parameter without gradient), as an ``intp`` array of shape
+        ``(rows, width)``: what a Numba multi-tensor kernel reads (see ``fastopt._jit``)."""
+        return self._table
+
+    @property
+    def row_sizes(self):
+        """The elements of each row's arrays (0 for a parameter without gradient), ``intp``."""
+        return self._row_sizes
+
+    def gather(self, list params, list grads, list states, tuple slots, tuple counters, int typenum):
+        """Check and record a group of NumPy arrays; return -1 if every array is fit, else the
+        index of the first parameter the careful path must handle. Nothing is modified.
 
         ``states[k]`` is parameter k's state dict (or None before its first step), ``slots`` the
-        state keys the kernel takes in order (None for an unused slot), ``step_key`` the key of
-        the step counter (None if the optimizer keeps none), which must equal ``previous_step``
-        for every parameter with a gradient.
+        state keys the kernel takes in order (None for an unused slot), ``counters`` the keys of
+        the scalar state entries (the step counter, NAdam's ``mu_product``) that every parameter
+        with a gradient must hold, each of one type and one value in all of them. Afterwards
+        :attr:`counter_values` holds those values (None if no parameter has a gradient) and
+        :meth:`commit_counters` writes the next ones into every state dict that steps.
         """
-        cdef Py_ssize_t k, s, count = len(params), n_slots = len(slots), width = 2 + n_slots
+        cdef Py_ssize_t k, s, c, count = len(params), n_slots = len(slots), width = 2 + n_slots
+        cdef Py_ssize_t n_counters = len(counters)
         cdef Py_ssize_t found
-        cdef bint needs_state = step_key is not None or any(slot is not None for slot in slots)
+        cdef bint needs_state = n_counters > 0 or any(slot is not None for slot in slots)
         cdef cnp.ndarray param, grad, buffer
         cdef void** row
         cdef Extents extents
+        cdef list first = None, values
         if len(grads) != count or len(states) != count:
             return 0
         _allocate(self, count, width, 0, count * width)
         self._stepped = []
+        self._counter_keys = counters
+        self._counter_objects = None
         extents_init(&extents, count, 1 + n_slots)
         try:
             for k in range(count):
@@ -228,10 +250,17 @@ cdef class Batch:
                 if needs_state:
                     if type(state) is not dict:
                         return k
-                    if step_key is not None:
-                        step = (<dict> state).get(step_key)
-                        if type(step) is not int or step != previous_step:
-                            return k
+                    if n_counters:
+                        values = [(<dict> state).get(key, _MISSING) for key in counters]
+                        if first is None:
+                            for c in range(n_counters):
+                                if values[c] is _MISSING:
+                                    return k
+                            first = values
+                        else:
+                            for c in range(n_counters):
+                                if type(values[c]) is not type(first[c]) or not (values[c] == first[c]):
+                                    return k  # (NaN equals nothing)
                         self._stepped.append(state)
                 self.sizes[k] = cnp.PyArray_SIZE(param)
                 row[0] = cnp.PyArray_DATA(param)
@@ -252,6 +281,7 @@ cdef class Batch:
                     row[2 + s] = cnp.PyArray_DATA(buffer)
                     _keep(self, <PyObject*> buffer)
                     extents_add(&extents, 1 + s, row[2 + s], cnp.PyArray_NBYTES(buffer), k)
+                self._stepped_any = True
             # Parameters and buffers of different rows must not share memory either (an edited
             # state, e.g. one buffer in two slots, or a buffer that is a view of a parameter):
             # the kernel's result would then depend on the order of the rows.
@@ -260,16 +290,9 @@ cdef class Batch:
                 return found
         finally:
             extents_free(&extents)
-        self._step_key = step_key
-        self._next_step = previous_step + 1
+        self._counter_objects = tuple(first) if first is not None else ()
         self.count = count
         return -1
-
-    def commit_steps(self):
-        """Advance the step counter of every parameter with a gradient (call once, after gather)."""
-        for state in self._stepped:
-            state[self._step_key] = self._next_step
-        self._stepped = []
 
     # ----------------------------------------------------------------------------------------
     def gather_tensors(self, list params, list states, tuple slots, tuple counters, tuple owned=None):
@@ -324,6 +347,7 @@ cdef class Batch:
             if owned is not self._owned_key:
                 _resolve_owned(self, owned)
         _allocate(self, count, width, n_counters, count * (width + n_counters))
+        self._counter_objects = None
         keys = <PyObject**> PyMem_Malloc(max(n_slots + n_counters, 1) * sizeof(PyObject*))
         if keys == NULL:
             raise MemoryError()
@@ -430,17 +454,29 @@ cdef class Batch:
 
     @property
     def counter_values(self):
-        """The counters' common values before the step, as floats (``gather_tensors``; None when
-        no parameter of the group has a gradient, or before a successful gather)."""
+        """The counters' common values before the step (None when no parameter of the group has a
+        gradient, or before a successful gather): the objects the state dicts hold, after
+        :meth:`gather`; floats read from the counter tensors, after :meth:`gather_tensors`."""
         if self.count == 0 or not self._stepped_any:
             return None
+        if self._counter_objects is not None:
+            return self._counter_objects
         return tuple([self._values[c] for c in range(self.n_counters)])
 
     def commit_counters(self, tuple values):
-        """Write ``values`` (one per counter, in ``gather_tensors``' order) into the counters of
-        every parameter with a gradient (call once, after a successful ``gather_tensors``)."""
+        """Write ``values`` (one per counter, in the gather's order) into the counters of every
+        parameter with a gradient (call once, after a successful gather): into its state dict
+        after :meth:`gather`, into its counter tensors after :meth:`gather_tensors`."""
         cdef Py_ssize_t k, c
         cdef void* target
+        if self._counter_objects is not None:
+            if len(values) != len(self._counter_keys):
+                raise ValueError(f"expected {len(self._counter_keys)} counter values, got {len(values)}")
+            for state in self._stepped:
+                for key, value in zip(self._counter_keys, values):
+                    state[key] = value
+            self._stepped = []
+            return
         if len(values) != self.n_counters:
             raise ValueError(f"expected {self.n_counters} counter values, got {len(values)}")
         for c in range(self.n_counters):

@@ -63,10 +63,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer, weight_decay_scalars
+from .._engine import Algorithm, weight_decay_scalars
+from .._optimizer import Optimizer, hyperparameters
 from .._validation import check_eps, check_flag, check_lr, check_real, check_weight_decay
 
-__all__ = ["Adadelta"]
+__all__ = ["Adadelta", "AdadeltaAlgorithm"]
+
+
+class AdadeltaAlgorithm(Algorithm):
+    """Adadelta's rules, for ``fastopt.Adadelta`` and ``fastopt.torch.Adadelta``; the maths is in
+    :mod:`fastopt.adadelta`."""
+
+    kernel = "adadelta"
+    buffers = ("square_avg", "acc_delta")
+    # its step counter counts steps for torch's state layout; the update does not use it
+    required = ("step", "square_avg", "acc_delta")
+    flag_defaults = {"decoupled_weight_decay": False}
+
+    def check(self, group: dict[str, Any]) -> None:
+        """torch.optim's checks, in torch's order (``rho = 1`` is accepted, as in torch)."""
+        check_lr(group["lr"])
+        check_real("rho", group["rho"])
+        if not 0.0 <= group["rho"] <= 1.0:
+            raise ValueError(f"Invalid rho value: {group['rho']}")
+        check_eps(group["eps"])
+        check_weight_decay(group["weight_decay"])
+        check_flag("maximize", group["maximize"])
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("square_avg", "acc_delta")
+
+    def group_scalars(self, group: dict[str, Any], dtype) -> tuple:
+        cast = dtype.type
+        return (
+            bool(group["maximize"]),
+            *weight_decay_scalars(group, dtype),
+            cast(group["rho"]),
+            cast(1.0 - group["rho"]),
+            cast(group["eps"]),
+            cast(group["lr"]),
+        )
 
 
 class Adadelta(Optimizer):
@@ -96,10 +133,7 @@ class Adadelta(Optimizer):
     """
 
     name = "adadelta"
-    state_keys = ("step", "square_avg", "acc_delta")
-    required_state_keys = state_keys
-
-    flag_defaults = {"decoupled_weight_decay": False}
+    algorithm = AdadeltaAlgorithm()
     conventions = {
         "torch": dict(lr=1.0, rho=0.9, eps=1e-6, decoupled_weight_decay=False),
         "keras": dict(lr=1e-3, rho=0.95, eps=1e-7, decoupled_weight_decay=True),
@@ -119,41 +153,4 @@ class Adadelta(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, backend)
-
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        """torch.optim's checks, in torch's order (``rho = 1`` is accepted, as in torch)."""
-        check_lr(group["lr"])
-        check_real("rho", group["rho"])
-        if not 0.0 <= group["rho"] <= 1.0:
-            raise ValueError(f"Invalid rho value: {group['rho']}")
-        check_eps(group["eps"])
-        check_weight_decay(group["weight_decay"])
-        check_flag("maximize", group["maximize"])
-        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
-
-    def _init_state(self, param, group):
-        return {"step": 0, "square_avg": self._zeros_like(param), "acc_delta": self._zeros_like(param)}
-
-    def _begin_step(self, param, state, group):
-        state["step"] += 1  # t is not used by the update; kept for torch's state layout
-        return None  # the scalars do not change from step to step
-
-    def _kernel_slots(self, group):
-        return ("square_avg", "acc_delta")
-
-    def _kernel_scalars(self, group, key, dtype):
-        cast = dtype.type
-        return (
-            bool(group["maximize"]),
-            *weight_decay_scalars(group, dtype),
-            cast(group["rho"]),
-            cast(1.0 - group["rho"]),
-            cast(group["eps"]),
-            cast(group["lr"]),
-        )
+        super().__init__(params, hyperparameters(locals()), backend)

@@ -6,7 +6,7 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -29,8 +29,3 @@ def adadelta_update(param, grad, square_avg, acc_delta, maximize, weight_decay, 
         delta = np.sqrt(u + eps) / std * d                                           # (5)
         acc_delta[i] = rho * u + one_minus_rho * delta * delta                       # (6)
         param[i] = p - lr * delta                                                    # (7)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-adadelta_update_parallel = parallel_twin(adadelta_update)

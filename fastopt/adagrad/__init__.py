@@ -63,12 +63,55 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer, weight_decay_scalars
+from .._engine import Algorithm, weight_decay_scalars
+from .._optimizer import Optimizer, hyperparameters
 from .._validation import check_eps, check_flag, check_lr, check_nonnegative, check_weight_decay
 
-__all__ = ["Adagrad"]
+__all__ = ["Adagrad", "AdagradAlgorithm"]
 
 FLAGS = ("eps_inside_sqrt", "decoupled_weight_decay")
+
+
+class AdagradAlgorithm(Algorithm):
+    """Adagrad's rules, for ``fastopt.Adagrad`` and ``fastopt.torch.Adagrad``; the maths is in
+    :mod:`fastopt.adagrad`."""
+
+    kernel = "adagrad"
+    buffers = ("sum",)
+    required = ("step", "sum")
+    eager = True  # as torch: step = 0 and sum = G_0 exist before the first step
+    flag_defaults = dict.fromkeys(FLAGS, False)
+
+    def check(self, group: dict[str, Any]) -> None:
+        check_lr(group["lr"])
+        check_nonnegative("lr_decay", group["lr_decay"], f"Invalid lr_decay value: {group['lr_decay']}")
+        check_weight_decay(group["weight_decay"])
+        value = group["initial_accumulator_value"]
+        check_nonnegative(
+            "initial_accumulator_value", value, f"Invalid initial_accumulator_value value: {value}"
+        )
+        check_eps(group["eps"])
+        check_flag("maximize", group["maximize"])
+        for flag in FLAGS:
+            check_flag(flag, group[flag])
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("sum",)
+
+    def fill(self, buffer: str, group: dict[str, Any]) -> float:
+        return group["initial_accumulator_value"]  # G_0
+
+    def group_scalars(self, group: dict[str, Any], dtype) -> tuple:
+        return (
+            bool(group["maximize"]),
+            *weight_decay_scalars(group, dtype),
+            bool(group["eps_inside_sqrt"]),
+            dtype.type(group["eps"]),
+        )
+
+    def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
+        clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])                           # (3)
+        return (clr,)
 
 
 class Adagrad(Optimizer):
@@ -102,12 +145,9 @@ class Adagrad(Optimizer):
     """
 
     name = "adagrad"
-    state_keys = ("step", "sum")
-    required_state_keys = ("step", "sum")
-    eager_state = True  # as torch: step = 0 and sum = G_0 exist before the first step
-    flag_defaults = dict.fromkeys(FLAGS, False)
+    algorithm = AdagradAlgorithm()
     conventions = {
-        "torch": dict(lr=1e-2, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, **flag_defaults),
+        "torch": dict(lr=1e-2, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, **AdagradAlgorithm.flag_defaults),
         "keras": dict(lr=1e-3, lr_decay=0.0, initial_accumulator_value=0.1, eps=1e-7, eps_inside_sqrt=True,
                       decoupled_weight_decay=True),
         "optax": dict(lr_decay=0.0, initial_accumulator_value=0.1, eps=1e-7, eps_inside_sqrt=True,
@@ -129,50 +169,4 @@ class Adagrad(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-            eps_inside_sqrt=eps_inside_sqrt,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, backend)
-
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        check_lr(group["lr"])
-        check_nonnegative("lr_decay", group["lr_decay"], f"Invalid lr_decay value: {group['lr_decay']}")
-        check_weight_decay(group["weight_decay"])
-        value = group["initial_accumulator_value"]
-        check_nonnegative(
-            "initial_accumulator_value", value, f"Invalid initial_accumulator_value value: {value}"
-        )
-        check_eps(group["eps"])
-        check_flag("maximize", group["maximize"])
-        for flag in FLAGS:
-            check_flag(flag, group[flag])
-
-    def _init_state(self, param, group):
-        return {"step": 0, "sum": self._zeros_like(param, group["initial_accumulator_value"])}
-
-    def _begin_step(self, param, state, group):
-        state["step"] += 1
-        return state["step"]
-
-    def _kernel_slots(self, group):
-        return ("sum",)
-
-    def _group_scalars(self, group, dtype):
-        return (
-            bool(group["maximize"]),
-            *weight_decay_scalars(group, dtype),
-            bool(group["eps_inside_sqrt"]),
-            dtype.type(group["eps"]),
-        )
-
-    def _step_scalars(self, group, t):
-        clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])                           # (3)
-        return (clr,)
+        super().__init__(params, hyperparameters(locals()), backend)

@@ -6,7 +6,7 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -28,8 +28,3 @@ def adagrad_update(param, grad, state_sum, maximize, weight_decay, decay_factor,
         if not eps_inside_sqrt:
             std = std + eps                                                          # (5)
         param[i] = p - clr * d / std                                                 # (6)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-adagrad_update_parallel = parallel_twin(adagrad_update)

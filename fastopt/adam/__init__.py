@@ -83,30 +83,69 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer, weight_decay_scalars
-from .._validation import check_betas, check_eps, check_flag, check_lr, check_weight_decay
+from .._engine import Algorithm, moment_scalars, weight_decay_scalars
+from .._optimizer import Optimizer, hyperparameters
+from .._validation import check_adam_family, check_flag
 
-__all__ = ["Adam"]
+__all__ = ["Adam", "AdamAlgorithm"]
 
 
 FLAGS = ("eps_hat", "amsgrad_corrected_max", "decoupled_weight_decay")
 
 
-def check_adam_hyperparameters(group: dict[str, Any]) -> None:
-    """torch.optim's checks for Adam and AdamW, in torch's order, then the convention flags."""
-    check_lr(group["lr"])
-    check_eps(group["eps"])
-    check_betas(group["betas"])
-    check_weight_decay(group["weight_decay"])
-    check_flag("amsgrad", group["amsgrad"])
-    check_flag("maximize", group["maximize"])
-    for flag in FLAGS:
-        check_flag(flag, group[flag])
-    if group["eps_hat"] and group["amsgrad_corrected_max"]:
-        raise ValueError(
-            "eps_hat (Keras) and amsgrad_corrected_max (optax) cannot both be set: "
-            "the bias correction would be applied twice"
+class AdamAlgorithm(Algorithm):
+    """Adam's rules (AdamW's too: decoupled decay is its flag), for ``fastopt.Adam``,
+    ``fastopt.AdamW`` and ``fastopt.torch.Adam``; the maths is in :mod:`fastopt.adam`."""
+
+    kernel = "adam"
+    buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    required = ("step", "exp_avg", "exp_avg_sq")
+    flag_defaults = dict.fromkeys(FLAGS, False)
+
+    def check(self, group: dict[str, Any]) -> None:
+        """torch.optim's checks for Adam and AdamW, in torch's order, then the convention flags."""
+        check_adam_family(group)
+        check_flag("amsgrad", group["amsgrad"])
+        check_flag("maximize", group["maximize"])
+        for flag in FLAGS:
+            check_flag(flag, group[flag])
+        if group["eps_hat"] and group["amsgrad_corrected_max"]:
+            raise ValueError(
+                "eps_hat (Keras) and amsgrad_corrected_max (optax) cannot both be set: "
+                "the bias correction would be applied twice"
+            )
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        # the maximum (5) only with AMSGrad, also when it is switched on later (torch: KeyError)
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
+
+    def group_scalars(self, group: dict[str, Any], dtype) -> tuple:
+        """``maximize``, (2)'s ``weight_decay`` and ``decay_factor``, then the constants of (3)-(5)."""
+        return (
+            bool(group["maximize"]),
+            *weight_decay_scalars(group, dtype),
+            *moment_scalars(group, dtype),
+            bool(group["amsgrad"]),
+            bool(group["amsgrad_corrected_max"]),
         )
+
+    def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
+        """The arguments of (5)-(7) at step ``t``: ``bias_correction2``, ``eps_t`` and ``step_size``."""
+        beta1, beta2 = group["betas"]
+        bias_correction1 = 1 - beta1**t
+        bias_correction2 = 1 - beta2**t
+        # (6)-(7): alpha_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t) and eps_t = eps * sqrt(1 - beta2^t);
+        # Keras's epsilon hat keeps eps as it is, and with optax's corrected maximum (5) vmax needs
+        # no further correction (sqrt(1 - beta2^t) is then taken as 1)
+        eps = group["eps"]
+        if group["eps_hat"]:
+            step_size, eps_t = group["lr"] * bias_correction2**0.5 / bias_correction1, eps
+        elif group["amsgrad_corrected_max"] and group["amsgrad"]:
+            step_size, eps_t = group["lr"] / bias_correction1, eps
+        else:
+            bias_correction2_sqrt = bias_correction2**0.5
+            step_size, eps_t = group["lr"] * bias_correction2_sqrt / bias_correction1, eps * bias_correction2_sqrt
+        return bias_correction2, eps_t, step_size
 
 
 class Adam(Optimizer):
@@ -143,11 +182,9 @@ class Adam(Optimizer):
     """
 
     name = "adam"
-    state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    required_state_keys = ("step", "exp_avg", "exp_avg_sq")
-    flag_defaults = dict.fromkeys(FLAGS, False)
+    algorithm = AdamAlgorithm()
     conventions = {
-        "torch": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, **flag_defaults),
+        "torch": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, **AdamAlgorithm.flag_defaults),
         "keras": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7, eps_hat=True, amsgrad_corrected_max=False,
                       decoupled_weight_decay=True),
         "optax": dict(betas=(0.9, 0.999), eps=1e-8, eps_hat=False, amsgrad_corrected_max=True,
@@ -170,67 +207,4 @@ class Adam(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            eps_hat=eps_hat,
-            amsgrad_corrected_max=amsgrad_corrected_max,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, backend)
-
-    check_hyperparameters = staticmethod(check_adam_hyperparameters)
-
-    def _init_state(self, param, group):
-        return {"step": 0, "exp_avg": self._zeros_like(param), "exp_avg_sq": self._zeros_like(param)}
-
-    def _begin_step(self, param, state, group):
-        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # also when switched on later (torch: KeyError)
-            state["max_exp_avg_sq"] = self._zeros_like(param)
-        state["step"] += 1
-        return state["step"]
-
-    def _kernel_slots(self, group):
-        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
-
-    def _group_scalars(self, group, dtype):
-        return (bool(group["maximize"]), *weight_decay_scalars(group, dtype), *self._moment_constants(group, dtype))
-
-    @staticmethod
-    def _moment_constants(group, dtype) -> tuple:
-        """The step-independent arguments of (3)-(5), shared with AdamW: ``beta1`` to
-        ``amsgrad_corrected_max``."""
-        cast = dtype.type
-        beta1, beta2 = group["betas"]
-        return (
-            cast(beta1),
-            cast(1.0 - beta1),
-            cast(beta2),
-            cast(1.0 - beta2),
-            bool(group["amsgrad"]),
-            bool(group["amsgrad_corrected_max"]),
-        )
-
-    @staticmethod
-    def _step_scalars(group, t) -> tuple:
-        """The arguments of (5)-(7) at step ``t`` in float64, shared with AdamW:
-        ``bias_correction2``, ``eps_t`` and ``step_size``."""
-        beta1, beta2 = group["betas"]
-        bias_correction1 = 1 - beta1**t
-        bias_correction2 = 1 - beta2**t
-        # (6)-(7): alpha_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t) and eps_t = eps * sqrt(1 - beta2^t);
-        # Keras's epsilon hat keeps eps as it is, and with optax's corrected maximum (5) vmax needs
-        # no further correction (sqrt(1 - beta2^t) is then taken as 1)
-        eps = group["eps"]
-        if group["eps_hat"]:
-            step_size, eps_t = group["lr"] * bias_correction2**0.5 / bias_correction1, eps
-        elif group["amsgrad_corrected_max"] and group["amsgrad"]:
-            step_size, eps_t = group["lr"] / bias_correction1, eps
-        else:
-            bias_correction2_sqrt = bias_correction2**0.5
-            step_size, eps_t = group["lr"] * bias_correction2_sqrt / bias_correction1, eps * bias_correction2_sqrt
-        return bias_correction2, eps_t, step_size
+        super().__init__(params, hyperparameters(locals()), backend)

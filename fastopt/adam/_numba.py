@@ -6,7 +6,7 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -36,8 +36,3 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, maximize, weig
             max_exp_avg_sq[i] = v = vmax if (vmax >= v or vmax != vmax) else v       # (5)
         denom = np.sqrt(v) + eps_t                                                   # (6)
         param[i] = p - step_size * m / denom                                         # (7)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-adam_update_parallel = parallel_twin(adam_update)

@@ -60,10 +60,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer, weight_decay_scalars
-from .._validation import check_betas, check_eps, check_flag, check_lr, check_weight_decay
+from .._engine import Algorithm, weight_decay_scalars
+from .._optimizer import Optimizer, hyperparameters
+from .._validation import check_adam_family, check_flag
 
-__all__ = ["Adamax"]
+__all__ = ["Adamax", "AdamaxAlgorithm"]
+
+
+class AdamaxAlgorithm(Algorithm):
+    """Adamax's rules, for ``fastopt.Adamax`` and ``fastopt.torch.Adamax``; the maths is in
+    :mod:`fastopt.adamax`."""
+
+    kernel = "adamax"
+    buffers = ("exp_avg", "exp_inf")
+    required = ("step", "exp_avg", "exp_inf")
+    flag_defaults = {"eps_outside_max": False, "decoupled_weight_decay": False}
+
+    def check(self, group: dict[str, Any]) -> None:
+        """torch.optim's checks, in torch's order."""
+        check_adam_family(group)
+        check_flag("maximize", group["maximize"])
+        check_flag("eps_outside_max", group["eps_outside_max"])
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("exp_avg", "exp_inf")
+
+    def group_scalars(self, group: dict[str, Any], dtype) -> tuple:
+        cast = dtype.type
+        beta1, beta2 = group["betas"]
+        return (
+            bool(group["maximize"]),
+            *weight_decay_scalars(group, dtype),
+            cast(beta1),
+            cast(1.0 - beta1),
+            cast(beta2),
+            bool(group["eps_outside_max"]),
+            cast(group["eps"]),
+        )
+
+    def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
+        bias_correction1 = 1 - group["betas"][0] ** t
+        return (group["lr"] / bias_correction1,)
 
 
 class Adamax(Optimizer):
@@ -95,14 +133,11 @@ class Adamax(Optimizer):
     """
 
     name = "adamax"
-    state_keys = ("step", "exp_avg", "exp_inf")
-    required_state_keys = state_keys
-
-    flag_defaults = {"eps_outside_max": False, "decoupled_weight_decay": False}
+    algorithm = AdamaxAlgorithm()
     conventions = {
-        "torch": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, **flag_defaults),
+        "torch": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, **AdamaxAlgorithm.flag_defaults),
         "keras": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7, eps_outside_max=True, decoupled_weight_decay=True),
-        "optax": dict(betas=(0.9, 0.999), eps=1e-8, **flag_defaults),
+        "optax": dict(betas=(0.9, 0.999), eps=1e-8, **AdamaxAlgorithm.flag_defaults),
     }
 
     def __init__(
@@ -119,46 +154,4 @@ class Adamax(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
-            eps_outside_max=eps_outside_max, decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, backend)
-
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        """torch.optim's checks, in torch's order."""
-        check_lr(group["lr"])
-        check_eps(group["eps"])
-        check_betas(group["betas"])
-        check_weight_decay(group["weight_decay"])
-        check_flag("maximize", group["maximize"])
-        check_flag("eps_outside_max", group["eps_outside_max"])
-        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
-
-    def _init_state(self, param, group):
-        return {"step": 0, "exp_avg": self._zeros_like(param), "exp_inf": self._zeros_like(param)}
-
-    def _begin_step(self, param, state, group):
-        state["step"] += 1
-        return state["step"]
-
-    def _kernel_slots(self, group):
-        return ("exp_avg", "exp_inf")
-
-    def _group_scalars(self, group, dtype):
-        cast = dtype.type
-        beta1, beta2 = group["betas"]
-        return (
-            bool(group["maximize"]),
-            *weight_decay_scalars(group, dtype),
-            cast(beta1),
-            cast(1.0 - beta1),
-            cast(beta2),
-            bool(group["eps_outside_max"]),
-            cast(group["eps"]),
-        )
-
-    def _step_scalars(self, group, t):
-        bias_correction1 = 1 - group["betas"][0] ** t
-        return (group["lr"] / bias_correction1,)
+        super().__init__(params, hyperparameters(locals()), backend)

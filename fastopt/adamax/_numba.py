@@ -5,7 +5,7 @@ Each array element is read once into a local and each result stored once, as in 
 
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -30,8 +30,3 @@ def adamax_update(param, grad, exp_avg, exp_inf, maximize, weight_decay, decay_f
         if eps_outside_max:
             u = u + eps                                                              # (5)
         param[i] = p - step_size * m / u                                             # (5)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-adamax_update_parallel = parallel_twin(adamax_update)

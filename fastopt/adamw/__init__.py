@@ -52,9 +52,26 @@ References
 
 from __future__ import annotations
 
-from ..adam import Adam
+from typing import Any
 
-__all__ = ["AdamW"]
+from .._optimizer import Optimizer, hyperparameters
+from ..adam import Adam, AdamAlgorithm
+
+__all__ = ["AdamW", "AdamWAlgorithm"]
+
+
+class AdamWAlgorithm(AdamAlgorithm):
+    """Adam's rules with the decay always decoupled (Adam's kernel steps it, line (2))."""
+
+    flag_defaults = dict(eps_hat=False, amsgrad_corrected_max=False, decoupled_weight_decay=True)
+
+    def check(self, group: dict[str, Any]) -> None:
+        super().check(group)
+        if group["decoupled_weight_decay"] is not True:
+            raise ValueError(
+                "AdamW's weight decay is always decoupled (decoupled_weight_decay=True); "
+                "for L2 weight decay use fastopt.Adam"
+            )
 
 
 class AdamW(Adam):
@@ -86,8 +103,7 @@ class AdamW(Adam):
     """
 
     name = "adamw"
-    kernel = "adam"  # Adam's kernel, with its decoupled decay (2): one loop, not a copy of it
-    flag_defaults = dict(eps_hat=False, amsgrad_corrected_max=False, decoupled_weight_decay=True)
+    algorithm = AdamWAlgorithm()
     conventions = {
         "torch": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, eps_hat=False,
                       amsgrad_corrected_max=False),
@@ -113,20 +129,7 @@ class AdamW(Adam):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, maximize, eps_hat=eps_hat,
-            amsgrad_corrected_max=amsgrad_corrected_max, decoupled_weight_decay=decoupled_weight_decay,
-            convention=convention, backend=backend,
-        )
-
-    @staticmethod
-    def check_hyperparameters(group):
-        Adam.check_hyperparameters(group)
-        if group["decoupled_weight_decay"] is not True:
-            raise ValueError(
-                "AdamW's weight decay is always decoupled (decoupled_weight_decay=True); "
-                "for L2 weight decay use fastopt.Adam"
-            )
+        Optimizer.__init__(self, params, hyperparameters(locals()), backend)
 
     def load_state_dict(self, state_dict):
         """As :meth:`fastopt.Optimizer.load_state_dict`; a state dict saved by Adam (whose groups

@@ -63,10 +63,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer
+from .._engine import Algorithm
+from .._optimizer import Optimizer, hyperparameters
 from .._validation import check_betas, check_flag, check_lr, check_weight_decay
 
-__all__ = ["Lion"]
+__all__ = ["Lion", "LionAlgorithm"]
+
+
+class LionAlgorithm(Algorithm):
+    """Lion's rules, for ``fastopt.Lion`` and ``fastopt.torch.Lion``; the maths is in
+    :mod:`fastopt.lion`."""
+
+    kernel = "lion"
+    buffers = ("exp_avg",)
+    counters = ()  # no step counter, as lion-pytorch
+    required = ("exp_avg",)
+
+    def check(self, group: dict[str, Any]) -> None:
+        """torch.optim's conditions and messages (as for Adam)."""
+        check_lr(group["lr"])
+        check_betas(group["betas"])
+        check_weight_decay(group["weight_decay"])
+        check_flag("maximize", group["maximize"])
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("exp_avg",)
+
+    def group_scalars(self, group: dict[str, Any], dtype) -> tuple:
+        cast = dtype.type
+        beta1, beta2 = group["betas"]
+        return (
+            bool(group["maximize"]),
+            cast(1.0 - group["lr"] * group["weight_decay"]),                           # (2)
+            cast(beta1),
+            cast(1.0 - beta1),
+            cast(group["lr"]),
+            cast(beta2),
+            cast(1.0 - beta2),
+        )
 
 
 class Lion(Optimizer):
@@ -93,9 +127,7 @@ class Lion(Optimizer):
     """
 
     name = "lion"
-    state_keys = ("exp_avg",)
-    required_state_keys = state_keys
-
+    algorithm = LionAlgorithm()
     conventions = {
         "keras": dict(lr=1e-3, betas=(0.9, 0.99)),
         "optax": dict(betas=(0.9, 0.99), weight_decay=1e-3),
@@ -112,37 +144,4 @@ class Lion(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults, backend)
-
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        """torch.optim's conditions and messages (as for Adam)."""
-        check_lr(group["lr"])
-        check_betas(group["betas"])
-        check_weight_decay(group["weight_decay"])
-        check_flag("maximize", group["maximize"])
-
-    def _init_state(self, param, group):
-        return {"exp_avg": self._zeros_like(param)}
-
-    def _begin_step(self, param, state, group):
-        return None  # no step counter: the scalars do not change from step to step
-
-    step_key = None  # Lion keeps no step counter
-
-    def _kernel_slots(self, group):
-        return ("exp_avg",)
-
-    def _kernel_scalars(self, group, key, dtype):
-        cast = dtype.type
-        beta1, beta2 = group["betas"]
-        return (
-            bool(group["maximize"]),
-            cast(1.0 - group["lr"] * group["weight_decay"]),                           # (2)
-            cast(beta1),
-            cast(1.0 - beta1),
-            cast(group["lr"]),
-            cast(beta2),
-            cast(1.0 - beta2),
-        )
+        super().__init__(params, hyperparameters(locals()), backend)

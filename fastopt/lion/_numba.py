@@ -5,7 +5,7 @@ Each array element is read once into a local and each result stored once, as in 
 
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -27,8 +27,3 @@ def lion_update(param, grad, exp_avg, maximize, decay_factor, beta1, one_minus_b
         c = x if x != x else c                                                       # (3)
         param[i] = p - lr * c                                                        # (4)
         exp_avg[i] = beta2 * m + one_minus_beta2 * d                                 # (5)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-lion_update_parallel = parallel_twin(lion_update)

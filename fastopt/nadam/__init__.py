@@ -79,18 +79,11 @@ from typing import Any
 
 import numpy as np
 
-from .._optimizer import Optimizer
-from .._validation import (
-    check_betas,
-    check_eps,
-    check_flag,
-    check_lr,
-    check_nonnegative,
-    check_weight_decay,
-)
-from .._optimizer import weight_decay_scalars
+from .._engine import Algorithm, moment_scalars, weight_decay_scalars
+from .._optimizer import Optimizer, hyperparameters
+from .._validation import check_adam_family, check_flag, check_nonnegative
 
-__all__ = ["NAdam"]
+__all__ = ["NAdam", "NAdamAlgorithm"]
 
 
 def momentum_schedule(beta1: float, psi: float, t: int) -> float:
@@ -102,6 +95,82 @@ def next_mu_product(mu_product: np.float32, beta1: float, psi: float, t: int) ->
     """``Pi_t`` of (4): ``Pi_{t-1} * mu_t``, both float32, the product rounded to float32 (torch's
     ``mu_product *= mu`` on a 0-d float32 tensor)."""
     return np.float32(mu_product) * np.float32(momentum_schedule(beta1, psi, t))
+
+
+class NAdamAlgorithm(Algorithm):
+    """NAdam's rules, for ``fastopt.NAdam`` and ``fastopt.torch.NAdam``; the maths is in
+    :mod:`fastopt.nadam`."""
+
+    kernel = "nadam"
+    buffers = ("exp_avg", "exp_avg_sq")
+    counters = ("step", "mu_product")  # Pi_t (4) is a float32, as torch keeps it
+    state_keys = ("step", "exp_avg", "exp_avg_sq", "mu_product")
+    required = state_keys
+    flag_defaults = {"decoupled_weight_decay": False}
+
+    def check(self, group: dict[str, Any]) -> None:
+        """torch.optim's checks, in torch's order."""
+        check_adam_family(group)
+        check_nonnegative(
+            "momentum_decay", group["momentum_decay"], f"Invalid momentum_decay value: {group['momentum_decay']}"
+        )
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+        check_flag("maximize", group["maximize"])
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("exp_avg", "exp_avg_sq")
+
+    def initial_counters(self, group: dict[str, Any]) -> dict[str, Any]:
+        return {"step": 0, "mu_product": np.float32(1.0)}
+
+    def advance(self, group, counters, created) -> tuple:
+        counters["step"] += 1
+        t = counters["step"]
+        counters["mu_product"] = next_mu_product(counters["mu_product"], group["betas"][0], group["momentum_decay"], t)
+        return t, counters["mu_product"]  # two parameters share their scalars if both agree
+
+    def group_scalars(self, group: dict[str, Any], dtype) -> tuple:
+        return (bool(group["maximize"]), *weight_decay_scalars(group, dtype), *moment_scalars(group, dtype))
+
+    def step_scalars(self, group: dict[str, Any], key: tuple) -> tuple:
+        t, mu_product = key
+        lr = group["lr"]
+        beta1, beta2 = group["betas"]
+        mu = momentum_schedule(beta1, group["momentum_decay"], t)                     # (3)
+        mu_next = momentum_schedule(beta1, group["momentum_decay"], t + 1)           # (3)
+        mu_product = float(mu_product)  # torch's _get_value: the float32 read as a float64
+        mu_product_next = mu_product * mu_next
+        return (
+            1 - beta2**t,
+            group["eps"],
+            lr * (1.0 - mu) / (1.0 - mu_product),                                     # (8)
+            lr * mu_next / (1.0 - mu_product_next),                                   # (9)
+        )
+
+    def check_counter(self, where: str, name: str, value: object) -> None:
+        """``mu_product`` is a product of momentum coefficients, each in [0, 1): a finite real
+        number in [0, 1] (1 before the first step). Out of that range the step sizes (8)-(9)
+        would be meaningless, or overflow float32."""
+        super().check_counter(where, name, value)
+        if name == "mu_product" and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{where} must be in [0, 1] (a product of momentum coefficients), got {value!r}")
+
+    def load_counter(self, where: str, name: str, value: object) -> Any:
+        """As the base class, plus ``mu_product``: a float32 scalar (``numpy.float32``, a 0-d
+        float32 array as torch's, or a Python float that is exactly a float32)."""
+        if name != "mu_product":
+            return super().load_counter(where, name, value)
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value[()]
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (numbers.Real, np.floating))
+            or not float(np.float32(value)) == float(value)  # exactly a float32 (NaN fails)
+        ):
+            raise ValueError(f"{where} must be a float32 scalar, got {value!r}")
+        value = np.float32(value)
+        self.check_counter(where, name, value)
+        return value
 
 
 class NAdam(Optimizer):
@@ -134,10 +203,7 @@ class NAdam(Optimizer):
     """
 
     name = "nadam"
-    state_keys = ("step", "exp_avg", "exp_avg_sq", "mu_product")
-    required_state_keys = ("step", "exp_avg", "exp_avg_sq")  # and mu_product: see _load_param_state
-
-    flag_defaults = {"decoupled_weight_decay": False}
+    algorithm = NAdamAlgorithm()
     conventions = {
         "torch": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3, decoupled_weight_decay=False),
         # Keras's schedule beta1 * (1 - 0.5 * 0.96^t) is (3) with psi = 1
@@ -161,102 +227,4 @@ class NAdam(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, backend)
-
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        """torch.optim's checks, in torch's order."""
-        check_lr(group["lr"])
-        check_eps(group["eps"])
-        check_betas(group["betas"])
-        check_weight_decay(group["weight_decay"])
-        check_nonnegative(
-            "momentum_decay", group["momentum_decay"], f"Invalid momentum_decay value: {group['momentum_decay']}"
-        )
-        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
-        check_flag("maximize", group["maximize"])
-
-    def _init_state(self, param, group):
-        return {
-            "step": 0,
-            "exp_avg": self._zeros_like(param),
-            "exp_avg_sq": self._zeros_like(param),
-            "mu_product": np.float32(1.0),
-        }
-
-    def _begin_step(self, param, state, group):
-        state["step"] += 1
-        t = state["step"]
-        state["mu_product"] = next_mu_product(state["mu_product"], group["betas"][0], group["momentum_decay"], t)
-        return t, state["mu_product"]  # two parameters share their scalars if both agree
-
-    def _kernel_slots(self, group):
-        return ("exp_avg", "exp_avg_sq")
-
-    def _group_scalars(self, group, dtype):
-        cast = dtype.type
-        beta1, beta2 = group["betas"]
-        return (
-            bool(group["maximize"]),
-            *weight_decay_scalars(group, dtype),
-            cast(beta1),
-            cast(1.0 - beta1),
-            cast(beta2),
-            cast(1.0 - beta2),
-        )
-
-    def _step_scalars(self, group, key):
-        t, mu_product = key
-        lr = group["lr"]
-        beta1, beta2 = group["betas"]
-        mu = momentum_schedule(beta1, group["momentum_decay"], t)                     # (3)
-        mu_next = momentum_schedule(beta1, group["momentum_decay"], t + 1)           # (3)
-        mu_product = float(mu_product)  # torch's _get_value: the float32 read as a float64
-        mu_product_next = mu_product * mu_next
-        return (
-            1 - beta2**t,
-            group["eps"],
-            lr * (1.0 - mu) / (1.0 - mu_product),                                     # (8)
-            lr * mu_next / (1.0 - mu_product_next),                                   # (9)
-        )
-
-    def _check_scalar_state(self, where, value):
-        """``mu_product`` is a product of momentum coefficients, each in [0, 1): a finite real
-        number in [0, 1] (1 before the first step). Out of that range the step sizes (8)-(9)
-        would be meaningless, or overflow float32."""
-        super()._check_scalar_state(where, value)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{where} must be in [0, 1] (a product of momentum coefficients), got {value!r}")
-
-    def _load_param_state(self, where: str, entry: object, param: np.ndarray) -> dict[str, Any]:
-        """As the base class, plus ``mu_product``: a float32 scalar (``numpy.float32``, a 0-d
-        float32 array as torch's, or a Python float that is exactly a float32)."""
-        if not isinstance(entry, dict):
-            return super()._load_param_state(where, entry, param)  # raises its TypeError
-        loaded = super()._load_param_state(where, {k: v for k, v in entry.items() if k != "mu_product"}, param)
-        if "mu_product" not in entry:
-            raise ValueError(
-                f"{where} does not hold NAdam state (missing ['mu_product'], unknown []); "
-                "was it saved from another optimizer?"
-            )
-        value = entry["mu_product"]
-        if isinstance(value, np.ndarray) and value.ndim == 0:
-            value = value[()]
-        if (
-            isinstance(value, (bool, np.bool_))
-            or not isinstance(value, (numbers.Real, np.floating))
-            or not float(np.float32(value)) == float(value)  # exactly a float32 (NaN fails)
-        ):
-            raise ValueError(f"{where}['mu_product'] must be a float32 scalar, got {value!r}")
-        loaded["mu_product"] = np.float32(value)
-        self._check_scalar_state(f"{where}['mu_product']", loaded["mu_product"])
-        return loaded
+        super().__init__(params, hyperparameters(locals()), backend)

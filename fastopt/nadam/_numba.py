@@ -6,7 +6,7 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -29,8 +29,3 @@ def nadam_update(param, grad, exp_avg, exp_avg_sq, maximize, weight_decay, decay
         denom = np.sqrt(v / bias_correction2) + eps                                  # (7)
         p = p - grad_step * d / denom                                                # (8)
         param[i] = p - momentum_step * m / denom                                     # (9)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-nadam_update_parallel = parallel_twin(nadam_update)

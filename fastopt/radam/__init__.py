@@ -67,10 +67,58 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer, weight_decay_scalars
-from .._validation import check_betas, check_eps, check_flag, check_lr, check_weight_decay
+from .._engine import Algorithm, moment_scalars, weight_decay_scalars
+from .._optimizer import Optimizer, hyperparameters
+from .._validation import check_adam_family, check_flag
 
-__all__ = ["RAdam"]
+__all__ = ["RAdam", "RAdamAlgorithm", "rectification"]
+
+
+def rectification(beta2: float, t: int) -> tuple[float, float]:
+    """``(rho_t, r_t)`` of (6) and (7), in torch's float64 arithmetic (``r_t`` is NaN while
+    ``rho_t <= 5``, where the update does not use it)."""
+    bias_correction2 = 1 - beta2**t
+    rho_inf = 2 / (1 - beta2) - 1                                                 # (6)
+    rho_t = rho_inf - 2 * t * (beta2**t) / bias_correction2                       # (6)
+    if not rho_t > 5.0:
+        return rho_t, float("nan")
+    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5  # (7)
+    return rho_t, rect
+
+
+class RAdamAlgorithm(Algorithm):
+    """RAdam's rules, for ``fastopt.RAdam`` and ``fastopt.torch.RAdam``; the maths is in
+    :mod:`fastopt.radam`."""
+
+    kernel = "radam"
+    buffers = ("exp_avg", "exp_avg_sq")
+    required = ("step", "exp_avg", "exp_avg_sq")
+    flag_defaults = {"decoupled_weight_decay": False}
+
+    def check(self, group: dict[str, Any]) -> None:
+        """torch.optim's checks, in torch's order."""
+        check_adam_family(group)
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+        check_flag("maximize", group["maximize"])
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("exp_avg", "exp_avg_sq")
+
+    def group_scalars(self, group: dict[str, Any], dtype) -> tuple:
+        return (bool(group["maximize"]), *weight_decay_scalars(group, dtype), *moment_scalars(group, dtype))
+
+    def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
+        beta1, beta2 = group["betas"]
+        rho_t, rect = rectification(beta2, t)
+        rectified = bool(rho_t > 5.0)
+        return (
+            1 - beta1**t,
+            group["lr"],
+            rectified,
+            (1 - beta2**t) ** 0.5,
+            group["eps"],
+            rect if rectified else 1.0,
+        )
 
 
 class RAdam(Optimizer):
@@ -101,10 +149,8 @@ class RAdam(Optimizer):
     """
 
     name = "radam"
-    state_keys = ("step", "exp_avg", "exp_avg_sq")
-    required_state_keys = state_keys
-
-    flag_defaults = {"decoupled_weight_decay": False}
+    algorithm = RAdamAlgorithm()
+    rectification = staticmethod(rectification)
     conventions = {
         "torch": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, decoupled_weight_decay=False),
     }
@@ -126,69 +172,4 @@ class RAdam(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, backend)
-
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        """torch.optim's checks, in torch's order."""
-        check_lr(group["lr"])
-        check_eps(group["eps"])
-        check_betas(group["betas"])
-        check_weight_decay(group["weight_decay"])
-        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
-        check_flag("maximize", group["maximize"])
-
-    def _init_state(self, param, group):
-        return {"step": 0, "exp_avg": self._zeros_like(param), "exp_avg_sq": self._zeros_like(param)}
-
-    def _begin_step(self, param, state, group):
-        state["step"] += 1
-        return state["step"]
-
-    def _kernel_slots(self, group):
-        return ("exp_avg", "exp_avg_sq")
-
-    @staticmethod
-    def rectification(beta2: float, t: int) -> tuple[float, float]:
-        """``(rho_t, r_t)`` of (6) and (7), in torch's float64 arithmetic (``r_t`` is NaN while
-        ``rho_t <= 5``, where the update does not use it)."""
-        bias_correction2 = 1 - beta2**t
-        rho_inf = 2 / (1 - beta2) - 1                                                 # (6)
-        rho_t = rho_inf - 2 * t * (beta2**t) / bias_correction2                       # (6)
-        if not rho_t > 5.0:
-            return rho_t, float("nan")
-        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5  # (7)
-        return rho_t, rect
-
-    def _group_scalars(self, group, dtype):
-        cast = dtype.type
-        beta1, beta2 = group["betas"]
-        return (
-            bool(group["maximize"]),
-            *weight_decay_scalars(group, dtype),
-            cast(beta1),
-            cast(1.0 - beta1),
-            cast(beta2),
-            cast(1.0 - beta2),
-        )
-
-    def _step_scalars(self, group, t):
-        beta1, beta2 = group["betas"]
-        rho_t, rect = self.rectification(beta2, t)
-        rectified = bool(rho_t > 5.0)
-        return (
-            1 - beta1**t,
-            group["lr"],
-            rectified,
-            (1 - beta2**t) ** 0.5,
-            group["eps"],
-            rect if rectified else 1.0,
-        )
+        super().__init__(params, hyperparameters(locals()), backend)

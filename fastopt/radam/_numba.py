@@ -6,7 +6,7 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -32,8 +32,3 @@ def radam_update(param, grad, exp_avg, exp_avg_sq, maximize, weight_decay, decay
             param[i] = p - m_hat * lr * adaptive * rect                              # (8)
         else:
             param[i] = p - m_hat * lr                                                # (8)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-radam_update_parallel = parallel_twin(radam_update)

@@ -78,7 +78,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer, weight_decay_scalars
+from .._engine import Algorithm, weight_decay_scalars
+from .._optimizer import Optimizer, hyperparameters
 from .._validation import (
     check_eps,
     check_flag,
@@ -88,9 +89,55 @@ from .._validation import (
     check_weight_decay,
 )
 
-__all__ = ["RMSprop"]
+__all__ = ["RMSprop", "RMSpropAlgorithm"]
 
 FLAGS = ("eps_inside_sqrt", "lr_in_momentum", "decoupled_weight_decay")
+
+
+class RMSpropAlgorithm(Algorithm):
+    """RMSprop's rules, for ``fastopt.RMSprop`` and ``fastopt.torch.RMSprop`` (whose ``alpha`` is
+    ``rho`` here); the maths is in :mod:`fastopt.rmsprop`."""
+
+    kernel = "rmsprop"
+    buffers = ("square_avg", "momentum_buffer", "grad_avg")
+    # its step counter counts steps for torch's state layout; the update does not use it
+    required = ("step", "square_avg")
+    flag_defaults = dict.fromkeys(FLAGS, False)
+
+    def check(self, group: dict[str, Any]) -> None:
+        check_lr(group["lr"])
+        check_eps(group["eps"])
+        check_momentum(group["momentum"])
+        check_weight_decay(group["weight_decay"])
+        check_unit_interval("rho", group["rho"], f"Invalid rho value: {group['rho']}")
+        check_flag("centered", group["centered"])
+        check_flag("maximize", group["maximize"])
+        for flag in FLAGS:
+            check_flag(flag, group[flag])
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        # Optional buffers are created when first needed, also if the option is switched on later
+        # (torch raises KeyError then); a fresh buffer starts at zero, as on a first step.
+        return (
+            "square_avg",
+            "grad_avg" if group["centered"] else None,
+            "momentum_buffer" if group["momentum"] > 0 else None,
+        )
+
+    def group_scalars(self, group: dict[str, Any], dtype) -> tuple:
+        cast = dtype.type
+        return (
+            bool(group["maximize"]),
+            *weight_decay_scalars(group, dtype),
+            cast(group["rho"]),
+            cast(1.0 - group["rho"]),
+            bool(group["centered"]),
+            bool(group["eps_inside_sqrt"]),
+            cast(group["eps"]),
+            cast(group["momentum"]),
+            bool(group["lr_in_momentum"]),
+            cast(group["lr"]),
+        )
 
 
 class RMSprop(Optimizer):
@@ -129,11 +176,9 @@ class RMSprop(Optimizer):
     """
 
     name = "rmsprop"
-    state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
-    required_state_keys = ("step", "square_avg")
-    flag_defaults = dict.fromkeys(FLAGS, False)
+    algorithm = RMSpropAlgorithm()
     conventions = {
-        "torch": dict(lr=1e-2, rho=0.99, eps=1e-8, **flag_defaults),
+        "torch": dict(lr=1e-2, rho=0.99, eps=1e-8, **RMSpropAlgorithm.flag_defaults),
         "keras": dict(lr=1e-3, rho=0.9, eps=1e-7, eps_inside_sqrt=True, lr_in_momentum=True, decoupled_weight_decay=True),
         "optax": dict(rho=0.9, eps=1e-8, eps_inside_sqrt=True, lr_in_momentum=True, decoupled_weight_decay=False),
     }
@@ -155,63 +200,4 @@ class RMSprop(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            rho=rho,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-            eps_inside_sqrt=eps_inside_sqrt,
-            lr_in_momentum=lr_in_momentum,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, backend)
-
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        check_lr(group["lr"])
-        check_eps(group["eps"])
-        check_momentum(group["momentum"])
-        check_weight_decay(group["weight_decay"])
-        check_unit_interval("rho", group["rho"], f"Invalid rho value: {group['rho']}")
-        check_flag("centered", group["centered"])
-        check_flag("maximize", group["maximize"])
-        for flag in FLAGS:
-            check_flag(flag, group[flag])
-
-    def _init_state(self, param, group):
-        return {"step": 0, "square_avg": self._zeros_like(param)}
-
-    def _begin_step(self, param, state, group):
-        # Optional buffers are created when first needed, also if the option is switched on later
-        # (torch raises KeyError then); a fresh buffer starts at zero, as on a first step.
-        if group["momentum"] > 0 and "momentum_buffer" not in state:
-            state["momentum_buffer"] = self._zeros_like(param)
-        if group["centered"] and "grad_avg" not in state:
-            state["grad_avg"] = self._zeros_like(param)
-        state["step"] += 1  # t is not used by the update; kept for torch's state layout
-        return None  # the scalars do not change from step to step
-
-    def _kernel_slots(self, group):
-        return (
-            "square_avg",
-            "grad_avg" if group["centered"] else None,
-            "momentum_buffer" if group["momentum"] > 0 else None,
-        )
-
-    def _kernel_scalars(self, group, key, dtype):
-        cast = dtype.type
-        return (
-            bool(group["maximize"]),
-            *weight_decay_scalars(group, dtype),
-            cast(group["rho"]),
-            cast(1.0 - group["rho"]),
-            bool(group["centered"]),
-            bool(group["eps_inside_sqrt"]),
-            cast(group["eps"]),
-            cast(group["momentum"]),
-            bool(group["lr_in_momentum"]),
-            cast(group["lr"]),
-        )
+        super().__init__(params, hyperparameters(locals()), backend)

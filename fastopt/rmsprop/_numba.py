@@ -6,7 +6,7 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -46,8 +46,3 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, maximize,
                 param[i] = p - lr * b                                                # (7)
         else:
             param[i] = p - lr * d / avg                                              # (8)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-rmsprop_update_parallel = parallel_twin(rmsprop_update)

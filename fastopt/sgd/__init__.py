@@ -58,10 +58,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizer import Optimizer, weight_decay_scalars
+from .._engine import Algorithm, weight_decay_scalars
+from .._optimizer import Optimizer, hyperparameters
 from .._validation import check_flag, check_lr, check_momentum, check_real, check_weight_decay
 
-__all__ = ["SGD"]
+__all__ = ["SGD", "SGDAlgorithm"]
+
+
+class SGDAlgorithm(Algorithm):
+    """SGD's rules, for ``fastopt.SGD`` and ``fastopt.torch.SGD``; the maths is in :mod:`fastopt.sgd`."""
+
+    kernel = "sgd"
+    buffers = ("momentum_buffer",)
+    counters = ()  # SGD keeps no step counter
+    required = ()
+    flag_defaults = {"decoupled_weight_decay": False}
+
+    def check(self, group: dict[str, Any]) -> None:
+        check_lr(group["lr"])
+        check_momentum(group["momentum"])
+        check_weight_decay(group["weight_decay"])
+        check_real("dampening", group["dampening"])  # torch does not range-check dampening
+        check_flag("nesterov", group["nesterov"])
+        check_flag("maximize", group["maximize"])
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("momentum_buffer" if group["momentum"] != 0 else None,)
+
+    def advance(self, group, counters, created) -> bool:
+        # (3): torch creates the buffer whenever it is missing, holding d_t itself
+        return "momentum_buffer" in created  # first_step
+
+    def scalars(self, group: dict[str, Any], first_step: bool, dtype) -> tuple:
+        cast = dtype.type
+        return (
+            bool(group["maximize"]),
+            *weight_decay_scalars(group, dtype),
+            cast(group["momentum"]),
+            first_step,
+            cast(1.0 - group["dampening"]),
+            bool(group["nesterov"]),
+            cast(group["lr"]),
+        )
 
 
 class SGD(Optimizer):
@@ -93,10 +134,7 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
-    state_keys = ("momentum_buffer",)
-    required_state_keys = ()
-
-    flag_defaults = {"decoupled_weight_decay": False}
+    algorithm = SGDAlgorithm()
     conventions = {
         "torch": dict(lr=1e-3, decoupled_weight_decay=False),
         "keras": dict(lr=1e-2, decoupled_weight_decay=True),
@@ -117,49 +155,4 @@ class SGD(Optimizer):
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        super().__init__(params, defaults, backend)
-
-    @staticmethod
-    def check_hyperparameters(group: dict[str, Any]) -> None:
-        check_lr(group["lr"])
-        check_momentum(group["momentum"])
-        check_weight_decay(group["weight_decay"])
-        check_real("dampening", group["dampening"])  # torch does not range-check dampening
-        check_flag("nesterov", group["nesterov"])
-        check_flag("maximize", group["maximize"])
-        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-
-    def _begin_step(self, param, state, group):
-        if group["momentum"] != 0 and "momentum_buffer" not in state:
-            # (3): torch creates the buffer whenever it is missing, holding d_t itself
-            state["momentum_buffer"] = self._zeros_like(param)
-            return True  # first_step
-        return False
-
-    step_key = None  # SGD keeps no step counter
-
-    def _kernel_slots(self, group):
-        return ("momentum_buffer" if group["momentum"] != 0 else None,)
-
-    def _kernel_scalars(self, group, first_step, dtype):
-        cast = dtype.type
-        return (
-            bool(group["maximize"]),
-            *weight_decay_scalars(group, dtype),
-            cast(group["momentum"]),
-            first_step,
-            cast(1.0 - group["dampening"]),
-            bool(group["nesterov"]),
-            cast(group["lr"]),
-        )
+        super().__init__(params, hyperparameters(locals()), backend)

@@ -8,7 +8,7 @@ compiler never reloads a value it has just stored.
 
 from numba import prange
 
-from .._jit import jit_kernel, parallel_twin, require_length
+from .._jit import jit_kernel, require_length
 
 
 @jit_kernel
@@ -30,8 +30,3 @@ def sgd_update(param, grad, momentum_buffer, maximize, weight_decay, decay_facto
             momentum_buffer[i] = b = d if first_step else momentum * momentum_buffer[i] + one_minus_dampening * d  # (3)
             d = d + momentum * b if nesterov else b                                  # (4)
         param[i] = p - lr * d                                                        # (5)
-
-
-# The same source compiled with parallel=True: prange then splits the loop across threads
-# (the caller sets their number). Every element is still computed by the same operations.
-sgd_update_parallel = parallel_twin(sgd_update)

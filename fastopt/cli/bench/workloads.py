@@ -62,7 +62,7 @@ def state_arrays(name: str, hp: dict) -> tuple[str, ...]:
     """The state arrays (torch's names) that one step reads and writes, for these options: the
     kernel slots the optimizer class itself fills."""
     optimizer = _optimizer_for(name, hp)
-    return tuple(slot for slot in optimizer._kernel_slots(optimizer.param_groups[0]) if slot is not None)
+    return tuple(slot for slot in optimizer.algorithm.slots(optimizer.param_groups[0]) if slot is not None)
 
 
 @dataclass(frozen=True)
@@ -133,30 +133,30 @@ STEP = 10
 
 
 def scalar_key_at_step(optimizer, group: dict, step: int):
-    """The key of the kernel scalars at step ``step``, from the class's own hooks: a one-element
-    state advanced ``step`` times by ``_begin_step`` (for NAdam the key carries the product of its
-    momentum schedule, so it is computed, not made up)."""
-    probe = np.zeros(1)
-    state = optimizer._init_state(probe, group)
+    """The key of the kernel scalars at step ``step``, from the optimizer's own algorithm: fresh
+    counters advanced ``step`` times (for NAdam the key carries the product of its momentum
+    schedule, so it is computed, not made up)."""
+    algorithm = optimizer.algorithm
+    counters = algorithm.initial_counters(group)
     key = None
     for _ in range(step):
-        key = optimizer._begin_step(probe, state, group)
+        key = algorithm.advance(group, counters, ())
     return key
 
 
 def kernel_keywords(name: str, hp: dict, param: np.ndarray, grad: np.ndarray, state: dict, num_threads: int = 1) -> dict:
     """The kernel's arguments by name, derived by the optimizer class itself at step ``STEP``.
 
-    The class's ``_kernel_slots`` and ``_kernel_scalars`` give exactly what ``opt.step`` passes
-    (scalars computed in float64 and cast to the arrays' dtype; unused buffers are empty arrays);
-    the names come from the reference kernel's signature.
+    The algorithm's ``slots`` and ``scalars`` give exactly what ``opt.step`` passes (scalars
+    computed in float64 and cast to the arrays' dtype; unused buffers are empty arrays); the names
+    come from the reference kernel's signature.
     """
     optimizer = _optimizer_for(name, hp)
     group = optimizer.param_groups[0]
     unused = np.empty(0, param.dtype)
-    arrays = [state.get(slot, unused) if slot is not None else unused for slot in optimizer._kernel_slots(group)]
+    arrays = [state.get(slot, unused) if slot is not None else unused for slot in optimizer.algorithm.slots(group)]
     key = scalar_key_at_step(optimizer, group, STEP)
-    scalars = optimizer._kernel_scalars(group, key, param.dtype)
+    scalars = optimizer.algorithm.scalars(group, key, param.dtype)
     names = list(inspect.signature(reference_kernel(name)).parameters)
     return dict(zip(names, (param, grad, *arrays, *scalars, int(num_threads)), strict=True))
 

@@ -1,0 +1,113 @@
+"""The step: validated plans, then one kernel call per group, or one per parameter.
+
+:meth:`Engine.step` runs one optimizer step for a front end (``fastopt.Optimizer`` on NumPy
+arrays, the optimizers of ``fastopt.torch`` on tensors), in two ways that give the same bits:
+
+* **the fast path** (Cython and Numba): each group is *gathered*: every parameter, gradient and
+  state array checked in C and its address recorded in a :class:`fastopt._native.batch.Batch`,
+  with the counters (``step``...) of every parameter that steps equal. Only when every group has
+  been gathered are the counters advanced and the kernels run, one call per group, so a step is
+  applied whole or not at all. A front end declines a group (returns None) for anything the
+  gather will not vouch for: a first step (the state must be created), a new buffer, a
+  non-contiguous gradient, diverging counters, or an error to report;
+* **the careful path**: every check with its message first (a rejected step changes nothing),
+  then per parameter: create the state it lacks, advance its counters, one kernel call.
+
+What differs between NumPy arrays and tensors (how a state buffer is allocated, how a counter is
+stored, what the messages say) is the front end's; the order of events, the scalars and the
+kernels are here, once. ``inputs`` is what the front end's step was given (NumPy: the gradients), handed back as it is.
+A front end provides::
+
+    gather(inputs, index, plan, batch) -> (dtype, counters) | EMPTY | None
+    commit(batch, plan, counters) -> None          # write the advanced counters
+    check(inputs, plans) -> [(plan, item), ...]    # the careful path's checks, all of them
+    prepare(plan, item) -> (param, grad, buffers, counters, created)
+    finish(plan, item, counters) -> None
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _threads
+
+EMPTY = object()
+"""What a front end's ``gather`` returns for a group in which no parameter has a gradient."""
+
+
+class Engine:
+    """The step machinery of one optimizer (it keeps one reusable Batch per group)."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.batched = backend in ("cython", "numba") and _batches_available()
+        self._batches: list = []
+
+    def step(self, plans: list, front: Any, inputs: Any = None) -> None:
+        """One step of every group (see the module docstring)."""
+        if not (self.batched and self._step_batched(plans, front, inputs)):
+            self._step_careful(plans, front, inputs)
+
+    def _batch(self, index: int):
+        while len(self._batches) <= index:
+            from .._native.batch import Batch
+
+            self._batches.append(Batch())
+        return self._batches[index]
+
+    def _step_batched(self, plans: list, front: Any, inputs: Any) -> bool:
+        """The fast path; False, having changed nothing, when any group needs the careful one."""
+        num_threads, min_size = _threads._num_threads, _threads._min_size
+        work = []
+        used = []
+        try:
+            for index, plan in enumerate(plans):
+                batch = self._batch(index)
+                used.append(batch)
+                gathered = front.gather(inputs, index, plan, batch)
+                if gathered is None:
+                    return False
+                if gathered is EMPTY:
+                    continue
+                dtype, counters = gathered
+                if num_threads > 1 and self.backend == "numba" and _has_row_to_split(batch, min_size):
+                    return False  # Numba's twin for threads is per parameter
+                key = plan.algorithm.advance(plan.group, counters, ())
+                work.append((plan, batch, dtype, counters, plan.scalars(key, dtype)))
+            # Every group is fit: advance the counters and compute (nothing below can fail).
+            for plan, batch, dtype, counters, scalars in work:
+                front.commit(batch, plan, counters)
+                plan.kernels.step_batch(dtype, batch, scalars, num_threads, min_size)
+            return True
+        finally:
+            for batch in used:  # let go of this step's arrays
+                batch.release()
+
+    def _step_careful(self, plans: list, front: Any, inputs: Any) -> None:
+        """Every check first (the front end's ``check``), then parameter by parameter."""
+        work = front.check(inputs, plans)
+        # Everything is valid: from here on nothing raises, so a step is applied whole or not at all.
+        threads_for = _threads.threads_for
+        for plan, item in work:
+            param, grad, buffers, counters, created = front.prepare(plan, item)
+            key = plan.algorithm.advance(plan.group, counters, created)
+            front.finish(plan, item, counters)
+            scalars = plan.scalars(key, param.dtype)
+            threads = threads_for(param.size)
+            kernels = plan.kernels
+            kernel = kernels.single[param.dtype] if threads == 1 else kernels.parallel(param.dtype)
+            kernel(param, grad, *buffers, *scalars, threads)
+
+
+def _has_row_to_split(batch, min_size: int) -> bool:
+    sizes = batch.row_sizes
+    return sizes.size > 0 and int(sizes.max()) >= min_size
+
+
+def _batches_available() -> bool:
+    """Is the multi-tensor gather built (the Cython extension ``fastopt._native.batch``)?"""
+    try:
+        from .._native import batch  # noqa: F401
+    except ImportError:
+        return False
+    return True
