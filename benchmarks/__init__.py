@@ -1,1 +1,1 @@
-"""fastopt's asv benchmark suite: see README, "Performance dashboard", and benchmarks/common.py."""
+"""fastopt's asv benchmark suite: see docs/dashboard.md and benchmarks/common.py."""

@@ -67,6 +67,7 @@ What is rejected, before anything is updated (a rejected ``step`` changes nothin
 * sparse gradients (no fastopt kernel takes them; torch's SGD and Adagrad do);
 * state tensors that do not fit their parameter (dtype, size, layout, shared memory);
 * ``capturable=True`` and ``differentiable=True`` (CUDA graphs and autograd through the step).
+
 A non-contiguous *gradient* is fine: it is read through a contiguous copy. ``foreach`` and
 ``fused`` are accepted and stored (fastopt's path is used whatever they say).
 

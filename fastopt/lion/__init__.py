@@ -52,8 +52,8 @@ has no Lion.
 
 References
 ----------
-.. [1] X. Chen, C. Liang, D. Huang, E. Real, K. Wang, H. Pham, X. Dong, T. Luong, C.-J. Hsieh,
-       Y. Lu, Q. V. Le. "Symbolic Discovery of Optimization Algorithms." NeurIPS 2023,
+.. [1] X. Chen, C. Liang, D. Huang, E. Real, K. Wang, H. Pham, X. Dong, T. Luong,
+       C.-J. Hsieh, Y. Lu, Q. V. Le. "Symbolic Discovery of Optimization Algorithms." NeurIPS 2023,
        arXiv:2302.06675 (Program 1).
 .. [2] P. Wang (lucidrains). lion-pytorch 0.2.5, GitHub lucidrains/lion-pytorch,
        ``lion_pytorch/lion_pytorch.py``.
