@@ -20,12 +20,12 @@ itself on ``sys.path`` (running a script from inside it); that is detected and e
 
 How a step runs (nothing here does arithmetic of its own)
 ---------------------------------------------------------
-This module is a front end of fastopt's step engine (:mod:`fastopt._engine`), as
+This module is a front end of fastopt's step engine (``fastopt._engine``), as
 ``fastopt.Optimizer`` is for NumPy arrays. The hyperparameters of each group are checked with
 torch's conditions and messages (again only when one of them changed, value *or type*),
 translated to fastopt's names (RMSprop's ``alpha`` is fastopt's ``rho``; Adam with
 ``decoupled_weight_decay=True`` is fastopt's AdamW) and stepped by the same
-:class:`~fastopt._engine.Algorithm` as the NumPy class (``fastopt.adam.AdamAlgorithm`` ...),
+``Algorithm`` as the NumPy class (``fastopt.adam.AdamAlgorithm`` ...),
 which computes every derived scalar once in float64 and casts it to the tensors' dtype. So the
 result is the one ``fastopt.Adam`` computes on the same NumPy arrays, bit for bit, and agrees
 with ``torch.optim`` (for-loop) to a few ulp.
