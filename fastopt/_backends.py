@@ -116,7 +116,7 @@ def get_kernel(optimizer: str, backend: str, parallel: bool = False, many: bool 
     With ``many=True``, the multi-tensor kernel, which steps every row of a gathered
     :class:`fastopt._native.batch.Batch`: Cython's generated ``<optimizer>_update_many(batch,
     *scalars, num_threads, min_size)``, or Numba's twin made by :func:`fastopt._jit.many_twin`,
-    ``(table, sizes, like, *scalars, num_threads)``, for a kernel of ``arrays`` array arguments.
+    ``(table, sizes, like, (*scalars, num_threads))``, for a kernel of ``arrays`` array arguments.
     The reference has none (``None``).
     """
     module = _load_module(optimizer, backend)

@@ -77,27 +77,29 @@ def _row_array(table, row, column, size, like):
 
 
 def many_twin(kernel, arrays: int):
-    """``update_many(table, sizes, like, *scalars)``: ``kernel(*row_arrays, *scalars)`` on every
+    """``update_many(table, sizes, like, scalars)``: ``kernel(*row_arrays, *scalars)`` on every
     row of a gathered Batch (its ``table`` and ``row_sizes``; ``like`` is an empty array of the
-    dtype). ``arrays`` is the kernel's number of array arguments: param, grad and its state slots,
-    3 to 5. It runs on the calling thread; a group with a row to split across threads takes the
-    per-parameter path, which has the ``parallel=True`` twin."""
+    dtype; ``scalars`` the kernel's scalar arguments, its thread count last, as one tuple: Numba
+    dispatches a call with ``*args`` in Python, some 80 µs slower). ``arrays`` is the kernel's
+    number of array arguments: param, grad and its state slots, 3 to 5. It runs on the calling
+    thread; a group with a row to split across threads takes the per-parameter path, which has
+    the ``parallel=True`` twin."""
     if arrays == 3:
-        def update_many(table, sizes, like, *scalars):
+        def update_many(table, sizes, like, scalars):
             for k in range(sizes.shape[0]):
                 n = sizes[k]
                 if n > 0:
                     kernel(_row_array(table, k, 0, n, like), _row_array(table, k, 1, n, like),
                            _row_array(table, k, 2, n, like), *scalars)
     elif arrays == 4:
-        def update_many(table, sizes, like, *scalars):
+        def update_many(table, sizes, like, scalars):
             for k in range(sizes.shape[0]):
                 n = sizes[k]
                 if n > 0:
                     kernel(_row_array(table, k, 0, n, like), _row_array(table, k, 1, n, like),
                            _row_array(table, k, 2, n, like), _row_array(table, k, 3, n, like), *scalars)
     elif arrays == 5:
-        def update_many(table, sizes, like, *scalars):
+        def update_many(table, sizes, like, scalars):
             for k in range(sizes.shape[0]):
                 n = sizes[k]
                 if n > 0:

@@ -407,18 +407,15 @@ class Optimizer(Checkpoints):
         counters = self.algorithm.counters
         if batch.gather(members, group_grads, states, plan.slots, counters, dtype.num) != -1:
             return None
-        values = batch.counter_values
+        values = batch.counter_dict
         if values is None:
             return EMPTY
-        try:  # valid counters (all rows hold the same: one check)
-            for name, value in zip(counters, values):
-                self.algorithm.check_counter(name, name, value)
-        except (TypeError, ValueError):
+        if not self.algorithm.counters_valid(values):  # (every row holds the same: one test)
             return None  # the careful path names the entry
-        return dtype, dict(zip(counters, values))
+        return dtype, values
 
     def commit(self, batch, plan: Plan, counters: dict[str, Any]) -> None:
-        batch.commit_counters(tuple(counters.values()))
+        batch.commit_counters(counters)
 
     def check(self, grads: Sequence, plans: list[Plan]) -> list[tuple[Plan, tuple]]:
         """The careful path's checks, every one before anything changes: each gradient, then each

@@ -142,8 +142,8 @@ def test_gather_declines_everything_it_cannot_vouch_for():
     # the counters must agree, value and type: one set of kernel scalars serves every row
     assert attempt([p, p.copy()], [g, g], [state, {"step": 2, "exp_avg": np.zeros(8)}]) == 1
     assert attempt([p, p.copy()], [g, g], [state, {"step": 3.0, "exp_avg": np.zeros(8)}]) == 1
-    nan = {"step": 3, "mu_product": np.float32("nan"), "exp_avg": np.zeros(8)}
-    assert attempt([p, p.copy()], [g, g], [nan, dict(nan)], counters=("step", "mu_product")) == 1
+    nans = [{"step": 3, "mu_product": np.float32("nan"), "exp_avg": np.zeros(8)} for _ in range(2)]
+    assert attempt([p, p.copy()], [g, g], nans, counters=("step", "mu_product")) == 1  # NaN equals nothing
     assert attempt([p, p.copy()], [g, g.astype(np.float32)], [state, dict(state)]) == 1
 
 

@@ -35,6 +35,9 @@ class Algorithm:
         super().__init_subclass__(**kwargs)
         if "state_keys" not in cls.__dict__ and "buffers" in dir(cls):
             cls.state_keys = (*cls.counters, *cls.buffers)
+        # whether some scalar changes from step to step (step_scalars is defined)
+        cls.step_dependent = cls.step_scalars is not Algorithm.step_scalars
+        cls._counts_steps = "step" in cls.counters
 
     kernel: ClassVar[str]
     """The folder whose three kernels step it: ``f"fastopt.{kernel}"``, ``f"{kernel}_update"``."""
@@ -78,7 +81,7 @@ class Algorithm:
         momentum step depends on it). By default the step counter goes up by one, and the key is
         the new step number ``t`` if the scalars depend on it (bias corrections), else None (the
         scalars are then computed once)."""
-        if "step" not in self.counters:
+        if not self._counts_steps:
             return None
         counters["step"] += 1
         return counters["step"] if self.step_dependent else None
@@ -121,10 +124,22 @@ class Algorithm:
         """Every scalar the kernel takes after its arrays, for the step ``key`` (uncached)."""
         return self.group_scalars(group, dtype) + cast_numbers(self.step_scalars(group, key), dtype.type)
 
-    @property
-    def step_dependent(self) -> bool:
-        """Whether some scalar changes from step to step (``step_scalars`` is defined)."""
-        return type(self).step_scalars is not Algorithm.step_scalars
+    step_dependent: ClassVar[bool]
+    """Whether some scalar changes from step to step (``step_scalars`` is defined)."""
+
+    def counters_valid(self, counters: dict[str, Any]) -> bool:
+        """Whether ``counters`` (name: value) are valid: the multi-tensor path's quick test,
+        which the careful path's ``check_counter`` explains when it fails."""
+        for name, value in counters.items():
+            if name == "step":
+                if type(value) is not int or not 0 <= value < MAX_STEP - 1:
+                    return False
+                continue
+            try:
+                self.check_counter(name, name, value)
+            except (TypeError, ValueError):
+                return False
+        return True
 
 
 def _loaded_step(value: Any) -> int | None:

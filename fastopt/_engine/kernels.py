@@ -74,12 +74,13 @@ class Kernels:
         """Every row of a gathered ``batch`` (a :class:`fastopt._native.batch.Batch`) in one call;
         Cython splits the rows of at least ``min_size`` elements across ``num_threads`` threads
         (the engine sends a group with such rows to Numba's per-parameter path instead)."""
-        if self._many is None:
-            self._many = specialise(_backends.get_kernel(self.folder, self.backend, many=True, arrays=self.arrays))
-        if self.backend == "cython":
-            self._many[dtype](batch, *scalars, num_threads, min_size)
+        many = self._many
+        if many is None:
+            many = self._many = specialise(_backends.get_kernel(self.folder, self.backend, many=True, arrays=self.arrays))
+        if self.takes_doubles:  # Cython
+            many[dtype](batch, *scalars, num_threads, min_size)
         else:
-            self._many[dtype](batch.table, batch.row_sizes, _LIKE[dtype], *scalars, 1)
+            many[dtype](batch.table, batch.row_sizes, _LIKE[dtype], (*scalars, 1))
 
 
 @functools.cache

@@ -62,7 +62,8 @@ class Plan:
     """One validated group: ``algorithm``, ``group`` (its hyperparameters in fastopt's names),
     the kernel's ``slots`` (``keys``: the used ones) and ``kernels``."""
 
-    __slots__ = ("algorithm", "group", "slots", "keys", "kernels", "_cast_safe", "_as_floats", "_leading", "_last")
+    __slots__ = ("algorithm", "group", "slots", "keys", "kernels", "_cast_safe", "_as_floats", "_leading", "_last",
+                 "_step_scalars")
 
     def __init__(self, algorithm: Algorithm, group: dict[str, Any], kernels: Kernels) -> None:
         self.algorithm = algorithm
@@ -80,6 +81,7 @@ class Plan:
         self._as_floats = kernels.takes_doubles and self._cast_safe and plain(group)
         self._leading: dict[np.dtype, tuple] = {}  # group_scalars per dtype
         self._last: dict[np.dtype, tuple] = {}  # dtype -> (key, scalars) of the last step
+        self._step_scalars = algorithm.step_scalars if algorithm.step_dependent else None
 
     def scalars(self, key: Hashable, dtype: np.dtype) -> tuple:
         """The kernel's scalars for the step ``key`` in ``dtype``, reused while the key is the same
@@ -87,7 +89,10 @@ class Plan:
         last = self._last.get(dtype)
         if last is not None and type(last[0]) is type(key) and last[0] == key:
             return last[1]
-        if self._cast_safe:
+        leading = self._leading.get(dtype)
+        if self._as_floats and leading is not None:  # the common case, in short
+            scalars = leading + self._step_scalars(self.group, key)
+        elif self._cast_safe:
             scalars = self._compute(key, dtype, self._as_floats)
         elif dtype is FLOAT64:
             scalars = self._compute(key, dtype, False)
@@ -98,11 +103,10 @@ class Plan:
         return scalars
 
     def _compute(self, key: Hashable, dtype: np.dtype, as_floats: bool) -> tuple:
-        algorithm = self.algorithm
-        if not algorithm.step_dependent:
-            return algorithm.scalars(self.group, key, dtype)
+        if self._step_scalars is None:
+            return self.algorithm.scalars(self.group, key, dtype)
         leading = self._leading.get(dtype)
         if leading is None:
-            leading = self._leading[dtype] = algorithm.group_scalars(self.group, dtype)
-        step = algorithm.step_scalars(self.group, key)
+            leading = self._leading[dtype] = self.algorithm.group_scalars(self.group, dtype)
+        step = self._step_scalars(self.group, key)
         return leading + (step if as_floats else cast_numbers(step, dtype.type))

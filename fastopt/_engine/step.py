@@ -48,22 +48,18 @@ class Engine:
         if not (self.batched and self._step_batched(plans, front, inputs)):
             self._step_careful(plans, front, inputs)
 
-    def _batch(self, index: int):
-        while len(self._batches) <= index:
-            from .._native.batch import Batch
-
-            self._batches.append(Batch())
-        return self._batches[index]
-
     def _step_batched(self, plans: list, front: Any, inputs: Any) -> bool:
         """The fast path; False, having changed nothing, when any group needs the careful one."""
         num_threads, min_size = _threads._num_threads, _threads._min_size
+        batches = self._batches
+        if len(batches) < len(plans):
+            from .._native.batch import Batch
+
+            batches.extend(Batch() for _ in range(len(plans) - len(batches)))
         work = []
-        used = []
         try:
             for index, plan in enumerate(plans):
-                batch = self._batch(index)
-                used.append(batch)
+                batch = batches[index]
                 gathered = front.gather(inputs, index, plan, batch)
                 if gathered is None:
                     return False
@@ -80,7 +76,7 @@ class Engine:
                 plan.kernels.step_batch(dtype, batch, scalars, num_threads, min_size)
             return True
         finally:
-            for batch in used:  # let go of this step's arrays
+            for batch in batches[: len(plans)]:  # let go of this step's arrays
                 batch.release()
 
     def _step_careful(self, plans: list, front: Any, inputs: Any) -> None:

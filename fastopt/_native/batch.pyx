@@ -34,8 +34,10 @@ applied whole or not at all.
 
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.object cimport PyObject
+from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport Py_EQ, PyObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.tuple cimport PyTuple_GET_ITEM
 
 from fastopt._native.arrays cimport usable_array
 from fastopt._native.dlpack cimport DLTensor, dense_numel, describe, exchange_api_ready
@@ -46,11 +48,13 @@ cnp.import_array()
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+    int PyObject_RichCompareBool(object a, object b, int op)  # -1 with an error set: cleared below
+    PyObject* PyDict_GetItem(object d, object key)  # borrowed, or NULL (no error set)
+    int PyDict_SetItem(object d, object key, object value) except -1
     PyObject* _getattr "PyObject_GetAttr"(PyObject* o, PyObject* name)  # new reference, or NULL
     void PyErr_Clear()
 
 cdef object _GRAD = "grad"
-cdef object _MISSING = object()  # a counter a state dict does not hold
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,6 +72,25 @@ cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
 
 cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b):
     return ranges_overlap(cnp.PyArray_DATA(a), cnp.PyArray_NBYTES(a), cnp.PyArray_DATA(b), cnp.PyArray_NBYTES(b))
+
+
+cdef inline bint _same_counters(dict state, tuple keys, list values) noexcept:
+    """Does ``state`` hold ``values`` under ``keys``, each of the same type and equal? (The
+    values a commit wrote are the very same objects in every state: the first test settles it.)"""
+    cdef Py_ssize_t c
+    cdef PyObject* value
+    cdef PyObject* expected
+    for c in range(len(keys)):
+        value = PyDict_GetItem(state, <object> PyTuple_GET_ITEM(keys, c))
+        expected = PyList_GET_ITEM(values, c)
+        if value == expected:
+            continue
+        if value == NULL or Py_TYPE(<object> value) is not Py_TYPE(<object> expected):
+            return False
+        if PyObject_RichCompareBool(<object> value, <object> expected, Py_EQ) != 1:
+            PyErr_Clear()  # an error in __eq__ declines, as inequality does (NaN equals nothing)
+            return False
+    return True
 
 
 cdef inline double _read_counter(void* data, int bits) noexcept:
@@ -221,7 +244,8 @@ cdef class Batch:
         cdef cnp.ndarray param, grad, buffer
         cdef void** row
         cdef Extents extents
-        cdef list first = None, values
+        cdef list first = None
+        cdef PyObject* value
         if len(grads) != count or len(states) != count:
             return 0
         _allocate(self, count, width, 0, count * width)
@@ -251,16 +275,15 @@ cdef class Batch:
                     if type(state) is not dict:
                         return k
                     if n_counters:
-                        values = [(<dict> state).get(key, _MISSING) for key in counters]
-                        if first is None:
+                        if first is None:  # the first row with a gradient sets the values
+                            first = []
                             for c in range(n_counters):
-                                if values[c] is _MISSING:
+                                value = PyDict_GetItemWithError(state, <object> PyTuple_GET_ITEM(counters, c))
+                                if value == NULL:
                                     return k
-                            first = values
-                        else:
-                            for c in range(n_counters):
-                                if type(values[c]) is not type(first[c]) or not (values[c] == first[c]):
-                                    return k  # (NaN equals nothing)
+                                first.append(<object> value)
+                        elif not _same_counters(<dict> state, counters, first):
+                            return k
                         self._stepped.append(state)
                 self.sizes[k] = cnp.PyArray_SIZE(param)
                 row[0] = cnp.PyArray_DATA(param)
@@ -463,22 +486,43 @@ cdef class Batch:
             return self._counter_objects
         return tuple([self._values[c] for c in range(self.n_counters)])
 
-    def commit_counters(self, tuple values):
-        """Write ``values`` (one per counter, in the gather's order) into the counters of every
-        parameter with a gradient (call once, after a successful gather): into its state dict
-        after :meth:`gather`, into its counter tensors after :meth:`gather_tensors`."""
+    @property
+    def counter_dict(self):
+        """After :meth:`gather`: the counters' common values as a new dict (key: value), or None
+        when no parameter of the group has a gradient."""
+        cdef Py_ssize_t c
+        cdef dict counters
+        if self.count == 0 or not self._stepped_any or self._counter_objects is None:
+            return None
+        counters = {}
+        for c in range(len(self._counter_keys)):
+            PyDict_SetItem(counters, <object> PyTuple_GET_ITEM(self._counter_keys, c),
+                           <object> PyTuple_GET_ITEM(self._counter_objects, c))
+        return counters
+
+    def commit_counters(self, values):
+        """Write ``values`` (a tuple, one per counter in the gather's order; after :meth:`gather`
+        also a dict by key) into the counters of every parameter with a gradient (call once,
+        after a successful gather): into its state dict after :meth:`gather`, into its counter
+        tensors after :meth:`gather_tensors`."""
         cdef Py_ssize_t k, c
         cdef void* target
+        cdef tuple keys = self._counter_keys
+        cdef Py_ssize_t n_keys
+        cdef PyObject* value
         if self._counter_objects is not None:
-            if len(values) != len(self._counter_keys):
-                raise ValueError(f"expected {len(self._counter_keys)} counter values, got {len(values)}")
+            n_keys = len(keys)
+            if type(values) is dict:
+                values = tuple([values[key] for key in keys])
+            if type(values) is not tuple or len(<tuple> values) != n_keys:
+                raise ValueError(f"expected {n_keys} counter values, got {values!r}")
             for state in self._stepped:
-                for key, value in zip(self._counter_keys, values):
-                    state[key] = value
+                for c in range(n_keys):
+                    PyDict_SetItem(<dict> state, <object> PyTuple_GET_ITEM(keys, c), <object> PyTuple_GET_ITEM(<tuple> values, c))
             self._stepped = []
             return
-        if len(values) != self.n_counters:
-            raise ValueError(f"expected {self.n_counters} counter values, got {len(values)}")
+        if type(values) is not tuple or len(<tuple> values) != self.n_counters:
+            raise ValueError(f"expected {self.n_counters} counter values, got {values!r}")
         for c in range(self.n_counters):
             self._values[c] = values[c]
         for k in range(self.count):
