@@ -26,7 +26,7 @@ settings.register_profile("thorough", max_examples=2000, deadline=None, suppress
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 # Filled by the tests, printed at the end of the run (so CI logs show what was measured).
-MEASURED = {"examples": defaultdict(int), "torch_worst": defaultdict(float), "conventions_worst": {}}
+MEASURED = {"examples": defaultdict(int), "torch_worst": defaultdict(float), "conventions_worst": {}, "tour_seeds": {}}
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +39,11 @@ def pytest_report_header(config):
 
 
 def pytest_terminal_summary(terminalreporter):
+    seeds = MEASURED["tour_seeds"]
+    if seeds:
+        terminalreporter.section("tour: seeds (of 0-9) whose numbers support each experiment's claim")
+        for number in sorted(seeds):
+            terminalreporter.write_line(f"experiment {number}: {seeds[number]} of 10")
     examples = MEASURED["examples"]
     if examples:
         terminalreporter.section("backend agreement (Hypothesis examples, all bit-identical)")
