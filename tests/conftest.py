@@ -34,6 +34,21 @@ def measured():
     return MEASURED
 
 
+@pytest.fixture(scope="session")
+def quick_tour(tmp_path_factory):
+    """The quick tour, run once per session through run_tour: (output folder, printed text, {number: result})."""
+    import io
+
+    from rich.console import Console
+
+    from fastopt.cli.tour import run_tour
+
+    out = tmp_path_factory.mktemp("tour")
+    stream = io.StringIO()
+    results = run_tour(out=out, quick=True, console=Console(file=stream, width=120))
+    return out, stream.getvalue(), {r.number: r for r in results}
+
+
 def pytest_report_header(config):
     return f"fastopt {fastopt.__version__} from {os.path.dirname(fastopt.__file__)}; backends available: {fastopt.available_backends()}"
 

@@ -1,6 +1,7 @@
 """``python -m fastopt tour``: the experiments run end to end, and their verdicts can fail.
 
-The quick tour runs once per test session (module fixture); the other tests check the pieces:
+The quick tour runs once per test session (``quick_tour`` in conftest.py, shared with
+test_responsive.py); the other tests check the pieces:
 the RNN's backpropagation through time against finite differences, and each experiment's
 verdict function on numbers constructed to refute its claim.
 """
@@ -26,21 +27,6 @@ from fastopt.cli.tour import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def quick_tour(tmp_path_factory):
-    """Run the quick tour through the command line, returning (output folder, stdout, results)."""
-    import io
-
-    from rich.console import Console
-
-    from fastopt.cli.tour import run_tour
-
-    out = tmp_path_factory.mktemp("tour")
-    stream = io.StringIO()
-    results = run_tour(out=out, quick=True, console=Console(file=stream, width=120))
-    return out, stream.getvalue(), {r.number: r for r in results}
 
 
 def test_quick_tour_writes_a_report_and_a_png_per_experiment(quick_tour):

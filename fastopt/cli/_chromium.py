@@ -14,6 +14,7 @@ and turns off the browser's own background traffic (updates, sync, accounts).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -61,9 +62,11 @@ def _run(arguments: list[str], timeout: float) -> subprocess.CompletedProcess:
     binary = find_chromium()
     if binary is None:
         raise FileNotFoundError("no Chromium on PATH (apt-get install chromium)")
+    # not the test run's LD_PRELOAD (CI's AddressSanitizer pass preloads libasan into Python only)
+    env = {key: value for key, value in os.environ.items() if key != "LD_PRELOAD"}
     with tempfile.TemporaryDirectory(prefix="fastopt-chromium-") as profile:
         return subprocess.run([binary, *FLAGS, f"--user-data-dir={profile}", *arguments],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def load(url: str, wait_ms: int = 5000, timeout: float = 120) -> PageLoad:
@@ -96,11 +99,19 @@ def page_requests(net_log: str) -> list[str]:
 
 
 def screenshot(url: str, path: Path, width: int, height: int, wait_ms: int = 3000, timeout: float = 120) -> Path:
-    """A PNG of the first ``height`` pixels of ``url`` in a window ``width`` pixels wide."""
+    """A PNG of ``url`` as a window ``width`` x ``height`` px shows it (scrolled to ``#anchor`` if given).
+
+    The page is shown in a frame of that size: Chromium's ``--screenshot`` ignores a URL's anchor,
+    a frame scrolls to it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = _run([f"--window-size={width},{height}", f"--virtual-time-budget={wait_ms}",
-                 f"--screenshot={path.resolve()}", url], timeout)
+    with tempfile.TemporaryDirectory(prefix="fastopt-screenshot-") as folder:
+        frame = Path(folder) / "frame.html"
+        frame.write_text(f'<!DOCTYPE html><html><body style="margin:0"><iframe src={json.dumps(url)} '
+                         f'style="border:0;width:{width}px;height:{height}px"></iframe></body></html>', encoding="utf-8")
+        done = _run([f"--window-size={width},{height}", "--allow-file-access-from-files",
+                     f"--virtual-time-budget={wait_ms}", f"--screenshot={path.resolve()}", frame.as_uri()], timeout)
     if not path.exists():
         raise RuntimeError(f"Chromium wrote no screenshot of {url}: {done.stderr[-2000:]}")
     return path
@@ -117,7 +128,7 @@ def page_metrics(url: str, width: int, wait_ms: int = 3000, timeout: float = 120
         page.write_text(_METRICS_FRAME.format(url=json.dumps(url), width=width), encoding="utf-8")
         done = _run([f"--window-size={width},900", "--allow-file-access-from-files",
                      f"--virtual-time-budget={wait_ms}", "--dump-dom", page.as_uri()], timeout)
-    start = done.stdout.find("METRICS:")
+    start = done.stdout.find("METRICS:{")  # the script's own text has "METRICS:" followed by a quote
     if start < 0:
         raise RuntimeError(f"no metrics from {url}: {done.stdout[-500:]} {done.stderr[-1500:]}")
     return json.loads(done.stdout[start + len("METRICS:"): done.stdout.index(":END", start)])

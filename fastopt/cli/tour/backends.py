@@ -134,7 +134,8 @@ def run(config: Config, tick: Tick) -> Result:
     ax_time.tick_params(axis="x", labelrotation=45)
     ax_time.set(title=f"Time of one opt.step ({n_params} float32 weights in 6 arrays)",
                 xlabel="optimizer", ylabel="median time of one opt.step [µs]")
-    ax_time.legend(title="backend")
+    ax_time.set_ylim(top=1.3 * max(runs[name, b][2] * 1e6 for name in SETTINGS for b in backends))
+    ax_time.legend(title="backend", ncols=len(backends), loc="upper center")  # above the bars, not over them
     for ax in (ax_loss, ax_time):
         ax.grid(True, which="major", alpha=0.3)
     figure.suptitle("9. Three implementations, one result: "

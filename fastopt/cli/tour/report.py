@@ -32,12 +32,13 @@ h1 { margin-bottom: 0.2em; } h2 { border-top: 2px solid #ddd; padding-top: 0.8em
 .grid { display: grid; grid-template-columns: minmax(0, 1fr); gap: 1.5em; align-items: start; }
 @media (min-width: 1100px) { .grid { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); } }
 .grid > * { min-width: 0; }
+.grid.wide { grid-template-columns: minmax(0, 1fr); }  /* a table of many columns gets the full width */
 .table-wrap { overflow-x: auto; max-width: 100%; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f0f0f0; } td:first-child, th:first-child, table.text td { text-align: left; }
-table.text td { min-width: 8em; }
+table.text { width: 100%; } table.text td { overflow-wrap: anywhere; min-width: 6em; }
 .figure { margin: 0.8em 0; }
 .notes { color: #555; font-size: 0.9em; }
 pre { font-size: 0.8em; overflow-x: auto; white-space: pre; background: #f8f8f8; padding: 0.6em;
@@ -49,6 +50,7 @@ pre code { overflow-wrap: normal; background: none; padding: 0; }
 .interactive { margin: 1em 0; }
 .interactive .controls { display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; align-items: center; margin: 0.5em 0; }
 .interactive .controls label { white-space: nowrap; }
+.interactive .controls > span { display: contents; }  /* the per-optimizer sliders wrap like the others */
 .interactive .controls input[type=range] { width: 9em; vertical-align: middle; }
 .interactive svg.plot { width: 100%; max-width: 560px; height: auto; border: 1px solid #eee; background: #fafafa; }
 .interactive .playground { display: flex; flex-wrap: wrap; gap: 1em; }
@@ -61,6 +63,9 @@ pre code { overflow-wrap: normal; background: none; padding: 0; }
   table { font-size: 0.85em; }
 }
 """
+
+
+WIDE_TABLE = 5  # columns; a wider table is not put beside the code
 
 
 def _highlight(source: str) -> str:
@@ -125,7 +130,8 @@ def _section(result: Result, show_pages: dict[str, str]) -> str:
     code.append(f"<details><summary>The experiment (<code>{path}</code>)</summary>{_highlight(source)}</details>")
     notes = "".join(f"<p class='notes'>{html.escape(n)}</p>" for n in result.notes)
     extra = "".join(
-        f"<div class='figure'><img src='data:image/png;base64,{_base64(figure)}' alt='{html.escape(caption)}'>"
+        f"<div class='figure'><a href='{html.escape(Path(figure).name)}' title='the figure file, full size'>"
+        f"<img src='data:image/png;base64,{_base64(figure)}' alt='{html.escape(caption)}'></a>"
         f"<p class='notes'>{html.escape(caption)} (figure file <code>{html.escape(Path(figure).name)}</code>)</p></div>"
         for figure, caption in result.extra_figures)
     return f"""
@@ -134,10 +140,10 @@ def _section(result: Result, show_pages: dict[str, str]) -> str:
 <p class="claim"><b>Claim.</b> {html.escape(result.claim)}</p>
 <div class="verdict {css}"><span class="badge">{verdict.label}</span> by this run's numbers.
 <br><b>Criterion:</b> {html.escape(verdict.criterion)}.<br><b>Measured:</b> {html.escape(verdict.detail)}.</div>
-<div class="figure"><img src="data:image/png;base64,{image}" alt="Figure for experiment {result.number}: {html.escape(result.title)}">
+<div class="figure"><a href="{html.escape(Path(result.figure).name)}" title="the figure file, full size"><img src="data:image/png;base64,{image}" alt="Figure for experiment {result.number}: {html.escape(result.title)}"></a>
 <p class="notes">Figure file: <code>{html.escape(Path(result.figure).name)}</code> ({result.seconds:.1f} s to run)</p></div>
 {extra}{result.interactive}
-<div class="grid">
+<div class="grid{' wide' if len(result.table.headers) > WIDE_TABLE else ''}">
 <div>{_table(result.table.headers, result.table.rows)}{notes}</div>
 <div>{''.join(code)}</div>
 </div>

@@ -103,9 +103,12 @@ def path(surface: Surface, name: str, lr: float, backend: str, steps: int | None
     return np.array(points)
 
 
-def on_plot(surface: Surface, points: np.ndarray) -> bool:
-    """Every point inside the plotted box, and the run did not diverge."""
+def on_plot(surface: Surface, points: np.ndarray, margin: float = 0.02) -> bool:
+    """Every point inside the plotted box (``margin`` of its width in from each edge, so no path runs
+    along a frame), and the run did not diverge."""
     (x0, x1), (y0, y1) = surface.xlim, surface.ylim
+    dx, dy = margin * (x1 - x0), margin * (y1 - y0)
+    x0, x1, y0, y1 = x0 + dx, x1 - dx, y0 + dy, y1 - dy
     finished = len(points) == surface.steps + 1
     return finished and bool(np.all((points[:, 0] >= x0) & (points[:, 0] <= x1)
                                     & (points[:, 1] >= y0) & (points[:, 1] <= y1)))
