@@ -10,6 +10,8 @@ JavaScript are inline; without JavaScript the tags are plain links to the equati
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from html import escape
 from pathlib import Path
@@ -19,7 +21,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 
-from fastopt import __version__
+from fastopt import OPTIMIZERS, __version__
 from ._docstring import Block, Equation, MathDoc
 from ._mathml import GREEK, MathSyntaxError, formula_to_mathml, identifier_to_mathml, is_symbol
 from ._source import DESCRIPTION, CodeLine, Kernel, align
@@ -189,8 +191,19 @@ def note_html(note: str, links: dict[str, str]) -> str:
     return "".join(out)
 
 
+@functools.cache
+def option_names() -> frozenset[str]:
+    """Every keyword argument of every optimizer class (``eps_inside_sqrt``, ``eps_hat``, ...).
+
+    These are names a reader types, so they are set as code: read as maths, ``eps_inside_sqrt``
+    would become epsilon with the subscript "inside sqrt"."""
+    return frozenset(name for cls in OPTIMIZERS.values() for name in inspect.signature(cls.__init__).parameters)
+
+
 def _is_math_word(word: str) -> bool:
-    """``lambda``, ``eps``, ``v_0``, ``G_0``: a Greek name, or one letter with a subscript."""
+    """``lambda``, ``eps``, ``v_0``, ``G_0``: a Greek name, or one letter with a subscript; never an option name."""
+    if word in option_names():
+        return False
     base = word.split("_")[0]
     if "_" not in word:
         return word in GREEK
