@@ -256,6 +256,7 @@ def playground_data(backend: str, quick: bool = False) -> dict:
     return {
         "surfaces": {s.name: _surface_json(s) for s in SURFACES.values()},
         "lr": list(lr_grid),
+        "default_lr": int(np.argmin([abs(math.log10(lr) + 1) for lr in lr_grid])),  # start at lr 0.1
         "grids": {name: {k: list(v) for k, v in grid.items()} for name, grid in PLAYGROUND.items()},
         "defaults": {"momentum": 0.9, "rho": 0.9, "beta1": 0.9, "beta2": 0.999},
         "colours": {name: COLOURS.get(name, "#333") for name in PLAYGROUND},
@@ -269,7 +270,7 @@ def html(race: dict, playground: dict) -> str:
     data = json.dumps({"race": race, "playground": playground}, separators=(",", ":"))
     return f"""
 <div class="interactive">
-<h3>The race: every optimizer on the same surface</h3>
+<h3 id="race">The race: every optimizer on the same surface</h3>
 <p class="notes">Each at the learning rate chosen for the small multiples above; every point is a step of the
 real optimizer (computed when this report was written). Press play, or drag the step slider.</p>
 <div class="controls" id="race-controls">
@@ -280,7 +281,7 @@ real optimizer (computed when this report was written). Press play, or drag the 
 <svg class="plot" id="race-svg" viewBox="0 0 520 420" role="img" aria-label="animated optimizer paths"></svg>
 <div class="legend" id="race-legend"></div>
 
-<h3>Playground: what lr, momentum, rho and the betas do</h3>
+<h3 id="playground">Playground: what lr, momentum, rho and the betas do</h3>
 <p class="notes">Each slider setting switches to a path the real kernels computed at that value
 ({playground["steps"]} steps from the same start); nothing is simulated in the page. Left: the path; right:
 the loss above the minimum, log scale.</p>
@@ -394,7 +395,7 @@ SCRIPT = r"""
   for (const name in play.surfaces) surfaceSelect.add(new Option(name, name));
   for (const name in play.grids) optimizerSelect.add(new Option(name, name));
   optimizerSelect.value = "Adam";
-  lrInput.max = play.lr.length - 1; lrInput.value = Math.floor(play.lr.length / 2);
+  lrInput.max = play.lr.length - 1; lrInput.value = play.default_lr;
   let inputs = {};
   function buildSliders() {
     sliders.textContent = ""; inputs = {};
