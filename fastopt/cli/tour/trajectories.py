@@ -55,15 +55,19 @@ class Surface:
     steps: int
     levels: tuple[float, ...]  # contour levels to draw
 
+    def value(self, x, y):
+        """f(x, y), element-wise for arrays (the contour plots evaluate a whole grid at once)."""
+        if self.name == "rosenbrock":
+            return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
+        return x * x + 0.25 * y**4 - 0.5 * y * y
+
     def value_and_grad(self, point: np.ndarray) -> tuple[float, np.ndarray]:
         x, y = point
         if self.name == "rosenbrock":
-            value = (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
             grad = np.array([-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)])
         else:
-            value = x * x + 0.25 * y**4 - 0.5 * y * y
             grad = np.array([2.0 * x, y**3 - y])
-        return float(value), grad
+        return float(self.value(x, y)), grad
 
     def minimum_value(self) -> float:
         return self.value_and_grad(np.array(self.minima[0]))[0]
@@ -137,8 +141,7 @@ def _contour_grid(surface: Surface, n: int = 240):
     xs = np.linspace(*surface.xlim, n)
     ys = np.linspace(*surface.ylim, n)
     gx, gy = np.meshgrid(xs, ys)
-    values = np.vectorize(lambda x, y: surface.value_and_grad(np.array([x, y]))[0])(gx, gy)
-    return gx, gy, values
+    return gx, gy, surface.value(gx, gy)
 
 
 def small_multiples(surface: Surface, paths: dict[str, tuple[float, np.ndarray]], out) -> object:
