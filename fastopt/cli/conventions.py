@@ -158,6 +158,7 @@ def run(args) -> int:
             changes = (_describe(cls, item.preset) if not flags_only else
                        [k for k in cls.flag_defaults if item.preset.get(k) and not cls.flag_defaults[k]] or ["(same arithmetic)"])
             rows.append((item, baseline, changes))
+        base = "baseline" if narrow else "(baseline)"  # 8 characters fit the narrow gap columns
         # one flag or setting per line, the column as wide as the longest: a name is never cut
         table.columns[-1].min_width = max(len(change) for _, _, changes in rows for change in changes)
         for item, baseline, changes in rows:
@@ -167,8 +168,8 @@ def run(args) -> int:
                 item.optimizer if item.optimizer != previous else "",
                 item.convention,
                 f"{item.loss:.4g}",
-                "baseline" if baseline else f"{item.first_gap:.1e}",
-                "baseline" if baseline else f"{item.final_gap:.1e}",
+                base if baseline else f"{item.first_gap:.1e}",
+                base if baseline else f"{item.final_gap:.1e}",
                 "\n".join(changes),
             )
             previous = item.optimizer
