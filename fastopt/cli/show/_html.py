@@ -85,7 +85,7 @@ def optimizer_page(view: OptimizerView, siblings: list[str] | None) -> str:
   <p class="hint">The number in a line's margin is its equation tag (the <code># (k)</code> comment
   at the end of the line in the file). Rows are lined up so that the lines computing an equation
   start side by side. Point at an equation or a tag to light up its lines in all three columns;
-  click to keep them lit.</p>
+  click to keep them lit. Where the window is too narrow for three columns, they scroll sideways.</p>
   {code_grid(view.kernels)}
 </section>
 {other_sections(math, links)}
