@@ -262,7 +262,8 @@ def remote_loads(text: str) -> list[str]:
 
 
 def backend_links(html: Path, base: str) -> dict[str, str]:
-    """{optimizer: URL of its kernel graph, the three backends as lines against the array size}."""
+    """{optimizer: URL of its kernel graph: the three backends as three lines against the array size,
+    float32, log time axis (asv keeps these choices in the URL)}."""
     try:
         benchmarks = json.loads((html / "index.json").read_text(encoding="utf-8"))["benchmarks"]
     except (OSError, ValueError, KeyError):
@@ -271,7 +272,7 @@ def backend_links(html: Path, base: str) -> dict[str, str]:
     for name in sorted(benchmarks):
         found = re.fullmatch(r"bench_kernels\.Time(\w+)\.time_kernel", name)
         if found:
-            links[found[1]] = f"{base}#{name}?x-axis=size&dtype=float32"
+            links[found[1]] = f"{base}#{name}?x-axis=size&dtype=float32&y-axis-scale=log"
     return links
 
 
