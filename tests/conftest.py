@@ -26,7 +26,7 @@ settings.register_profile("thorough", max_examples=2000, deadline=None, suppress
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 # Filled by the tests, printed at the end of the run (so CI logs show what was measured).
-MEASURED = {"examples": defaultdict(int), "torch_worst": defaultdict(float), "conventions_worst": {}}
+MEASURED = {"examples": defaultdict(int), "torch_worst": defaultdict(float), "conventions_worst": {}, "tour_seeds": {}}
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +34,31 @@ def measured():
     return MEASURED
 
 
+@pytest.fixture(scope="session")
+def quick_tour(tmp_path_factory):
+    """The quick tour, run once per session through run_tour: (output folder, printed text, {number: result})."""
+    import io
+
+    from rich.console import Console
+
+    from fastopt.cli.tour import run_tour
+
+    out = tmp_path_factory.mktemp("tour")
+    stream = io.StringIO()
+    results = run_tour(out=out, quick=True, console=Console(file=stream, width=120))
+    return out, stream.getvalue(), {r.number: r for r in results}
+
+
 def pytest_report_header(config):
     return f"fastopt {fastopt.__version__} from {os.path.dirname(fastopt.__file__)}; backends available: {fastopt.available_backends()}"
 
 
 def pytest_terminal_summary(terminalreporter):
+    seeds = MEASURED["tour_seeds"]
+    if seeds:
+        terminalreporter.section("tour: seeds (of 0-9) whose numbers support each experiment's claim")
+        for number in sorted(seeds):
+            terminalreporter.write_line(f"experiment {number}: {seeds[number]} of 10")
     examples = MEASURED["examples"]
     if examples:
         terminalreporter.section("backend agreement (Hypothesis examples, all bit-identical)")

@@ -37,3 +37,18 @@ def test_module_entry_point_runs_in_a_pipe():
         capture_output=True, text=True, check=True, timeout=300,
     )
     assert "fastopt demo" in result.stdout and "\x1b[" not in result.stdout  # no colour codes in a pipe
+
+
+def test_conventions_at_80_columns_never_cut_a_flag_name(capsys):
+    from fastopt import OPTIMIZERS
+
+    assert cli.main(["conventions", "--width", "80", "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 80
+    assert "…" not in out
+    words = set(out.split())
+    flags = {flag for cls in OPTIMIZERS.values() for flag in cls.flag_defaults}
+    shown = {flag for flag in flags if flag in out}
+    assert {"eps_inside_sqrt", "lr_in_momentum", "eps_hat", "decoupled_weight_decay"} <= shown
+    assert all(flag in words for flag in shown)  # each on a line of its own, whole
+    assert "initial_accumulator_value=0.1" in words

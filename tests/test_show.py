@@ -143,3 +143,46 @@ def test_pipe_has_no_colours_and_a_readable_width():
     )
     assert "\x1b[" not in result.stdout
     assert max(map(len, result.stdout.splitlines())) == 160  # not rich's 80: three columns fit
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_80_columns_keep_tags_and_notes_in_their_columns(capsys, optimizer):
+    out = show_text(capsys, optimizer.lower(), "--width", "80")
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80
+    start = next(i for i, line in enumerate(lines) if line.startswith("Equations, from"))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].strip())
+    block = lines[start + 1 : end]
+    assert all(line.startswith("  ") for line in block), block  # nothing wraps back to column 0
+    tags = [m.group(1) for line in block for m in [re.match(r"^  \((\d+[a-z]?)\) ", line)] if m]
+    assert tags == docstring_tags(optimizer)  # every tag in the margin, in order
+    formula_starts = {len(re.match(r"^  \(\d+[a-z]?\)\s+", line).group(0)) for line in block if re.match(r"^  \(\d", line)}
+    assert len(formula_starts) == 1  # every formula starts in the same column, after the margin
+    notes = [line for line in block if line.lstrip().startswith("#")]
+    assert len({len(line) - len(line.lstrip()) for line in notes}) <= 1, notes  # notes start in one column
+
+
+def test_flags_are_code_not_maths(tmp_path, capsys):
+    """``eps_inside_sqrt`` is an argument name: set as maths it read "epsilon, subscript inside sqrt"."""
+    from fastopt.cli.show._html import option_names
+
+    assert {"eps_inside_sqrt", "eps_outside_max", "eps_hat", "lr_in_momentum"} <= option_names()
+    folder = tmp_path / "pages"
+    assert cli.main(["show", "all", "--html", str(folder)]) == 0
+    for name in ("rmsprop", "adagrad", "adamax", "adam"):
+        html = (folder / f"{name}.html").read_text()
+        assert not re.search(r"<msub><mi>ε</mi><mrow><msub><mi>(inside|outside|hat)", html), name
+        assert "<mi>inside</mi>" not in html and "<mi>outside</mi>" not in html
+    assert "<code>eps_inside_sqrt</code>" in (folder / "rmsprop.html").read_text()
+    assert "<code>eps_outside_max</code>" in (folder / "adamax.html").read_text()
+
+
+def test_adam_prose_names_the_step_size_of_equation_7():
+    from fastopt.cli.show.model import load_view
+
+    view = load_view("Adam")
+    seven = next(e for e in view.math.equations if e.tag == "7")
+    alpha = seven.lines[0].note  # "alpha_t = eta * sqrt(1 - beta2^t) / (1 - beta1^t)"
+    prose = resources.files("fastopt.adam").joinpath("__init__.py").read_text()
+    assert alpha.startswith("alpha_t = ") and alpha in prose.replace("``", "").replace("\n", " ")
+    assert "the step size ``eta / (1 - beta1^t)``" not in prose  # contradicted (7): no sqrt(1 - beta2^t)

@@ -1,6 +1,7 @@
 """``python -m fastopt tour``: the experiments run end to end, and their verdicts can fail.
 
-The quick tour runs once per test session (module fixture); the other tests check the pieces:
+The quick tour runs once per test session (``quick_tour`` in conftest.py, shared with
+test_responsive.py); the other tests check the pieces:
 the RNN's backpropagation through time against finite differences, and each experiment's
 verdict function on numbers constructed to refute its claim.
 """
@@ -28,31 +29,18 @@ from fastopt.cli.tour import (
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def quick_tour(tmp_path_factory):
-    """Run the quick tour through the command line, returning (output folder, stdout, results)."""
-    import io
-
-    from rich.console import Console
-
-    from fastopt.cli.tour import run_tour
-
-    out = tmp_path_factory.mktemp("tour")
-    stream = io.StringIO()
-    results = run_tour(out=out, quick=True, console=Console(file=stream, width=120))
-    return out, stream.getvalue(), {r.number: r for r in results}
-
-
 def test_quick_tour_writes_a_report_and_a_png_per_experiment(quick_tour):
     out, _, results = quick_tour
     assert sorted(results) == sorted(EXPERIMENTS)
-    pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == len(EXPERIMENTS)
-    for result in results.values():
-        data = result.figure.read_bytes()
-        assert result.figure.parent == out and data.startswith(PNG_SIGNATURE) and len(data) > 10_000
+    figures = [r.figure for r in results.values()] + [f for r in results.values() for f, _ in r.extra_figures]
+    assert sorted(out.glob("*.png")) == sorted(figures)
+    for figure in figures:
+        data = figure.read_bytes()
+        assert figure.parent == out and data.startswith(PNG_SIGNATURE) and len(data) > 10_000
     report = (out / "report.html").read_text(encoding="utf-8")
-    assert report.count("data:image/png;base64,") == len(EXPERIMENTS)
+    assert report.count("data:image/png;base64,") == len(figures)
+    assert '<meta name="viewport"' in report
+    assert len(report.encode()) < 5_000_000  # self-contained, and still a page a browser opens quickly
     assert "http://" not in report and "https://" not in report  # self-contained: no CDN, no links out
     for result in results.values():
         assert result.claim in html.unescape(report)
@@ -78,13 +66,15 @@ def test_quick_tour_numbers_are_in_range(quick_tour):
     assert one["late_loss"]["Adagrad"] > one["late_loss"]["RMSprop"]
     two = results[2].data
     assert two["late_losses"][0] > min(two["late_losses"])  # the smallest lr is not the best
+    assert two["best"] in two["tied"]
     three = results[3].data
     for rho, steps in zip(three["rhos"], three["adapt_steps"]):
         assert 0.5 / (1 - rho) <= steps <= 2 / (1 - rho)
     four = results[4].data["steps"]
     assert all(four[p]["SGD"] > four[p]["SGD+momentum"] for p in four)
     five = results[5].data
-    assert five["rmsprop_error"] < rnn.BASELINE_MSE and five["gradient_spread"] > 1
+    assert five["rmsprop_error"] < rnn.BASELINE_MSE
+    assert five["growth"] > rnn.GROWTH > rnn.FLAT > five["stable_spread"]  # at init: no training involved
     six = results[6].data
     assert max(six["control_final"]) / min(six["control_final"]) < 1.01  # a unit-free control: same loss
     assert max(six["adadelta_final"]) / min(six["adadelta_final"]) > 2  # Adadelta: not unit-free
@@ -158,6 +148,15 @@ def test_adagrad_verdict_can_fail():
     assert not adagrad_stalls.verdict(0.03, 1.0, 2.0).supported  # no real difference in loss
 
 
+def test_lr_sweep_names_the_calmer_of_two_tied_runs_best():
+    late = [0.7, 0.5, 0.3, 0.179, 0.179, 1.0, 12.0]  # seed 0: lr 0.01 and 0.1 tie, 0.1 oscillates
+    climbs = [0, 0, 0, 0.12, 7.2, 61, 66]
+    assert lr_sweep.best_index(late, climbs) == 3
+    assert lr_sweep.tied_with_lowest(late) == [3, 4]
+    assert lr_sweep.best_index([0.7, 0.5, 0.3, 0.2, 0.17, 1.0, 12.0], climbs) == 4  # 0.2 is 18% worse: no tie
+    assert "best lr 0.01 " in lr_sweep.verdict(lr_sweep.LEARNING_RATES, late, 0.74, climbs).detail
+
+
 def test_lr_sweep_verdict_can_fail():
     lrs = lr_sweep.LEARNING_RATES
     assert lr_sweep.verdict(lrs, [0.7, 0.5, 0.3, 0.2, 0.18, 1.0, 12.0], 0.74).supported
@@ -178,16 +177,30 @@ def test_rho_verdict_can_fail():
 def test_stepping_stones_verdict_can_fail():
     good = {"quadratic": {"SGD": 500, "SGD+momentum": 80, "Adagrad": 60, "RMSprop": 50, "Adam": 45}}
     assert stepping_stones.verdict(good).supported
-    slow = {"quadratic": {**good["quadratic"], "Adam": 200}}
+    assert stepping_stones.verdict({"quadratic": {**good["quadratic"], "Adam": 95}}).supported  # 1.9x the fastest
+    slow = {"quadratic": {**good["quadratic"], "Adam": 105}}  # 2.1x the fastest
     assert not stepping_stones.verdict(slow).supported
+    assert not stepping_stones.verdict({"quadratic": {**good["quadratic"], "SGD": 80}}).supported  # SGD as fast
     never = {"quadratic": {**good["quadratic"], "Adam": math.inf}}
     assert not stepping_stones.verdict(never).supported
 
 
 def test_rnn_verdict_can_fail():
-    assert rnn.verdict(0.01, 0.1).supported
-    assert not rnn.verdict(0.08, 0.1).supported  # not twice as good as SGD
-    assert not rnn.verdict(0.1, math.inf).supported  # SGD diverged, but RMSprop did not solve the task
+    lrs = {"SGD": 0.1, "RMSprop": 0.001}
+    assert rnn.verdict(500.0, 1.2, 0.05, 0.1, lrs).supported
+    assert not rnn.verdict(500.0, 1.2, 0.08, 0.1, lrs).supported  # not 1.5x better than SGD
+    assert not rnn.verdict(500.0, 1.2, 0.1, math.inf, lrs).supported  # SGD diverged, but RMSprop did not solve it
+    assert not rnn.verdict(5.0, 1.2, 0.05, 0.1, lrs).supported  # no growth with the sequence length
+    assert not rnn.verdict(500.0, 10.0, 0.05, 0.1, lrs).supported  # grows at gain 0.9 too: not the recurrence
+    assert not rnn.verdict(500.0, 1.2, 0.05, 0.1, {**lrs, "RMSprop": rnn.LR_GRID[0]}).supported  # best on the edge
+    assert not rnn.verdict(500.0, 1.2, 0.05, 0.1, {**lrs, "SGD": rnn.LR_GRID[-1]}).supported
+
+
+def test_rnn_recurrent_gradient_explodes_with_length_only_above_gain_one():
+    exploding = rnn.gradient_ratios(1.5, (10, 200), seed=0, n=32)
+    stable = rnn.gradient_ratios(0.9, (10, 200), seed=0, n=32)
+    assert rnn.growth(exploding) > 10 * rnn.growth(stable)
+    assert exploding[200][3] == stable[200][3] == 1.0  # the readout w_o is the yardstick
 
 
 def test_backends_verdict_can_fail():
@@ -195,6 +208,12 @@ def test_backends_verdict_can_fail():
     assert backends.verdict({("Adam", "numba"): None, ("Adam", "cython"): None}, names).supported
     assert not backends.verdict({("Adam", "numba"): None, ("Adam", "cython"): 7}, names).supported
     assert not backends.verdict({}, ["reference"]).supported  # nothing compared is not evidence
+
+
+def test_backends_experiment_covers_every_optimizer():
+    import fastopt
+
+    assert list(backends.SETTINGS) == list(fastopt.OPTIMIZERS)
 
 
 def test_backends_first_difference_finds_one_flipped_bit():
@@ -206,16 +225,19 @@ def test_backends_first_difference_finds_one_flipped_bit():
 
 
 def test_adadelta_verdict_can_fail():
-    assert adadelta_units.verdict([0.26] * 5, [0.01, 0.02, 0.27, 0.6, 0.9], [0.9, 0.6, 0.27, 0.1, 0.09]).supported
+    first = {0.01: 0.00316, 0.1: 0.00316, 1.0: 0.00312, 10.0: 0.00166, 100.0: 1.95e-4}  # seed 0's
+    units, eps = [0.01, 0.02, 0.27, 0.6, 0.9], [0.9, 0.6, 0.27, 0.1, 0.09]
+    assert adadelta_units.verdict([0.26] * 5, units, eps, first).supported
     unit_free = [0.27, 0.27, 0.27, 0.27, 0.27]
-    assert not adadelta_units.verdict([0.26] * 5, unit_free, [0.9, 0.6, 0.27, 0.1, 0.09]).supported
-    assert not adadelta_units.verdict([0.2, 0.26, 0.26, 0.26, 0.3], [0.01, 0.02, 0.27, 0.6, 0.9],
-                                      [0.9, 0.6, 0.27, 0.1, 0.09]).supported  # the control is not unit-free
-    assert not adadelta_units.verdict([0.26] * 5, [0.01, 0.02, 0.27, 0.6, 0.9], [0.3, 0.28, 0.27, 0.26, 0.25]).supported
+    assert not adadelta_units.verdict([0.26] * 5, unit_free, eps, first).supported
+    assert not adadelta_units.verdict([0.2, 0.26, 0.26, 0.26, 0.3], units, eps, first).supported  # control not unit-free
+    assert not adadelta_units.verdict([0.26] * 5, units, [0.3, 0.28, 0.27, 0.26, 0.25], first).supported
     # a run that diverges at one scale only is a change with the units too; a diverging control is not unit-free
-    assert adadelta_units.verdict([0.26] * 5, [0.27, math.nan, 0.27, 0.27, 0.27], [0.9, 0.6, 0.27, 0.1, 0.09]).supported
-    assert not adadelta_units.verdict([0.26, math.nan, 0.26, 0.26, 0.26], [0.01, 0.02, 0.27, 0.6, 0.9],
-                                      [0.9, 0.6, 0.27, 0.1, 0.09]).supported
+    assert adadelta_units.verdict([0.26] * 5, [0.27, math.nan, 0.27, 0.27, 0.27], eps, first).supported
+    assert not adadelta_units.verdict([0.26, math.nan, 0.26, 0.26, 0.26], units, eps, first).supported
+    # the first step: sqrt(eps/(1-rho)) at units <= x1, shorter above
+    assert not adadelta_units.verdict([0.26] * 5, units, eps, {**first, 0.1: 0.0025}).supported
+    assert not adadelta_units.verdict([0.26] * 5, units, eps, {**first, 100.0: 0.00316}).supported
 
 
 def test_radam_verdict_can_fail():

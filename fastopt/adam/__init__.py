@@ -22,8 +22,9 @@ torch's order by an ulp or so, as torch's own fused kernel does; fastopt's three
 bit for bit. Keras's "epsilon hat" is the same form with ``epsilon_t = eps``, rounding for rounding.
 
 The bias corrections ``1 - beta^t`` undo the pull of the zero initial moments towards zero.
-They, ``1 - beta1``, ``1 - beta2`` and the step size ``eta / (1 - beta1^t)`` are scalars computed
-once per step in float64 and cast to the arrays' dtype; the kernels never call ``pow``.
+They, ``1 - beta1``, ``1 - beta2`` and the step size ``alpha_t = eta * sqrt(1 - beta2^t) / (1 - beta1^t)``
+of (7) are scalars computed once per step in float64 and cast to the arrays' dtype; the kernels
+never call ``pow``.
 Adam with ``beta1 = 0`` is RMSprop with bias correction.
 
 Symbols

@@ -1,4 +1,4 @@
-"""The command line, ``python -m fastopt [tour|show|demo|info|bench|conventions] ...``: the apps
+"""The command line, ``python -m fastopt [tour|show|demo|info|bench|conventions|dashboard] ...``: the apps
 that teach and measure, kept apart from the library (``fastopt.Adam`` and the step engine never
 import anything here).
 
@@ -21,6 +21,7 @@ COMMANDS = {
     "info": ("fastopt.cli.info", "versions, backends and how the kernels were built"),
     "bench": ("fastopt.cli.bench", "time every optimizer and backend against the memory-bandwidth ceiling"),
     "conventions": ("fastopt.cli.conventions", "how far torch's, Keras's and optax's same-named optimizers drift apart"),
+    "dashboard": ("fastopt.cli.dashboard", "run asv benchmarks on the installed build and serve the dashboard offline"),
 }
 DEFAULT_COMMAND = "tour"
 

@@ -104,13 +104,13 @@ def drift(steps: int = 200, lr: float = 1e-2, seed: int = 0, dtype: str = "float
     return runs
 
 
-def _describe(cls, preset: dict) -> str:
+def _describe(cls, preset: dict) -> list[str]:
     """The preset's arithmetic flags that are on, then the defaults it sets that the runs use."""
     flags = [key for key in cls.flag_defaults if preset.get(key) and not cls.flag_defaults[key]]
     overridden = {"lr", *USER_OPTIONS.get(cls.__name__, {})}
     values = [f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
               for key, value in preset.items() if key not in cls.flag_defaults and key not in overridden]
-    return ", ".join(flags + values)
+    return flags + values
 
 
 def add_arguments(parser) -> None:
@@ -123,6 +123,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -137,26 +138,39 @@ def run(args) -> int:
         "not Lion), momentum=0.9 (SGD, RMSprop), amsgrad=True (Adam, AdamW).\n"
         "Gap = |w - w_torch| / |w_torch|, after step 1 and at the end (rounding alone gives ~1e-16)."
     )
+    # Flag names are what a reader types: they are never cut. "what changes" is at least as wide as
+    # the longest one and wraps between names; below 100 columns the table drops its vertical rules.
+    narrow = console.width < 100
     for flags_only, title in ((False, "Each framework's arithmetic and defaults (convention=...), lr shared"),
                               (True, "torch's hyperparameters, only the arithmetic flags switched")):
-        table = Table(title=title, title_justify="left")
-        for column, justify in (("optimizer", "left"), ("convention", "left"), ("loss", "right"),
-                                ("gap, step 1", "right"), ("gap, end", "right"), ("what changes", "left")):
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+                      padding=(0, 1) if not narrow else (0, 0, 0, 1), pad_edge=not narrow, show_edge=not narrow)
+        for column, justify in (("optimizer", "left"), ("convention", "left"), ("loss", "right")):
             table.add_column(column, justify=justify)
+        for column in ("gap, step 1", "gap, end"):  # "baseline" or 1.5e-02: 8 wide, the header wraps
+            table.add_column(column, justify="right", max_width=8 if narrow else None)
+        table.add_column("what changes", justify="left", overflow="fold")
         previous = None
+        rows = []
         for item in drift(args.steps, args.lr, args.seed, args.dtype, args.backend, flags_only):
             cls = OPTIMIZERS[item.optimizer]
+            baseline = item.convention == next(c for c in CONVENTIONS if c in cls.conventions)
+            changes = (_describe(cls, item.preset) if not flags_only else
+                       [k for k in cls.flag_defaults if item.preset.get(k) and not cls.flag_defaults[k]] or ["(same arithmetic)"])
+            rows.append((item, baseline, changes))
+        base = "baseline" if narrow else "(baseline)"  # 8 characters fit the narrow gap columns
+        # one flag or setting per line, the column as wide as the longest: a name is never cut
+        table.columns[-1].min_width = max(len(change) for _, _, changes in rows for change in changes)
+        for item, baseline, changes in rows:
             if previous is not None and previous != item.optimizer:
                 table.add_section()
-            baseline = item.convention == next(c for c in CONVENTIONS if c in cls.conventions)
             table.add_row(
                 item.optimizer if item.optimizer != previous else "",
                 item.convention,
                 f"{item.loss:.4g}",
-                "(baseline)" if baseline else f"{item.first_gap:.1e}",
-                "(baseline)" if baseline else f"{item.final_gap:.1e}",
-                _describe(cls, item.preset) if not flags_only else
-                ", ".join(k for k in cls.flag_defaults if item.preset.get(k) and not cls.flag_defaults[k]) or "(same arithmetic)",
+                base if baseline else f"{item.first_gap:.1e}",
+                base if baseline else f"{item.final_gap:.1e}",
+                "\n".join(changes),
             )
             previous = item.optimizer
         console.print(table)

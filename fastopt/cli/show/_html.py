@@ -10,6 +10,8 @@ JavaScript are inline; without JavaScript the tags are plain links to the equati
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from html import escape
 from pathlib import Path
@@ -19,7 +21,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 
-from fastopt import __version__
+from fastopt import OPTIMIZERS, __version__
 from ._docstring import Block, Equation, MathDoc
 from ._mathml import GREEK, MathSyntaxError, formula_to_mathml, identifier_to_mathml, is_symbol
 from ._source import DESCRIPTION, CodeLine, Kernel, align
@@ -83,7 +85,7 @@ def optimizer_page(view: OptimizerView, siblings: list[str] | None) -> str:
   <p class="hint">The number in a line's margin is its equation tag (the <code># (k)</code> comment
   at the end of the line in the file). Rows are lined up so that the lines computing an equation
   start side by side. Point at an equation or a tag to light up its lines in all three columns;
-  click to keep them lit.</p>
+  click to keep them lit. Where the window is too narrow for three columns, they scroll sideways.</p>
   {code_grid(view.kernels)}
 </section>
 {other_sections(math, links)}
@@ -153,7 +155,7 @@ def equations_table(equations: list[Equation], links: dict[str, str]) -> str:
                 f'<th>{tag}</th><td class="formula" title="{escape(line.formula)}">{_maths_or_text(line.formula)}</td>'
                 f'<td class="note">{note}</td></tr>'
             )
-    return f'<table class="equations">{"".join(rows)}</table>'
+    return f'<div class="scroll-x"><table class="equations">{"".join(rows)}</table></div>'
 
 
 def _maths_or_text(formula: str, prefix: str = "", display: bool = True) -> str:
@@ -189,8 +191,19 @@ def note_html(note: str, links: dict[str, str]) -> str:
     return "".join(out)
 
 
+@functools.cache
+def option_names() -> frozenset[str]:
+    """Every keyword argument of every optimizer class (``eps_inside_sqrt``, ``eps_hat``, ...).
+
+    These are names a reader types, so they are set as code: read as maths, ``eps_inside_sqrt``
+    would become epsilon with the subscript "inside sqrt"."""
+    return frozenset(name for cls in OPTIMIZERS.values() for name in inspect.signature(cls.__init__).parameters)
+
+
 def _is_math_word(word: str) -> bool:
-    """``lambda``, ``eps``, ``v_0``, ``G_0``: a Greek name, or one letter with a subscript."""
+    """``lambda``, ``eps``, ``v_0``, ``G_0``: a Greek name, or one letter with a subscript; never an option name."""
+    if word in option_names():
+        return False
     base = word.split("_")[0]
     if "_" not in word:
         return word in GREEK
@@ -241,7 +254,10 @@ def code_grid(kernels: list[Kernel]) -> str:
         whole = highlight(kernel.file_text, get_lexer_by_name(kernel.language), HtmlFormatter(cssclass="hl whole"))
         count = len(kernel.file_text.splitlines())
         cells.append(f"<details><summary>the whole file ({count} lines)</summary>{whole}</details>")
-    return f'<div class="code-grid hl" style="--columns: {len(kernels)}">{"".join(cells)}</div>'
+    # The grid scrolls sideways inside its own box when the window is narrower than three readable
+    # columns (each at least ~44 characters), instead of squeezing the code to a few per line.
+    return (f'<div class="scroll-x code-scroll"><div class="code-grid hl" style="--columns: {len(kernels)}">'
+            f'{"".join(cells)}</div></div>')
 
 
 def _code_line(line: CodeLine, highlighted: dict[int, str]) -> str:
@@ -327,7 +343,7 @@ def _symbol_table(rows: list[list[str]], links: dict[str, str]) -> str:
             content = _paper_symbol(cell) if index == maths_column else inline(cell, links)
             cells.append(f"<td>{content}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="symbols"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
+    return f'<div class="scroll-x"><table class="symbols"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table></div>'
 
 
 def _paper_symbol(cell: str) -> str:
@@ -407,7 +423,9 @@ a.tag { display: inline-block; min-width: 2.4em; padding: 0 0.25em; border-radiu
 a.eqref { color: inherit; text-decoration: underline dotted; }
 .hint { color: var(--muted); font-size: 0.95rem; }
 
-.code-grid { display: grid; grid-template-columns: repeat(var(--columns), minmax(0, 1fr)); column-gap: 1.2rem;
+.scroll-x { overflow-x: auto; max-width: 100%; }
+.code-scroll { border-bottom: 1px solid var(--rule); padding-bottom: 0.4rem; }
+.code-grid { display: grid; grid-template-columns: repeat(var(--columns), minmax(24rem, 1fr)); column-gap: 1.2rem;
              background: var(--paper); }
 .code-grid .head { padding: 0.5rem 0.6rem; border-bottom: 2px solid var(--rule); background: var(--panel);
                    border-radius: 6px 6px 0 0; }
@@ -422,12 +440,12 @@ a.eqref { color: inherit; text-decoration: underline dotted; }
         font: 13px/1.55 "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 .line .ln { color: #9aa4af; text-align: right; user-select: none; }
 .line .mg a.tag { font-size: 0.72rem; min-width: 2.2em; }
-.line .src { white-space: pre-wrap; overflow-wrap: anywhere; padding-left: min(calc(var(--indent) * 1ch), 30%); }
+.line .src { white-space: pre-wrap; overflow-wrap: break-word; padding-left: min(calc(var(--indent) * 1ch), 30%); }
 /* (indentation is exact in wide columns; in narrow ones deep signature indents are capped) */
 .line.lit { background: hsl(var(--hue) 85% 90%); box-shadow: inset 3px 0 0 hsl(var(--hue) 60% 45%); }
 .code-grid details { margin-top: 0.6rem; font-size: 0.9rem; }
 .code-grid details summary { cursor: pointer; color: var(--muted); }
-.code-grid details pre { font: 12px/1.45 "DejaVu Sans Mono", monospace; white-space: pre-wrap; overflow-wrap: anywhere;
+.code-grid details pre { font: 12px/1.45 "DejaVu Sans Mono", monospace; white-space: pre; overflow-x: auto;
                          background: var(--panel); padding: 0.5rem; border-radius: 4px; }
 .code-grid .hl, .code-grid .whole { background: transparent; }
 
@@ -441,6 +459,18 @@ ol.index li { margin: 0.5rem 0; font-size: 1.1rem; }
 ol.index li a { font-weight: 700; margin-right: 0.5rem; }
 ol.index .count { color: var(--muted); font-size: 0.9rem; margin-left: 0.4rem; }
 footer { margin-top: 2.5rem; color: var(--muted); font-size: 0.85rem; border-top: 1px solid var(--rule); padding-top: 0.6rem; }
+footer code { overflow-wrap: anywhere; }
+@media (max-width: 700px) {
+  body { padding: 0.8rem 0.8rem 2rem; }
+  h1 { font-size: 1.6rem; }
+  table.equations td.formula math { font-size: 1.1em; }
+  table.equations td { padding: 0.3rem 0.4rem; }
+  /* the note goes under its formula instead of beside it */
+  table.equations tr { display: grid; grid-template-columns: 2.8rem minmax(0, 1fr); }
+  table.equations th { width: auto; padding-right: 0.4rem; }
+  table.equations td.note { grid-column: 2; padding-top: 0; }
+  .code-grid { grid-template-columns: repeat(var(--columns), minmax(20rem, 1fr)); }
+}
 """
 
 SCRIPT = """

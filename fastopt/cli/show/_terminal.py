@@ -35,13 +35,8 @@ def print_view(view: OptimizerView, console: Console) -> None:
     console.print(Text(view.math.summary.removeprefix(f"{view.title}: "), style="italic"), justify="center")
     console.print()
     console.print(Text(f"Equations, from the docstring of {view.package}:", style="bold"))
-    for equation in view.math.equations:
-        for index, line in enumerate(equation.source):
-            text = line.strip() if index == 0 else "     " + line.strip()
-            rendered = Text("  " + text)
-            if index == 0:
-                rendered.stylize(tag_style(equation.tag), 2, 2 + len(equation.tag) + 2)
-            console.print(rendered, overflow="fold")
+    for line in equation_lines(view.math.equations, console.width):
+        console.print(line, no_wrap=True, overflow="ignore")  # equation_lines already fits them to the width
     console.print()
     if console.width >= SIDE_BY_SIDE_MIN_WIDTH:
         console.print(side_by_side(view.kernels))
@@ -59,6 +54,50 @@ def print_view(view: OptimizerView, console: Console) -> None:
              "same tag compute the same equation in the same order, which is why the results agree bit for bit.",
              style="dim")
     )
+
+
+TAG_WIDTH = 7  # "  (12) ": the margin every formula starts after
+NOTE_MIN_WIDTH = 24  # a note narrower than this goes under its formula instead of beside it
+
+
+def equation_lines(equations, width: int) -> list[Text]:
+    """The numbered equations as lines of at most ``width`` characters, tags in a margin.
+
+    Formulas start in one column and notes (``# ...``) in another, as in the docstring. When a
+    note does not fit beside its formula it is folded inside its own column; when even that column
+    would be narrower than NOTE_MIN_WIDTH it goes on the lines under the formula, indented. A
+    formula too long for the line folds under itself. Nothing ever wraps back to column 0.
+    """
+    formula_width = max((len(line.formula) for eq in equations for line in eq.lines), default=0)
+    note_column = TAG_WIDTH + formula_width + 2
+    beside = width - note_column - 2 >= NOTE_MIN_WIDTH  # "# " then the note
+    lines = []
+    for equation in equations:
+        for index, line in enumerate(equation.lines):
+            tag = f"({equation.tag})" if index == 0 else ""
+            margin = Text(f"  {tag:<{TAG_WIDTH - 3}} ")
+            if tag:
+                margin.stylize(tag_style(equation.tag), 2, 2 + len(tag))
+            formula = _fold(line.formula, width - TAG_WIDTH)
+            note = ("" if line.note.startswith("=") else "# ") + line.note if line.note else ""
+            if note and beside and len(formula) == 1:
+                pieces = _fold(note, width - note_column)
+                lines.append(margin + Text(formula[0].ljust(note_column - TAG_WIDTH)) + Text(pieces[0], style="dim"))
+                lines += [Text(" " * note_column) + Text(piece, style="dim") for piece in pieces[1:]]
+                continue
+            lines.append(margin + Text(formula[0]))
+            lines += [Text(" " * (TAG_WIDTH + 2)) + Text(piece) for piece in formula[1:]]
+            if note:
+                lines += [Text(" " * (TAG_WIDTH + 2)) + Text(piece, style="dim")
+                          for piece in _fold(note, width - TAG_WIDTH - 2)]
+    return lines
+
+
+def _fold(text: str, width: int) -> list[str]:
+    """``text`` in pieces of at most ``width`` characters, broken at spaces where possible."""
+    import textwrap
+
+    return textwrap.wrap(text, max(width, 8), break_long_words=True, break_on_hyphens=False) or [""]
 
 
 def side_by_side(kernels: list[Kernel]) -> Table:

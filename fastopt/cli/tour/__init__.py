@@ -10,12 +10,12 @@ side) to ``--out``.
  1    adagrad_stalls       Adagrad's effective learning rate decays to zero; RMSprop's does not
  2    lr_sweep             RMSprop's learning rate still has to be chosen
  3    rho_memory           RMSprop's rho is a memory of about 1/(1-rho) steps
- 4    stepping_stones      SGD, momentum, Adagrad, RMSprop and Adam side by side
- 5    rnn                  RMSprop vs SGD on a recurrent network (backpropagation through time)
+ 4    stepping_stones      SGD, momentum, Adagrad, RMSprop and Adam side by side; paths on 2-D surfaces
+ 5    rnn                  recurrence scales gradients with time; RMSprop vs SGD on a recurrent network
  6    adadelta_units       Adadelta needs no learning rate, but its eps is one: not unit-free
  7    radam_warmup         RAdam's rectification is a warm-up that tames Adam's first steps
  8    lion_sign            Lion moves every weight by exactly lr, so it needs a smaller lr
- 9    backends             the three implementations give bit-identical trajectories
+ 9    backends             the three implementations give bit-identical trajectories (all ten optimizers)
 ====  ===================  ===========================================================
 """
 
@@ -122,4 +122,4 @@ def print_summary(results, console, elapsed: float, report: Path) -> None:
     supported = sum(r.verdict.supported for r in results)
     console.print(f"\n[bold]{supported} of {len(results)} claims supported[/] by this run's numbers "
                   f"({elapsed:.1f} s). Report: {report}; figures: "
-                  + ", ".join(Path(r.figure).name for r in results))
+                  + ", ".join(Path(f).name for r in results for f in [r.figure, *(e for e, _ in r.extra_figures)]))

@@ -55,6 +55,8 @@ class Result:
     optimizers: list[str]  # whose reference kernels the report shows next to the figure
     module: str  # the experiment's module (its source is in the report too)
     notes: list[str] = field(default_factory=list)  # set-up facts worth reading with the numbers
+    extra_figures: list[tuple[Path, str]] = field(default_factory=list)  # (PNG, caption) after the main figure
+    interactive: str = ""  # an HTML fragment (inline SVG and script, no network) for the report
     seconds: float = 0.0
     data: dict = field(default_factory=dict)  # raw measurements, for the tests
 

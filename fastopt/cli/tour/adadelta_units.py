@@ -3,8 +3,11 @@
 Claim: Adadelta's step ``sqrt(u + eps) / sqrt(v + eps) * g`` is the ratio of the RMS of past
 *steps* to the RMS of gradients, so it has the parameters' units and needs no learning rate
 (lr = 1). It is often said to be "unit-free" for that reason. It is not: ``u`` (the mean of past
-squared steps) starts at zero, so the first step is ``sqrt(eps / (1 - rho))`` long (0.003 with the
-defaults) in whatever units the weights are written in, and each later step is the RMS of the
+squared steps) starts at zero, so the first step is ``sqrt(eps) * g / sqrt((1 - rho) * g^2 + eps)``.
+Where the gradient is large next to ``sqrt(eps / (1 - rho))`` that is ``sqrt(eps / (1 - rho))`` (0.003
+with the defaults) in whatever units the weights are written in; where it is small (the weights
+written as large numbers, so the gradients are small numbers) eps in the denominator takes over and
+the step is about ``g`` itself, plain SGD with lr 1. Neither follows the weights' units. Each later step is the RMS of the
 earlier ones times ``g / RMS[g]``: it drifts from that start, nothing rescales it to the weights'
 units. The constant eps carries units, and sets Adadelta's step size as lr sets Adam's.
 
@@ -30,10 +33,13 @@ from ._common import COLOURS, Config, Result, Table, Tick, Verdict, fmt, new_fig
 from .problems import mlp_init, mlp_loss_and_grads, two_moons
 
 CLAIM = (
-    "Adadelta needs no learning rate, but it is not unit-free: its first steps are sqrt(eps/(1-rho)) "
-    "long in whatever units the weights are written in, so writing the same network's weights in "
-    "other units changes its training (a unit-free optimizer's would not change), and eps steers "
-    "it as a learning rate does."
+    "Adadelta needs no learning rate, but it is not unit-free: eps, not the weights' units, sets its "
+    "first step. While the gradients are large next to eps (weights in units x0.01 to x1 here) that step "
+    "is sqrt(eps/(1-rho)) long in whatever units the weights are written in; with the weights written as "
+    "larger numbers (units x10, x100) the gradients shrink, eps in the denominator takes over and the step "
+    "shrinks with them. "
+    "Either way the same network trains differently in other units (a unit-free optimizer would not), "
+    "and eps steers it as a learning rate does."
 )
 SCALES = (0.01, 0.1, 1.0, 10.0, 100.0)  # the weights written in units this many times smaller
 EPSILONS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
@@ -43,7 +49,8 @@ ADAM_LR = 0.01
 # The criterion, fixed before running.
 CONTROL_SPREAD = 1.01  # the control's losses after the run agree within this factor across units ...
 UNITS_SPREAD = 3.0  # ... Adadelta's differ by at least this factor across units ...
-EPS_SPREAD = 3.0  # ... and by at least this factor across the eps sweep
+EPS_SPREAD = 3.0  # ... and by at least this factor across the eps sweep ...
+FIRST_STEP_TOLERANCE = 0.1  # ... and the first step is sqrt(eps/(1-rho)) within 10% at units <= x1, shorter above
 
 
 def train(make_optimizer, scale: float, steps: int, x, y, seed: int, record_steps: bool = False) -> dict:
@@ -72,16 +79,24 @@ def spread(values) -> float:
     return float(values.max() / values.min()) if np.all(np.isfinite(values)) else math.inf
 
 
-def verdict(control_losses, adadelta_losses, eps_losses) -> Verdict:
+def verdict(control_losses, adadelta_losses, eps_losses, first_steps: dict[float, float]) -> Verdict:
+    """``first_steps``: {units scale: Adadelta's first step, median |Δw| in the written units}."""
     control, units, eps = spread(control_losses), spread(adadelta_losses), spread(eps_losses)
+    predicted = math.sqrt(EPS / (1 - RHO))
+    as_predicted = all(abs(step / predicted - 1) <= FIRST_STEP_TOLERANCE
+                       for scale, step in first_steps.items() if scale <= 1)
+    shorter = all(step < (1 - FIRST_STEP_TOLERANCE) * predicted for scale, step in first_steps.items() if scale > 1)
     return Verdict(
-        control <= CONTROL_SPREAD and units >= UNITS_SPREAD and eps >= EPS_SPREAD,
+        control <= CONTROL_SPREAD and units >= UNITS_SPREAD and eps >= EPS_SPREAD and as_predicted and shorter,
         f"the control (Adam, lr in the weights' units) ends at the same loss at every scale, within "
         f"{CONTROL_SPREAD:g}x (so the measurement can see a unit-free optimizer); Adadelta's loss after "
         f"the run differs by >= {UNITS_SPREAD:g}x across the scales, and by >= {EPS_SPREAD:g}x across "
-        "the eps sweep (max/min)",
+        f"the eps sweep (max/min); its first step is sqrt(eps/(1-rho)) = {predicted:.3g} within "
+        f"{FIRST_STEP_TOLERANCE:.0%} at units x1 and smaller, and more than {FIRST_STEP_TOLERANCE:.0%} "
+        "shorter at larger units",
         f"loss spread across scales: control {fmt(control)}x, Adadelta {fmt(units)}x; "
-        f"across eps: Adadelta {fmt(eps)}x",
+        f"across eps: Adadelta {fmt(eps)}x; first step at units "
+        + ", ".join(f"x{scale:g} {fmt(step)}" for scale, step in first_steps.items()),
     )
 
 
@@ -113,7 +128,8 @@ def run(config: Config, tick: Tick) -> Result:
     adadelta_final = [final["Adadelta", s] for s in SCALES]
     control_final = [final["control", s] for s in SCALES]
     eps_final = [final["eps", e] for e in EPSILONS]
-    result_verdict = verdict(control_final, adadelta_final, eps_final)
+    first_steps = {s: float(runs["Adadelta", s]["step"][0]) for s in SCALES}
+    result_verdict = verdict(control_final, adadelta_final, eps_final, first_steps)
     initial = float(runs["Adadelta", 1.0]["loss"][0])
     rows = [[f"units x{s:g} (eps {EPS:g})", fmt(runs["Adadelta", s]["step"][0]),
              fmt(runs["Adadelta", s]["step"][0] / s), fmt(np.max(runs["Adadelta", s]["step"])),
@@ -182,7 +198,7 @@ def run(config: Config, tick: Tick) -> Result:
                "with lr ~ 1): no single constant can be right at every scale."],
         data={"scales": SCALES, "adadelta_final": adadelta_final, "adam_final": [final["Adam", s] for s in SCALES],
               "control_final": control_final, "epsilons": EPSILONS, "eps_final": eps_final,
-              "first_step": {s: float(runs["Adadelta", s]["step"][0]) for s in SCALES},
+              "first_step": first_steps,
               "predicted_first_step": first_step[EPS]},
     )
 

@@ -5,7 +5,7 @@ same operations in the same order, so the same training run on each backend foll
 bit-identical trajectory; the backends differ only in how long they take.
 
 Set-up: a 2-32-32-1 tanh network (about 1,200 weights) on two moons, in float32, trained for the
-same number of full-batch steps with each optimizer on each available backend from the same
+same number of full-batch steps with each of the ten optimizers on each available backend from the same
 initial weights. After every step the parameters are compared with the reference backend's, bit
 for bit (``np.array_equal``). Timing is the median time of one ``opt.step`` (the forward and backward passes are
 the same NumPy code for all backends); a throw-away warm-up step first loads or compiles each
@@ -24,16 +24,23 @@ from ._common import Config, Result, Table, Tick, Verdict, fmt, new_figure, save
 from .problems import mlp_init, mlp_loss_and_grads, two_moons
 
 CLAIM = (
-    "The same training run on the reference, Numba and Cython backends gives bit-identical "
-    "parameters at every step; only the time differs."
+    "For every one of the ten optimizers, the same training run on the reference, Numba and Cython "
+    "backends gives bit-identical parameters at every step; only the time differs."
 )
 SETTINGS = {
     "SGD": dict(lr=0.1, momentum=0.9, nesterov=True),
-    "Adagrad": dict(lr=0.05),
+    "Adagrad": dict(lr=0.05, lr_decay=1e-3, initial_accumulator_value=0.1),
     "RMSprop": dict(lr=0.003, momentum=0.5, centered=True),
     "Adam": dict(lr=0.003, amsgrad=True),
     "AdamW": dict(lr=0.003, weight_decay=0.01),
+    "Adadelta": dict(lr=1.0, rho=0.9, weight_decay=1e-3),
+    "Adamax": dict(lr=0.002, weight_decay=1e-3),
+    "NAdam": dict(lr=0.002, decoupled_weight_decay=True, weight_decay=0.01),
+    "RAdam": dict(lr=0.003, weight_decay=1e-3),  # rho_t passes 5 at step 6: both branches run
+    "Lion": dict(lr=3e-4, weight_decay=0.1),
 }
+"""Every optimizer fastopt has (``fastopt.OPTIMIZERS``), each with options that exercise its less
+common code paths; ``test_tour`` checks that no optimizer is left out."""
 OPTIMIZER_COLOURS = {"Adam": "#9467bd", "SGD": "#2ca02c"}
 BACKEND_COLOURS = {"reference": "#7f7f7f", "numba": "#1f77b4", "cython": "#ff7f0e"}
 
@@ -124,9 +131,11 @@ def run(config: Config, tick: Tick) -> Result:
         ax_time.bar(positions + (k - (len(backends) - 1) / 2) * width, per_step, width,
                     color=BACKEND_COLOURS[backend], label=backend)
     ax_time.set_xticks(positions, list(SETTINGS))
+    ax_time.tick_params(axis="x", labelrotation=45)
     ax_time.set(title=f"Time of one opt.step ({n_params} float32 weights in 6 arrays)",
                 xlabel="optimizer", ylabel="median time of one opt.step [µs]")
-    ax_time.legend(title="backend")
+    ax_time.set_ylim(top=1.3 * max(runs[name, b][2] * 1e6 for name in SETTINGS for b in backends))
+    ax_time.legend(title="backend", ncols=len(backends), loc="upper center")  # above the bars, not over them
     for ax in (ax_loss, ax_time):
         ax.grid(True, which="major", alpha=0.3)
     figure.suptitle("9. Three implementations, one result: "

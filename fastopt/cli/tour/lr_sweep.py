@@ -27,6 +27,7 @@ CLAIM = (
 LEARNING_RATES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 # The criterion, fixed before running.
+TIE = 1.05  # late losses within 5% of the lowest tie; among tied runs the calmest (least climb) is "best"
 CRAWL_FRACTION = 0.1  # the smallest lr must achieve less than this fraction of the best loss drop
 HIGH_LR_FACTOR = 2.0  # the largest lr's late loss must be at least this many times the best's
 
@@ -62,21 +63,41 @@ def behaviour(losses: np.ndarray, late_loss: float, best_drop: float) -> str:
     return "converges"
 
 
-def verdict(learning_rates, late_losses, initial_loss: float) -> Verdict:
+def tied_with_lowest(late_losses) -> list[int]:
+    """Indices of the runs whose late loss is within :data:`TIE` of the lowest (NaN/inf never tie)."""
     late = np.asarray(late_losses, dtype=float)
     finite = np.where(np.isfinite(late), late, np.inf)
-    best = int(np.argmin(finite))
+    return [i for i, value in enumerate(finite) if value <= TIE * finite.min()]
+
+
+def best_index(late_losses, climbs=None) -> int:
+    """The best run: the lowest late loss, and among runs tied with it the calmest one.
+
+    A run that reaches the same late loss while bouncing (large climb) is not better than one
+    that settles there; naming it "best" would recommend an lr that oscillates.
+    """
+    tied = tied_with_lowest(late_losses)
+    climbs = np.zeros(len(late_losses)) if climbs is None else np.asarray(climbs, dtype=float)
+    return min(tied, key=lambda i: (climbs[i], late_losses[i]))
+
+
+def verdict(learning_rates, late_losses, initial_loss: float, climbs=None) -> Verdict:
+    late = np.asarray(late_losses, dtype=float)
+    finite = np.where(np.isfinite(late), late, np.inf)
+    best = best_index(finite, climbs)
+    tied = tied_with_lowest(finite)
     best_drop = initial_loss - finite[best]
     low_drop = initial_loss - finite[0]
-    interior = 0 < best < len(late) - 1
+    interior = all(0 < i < len(late) - 1 for i in tied)
     crawls = best_drop > 0 and low_drop < CRAWL_FRACTION * best_drop
     too_high = not np.isfinite(late[-1]) or late[-1] >= HIGH_LR_FACTOR * finite[best]
     return Verdict(
         interior and crawls and too_high,
-        f"the lowest late loss is at an interior lr of the sweep; the smallest lr achieves < "
-        f"{CRAWL_FRACTION:g} of the best lr's loss drop; the largest lr's late loss is >= "
-        f"{HIGH_LR_FACTOR:g}x the best",
-        f"best lr {learning_rates[best]:g} (late loss {fmt(finite[best])}); smallest lr drop "
+        f"every lr whose late loss is within {TIE - 1:.0%} of the lowest is an interior lr of the sweep; the "
+        f"smallest lr achieves < {CRAWL_FRACTION:g} of the best lr's loss drop; the largest lr's late loss is "
+        f">= {HIGH_LR_FACTOR:g}x the best",
+        f"best lr {learning_rates[best]:g} (late loss {fmt(finite[best])}; within {TIE - 1:.0%}: "
+        f"{', '.join(f'{learning_rates[i]:g}' for i in tied)}); smallest lr drop "
         f"{fmt(low_drop)} vs best {fmt(best_drop)}; largest lr late loss {fmt(late[-1])}",
     )
 
@@ -90,11 +111,15 @@ def run(config: Config, tick: Tick) -> Result:
         curves[lr] = train(lr, steps, x, y, config.seed, config.backend)
     initial = float(curves[LEARNING_RATES[0]][0])
     late = [float(np.mean(c[-max(steps // 10, 1):])) for c in curves.values()]
-    result_verdict = verdict(LEARNING_RATES, late, initial)
-    best_drop = initial - min(l for l in late if np.isfinite(l))
+    climbs = [climb(c) for c in curves.values()]
+    result_verdict = verdict(LEARNING_RATES, late, initial, climbs)
+    best = best_index(np.where(np.isfinite(late), late, np.inf), climbs)
+    tied = tied_with_lowest(late)
+    best_drop = initial - late[best]
     rows = []
-    for (lr, losses), late_loss in zip(curves.items(), late):
-        rows.append([f"{lr:g}", fmt(late_loss), fmt(float(np.min(losses))), fmt(climb(losses)),
+    for i, ((lr, losses), late_loss) in enumerate(zip(curves.items(), late)):
+        mark = " (best)" if i == best else f" (within {TIE - 1:.0%} of the best)" if i in tied else ""
+        rows.append([f"{lr:g}", fmt(late_loss) + mark, fmt(float(np.min(losses))), fmt(climbs[i]),
                      behaviour(losses, late_loss, best_drop)])
 
     figure, (ax_curves, ax_final) = new_figure(ncols=2)
@@ -114,14 +139,14 @@ def run(config: Config, tick: Tick) -> Result:
     figure.suptitle(f"2. RMSprop (rho=0.9) learning-rate sweep: 2-32-1 tanh net on noisy two moons, {steps} steps")
     path = save_figure(figure, config.out / "2_lr_sweep.png")
     tick(1.0, "done")
-    best = int(np.argmin(np.where(np.isfinite(late), late, np.inf)))
     return Result(
         number=2,
         title="Adaptive, but you still steer",
         claim=CLAIM,
         summary=(
             f"late loss: lr={LEARNING_RATES[0]:g} {fmt(late[0])}, best lr={LEARNING_RATES[best]:g} "
-            f"{fmt(late[best])}, lr={LEARNING_RATES[-1]:g} {fmt(late[-1])} (initial {fmt(initial)})"
+            f"{fmt(late[best])} (within {TIE - 1:.0%}: {', '.join(f'{LEARNING_RATES[i]:g}' for i in tied)}), "
+            f"lr={LEARNING_RATES[-1]:g} {fmt(late[-1])} (initial {fmt(initial)})"
         ),
         table=Table(["lr", "late loss", "lowest loss", "climb in 2nd half (x mean loss)", "behaviour"], rows),
         verdict=result_verdict,
@@ -131,8 +156,11 @@ def run(config: Config, tick: Tick) -> Result:
         notes=[f"256 points, two-moons noise 0.3, {steps} full-batch steps, same initial weights for every lr. "
                "Climb: the sum of the loss's increases over the 2nd half, divided by its mean there. "
                "Behaviour: 'diverged' if the late loss exceeds the initial loss, 'oscillates' if the "
-               "climb exceeds 0.5, 'crawls' if it achieved less than half the best run's loss drop."],
-        data={"learning_rates": LEARNING_RATES, "late_losses": late, "initial_loss": initial},
+               "climb exceeds 0.5, 'crawls' if it achieved less than half the best run's loss drop. "
+               f"Best: the lowest late loss; runs within {TIE - 1:.0%} of it tie, and of those the one with "
+               "the least climb is named best (a run that reaches the same loss while bouncing is not better)."],
+        data={"learning_rates": LEARNING_RATES, "late_losses": late, "initial_loss": initial, "climbs": climbs,
+              "best": LEARNING_RATES[best], "tied": [LEARNING_RATES[i] for i in tied]},
     )
 
 

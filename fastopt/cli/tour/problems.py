@@ -2,10 +2,11 @@
 
 * :func:`two_moons` and a small tanh network (:func:`mlp_init`, :func:`mlp_loss_and_grads`):
   binary classification that a linear model cannot solve.
-* :func:`rosenbrock`: the banana-shaped valley, a 2-D test function whose minimum (1, 1) lies at
-  the end of a long, flat, curved valley.
 * :func:`quadratic`: ``0.5 * w^T H w`` with the Hessian's eigenvalues spread over several
   decades, the simplest ill-conditioned problem.
+
+The 2-D surfaces whose paths the report draws (Rosenbrock's valley, a saddle) are in
+:mod:`~fastopt.cli.tour.trajectories`.
 """
 
 from __future__ import annotations
@@ -64,14 +65,6 @@ def mlp_loss_and_grads(params: list[np.ndarray], x: np.ndarray, y: np.ndarray):
         if k:
             dz = (dz @ params[k].T) * (1.0 - h_prev * h_prev)
     return loss, [g.astype(p.dtype) for g, p in zip(grads, params)]
-
-
-def rosenbrock(point: np.ndarray, a: float = 1.0, b: float = 100.0):
-    """``f(x, y) = (a - x)^2 + b (y - x^2)^2`` and its gradient; minimum 0 at ``(a, a^2)``."""
-    x, y = point
-    value = (a - x) ** 2 + b * (y - x * x) ** 2
-    grad = np.array([-2.0 * (a - x) - 4.0 * b * x * (y - x * x), 2.0 * b * (y - x * x)])
-    return float(value), grad
 
 
 def quadratic_curvatures(dim: int, condition: float) -> np.ndarray:

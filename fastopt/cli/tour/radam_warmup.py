@@ -18,13 +18,13 @@ Set-up, two parts, both with beta2 = 0.99 so that the warm-up (~200 steps) ends 
   read from ``opt.state[0]["exp_avg_sq"]``, and of RAdam's ``r_t * psi_t``.
 * training at a large learning rate: a 2-128-1 tanh network on two moons (noise 0.2) with
   minibatches of 32, lr = 0.1, for Adam, RAdam, and Adam with a linear warm-up over
-  ``2 / (1 - beta2)`` = 200 steps (the rule of thumb of Ma & Yarats, 2021), eight seeds (initial
+  ``2 / (1 - beta2)`` = 200 steps (the rule of thumb of Ma & Yarats, 2021), 24 seeds (initial
   weights and minibatch order). The early steps are those at which Adam's psi is erratic on the
   noise (spread more than twice its long-run value); the full-data loss is recorded after each of
   them (then after every 4th step), and its peak over them is compared with the initial loss.
   Whether Adam's first steps spike the loss depends on the initial weights and the first
   minibatches: it is a risk, not a certainty, so the criterion asks for a spike in at least one
-  of the eight seeds (and none for RAdam or warm-up Adam), next to the step lengths, which do
+  of the 24 seeds (and none for RAdam or warm-up Adam), next to the step lengths, which do
   not depend on luck.
 
 Why this network: Adam's first step moves every weight by exactly lr, in the direction of one
@@ -67,6 +67,14 @@ ADAM_EXCESS = 5.0  # Adam's psi spread at the first rectified step (t = 6) is >=
 LONGEST = 2.0  # ... Adam's mean step over steps 1-5 is >= this x its mean over the second half, RAdam's <= 1x ...
 SPIKE = 1.2  # ... Adam's early peak loss / initial loss is >= this in at least one seed ...
 CALM = 1.05  # ... RAdam's and warm-up Adam's are <= this in every seed
+SEEDS = 24  # training runs per method. Adam's early spike is a risk, not a certainty: over seeds 0-9 of
+# the tour about one run in five spikes, so with the 8 runs of the first version no run spiked at
+# tour seed 4 (0.8^8 = 17% of the time); with 24, 0.8^24 = 0.5%.
+
+
+def spikes(peaks: list[float]) -> str:
+    """Per-seed peaks in a few words: the highest, and how many reach SPIKE."""
+    return f"highest {fmt(max(peaks))}, {sum(p >= SPIKE for p in peaks)} of {len(peaks)} >= {SPIKE:g}"
 
 
 def warmup_steps(beta2: float) -> int:
@@ -133,14 +141,14 @@ def verdict(adam_excess: float, radam_band: float, first_steps: dict[str, float]
         f"Adam's <= {CALM:g}x in every seed",
         f"psi spread at t=6 / long run: Adam {fmt(adam_excess)}x, RAdam at most {fmt(radam_band)}x off; "
         f"steps 1-5 / second half: Adam {fmt(first_steps['Adam'])}x, RAdam {fmt(first_steps['RAdam'])}x; "
-        f"peak / initial loss over the first {early} steps: Adam {', '.join(fmt(p) for p in peaks['Adam'])}, "
-        f"RAdam {', '.join(fmt(p) for p in peaks['RAdam'])}, warm-up {', '.join(fmt(p) for p in peaks['Adam+warm-up'])}",
+        f"peak / initial loss over the first {early} steps: Adam {spikes(peaks['Adam'])}; "
+        f"RAdam {spikes(peaks['RAdam'])}; warm-up {spikes(peaks['Adam+warm-up'])}",
     )
 
 
 def run(config: Config, tick: Tick) -> Result:
     quick = config.quick
-    noise_steps, steps, n_seeds = (300, 120, 2) if quick else (1000, 200, 8)
+    noise_steps, steps, n_seeds = (300, 120, 2) if quick else (1000, 200, SEEDS)
     beta2 = BETAS[1]
     tick(0.0, "Adam's psi on pure noise")
     adam_spread, radam_spread = psi_spread(noise_steps, config.seed, config.backend)
@@ -177,8 +185,8 @@ def run(config: Config, tick: Tick) -> Result:
         step_rms = mean_step[name]
         late = [float(np.nanmean(runs[name, k]["loss"][-max(steps // 10, LATER_EVERY):])) for k in range(n_seeds)]
         rows.append([name, fmt(np.mean(step_rms[:5])), fmt(np.mean(step_rms[5:50])),
-                     fmt(np.mean(step_rms[steps // 2:])), ", ".join(fmt(p) for p in peaks[name]),
-                     ", ".join(fmt(peak(name, k, steps)) for k in range(n_seeds)), fmt(float(np.median(late)))])
+                     fmt(np.mean(step_rms[steps // 2:])), spikes(peaks[name]),
+                     spikes([peak(name, k, steps) for k in range(n_seeds)]), fmt(float(np.median(late)))])
 
     figure, axes = new_figure(ncols=2, nrows=2, width=6.0, height=4.0)
     ax_r, ax_psi, ax_loss, ax_step = axes
@@ -227,8 +235,7 @@ def run(config: Config, tick: Tick) -> Result:
             f"{fmt(max(peaks['Adam+warm-up']))}x"
         ),
         table=Table(["optimizer", "step RMS / lr, steps 1-5", "steps 6-50", "second half",
-                     f"peak / initial loss, steps 1-{early}, "
-                     "per seed",
+                     f"peak / initial loss, steps 1-{early}, over the seeds",
                      f"peak / initial loss, whole run ({steps} steps, every {LATER_EVERY}th after step {early})",
                      "late loss (median over seeds, last 10% of steps)"], rows),
         verdict=result_verdict,
