@@ -43,7 +43,7 @@ extensions = [
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_static"]  # _static: files copied as they are (screenshots and their README)
 
 # Cross-references to Python objects are checked (one to a fastopt object that is not documented
 # is an error), except the words of numpydoc type fields ("float, default 1e-3", "list of
