@@ -161,10 +161,9 @@ class Optimizer(Checkpoints):
             )
         return dict(cls.conventions[convention])
 
-    @classmethod
-    def check_hyperparameters(cls, group: dict[str, Any]) -> None:
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         """Raise ``TypeError``/``ValueError`` (torch.optim's messages) for invalid values."""
-        cls.algorithm.check(group)
+        self.algorithm.check(group)
 
     def __init__(self, params: Iterable, defaults: dict[str, Any], backend: str = "auto") -> None:
         self.check_hyperparameters(defaults)

@@ -236,6 +236,8 @@ FORMULA_CASES = [
     ("keras", "Adadelta", dict(lr=LR, weight_decay=WD), keras_adadelta, dict(lr=LR, wd=WD)),
     ("keras", "SGD", dict(lr=LR, momentum=0.9, weight_decay=WD), keras_sgd, dict(lr=LR, momentum=0.9, wd=WD)),
     ("keras", "SGD", dict(lr=LR, momentum=0.9, nesterov=True), keras_sgd, dict(lr=LR, momentum=0.9, nesterov=True)),
+    # Keras accepts nesterov=True at its default momentum 0, where it is a plain SGD step
+    ("keras", "SGD", dict(lr=LR, nesterov=True), keras_sgd, dict(lr=LR, nesterov=True)),
     ("optax", "RMSprop", dict(lr=LR), optax_rmsprop, dict(lr=LR)),
     ("optax", "RMSprop", dict(lr=LR, centered=True, momentum=0.9), optax_rmsprop,
      dict(lr=LR, centered=True, momentum=0.9)),
@@ -325,6 +327,7 @@ KERAS_CASES = [
     ("Adadelta", dict(lr=LR, weight_decay=WD), "Adadelta", dict(learning_rate=LR, weight_decay=WD)),
     ("SGD", dict(lr=LR, momentum=0.9, weight_decay=WD), "SGD", dict(learning_rate=LR, momentum=0.9, weight_decay=WD)),
     ("SGD", dict(lr=LR, momentum=0.9, nesterov=True), "SGD", dict(learning_rate=LR, momentum=0.9, nesterov=True)),
+    ("SGD", dict(lr=LR, nesterov=True), "SGD", dict(learning_rate=LR, nesterov=True)),
     ("Lion", dict(lr=LR, weight_decay=WD), "Lion", dict(learning_rate=LR, weight_decay=WD)),
 ]
 
@@ -546,3 +549,20 @@ def test_the_conventions_page_runs_in_a_pipe():
     result = subprocess.run([sys.executable, "-m", "fastopt", "conventions", "--steps", "5", "--dtype", "float32"],
                             capture_output=True, text=True, check=True, timeout=300)
     assert "Same name, different arithmetic" in result.stdout and "\x1b[" not in result.stdout
+
+
+def test_nesterov_without_momentum_is_keras_only():
+    """torch refuses SGD(nesterov=True) without momentum; Keras accepts it at its default momentum
+    0 and steps plain SGD. fastopt follows each: the Keras preset accepts it (also set between
+    steps), every other convention raises torch's message."""
+    w = np.ones(3)
+    keras_sgd_opt = fastopt.SGD([w], lr=0.1, nesterov=True, convention="keras")
+    keras_sgd_opt.step([np.full(3, 0.5)])
+    assert np.array_equal(w, np.full(3, 1.0 - 0.1 * 0.5))
+    keras_sgd_opt.param_groups[0]["momentum"] = 0.9  # now a real Nesterov step, valid everywhere
+    keras_sgd_opt.step([np.full(3, 0.5)])
+    for convention in (None, "torch", "optax"):
+        with pytest.raises(ValueError, match=r"^Nesterov momentum requires a momentum and zero dampening$"):
+            fastopt.SGD([np.ones(3)], nesterov=True, convention=convention)
+    with pytest.raises(ValueError, match=r"^Nesterov momentum requires a momentum and zero dampening$"):
+        fastopt.SGD([np.ones(3)], nesterov=True, dampening=0.5, convention="keras")

@@ -186,3 +186,23 @@ def test_adam_prose_names_the_step_size_of_equation_7():
     prose = resources.files("fastopt.adam").joinpath("__init__.py").read_text()
     assert alpha.startswith("alpha_t = ") and alpha in prose.replace("``", "").replace("\n", " ")
     assert "the step size ``eta / (1 - beta1^t)``" not in prose  # contradicted (7): no sqrt(1 - beta2^t)
+
+
+@pytest.mark.parametrize(("optimizer", "method", "line"), [
+    ("Adam", "step_scalars", "bias_correction1 = 1 - beta1**t"),
+    ("AdamW", "step_scalars", "step_size = lr * bias_correction2**0.5 / bias_correction1"),
+    ("RAdam", "step_scalars", "rho_t, rect = rectification(beta2, t)"),
+    ("RMSprop", "group_scalars", "cast(1.0 - group[\"rho\"])"),
+    ("SGD", "scalars", "cast(1.0 - group[\"dampening\"])"),
+])
+def test_the_scalars_the_kernels_get_are_shown_where_they_are_formed(capsys, tmp_path, optimizer, method, line):
+    """Bias corrections and step sizes are computed once per step, outside the kernels: show prints
+    the method that forms them, from the optimizer's algorithm, before the three kernels."""
+    out = show_text(capsys, optimizer.lower(), "--width", "200")
+    assert f"def {method}(" in out and line in out
+    assert out.index(line) < out.index("reference  fastopt/")
+    page = tmp_path / "page.html"
+    assert cli.main(["show", optimizer.lower(), "--html", str(page)]) == 0
+    html = page.read_text()
+    scalars = html[html.index('<section id="scalars">'):html.index('<section id="code">')]
+    assert method in scalars and "float64" in scalars

@@ -110,6 +110,7 @@ class AdagradAlgorithm(Algorithm):
         )
 
     def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
+        """(3)'s decayed learning rate ``eta_t`` at step ``t``."""
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])                           # (3)
         return (clr,)
 

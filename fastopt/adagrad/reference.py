@@ -1,7 +1,7 @@
 """Adagrad, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
 Equations (1)-(6) are in :mod:`fastopt.adagrad`; ``clr`` is eta_t of (3) and ``decay_factor``
-``1 - eta * lambda`` (1 unless the weight decay is decoupled), computed by the caller.
+``1 - eta * lambda`` (1 unless the weight decay is decoupled), computed by the optimizer's algorithm (``python -m fastopt show`` prints how).
 """
 
 import numpy as np

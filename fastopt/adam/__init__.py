@@ -131,21 +131,21 @@ class AdamAlgorithm(Algorithm):
         )
 
     def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
-        """The arguments of (5)-(7) at step ``t``: ``bias_correction2``, ``eps_t`` and ``step_size``."""
+        """The arguments of (5)-(7) at step ``t``: ``bias_correction2``, ``eps_t`` and ``step_size``
+        (the bias corrections of the zero-initialised moments, in float64)."""
         beta1, beta2 = group["betas"]
-        bias_correction1 = 1 - beta1**t
-        bias_correction2 = 1 - beta2**t
-        # (6)-(7): alpha_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t) and eps_t = eps * sqrt(1 - beta2^t);
-        # Keras's epsilon hat keeps eps as it is, and with optax's corrected maximum (5) vmax needs
-        # no further correction (sqrt(1 - beta2^t) is then taken as 1)
-        eps = group["eps"]
-        if group["eps_hat"]:
-            step_size, eps_t = group["lr"] * bias_correction2**0.5 / bias_correction1, eps
-        elif group["amsgrad_corrected_max"] and group["amsgrad"]:
-            step_size, eps_t = group["lr"] / bias_correction1, eps
+        bias_correction1 = 1 - beta1**t                                               # (7)
+        bias_correction2 = 1 - beta2**t                                               # (5), (6)
+        lr, eps = group["lr"], group["eps"]
+        if group["eps_hat"]:  # Keras: eps on the uncorrected root, both corrections in the step
+            eps_t = eps                                                                # (6)
+            step_size = lr * bias_correction2**0.5 / bias_correction1                 # (7)
+        elif group["amsgrad_corrected_max"] and group["amsgrad"]:  # optax: vmax is corrected (5)
+            eps_t = eps                                                                # (6)
+            step_size = lr / bias_correction1                                          # (7)
         else:
-            bias_correction2_sqrt = bias_correction2**0.5
-            step_size, eps_t = group["lr"] * bias_correction2_sqrt / bias_correction1, eps * bias_correction2_sqrt
+            eps_t = eps * bias_correction2**0.5                                        # (6)
+            step_size = lr * bias_correction2**0.5 / bias_correction1                 # (7)
         return bias_correction2, eps_t, step_size
 
 

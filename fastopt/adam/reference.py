@@ -1,8 +1,10 @@
 """Adam, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
 Equations (1)-(7) are in :mod:`fastopt.adam`; ``eps_t`` and ``step_size`` are the scalars
-``epsilon_t`` and ``alpha_t`` of (6)-(7) (torch: ``eps * sqrt(1 - beta2^t)`` and
-``eta * sqrt(1 - beta2^t) / (1 - beta1^t)``), computed by the caller.
+``epsilon_t`` and ``alpha_t`` of (6)-(7), ``eps * sqrt(1 - beta2^t)`` and
+``eta * sqrt(1 - beta2^t) / (1 - beta1^t)``: the bias corrections, computed once per step in
+float64 by ``AdamAlgorithm.step_scalars`` (in ``fastopt/adam/__init__.py``; ``python -m fastopt
+show adam`` prints it above the three kernels) and rounded to the arrays' dtype.
 """
 
 import numpy as np

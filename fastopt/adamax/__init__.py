@@ -100,8 +100,9 @@ class AdamaxAlgorithm(Algorithm):
         )
 
     def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
-        bias_correction1 = 1 - group["betas"][0] ** t
-        return (group["lr"] / bias_correction1,)
+        """(5)'s step size ``eta / (1 - beta1^t)`` at step ``t`` (the first moment's bias correction)."""
+        bias_correction1 = 1 - group["betas"][0] ** t                                 # (5)
+        return (group["lr"] / bias_correction1,)                                       # (5)
 
 
 class Adamax(Optimizer):

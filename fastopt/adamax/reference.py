@@ -1,7 +1,7 @@
 """Adamax, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
 Equations (1)-(5) are in :mod:`fastopt.adamax`; ``step_size`` is ``eta / (1 - beta1^t)``,
-computed by the caller.
+computed by the optimizer's algorithm (``python -m fastopt show`` prints how).
 """
 
 import numpy as np

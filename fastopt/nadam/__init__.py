@@ -133,19 +133,16 @@ class NAdamAlgorithm(Algorithm):
         return (bool(group["maximize"]), *weight_decay_scalars(group, dtype), *moment_scalars(group, dtype))
 
     def step_scalars(self, group: dict[str, Any], key: tuple) -> tuple:
-        t, mu_product = key
+        t, mu_product = key  # Pi_t of (4), advanced with the step counter
         lr = group["lr"]
         beta1, beta2 = group["betas"]
         mu = momentum_schedule(beta1, group["momentum_decay"], t)                     # (3)
         mu_next = momentum_schedule(beta1, group["momentum_decay"], t + 1)           # (3)
         mu_product = float(mu_product)  # torch's _get_value: the float32 read as a float64
-        mu_product_next = mu_product * mu_next
-        return (
-            1 - beta2**t,
-            group["eps"],
-            lr * (1.0 - mu) / (1.0 - mu_product),                                     # (8)
-            lr * mu_next / (1.0 - mu_product_next),                                   # (9)
-        )
+        bias_correction2 = 1 - beta2**t                                               # (7)
+        grad_step = lr * (1.0 - mu) / (1.0 - mu_product)                               # (8)
+        momentum_step = lr * mu_next / (1.0 - mu_product * mu_next)                    # (9)
+        return bias_correction2, group["eps"], grad_step, momentum_step
 
     def check_counter(self, where: str, name: str, value: object) -> None:
         """``mu_product`` is a product of momentum coefficients, each in [0, 1): a finite real

@@ -108,17 +108,14 @@ class RAdamAlgorithm(Algorithm):
         return (bool(group["maximize"]), *weight_decay_scalars(group, dtype), *moment_scalars(group, dtype))
 
     def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
+        """The arguments of (5)-(8) at step ``t``: the bias corrections, and whether and by how
+        much the adaptive step is rectified."""
         beta1, beta2 = group["betas"]
-        rho_t, rect = rectification(beta2, t)
-        rectified = bool(rho_t > 5.0)
-        return (
-            1 - beta1**t,
-            group["lr"],
-            rectified,
-            (1 - beta2**t) ** 0.5,
-            group["eps"],
-            rect if rectified else 1.0,
-        )
+        bias_correction1 = 1 - beta1**t                                               # (5)
+        rho_t, rect = rectification(beta2, t)                                         # (6), (7)
+        rectified = bool(rho_t > 5.0)                                                 # (8)
+        bias_correction2_sqrt = (1 - beta2**t) ** 0.5                                 # (8)
+        return bias_correction1, group["lr"], rectified, bias_correction2_sqrt, group["eps"], rect if rectified else 1.0
 
 
 class RAdam(Optimizer):

@@ -1,7 +1,7 @@
 """RMSprop, NumPy reference: the specification the Numba and Cython twins must match bit for bit.
 
 Equations (1)-(8) are in :mod:`fastopt.rmsprop`; ``decay_factor`` is ``1 - eta * lambda`` (1 unless
-the weight decay is decoupled), computed by the caller.
+the weight decay is decoupled), computed by the optimizer's algorithm (``python -m fastopt show`` prints how).
 """
 
 import numpy as np

@@ -141,6 +141,14 @@ class SGD(Optimizer):
         "optax": dict(decoupled_weight_decay=False),
     }
 
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
+        """torch.optim's rules; under ``convention="keras"`` also Keras's ``nesterov=True`` at
+        momentum 0 (its default), which Keras steps as plain SGD: so does the kernel, whose
+        Nesterov line (4) is inside the momentum branch."""
+        if self.convention == "keras" and group["nesterov"] and group["momentum"] == 0 and group["dampening"] == 0:
+            group = {**group, "nesterov": False}
+        super().check_hyperparameters(group)
+
     def __init__(
         self,
         params,

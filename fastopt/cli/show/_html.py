@@ -80,6 +80,14 @@ def optimizer_page(view: OptimizerView, siblings: list[str] | None) -> str:
   {equations_table(math.equations, links)}
   {render_blocks(_section_blocks(math, ""), links)}
 </section>
+<section id="scalars">
+  <h2>The kernels' scalars</h2>
+  <p class="hint">Bias corrections, step sizes and the like are numbers, not arrays: they are
+  computed once per step, in float64, and rounded to the arrays' dtype before any kernel sees
+  them (so the three kernels get the very same numbers and do no scalar arithmetic of their own).
+  The tags are the equations' above.</p>
+  {scalars_block(view.scalars)}
+</section>
 <section id="code">
   <h2>Three implementations, line by line</h2>
   <p class="hint">The number in a line's margin is its equation tag (the <code># (k)</code> comment
@@ -258,6 +266,16 @@ def code_grid(kernels: list[Kernel]) -> str:
     # columns (each at least ~44 characters), instead of squeezing the code to a few per line.
     return (f'<div class="scroll-x code-scroll"><div class="code-grid hl" style="--columns: {len(kernels)}">'
             f'{"".join(cells)}</div></div>')
+
+
+def scalars_block(scalars: Kernel) -> str:
+    """The method that forms the kernels' scalars, one column wide, tags in the margin."""
+    highlighted = highlight_lines(scalars)
+    head = (f'<div class="head"><span class="backend">scalars</span> <code>{escape(scalars.path)}</code>'
+            f'<br><span class=desc>{escape(DESCRIPTION["scalars"])}</span></div>')
+    body = "".join(_code_line(line, highlighted) for line in scalars.lines)
+    return (f'<div class="scroll-x code-scroll"><div class="code-grid hl" style="--columns: 1">'
+            f'{head}<div class="cell plain">{body}</div></div></div>')
 
 
 def _code_line(line: CodeLine, highlighted: dict[int, str]) -> str:

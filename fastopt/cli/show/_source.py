@@ -20,6 +20,7 @@ LANGUAGE = {"reference": "python", "numba": "python", "cython": "cython"}
 """The Pygments lexer for each backend's file."""
 
 DESCRIPTION = {
+    "scalars": "once per step, in float64, then rounded to the arrays' dtype: the same numbers for all three kernels",
     "reference": "NumPy, whole-array expressions: the specification",
     "numba": "one element at a time, compiled by Numba",
     "cython": "the loop over pointers, compiled to C (the entry points follow it in the file)",
@@ -72,6 +73,37 @@ def read_kernel(package: str, name: str, backend: str) -> Kernel:
     lines = [split_tags(number, all_lines[number - 1]) for number in range(first, last + 1)]
     path = "/".join([*package.split("."), filename])
     return Kernel(backend, path, LANGUAGE[backend], lines, text)
+
+
+def read_scalars(algorithm) -> Kernel:
+    """The method of ``algorithm`` (an optimizer's :class:`fastopt._engine.Algorithm`) that forms
+    the kernel's scalars: ``step_scalars`` where some change from step to step (bias corrections,
+    step sizes), else ``group_scalars`` (or SGD's ``scalars``). Read as text from its module's
+    file, like the kernels, with its equation tags."""
+    cls = type(algorithm)
+    name = "step_scalars" if algorithm.step_dependent else ("scalars" if "scalars" in _defined(cls) else "group_scalars")
+    owner = next(klass for klass in cls.__mro__ if name in vars(klass))
+    package = owner.__module__  # e.g. "fastopt.adam" (AdamW's algorithm inherits Adam's)
+    text = resources.files(package).joinpath("__init__.py").read_text(encoding="utf-8")
+    first, last = _method_span(text, owner.__name__, name)
+    all_lines = text.splitlines()
+    lines = [split_tags(number, all_lines[number - 1]) for number in range(first, last + 1)]
+    path = "/".join([*package.split("."), "__init__.py"])
+    return Kernel("scalars", path, "python", lines, text)
+
+
+def _defined(cls: type) -> set[str]:
+    """Names defined by ``cls`` or a base other than the abstract Algorithm."""
+    return {name for klass in cls.__mro__[:-2] for name in vars(klass)}
+
+
+def _method_span(text: str, class_name: str, method: str) -> tuple[int, int]:
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == method:
+                    return item.lineno, item.end_lineno
+    raise LookupError(f"no method {class_name}.{method}() in the file")
 
 
 def split_tags(number: int, line: str) -> CodeLine:

@@ -38,6 +38,9 @@ def print_view(view: OptimizerView, console: Console) -> None:
     for line in equation_lines(view.math.equations, console.width):
         console.print(line, no_wrap=True, overflow="ignore")  # equation_lines already fits them to the width
     console.print()
+    console.print(_header(view.scalars))
+    console.print(_lines(view.scalars, view.scalars.lines, _highlight(view.scalars)))
+    console.print()
     if console.width >= SIDE_BY_SIDE_MIN_WIDTH:
         console.print(side_by_side(view.kernels))
     else:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from fastopt import BACKENDS, OPTIMIZERS
 from ._docstring import MathDoc, parse_math_doc, read_docstring
-from ._source import Kernel, read_kernel
+from ._source import Kernel, read_kernel, read_scalars
 
 
 @dataclass
@@ -19,6 +19,7 @@ class OptimizerView:
     package: str  # "fastopt.rmsprop"
     math: MathDoc
     kernels: list[Kernel]  # in BACKENDS order: reference, numba, cython
+    scalars: Kernel  # the method that forms the kernels' scalars (bias corrections ...), once per step
 
 
 def optimizer_names() -> list[str]:
@@ -38,4 +39,4 @@ def load_view(class_name: str) -> OptimizerView:
     math = parse_math_doc(read_docstring(package))
     # the kernels of the folder that steps it (AdamW's are Adam's)
     kernels = [read_kernel(f"fastopt.{cls.kernel}", cls.kernel, backend) for backend in BACKENDS]
-    return OptimizerView(class_name, cls.name, package, math, kernels)
+    return OptimizerView(class_name, cls.name, package, math, kernels, read_scalars(cls.algorithm))
