@@ -7,7 +7,7 @@ position and what was wrong. The compiled kernels check only that every array th
 before anything changes, are what stands between a user's mistake and memory corruption. (Rules
 that belong to one place are written there: a group's structure and memory overlap in
 ``fastopt/_optimizer.py``, checkpoints in ``fastopt/_checkpoint.py``, tensors in
-``fastopt/torch.py``, an optimizer's own conditions in its algorithm.)
+``fastopt/torch/``, an optimizer's own conditions in its algorithm.)
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """SGD, Cython twin of :func:`fastopt.sgd.reference.sgd_update`; maths in :mod:`fastopt.sgd`.
 
-The loop over C pointers (``floating`` is float32's ``float`` or float64's ``double``); each element
-is read once into a local and each result stored once. The entry points around it (threads,
-length checks, NumPy arrays and other buffers, a whole parameter group per call) are generated
-from its signature when the package is built: see ``fastopt/_native/entries.pyx.tp``.
+Only the loop is written here (``floating`` is float32's ``float`` or float64's ``double``); its
+entry points are generated from its signature at build time (``fastopt/_native/generate.py``).
 """
 
 from cython cimport floating

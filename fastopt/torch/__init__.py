@@ -1,0 +1,346 @@
+"""Drop-in ``torch.optim`` optimizers that step CPU tensors through fastopt's kernels.
+
+``fastopt.torch.SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta``, ``Adamax``,
+``NAdam`` and ``RAdam`` subclass ``torch.optim.Optimizer`` with torch's signatures, defaults,
+validation messages, parameter groups, ``closure``, ``zero_grad``, hooks, learning-rate
+schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
+and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``::
+
+    import fastopt.torch
+    opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
+    for x, y in batches:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+``import fastopt`` never imports torch; this package does (``pip install "fastopt[torch]"``).
+Its ``import torch`` gets the real torch: Python 3 imports are absolute, so the only way to shadow
+torch with this package would be to put the ``fastopt/`` folder itself on ``sys.path`` (running a
+script from inside it); that is detected and explained below. The package holds the optimizers
+(here), the front end they share (``_front.py``: fastopt's step engine driven with tensors) and
+what it checks and reads on tensors (``_tensors.py``).
+
+How a step runs (nothing here does arithmetic of its own)
+---------------------------------------------------------
+This module is a front end of fastopt's step engine (``fastopt._engine``), as
+``fastopt.Optimizer`` is for NumPy arrays. The hyperparameters of each group are checked with
+torch's conditions and messages (again only when one of them changed, value *or type*),
+translated to fastopt's names (RMSprop's ``alpha`` is fastopt's ``rho``; Adam with
+``decoupled_weight_decay=True`` is fastopt's AdamW) and stepped by the same
+``Algorithm`` as the NumPy class (``fastopt.adam.AdamAlgorithm`` ...),
+which computes every derived scalar once in float64 and casts it to the tensors' dtype. So the
+result is the one ``fastopt.Adam`` computes on the same NumPy arrays, bit for bit, and agrees
+with ``torch.optim`` (for-loop) to a few ulp.
+
+The fast path: one C call per group
+-----------------------------------
+With the Cython or Numba backend (``backend="auto"`` picks Cython where it is built) and a torch
+that publishes the DLPack C exchange API (``torch.Tensor.__dlpack_c_exchange_api__``, torch 2.10
+and later), a step is one ``fastopt._native.batch.Batch.gather_tensors`` call and one multi-tensor
+kernel call per parameter group. The gather reads each parameter's ``.grad`` and describes each
+parameter and gradient with one C call (data pointer, device, dtype, shape, strides: no NumPy
+view, no Python method call), checks everything (CPU, float32/float64 like the group, contiguous,
+sizes, no overlap between anything the kernel writes), and the kernel then steps every tensor
+**in place, where it is**: gradients are read where autograd left them, whether they are kept
+between steps (``zero_grad(set_to_none=False)``) or new each step (the default), and no tensor is
+copied, moved or re-viewed. Parameters and gradients are checked again at every step, so
+``p.data = ...``, ``model.to(...)`` or ZeroRedundancyOptimizer's bucket views are simply followed.
+
+The state tensors fastopt.torch creates (and those a loaded state dict brings, which it copies)
+are ``torch.from_numpy`` views of 64-byte aligned NumPy arrays it owns; the gather recognises
+them by identity and checks their arrays with NumPy's C API, without calling torch. A state
+tensor you assign (``optimizer.state[p]["exp_avg"] = t``) is used where it is and described at
+every step like a gradient. In-place changes of a state tensor's values (``copy_``, ``mul_``,
+``fill_``) are seen; swapping the storage of a tensor fastopt created (``t.data = ...``,
+``t.set_(...)``) is not: the step keeps reading and writing fastopt's memory (which the swap
+cannot free). Assign a new tensor instead.
+
+Anything the gather will not vouch for (a first step, which creates the state; a non-contiguous
+gradient; parameters at different step counts; an invalid tensor, to be reported) makes the whole
+step take the careful path instead, tensor by tensor through cached NumPy views, which is also the
+path of the reference backend (and of Numba's for a group with a tensor large enough to be split
+across threads).
+
+What is rejected, before anything is updated (a rejected ``step`` changes nothing)
+-------------------------------------------------------------------------------------
+* non-CPU tensors (CUDA, MPS, meta, ...): fastopt's kernels run on the CPU's memory;
+* dtypes other than float32 and float64 (float16, bfloat16, complex, integers);
+* non-contiguous parameters (the kernels update memory in place and never copy a parameter);
+* sparse gradients (no fastopt kernel takes them; torch's SGD and Adagrad do);
+* state tensors that do not fit their parameter (dtype, size, layout, shared memory);
+* ``capturable=True`` and ``differentiable=True`` (CUDA graphs and autograd through the step).
+
+A non-contiguous *gradient* is fine: it is read through a contiguous copy. ``foreach`` and
+``fused`` are accepted and stored (fastopt's path is used whatever they say).
+
+State
+-----
+torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
+``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``).
+``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
+torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
+dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
+``mu_product`` is a 0-d float32 tensor, as in torch. Optional buffers are created when an option
+needs them, also when it is switched on after the first step (torch raises ``KeyError`` there).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+if not hasattr(torch, "optim"):  # this very package was imported as "torch": fastopt/ is on sys.path
+    raise ImportError(
+        "`import torch` found fastopt/torch/ instead of PyTorch: the fastopt/ folder itself is on "
+        "sys.path (a script run from inside it?). Run from elsewhere, or use `python -m`."
+    )
+
+import fastopt
+from fastopt._memory import aligned_full
+from fastopt._validation import check_flag, check_real
+
+from ._front import _FastoptOptimizer
+from ._tensors import as_float, fast_path_available, group_betas
+
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"]
+
+_fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
+
+
+# --------------------------------------------------------------------------------------------
+# The optimizers of torch.optim
+# --------------------------------------------------------------------------------------------
+def _defaults(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's hyperparameters from its ``locals()`` (every argument but ``params`` and
+    ``backend``), in the signature's order: torch's ``defaults``."""
+    return {key: value for key, value in arguments.items() if key not in ("self", "params", "backend", "__class__")}
+
+
+class SGD(_FastoptOptimizer):
+    """``torch.optim.SGD`` stepped by fastopt's SGD kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=1e-3``), plus keyword-only ``backend`` (fastopt's
+    ``"auto" | "reference" | "numba" | "cython"``).
+    State: ``momentum_buffer`` (with momentum), as in torch.
+    """
+
+    _algorithm = fastopt.SGD.algorithm
+    _hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class Adagrad(_FastoptOptimizer):
+    """``torch.optim.Adagrad`` stepped by fastopt's Adagrad kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=1e-2``, ``eps=1e-10``), plus ``backend``. As in
+    torch, ``step`` and ``sum`` exist from the constructor on, and a group added later starts its
+    ``sum`` from the constructor's ``initial_accumulator_value``.
+    """
+
+    _algorithm = fastopt.Adagrad.algorithm
+    _hyperparameters = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+                 foreach=None, *, maximize=False, differentiable=False, fused=None, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+        for group in self.param_groups:  # torch creates Adagrad's state eagerly
+            for p in group["params"]:
+                self.state[p]["step"] = self._own(aligned_full((), np.float64, 0.0))
+                self.state[p]["sum"] = self._new_buffer(p, self.defaults["initial_accumulator_value"])
+
+    def _initial_value(self, key, algorithm, group):
+        return self.defaults["initial_accumulator_value"]  # torch's rule, for a group added later
+
+
+class RMSprop(_FastoptOptimizer):
+    """``torch.optim.RMSprop`` stepped by fastopt's RMSprop kernel; see :mod:`fastopt.torch`.
+
+    torch's names and defaults: ``lr=1e-2`` and ``alpha=0.99`` (fastopt's ``rho``), and torch's
+    validation, which accepts any ``alpha >= 0`` (``fastopt.RMSprop`` wants ``0 <= rho < 1``).
+    Plus ``backend``.
+    """
+
+    _algorithm = fastopt.RMSprop.algorithm
+    _hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False, *, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+    def _fastopt(self, group):
+        from fastopt._validation import check_eps, check_lr, check_momentum, check_weight_decay
+
+        lr = as_float("lr", group["lr"])
+        check_lr(lr)  # torch's order: lr, eps, momentum, weight_decay, alpha
+        check_eps(group["eps"])
+        check_momentum(group["momentum"])
+        check_weight_decay(group["weight_decay"])
+        check_real("alpha", group["alpha"])
+        if not 0.0 <= group["alpha"]:
+            raise ValueError(f"Invalid alpha value: {group['alpha']}")
+        check_flag("centered", group["centered"])
+        check_flag("maximize", group["maximize"])
+        translated = dict(lr=lr, rho=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
+                          momentum=group["momentum"], centered=group["centered"], maximize=group["maximize"],
+                          **self._algorithm.flag_defaults)  # torch's arithmetic
+        return self._algorithm, translated
+
+
+class Adam(_FastoptOptimizer):
+    """``torch.optim.Adam`` stepped by fastopt's Adam kernel (with its decoupled decay when
+    ``decoupled_weight_decay=True``, which is torch's AdamW); see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch, plus ``backend``.
+    """
+
+    _algorithm = fastopt.Adam.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+    def _fastopt(self, group):
+        betas = group_betas(group)
+        translated = dict(lr=as_float("lr", group["lr"]), betas=betas, eps=group["eps"],
+                          weight_decay=as_float("weight_decay", group["weight_decay"]),
+                          amsgrad=group["amsgrad"], maximize=group["maximize"],
+                          **self._algorithm.flag_defaults)  # torch's arithmetic
+        self._algorithm.check(translated)
+        if isinstance(betas, (tuple, list)) and not all(isinstance(b, float) for b in betas):
+            raise ValueError("betas must be either both floats or both Tensors")
+        check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+        translated["decoupled_weight_decay"] = bool(group["decoupled_weight_decay"])
+        return self._algorithm, translated
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW`` (Adam with ``decoupled_weight_decay=True``, ``weight_decay=1e-2``),
+    stepped by fastopt's Adam kernel with its decoupled decay; see :mod:`fastopt.torch`."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
+                 backend="auto"):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True, backend=backend)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:  # as torch: AdamW is always decoupled
+            group["decoupled_weight_decay"] = True
+
+
+class Adadelta(_FastoptOptimizer):
+    """``torch.optim.Adadelta`` stepped by fastopt's Adadelta kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=1.0``, ``rho=0.9``, ``eps=1e-6``; ``rho=1`` is
+    accepted, as in torch), plus ``backend``. State: ``step``, ``square_avg``, ``acc_delta``.
+    """
+
+    _algorithm = fastopt.Adadelta.algorithm
+    _hyperparameters = ("lr", "rho", "eps", "weight_decay", "maximize")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
+                 capturable=False, maximize=False, differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class Adamax(_FastoptOptimizer):
+    """``torch.optim.Adamax`` stepped by fastopt's Adamax kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=2e-3``), plus ``backend``.
+    State: ``step``, ``exp_avg``, ``exp_inf``.
+    """
+
+    _algorithm = fastopt.Adamax.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "maximize")
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
+                 maximize=False, differentiable=False, capturable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class NAdam(_FastoptOptimizer):
+    """``torch.optim.NAdam`` stepped by fastopt's NAdam kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=2e-3``, ``momentum_decay=4e-3``,
+    ``decoupled_weight_decay``), plus ``backend``. State: ``step``, ``exp_avg``, ``exp_avg_sq``
+    and ``mu_product``, a 0-d float32 tensor as in torch (torch's ``load_state_dict`` casts it to
+    a float64 parameter's dtype; fastopt keeps it float32, loading either).
+    """
+
+    _algorithm = fastopt.NAdam.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize")
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class RAdam(_FastoptOptimizer):
+    """``torch.optim.RAdam`` stepped by fastopt's RAdam kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``decoupled_weight_decay``), plus ``backend``.
+    State: ``step``, ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    _algorithm = fastopt.RAdam.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+# --------------------------------------------------------------------------------------------
+# lion-pytorch's Lion
+# --------------------------------------------------------------------------------------------
+class Lion(_FastoptOptimizer):
+    """``lion_pytorch.Lion`` stepped by fastopt's Lion kernel; see :mod:`fastopt.torch`.
+
+    lion-pytorch's signature and defaults: ``lr=1e-4``, ``betas=(0.9, 0.99)``,
+    ``weight_decay=0.0``, ``use_triton=False`` (True is refused: Triton kernels run on GPUs) and
+    ``decoupled_weight_decay=False`` (True divides ``weight_decay`` by the constructor's ``lr``,
+    as lion-pytorch does, so the decay per step follows the schedule but not the size of ``lr``).
+    Plus keyword-only ``maximize`` and ``backend``. State: ``exp_avg`` only, as lion-pytorch (no
+    step counter); its state dicts load here and the other way round.
+
+    Validation is fastopt's, with torch.optim's messages: ``lr >= 0`` and betas in ``[0, 1)``,
+    where lion-pytorch asserts ``lr > 0`` and betas in ``[0, 1]``.
+    """
+
+    _algorithm = fastopt.Lion.algorithm
+    _hyperparameters = ("lr", "betas", "weight_decay", "maximize")
+    _pickled = ("backend", "_init_lr", "decoupled_wd")
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, use_triton=False,
+                 decoupled_weight_decay=False, *, maximize=False, backend="auto"):
+        check_flag("use_triton", use_triton)
+        if use_triton:
+            raise ValueError("use_triton=True is not supported by fastopt.torch (Triton kernels run on GPUs)")
+        check_flag("decoupled_weight_decay", decoupled_weight_decay)
+        self._init_lr = as_float("lr", lr)  # lion-pytorch's names for these two
+        self.decoupled_wd = decoupled_weight_decay
+        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults, backend)
+
+    def _fastopt(self, group):
+        algorithm, translated = super()._fastopt(group)
+        if self.decoupled_wd:
+            if not self._init_lr > 0:
+                raise ValueError("decoupled_weight_decay=True divides weight_decay by the initial lr, which must be > 0")
+            translated["weight_decay"] = translated["weight_decay"] / self._init_lr
+        return algorithm, translated
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.setdefault("_init_lr", self.defaults["lr"])
+        self.__dict__.setdefault("decoupled_wd", False)

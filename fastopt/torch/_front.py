@@ -1,0 +1,412 @@
+"""The front end of fastopt's step engine on tensors: the base class of every optimizer in
+:mod:`fastopt.torch`.
+
+It owns what is particular to tensors: torch's parameter groups, gradients read from ``.grad``,
+torch's state layout (0-d counter tensors, state tensors in memory fastopt owns), torch's names
+and checks of the hyperparameters, ``load_state_dict`` and pickling. The step itself (plans,
+scalars, the multi-tensor and careful paths) is the engine's (``fastopt._engine``), and the
+arithmetic is each optimizer's algorithm, shared with the NumPy classes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from fastopt import _backends
+from fastopt._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
+from fastopt._memory import aligned_full
+from fastopt._validation import check_flag
+
+from ._tensors import (
+    BY_BITS,
+    COUNTER_BITS,
+    COUNTER_TYPE,
+    DTYPES,
+    EMPTY_ARRAYS,
+    as_float,
+    check_disjoint,
+    check_grad,
+    check_param,
+    fast_path_available,
+    group_betas,
+    numpy_view,
+    tensor_extent,
+    typed,
+)
+
+class _FastoptOptimizer(torch.optim.Optimizer):
+    """What the optimizers share; each subclass names its algorithm and translations."""
+
+    _algorithm: ClassVar[Algorithm]  # the arithmetic, shared with the NumPy class
+    _hyperparameters: ClassVar[tuple[str, ...]]  # torch's names of what the arithmetic reads
+    _flags = ("foreach", "fused", "capturable", "differentiable")
+
+    def __init__(self, params, defaults: dict[str, Any], backend: str) -> None:
+        self.backend = _backends.resolve_backend(backend)
+        self._setup_caches()
+        self._check_hyperparameters(defaults)
+        super().__init__(params, defaults)
+
+    def _setup_caches(self) -> None:
+        self._engine = Engine(self.backend)
+        self._engine.batched = self._engine.batched and fast_path_available()
+        self._owned: dict[int, tuple] = {}  # id(tensor) -> (tensor, its memory, (start, end) of it)
+        self._forget_caches()
+
+    def _forget_caches(self) -> None:
+        self._validated: dict[int, tuple] = {}  # id(group) -> (group, snapshot, plan)
+        self._numpy_cache: dict[int, tuple] = {}  # id(param) -> (tensors, pointers, views)
+        self._group_states: dict[int, tuple] = {}  # id(group) -> (group, params, slots, states, owned)
+        self._state_seen: tuple = (None, ())  # (self.state, its items) when _group_states was made
+
+    # Subclass interface ----------------------------------------------------------------------
+    def _fastopt(self, group: dict[str, Any]) -> tuple[Algorithm, dict[str, Any]]:
+        """Check ``group`` with torch's conditions and messages and return the algorithm and the
+        group in fastopt's names that drive the step. Here: the same names (``_hyperparameters``)
+        with the convention flags at torch's values, checked by the algorithm."""
+        algorithm = self._algorithm
+        translated = {**algorithm.flag_defaults}
+        for key in self._hyperparameters:
+            translated[key] = group_betas(group) if key == "betas" else as_float(key, group[key])
+        algorithm.check(translated)
+        return algorithm, translated
+
+    def _initial_value(self, key: str, algorithm: Algorithm, group: dict[str, Any]) -> float:
+        """The value a new state buffer starts from (the algorithm's, in fastopt's names)."""
+        return algorithm.fill(key, group)
+
+    # Validation --------------------------------------------------------------------------------
+    def _check_hyperparameters(self, group: dict[str, Any]) -> None:
+        for flag in ("capturable", "differentiable"):
+            if group.get(flag):
+                raise ValueError(f"{flag}=True is not supported by fastopt.torch (CPU, no autograd through the step)")
+        for flag in ("foreach", "fused"):
+            if group.get(flag) is not None:
+                check_flag(flag, group[flag])
+        self._fastopt(group)
+
+    def _plan(self, group: dict[str, Any]) -> Plan:
+        """The group's plan, made again whenever one of its hyperparameters changed in value or
+        type (a scheduler's new ``lr``; ``maximize = 0``, which equals False but is refused as a
+        flag)."""
+        try:
+            snapshot = tuple(typed(group.get(key)) for key in self._hyperparameters + self._flags)
+        except (RuntimeError, TypeError, ValueError):
+            snapshot = None
+        cached = self._validated.get(id(group))
+        if snapshot is not None and cached is not None and cached[0] is group:
+            try:
+                if cached[1] == snapshot:
+                    return cached[2]
+            except (RuntimeError, TypeError, ValueError):  # an exotic value that will not compare
+                pass
+        self._check_hyperparameters(group)
+        algorithm, translated = self._fastopt(group)
+        arrays = 2 + len(algorithm.slots(translated))
+        plan = Plan(algorithm, translated, kernels_for(algorithm.kernel, self.backend, arrays))
+        self._validated[id(group)] = (group, snapshot, plan)
+        return plan
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's ``add_param_group`` (defaults filled in, duplicates refused), then fastopt's
+        checks of the hyperparameters and of every tensor."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            self._check_hyperparameters(group)
+            for index, param in enumerate(group["params"]):
+                check_param(f"param_groups[{len(self.param_groups) - 1}]['params'][{index}]", param)
+        except Exception:
+            self.param_groups.pop()
+            raise
+
+    # The step ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns ``closure()``'s loss.
+
+        Everything (hyperparameters, tensors, gradients, state) is checked before anything is
+        updated: by the fast path's gather, or else by the careful path's checks.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        plans = [self._plan(group) for group in self.param_groups]
+        self._engine.step(plans, self)
+        return loss
+
+    # The engine's questions (see fastopt._engine.step) -----------------------------------------
+    def gather(self, inputs: None, index: int, plan: Plan, batch) -> tuple | object | None:
+        """Gather group ``index`` into ``batch`` (gradients read from ``.grad``): ``(dtype,
+        counters)``, EMPTY if no parameter of it has a gradient, or None to decline."""
+        if not isinstance(self.state, dict):
+            return None
+        group = self.param_groups[index]
+        params = group["params"]
+        if type(params) is not list:
+            return None
+        if not params:
+            return EMPTY
+        states, owned = self._group_states_of(group, params, plan.slots)
+        counters = self._counters(plan)
+        if batch.gather_tensors(params, states, plan.slots, counters, owned) != -1:
+            return None
+        values = batch.counter_values
+        if values is None:
+            return EMPTY
+        try:  # in fastopt's types (a step of inf or NaN: the careful path says what is wrong)
+            typed = {name: COUNTER_TYPE[name](value) for (name, _), value in zip(counters, values)}
+        except (OverflowError, ValueError):
+            return None
+        return BY_BITS[batch.bits], typed
+
+    def commit(self, batch, plan: Plan, counters: dict[str, Any]) -> None:
+        batch.commit_counters(tuple(float(value) for value in counters.values()))
+
+    def check(self, inputs: None, plans: list[Plan]) -> list[tuple[Plan, tuple]]:
+        """The careful path's checks, all before anything changes: every parameter, gradient and
+        state entry, and that nothing the kernels write shares memory. Returns ``(plan, (param,
+        grad))`` per parameter with a gradient."""
+        work, written = [], []
+        for group_index, (group, plan) in enumerate(zip(self.param_groups, plans)):
+            counters = tuple(name for name, _ in self._counters(plan))
+            for index, p in enumerate(group["params"]):
+                where = f"param_groups[{group_index}]['params'][{index}]"
+                check_param(where, p)
+                written.append((*tensor_extent(p), len(written), where, None))
+                grad = p.grad
+                if grad is None:
+                    continue
+                check_grad(where, grad, p)
+                state = self.state.get(p)
+                if state is not None:
+                    for name, extent in self._check_state(where, p, state, plan.keys, counters):
+                        written.append((*extent, len(written), name, where))
+                work.append((plan, (p, grad)))
+        check_disjoint(written)
+        self._state_seen = (None, ())  # state tensors may be created: the fast path looks again
+        return work
+
+    def prepare(self, plan: Plan, item: tuple) -> tuple:
+        p, grad = item
+        state = self.state[p]
+        algorithm = plan.algorithm
+        created = tuple(key for key in plan.keys if key not in state)
+        for key in created:  # a first step, or an option switched on later
+            state[key] = self._new_buffer(p, self._initial_value(key, algorithm, plan.group))
+        # a counter not there yet starts where the algorithm starts it (NAdam's product at 1)
+        fresh = algorithm.initial_counters(plan.group)
+        counters = {}
+        for name, bits in self._counters(plan):
+            array = self._counter(state, name, np.float64 if bits == 64 else np.float32, float(fresh.get(name, 0.0)))
+            counters[name] = COUNTER_TYPE[name](array[()])
+        views = self._views(p, state, plan.keys)
+        dtype = views[0].dtype
+        if not grad.is_contiguous():
+            grad = grad.contiguous()
+        buffers = dict(zip(plan.keys, views[1:]))
+        return views[0], numpy_view(grad), tuple(buffers[name] if name is not None else EMPTY_ARRAYS[dtype] for name in plan.slots), counters, created
+
+    def finish(self, plan: Plan, item: tuple, counters: dict[str, Any]) -> None:
+        state = self.state[item[0]]
+        for name, value in counters.items():
+            self._owned_array(state[name])[()] = value
+
+    @staticmethod
+    def _counters(plan: Plan) -> tuple[tuple[str, int], ...]:
+        """The algorithm's counters as torch keeps them: ``(key, bits)`` of each 0-d tensor."""
+        return tuple((name, COUNTER_BITS[name]) for name in plan.algorithm.counters)
+
+    def _group_states_of(self, group: dict[str, Any], params: list, slots: tuple) -> tuple:
+        """``(state dicts, owned)`` of a group: each parameter's state dict (None before its first
+        step), found without hashing a tensor per step (cached while ``self.state`` holds the
+        same items, checked in C, and the group the same parameters); and per parameter and state
+        key, the ``(tensor, ndarray)`` pair of a state tensor whose memory fastopt owns (see
+        :meth:`_new_buffer`), which the gather then reads without calling torch."""
+        from fastopt._native import identity
+
+        seen_state, seen_items = self._state_seen
+        if seen_state is not self.state or not identity.same_dict_items(self.state, seen_items):
+            self._group_states = {}
+            self._state_seen = (self.state, identity.dict_items(self.state))
+            self._prune_owned()
+        cached = self._group_states.get(id(group))
+        if cached is None or cached[0] is not group or cached[2] != slots or not identity.same_objects(params, cached[1]):
+            states = [self.state.get(p) for p in params]
+            counters = self._algorithm.counters
+            owned = []
+            for state in states:
+                for key in (*slots, *counters):
+                    value = state.get(key) if type(state) is dict and key is not None else None
+                    entry = self._owned.get(id(value))
+                    owned.append(entry[:2] if entry is not None and entry[0] is value else None)
+            cached = self._group_states[id(group)] = (group, tuple(params), slots, states, tuple(owned))
+        return cached[3], cached[4]
+
+    def _views(self, p: torch.Tensor, state: dict, keys: tuple) -> tuple:
+        """Flat NumPy views of a parameter and its state buffers (for a buffer fastopt owns, its
+        own array), cached while the same tensors sit at the same addresses (a view costs a
+        microsecond or two to make)."""
+        tensors = (p, *(state[key] for key in keys))
+        arrays = (None, *map(self._owned_array, tensors[1:]))
+        pointers = tuple(t.data_ptr() if a is None else 0 for t, a in zip(tensors, arrays))
+        cached = self._numpy_cache.get(id(p))
+        if (
+            cached is None
+            or len(cached[0]) != len(tensors)
+            or not all(map(operator.is_, cached[0], tensors))
+            or cached[1] != pointers
+            or cached[2][0].size != p.numel()
+        ):
+            views = tuple(numpy_view(t) if a is None else a.reshape(-1) for t, a in zip(tensors, arrays))
+            cached = (tensors, pointers, views)
+            self._numpy_cache[id(p)] = cached
+        return cached[2]
+
+    # State tensors in memory fastopt owns ------------------------------------------------------
+    def _own(self, array: np.ndarray) -> torch.Tensor:
+        """A tensor over ``array`` (``torch.from_numpy``), registered as fastopt's: the fast path
+        then checks and uses the array itself, with no call into torch, and the array keeps the
+        memory alive whatever is done to the tensor."""
+        tensor = torch.from_numpy(array)
+        start = tensor.data_ptr()
+        self._owned[id(tensor)] = (tensor, array, (start, start + array.nbytes))
+        return tensor
+
+    def _owned_array(self, tensor: object) -> np.ndarray | None:
+        entry = self._owned.get(id(tensor))
+        return entry[1] if entry is not None and entry[0] is tensor else None
+
+    def _check_state(self, where: str, param: torch.Tensor, state: object, keys: tuple[str, ...], numbers_: tuple[str, ...]) -> list:
+        """The state a step will use: buffers that exist must fit the parameter (a missing one
+        is created by the step), and counters (``step``, NAdam's ``mu_product``) must be
+        numbers. Returns ``(name, (start, end))`` of every buffer's memory, for the overlap
+        check. A tensor fastopt owns is checked through its array (no call into torch)."""
+        prefix = f"optimizer.state[{where}]"
+        if not isinstance(state, dict):
+            raise TypeError(f"{prefix} must be a dict, got {type(state).__name__}")
+        buffers = []
+        numel, dtype = param.numel(), DTYPES[param.dtype]
+        for key in keys:
+            if key not in state:
+                continue
+            value = state[key]
+            name = f"{prefix}[{key!r}]"
+            entry = self._owned.get(id(value))
+            if entry is not None and entry[0] is value:
+                array = entry[1]
+                if array.size != numel or array.dtype != dtype:
+                    raise ValueError(
+                        f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
+                        f"({param.dtype}, {numel} elements), got {value.dtype} with {array.size} elements"
+                    )
+                buffers.append((name, entry[2]))
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            if (
+                value.device.type != "cpu"
+                or value.layout is not torch.strided
+                or value.dtype != param.dtype
+                or value.numel() != numel
+                or not value.is_contiguous()
+            ):
+                raise ValueError(
+                    f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
+                    f"({param.dtype}, {numel} elements), got {value.dtype} with "
+                    f"{value.numel()} elements on {value.device}"
+                )
+            buffers.append((name, tensor_extent(value)))
+        for key in numbers_:
+            if key not in state:
+                continue
+            value = state[key]
+            array = self._owned_array(value)
+            if array is not None:
+                value = float(array) if array.size == 1 else value
+            if isinstance(value, torch.Tensor):
+                if value.numel() != 1 or value.is_complex() or value.device.type != "cpu":
+                    raise ValueError(f"{prefix}[{key!r}] must be a number or a one-element CPU tensor, got {value!r}")
+                value = value.item()
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{prefix}[{key!r}] must be a finite non-negative number, got {value!r}")
+        return buffers
+
+    def _new_buffer(self, p: torch.Tensor, value: float) -> torch.Tensor:
+        """A state buffer for ``p``: its shape and dtype, 64-byte aligned, filled with ``value``."""
+        with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
+            # 64-byte aligned but not on huge pages beside torch's tensors: see fastopt/_memory.py
+            return self._own(aligned_full(tuple(p.shape), DTYPES[p.dtype], value, huge_pages=False))
+
+    def _counter(self, state: dict, key: str, dtype: type, initial: float) -> np.ndarray:
+        """The 0-d array of the counter ``state[key]`` (fastopt's own, of ``dtype``), made from the
+        value found there (a number or a tensor, e.g. torch's float32 step) if needed."""
+        value = state.get(key)
+        array = self._owned_array(value)
+        if array is None or array.dtype != dtype or array.ndim != 0:
+            number = initial if value is None else float(value)
+            array = aligned_full((), dtype, number)
+            state[key] = self._own(array)
+        return array
+
+    def _prune_owned(self) -> None:
+        """Forget the owned tensors no state dict holds any more."""
+        live = {id(value) for state in self.state.values() if type(state) is dict for value in state.values()}
+        self._owned = {key: entry for key, entry in self._owned.items() if key in live}
+
+    def _adopt(self, state: dict) -> None:
+        """Copy a loaded state's tensors into memory fastopt owns (the counters normalised: a
+        float64 ``step``, NAdam's float32 ``mu_product``)."""
+        counters = {key: (np.float64 if bits == 64 else np.float32) for key, bits in COUNTER_BITS.items()}
+        for key, value in list(state.items()):
+            if key in counters:
+                if isinstance(value, torch.Tensor) and value.numel() == 1 or isinstance(value, numbers.Real) and not isinstance(value, bool):
+                    self._counter(state, key, counters[key], 0.0)
+            elif (isinstance(value, torch.Tensor) and value.dtype in DTYPES and value.device.type == "cpu"
+                  and value.layout is torch.strided and self._owned_array(value) is None):
+                copy = self._own(aligned_full(tuple(value.shape), DTYPES[value.dtype], huge_pages=False))
+                copy.copy_(value.detach())
+                state[key] = copy
+
+    # Checkpoints -------------------------------------------------------------------------------
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's ``load_state_dict`` (ids mapped to parameters, floating state cast to each
+        parameter's dtype), after checking the saved hyperparameters with torch's rules; a
+        hyperparameter the saved groups lack takes this optimizer's default, and the loaded
+        tensors are copied into memory fastopt owns (a ``step`` saved by torch, float32, becomes
+        float64)."""
+        for saved in state_dict["param_groups"]:
+            self._check_hyperparameters({**self.defaults, **saved})
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+        self._owned = {}
+        for state in self.state.values():
+            if type(state) is dict:
+                self._adopt(state)
+        self._forget_caches()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """torch's (defaults, state, groups), plus the backend and the class's own settings."""
+        state = super().__getstate__()
+        state.update({key: self.__dict__[key] for key in self._pickled if key in self.__dict__})
+        return state
+
+    _pickled: ClassVar[tuple[str, ...]] = ("backend",)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "backend" not in self.__dict__:  # pickled by an older version: torch's three keys only
+            self.backend = _backends.resolve_backend("auto")
+        self._setup_caches()
+        for entry in self.state.values():
+            if type(entry) is dict:
+                self._adopt(entry)

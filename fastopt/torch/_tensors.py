@@ -1,0 +1,131 @@
+"""Tensors as fastopt.torch sees them: the checks and their messages, NumPy views, torch's layout
+of the step counters, and whether the multi-tensor gather can read tensors here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
+# torch's layout of the counters: the step a float64 0-d tensor (torch's float32 stops counting
+# at 2**24), NAdam's mu_product a float32 one, as torch; and fastopt's type of each, for the
+# algorithm (its step is an int)
+COUNTER_BITS = {"step": 64, "mu_product": 32}
+COUNTER_TYPE = {"step": int, "mu_product": np.float32}
+EMPTY_ARRAYS = {dtype: np.empty(0, dtype) for dtype in DTYPES.values()}  # for a slot the options leave unused
+
+
+def fast_path_available() -> bool:
+    """Is the multi-tensor gather usable here (Cython built, torch with the DLPack exchange API)?"""
+    try:
+        from fastopt._native import dlpack
+    except ImportError:
+        return False
+    if dlpack.dlpack_exchange_api_registered():
+        return True
+    capsule = getattr(torch.Tensor, "__dlpack_c_exchange_api__", None)
+    return capsule is not None and dlpack.use_dlpack_exchange_api(capsule, torch.Tensor)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks on tensors (clear messages; run before anything is modified)
+# --------------------------------------------------------------------------------------------
+def check_param(where: str, param: object) -> None:
+    """A parameter must be a dense, contiguous float32/float64 tensor in CPU memory."""
+    if not isinstance(param, torch.Tensor):
+        raise TypeError(f"{where} must be a torch.Tensor, got {type(param).__name__}")
+    if param.device.type != "cpu":
+        raise ValueError(
+            f"{where} is on device {param.device}; fastopt.torch steps CPU tensors only "
+            "(use torch.optim on other devices)"
+        )
+    if param.layout is not torch.strided:
+        raise ValueError(f"{where} has layout {param.layout}; fastopt.torch steps dense tensors only")
+    if param.dtype not in DTYPES:
+        raise TypeError(
+            f"{where} has dtype {param.dtype}; fastopt.torch steps float32 and float64 tensors "
+            "(float16, bfloat16 and complex parameters are not supported)"
+        )
+    if not param.is_contiguous():
+        raise ValueError(
+            f"{where} is not contiguous; fastopt updates parameters in place and never copies "
+            "them: make it contiguous before building the optimizer "
+            "(p.data = p.data.contiguous())"
+        )
+
+
+def check_grad(where: str, grad: object, param: torch.Tensor) -> None:
+    if not isinstance(grad, torch.Tensor):
+        raise TypeError(f"{where}.grad must be a torch.Tensor or None, got {type(grad).__name__}")
+    if grad.layout is not torch.strided:
+        raise RuntimeError(
+            f"{where}.grad is {grad.layout}: fastopt.torch does not support sparse gradients"
+        )
+    if grad.device.type != "cpu":
+        raise ValueError(f"{where}.grad is on device {grad.device}; fastopt.torch steps CPU tensors only")
+    if grad.dtype != param.dtype or grad.numel() != param.numel():
+        raise ValueError(
+            f"{where}.grad has dtype {grad.dtype} and {grad.numel()} elements, but its parameter "
+            f"has dtype {param.dtype} and {param.numel()} elements"
+        )
+    if grad.is_contiguous():
+        start, end = tensor_extent(grad)
+        p_start, p_end = tensor_extent(param)
+        if start < end and p_start < p_end and start < p_end and p_start < end:
+            raise ValueError(f"{where}.grad shares memory with its parameter")
+
+
+def tensor_extent(tensor: torch.Tensor) -> tuple[int, int]:
+    start = tensor.data_ptr()
+    return start, start + tensor.numel() * tensor.element_size()
+
+
+def check_disjoint(entries: list) -> None:
+    """``entries``: ``(start, end, order, name, owner)`` of every parameter and state buffer, in
+    the order they were met (``owner``: the name of the buffer's parameter). No two may share
+    memory: the kernels write them in place, element by element."""
+    extents = sorted(entry for entry in entries if entry[0] < entry[1])
+    for before, after in zip(extents, extents[1:]):
+        if after[0] < before[1]:
+            first, second = sorted((before, after), key=lambda e: e[2])
+            other = "its parameter" if first[3] == second[4] else first[3]
+            raise ValueError(f"{second[3]} shares memory with {other}; every parameter and state tensor must own its memory")
+
+
+def numpy_view(tensor: torch.Tensor) -> np.ndarray:
+    """A flat NumPy view of a contiguous CPU tensor (shares its memory; never a copy)."""
+    return tensor.detach().numpy().reshape(-1)
+
+
+def as_float(where: str, value: object) -> object:
+    """torch accepts a 1-element tensor for ``lr`` (and ``weight_decay``): use its value."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"Tensor {where} must be 1-element")
+        return value.item()
+    return value
+
+
+def typed(value: Any) -> Any:
+    """A value with its type, for "unchanged since validated" tests: ``0 == False`` and
+    ``1 + 0j == 1.0``, but neither passes the check that ``False`` or ``1.0`` passed. A tensor
+    (``lr`` may be one) is compared by its values, which may change in place."""
+    kind = type(value)
+    if kind is float or kind is bool or kind is int or value is None:
+        return kind, value
+    if kind is tuple or kind is list:
+        return kind, tuple(map(typed, value))
+    if isinstance(value, torch.Tensor):
+        return kind, id(value), value.dtype, tuple(value.shape), value.detach().cpu().tolist()
+    return kind, value
+
+
+def group_betas(group: dict[str, Any]) -> object:
+    betas = group["betas"]
+    if isinstance(betas, (tuple, list)) and any(isinstance(b, torch.Tensor) for b in betas):
+        betas = tuple(as_float("betas", b) for b in betas)
+    return betas
+
