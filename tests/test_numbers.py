@@ -4,20 +4,15 @@ the same as torch.optim where torch is installed, and never a crash or a warning
 test_agreement.py already checks, with Hypothesis, that every backend gives the reference's bits
 on arbitrary floats (inf, NaN, subnormal). This file pins the *behaviour*: against torch.optim on
 hand-picked extreme gradients and hyperparameters (lr 0, eps 0, betas 0, momentum 0.999), the
-step counter far past float32's 2**24, subnormals that are not flushed to zero, and (with
-``FASTOPT_HEAVY_TESTS=1``) a million steps.
+step counter far past float32's 2**24, subnormals that are not flushed to zero, and (marked
+``heavy``, run with ``-m heavy``) a million steps.
 """
-
-import os
 
 import numpy as np
 import pytest
 from specs import DTYPES, SPECS, assert_bits_equal
 
 import fastopt
-
-HEAVY = os.environ.get("FASTOPT_HEAVY_TESTS", "0") not in ("", "0")
-heavy = pytest.mark.skipif(not HEAVY, reason="set FASTOPT_HEAVY_TESTS=1 (minutes)")
 
 TINY = 5e-324  # the smallest float64 subnormal
 EXTREME = np.array([0.0, -0.0, 1e30, -1e30, 1e-30, -1e-30, TINY, -TINY, 2.2e-308, 1e300, -1e300,
@@ -173,7 +168,7 @@ def test_the_step_counter_counts_exactly_past_float32s_limit(name, backend):
         opt.step([np.ones(4)])  # the counter is now 2**62 - 1: one more would leave the range
 
 
-@heavy
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", list(SPECS))
 def test_a_million_steps_agree_on_every_backend(name):
     steps = 10**6
