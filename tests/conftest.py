@@ -1,4 +1,4 @@
-"""Test configuration: Hypothesis profiles, the heavy tests' selection, and a summary of what was measured.
+"""Test configuration: Hypothesis profiles, the heavy tests' selection, a summary of what was measured.
 
 Profiles (``HYPOTHESIS_PROFILE``; ``ci`` is the default when ``CI`` is set, ``dev`` otherwise):
 ``dev`` 100 examples per property, ``ci`` 200 and derandomized, ``thorough`` 2000.

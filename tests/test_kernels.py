@@ -1,22 +1,31 @@
-"""The Cython twin's two ways in, and the shortcuts ``step()`` takes before calling it.
+"""The kernels and their entry points, called directly (private modules, but importable).
 
-``<name>_update`` takes plain NumPy arrays through NumPy's C API and hands anything else to
-``<name>_update_buffers`` (typed memoryviews). Both must run the same loop on the same bits, the
-fast way must really be taken for plain arrays, and whatever the fast way declines must still be
-accepted or rejected exactly as the memoryviews decide.
+The Cython twin's two ways in: ``<name>_update`` takes plain NumPy arrays through NumPy's C API and
+hands anything else to ``<name>_update_buffers`` (typed memoryviews); both must run the same loop
+on the same bits, the fast way must really be taken for plain arrays, and whatever it declines
+must be accepted or rejected as the memoryviews decide. Scalars reach the kernels rounded once,
+as NumPy rounds them. Every kernel of every backend checks, before its loop, that each array it
+touches has param's length (a short array, a length-1 gradient, a missing buffer: in a guarded
+buffer or a subprocess, where a write out of bounds or a crash would show); a declined batch leaves
+the multi-tensor kernel nothing to step; misaligned arrays step to the reference's bits. The calls
+with unfit arrays are marked ``hostile``.
 """
 
 import importlib
+import inspect
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+from helpers import GUARD, NdarraySubclass, backends, guarded
 from hypothesis import given
 from hypothesis import strategies as st
 from specs import DTYPES, SPECS, assert_bits_equal
 
 import fastopt
 from fastopt import _backends
-from fastopt._native.identity import groups_as_validated
 
 
 def cython_module(name):
@@ -42,6 +51,9 @@ def copies(arrays):
     return [a.copy() for a in arrays]
 
 
+# --------------------------------------------------------------------------------------------
+# The Cython twin's two ways in
+# --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", SPECS)
 def test_plain_arrays_and_typed_memoryviews_give_the_same_bits(name, dtype, monkeypatch):
@@ -68,10 +80,6 @@ def test_plain_arrays_and_typed_memoryviews_give_the_same_bits(name, dtype, monk
         assert_bits_equal(b, c, f"argument {k}, handed on vs typed memoryviews")
 
 
-class Subclass(np.ndarray):
-    pass
-
-
 @pytest.mark.parametrize("name", ["Adam", "RMSprop", "SGD"])
 def test_an_ndarray_subclass_and_a_read_only_gradient_are_accepted(name):
     module = cython_module(name)
@@ -80,7 +88,7 @@ def test_an_ndarray_subclass_and_a_read_only_gradient_are_accepted(name):
     expected = copies(arrays)
     kernel(*expected, *scalars, 1)
 
-    subclassed = [a.copy().view(Subclass) for a in arrays]
+    subclassed = [a.copy().view(NdarraySubclass) for a in arrays]
     kernel(*subclassed, *scalars, 1)
     read_only_grad = copies(arrays)
     read_only_grad[1].flags.writeable = False
@@ -115,6 +123,7 @@ def misfits(arrays):
     return cases
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("name", SPECS)
 def test_arrays_that_do_not_fit_are_rejected_and_nothing_changes(name):
     module = cython_module(name)
@@ -152,42 +161,6 @@ def test_a_float64_scalar_is_rounded_to_float32_as_numpy_rounds_it(value):
         assert_bits_equal(param, expected, f"{entry.__name__}({value!r})")
 
 
-# --------------------------------------------------------------------------------------------
-# step()'s identity check of the groups
-# --------------------------------------------------------------------------------------------
-def test_groups_as_validated_trusts_only_the_very_same_objects():
-    a, b = np.zeros(3), np.zeros(3)
-    lr, betas = 0.1, (0.9, 0.999)
-    members, keys, objects = [[a, b]], ("lr", "betas"), [(lr, betas)]
-
-    def groups(**change):
-        return [{"params": [a, b], "lr": lr, "betas": betas, **change}]
-
-    assert groups_as_validated(groups(), members, keys, objects)
-    assert not groups_as_validated(groups(params=[b, a]), members, keys, objects)
-    assert not groups_as_validated(groups(params=[a]), members, keys, objects)
-    assert not groups_as_validated(groups(params=(a, b)), members, keys, objects)
-    assert not groups_as_validated(groups(lr=float("0.1")), members, keys, objects)  # equal, not the same
-    assert not groups_as_validated(groups(betas=tuple([0.9, 0.999])), members, keys, objects)
-    assert not groups_as_validated([{"params": [a, b], "lr": lr}], members, keys, objects)  # key missing
-    assert not groups_as_validated(groups() * 2, members, keys, objects)
-    assert not groups_as_validated(tuple(groups()), members, keys, objects)
-    assert not groups_as_validated(groups(), members, keys, [None])  # a mutable value: never trusted
-
-
-def test_a_step_after_an_edit_of_the_groups_still_checks_it():
-    p = np.zeros(4, np.float32)
-    opt = fastopt.Adam([p], backend="cython")
-    opt.step([np.ones(4, np.float32)])
-    opt.param_groups[0]["lr"] = -1.0
-    with pytest.raises(ValueError, match="Invalid learning rate"):
-        opt.step([np.ones(4, np.float32)])
-    opt.param_groups[0]["lr"] = 1e-3
-    opt.param_groups[0]["params"][0] = np.zeros(4, np.float32)
-    with pytest.raises(ValueError, match="changed after it was added"):
-        opt.step([np.ones(4, np.float32)])
-
-
 def test_the_cython_module_is_the_one_the_backend_loads():
     for name in SPECS:
         module = cython_module(name)
@@ -209,3 +182,144 @@ def test_a_learning_rate_wider_than_a_double_is_rounded_once(name):
             opt.step([np.full(8, 0.5 + step, np.float32)])
         results.append(p)
     assert_bits_equal(results[1], results[0], f"{name} cython vs reference, lr={lr!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Every kernel checks, before its loop, that every array it touches has param's length; the
+# compiled loops then run without bounds checks.
+# --------------------------------------------------------------------------------------------
+def direct_kernel_call(name, backend, short):
+    """Call ``<name>_update`` of ``backend`` on length-8 arrays, with the array ``short``
+    ("grad" or "state") a length-4 view at the start of a guarded buffer. Returns the label of
+    the short array, the parameter and the guarded buffer (for the caller to check)."""
+    from fastopt import _backends
+
+    opt = SPECS[name].cls([np.ones(8)], backend="reference", **SPECS[name].torch_configs[-1])
+    opt.step([np.ones(8)])  # creates every state buffer
+    group = opt.param_groups[0]
+    slots = [slot for slot in opt.algorithm.slots(group) if slot is not None]
+    state = opt.state.get(0, {})
+    if short == "state" and not slots:
+        pytest.skip(f"{name} with these options keeps no state buffer")
+    scalars = opt.algorithm.scalars(group, opt.algorithm.advance(group, dict(state), ()), np.dtype(np.float64))
+    buffers = {slot: state[slot].reshape(-1).copy() for slot in slots}
+    view, buffer = guarded(4)
+    view[:] = 0.5
+    grad = np.full(8, 0.5)
+    if short == "grad":
+        grad, label = view, "grad"
+    else:
+        label = slots[0]
+        buffers[label] = view
+    param = np.ones(8)
+    kernel = _backends.get_kernel(SPECS[name].cls.kernel, backend)
+    all_buffers = [buffers.get(slot, np.empty(0)) if slot else np.empty(0) for slot in opt.algorithm.slots(group)]
+    try:
+        kernel(param, grad, *all_buffers, *scalars, 1)
+    finally:
+        assert np.all(buffer[4:] == GUARD), "out-of-bounds write"
+        assert np.all(param == 1.0), "param changed by a rejected call"
+    return label
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("short", ["grad", "state"])
+def test_a_kernel_called_with_a_short_array_raises_naming_it(name, backend, short):
+    """Nothing written (param, and the guard zone past the short array), and the array named."""
+    kernel = f"{SPECS[name].cls.kernel}_update"
+    opt = SPECS[name].cls([np.ones(8)], backend="reference", **SPECS[name].torch_configs[-1])
+    slots = opt.algorithm.slots(opt.param_groups[0])
+    arguments = list(inspect.signature(getattr(importlib.import_module(f"fastopt.{opt.kernel}.reference"), kernel)).parameters)
+    # the kernel names the array by its argument (Adagrad's state "sum" is its state_sum)
+    label = "grad" if short == "grad" else next((arguments[2 + k] for k, s in enumerate(slots) if s), None)
+    with pytest.raises(ValueError, match=rf"^{kernel}: {label} has 4 elements, but param has 8$"):
+        direct_kernel_call(name, backend, short)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+def test_the_reference_does_not_broadcast_a_length_1_gradient(backend):
+    from fastopt import _backends
+
+    p = np.ones(8)
+    kernel = _backends.get_kernel("sgd", backend)
+    with pytest.raises(ValueError, match="^sgd_update: grad has 1 elements, but param has 8$"):
+        kernel(p, np.ones(1), np.empty(0), False, 0.0, 1.0, 0.0, True, 1.0, False, 0.1, 1)
+    assert np.all(p == 1.0)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+def test_a_kernel_called_with_a_missing_buffer_raises_instead_of_crashing(backend):
+    """In a subprocess, since before the check the Cython kernel died of SIGSEGV (amsgrad set, its
+    buffer empty: a NULL pointer)."""
+    code = textwrap.dedent(
+        f"""
+        import numpy as np
+        from fastopt import _backends
+        kernel = _backends.get_kernel("adam", "{backend}")
+        n = 1 << 16
+        empty = np.empty(0)
+        try:
+            kernel(np.ones(n), np.ones(n), np.zeros(n), np.zeros(n), empty, False, 0.0, 1.0,
+                   0.9, 0.1, 0.999, 0.001, True, False, 1.0, 1e-8, 0.001, 1)
+        except ValueError as exc:
+            print("ValueError:", exc)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"exit code {{result.returncode}}: {{result.stderr[-2000:]}}"
+    assert result.stdout.strip() == "ValueError: adam_update: max_exp_avg_sq has 0 elements, but param has 65536"
+
+
+@pytest.mark.hostile
+def test_a_declined_batch_is_empty_for_the_many_kernel():
+    """fastopt._native.batch.Batch is importable: gather() that declines (returns k >= 0) must not leave
+    a batch whose rows k.. hold uninitialised pointers for <name>_update_many. In a subprocess:
+    before gather kept a declined batch empty, the call read whatever malloc left there."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from fastopt import _backends
+        from fastopt._native.batch import Batch
+        many = _backends.get_kernel("sgd", "cython", many=True)
+        params = [np.ones(1000) for _ in range(64)]
+        grads = [np.ones(1000) for _ in range(63)] + [np.ones(1000, np.float32)]  # the last is declined
+        batch = Batch()
+        declined_at = batch.gather(params, grads, [None] * 64, (None,), (), np.dtype(np.float64).num)
+        assert declined_at == 63, declined_at
+        many["double"](batch, False, 0.0, 1.0, 0.0, True, 1.0, False, 0.5, 1, 1 << 30)
+        changed = sum(int(np.any(p != 1.0)) for p in params)
+        print("parameters changed by a declined batch:", changed)
+        assert changed == 0
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"exit code {result.returncode}: {result.stdout}{result.stderr[-500:]}"
+
+
+# --------------------------------------------------------------------------------------------
+# Misaligned arrays
+# --------------------------------------------------------------------------------------------
+@pytest.mark.hostile
+@backends
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_misaligned_parameters_and_gradients_work_and_agree(backend, dtype):
+    """Accepted: a C-contiguous array that is not aligned to its itemsize (np.frombuffer at an odd
+    offset). x86-64 loads it fine and every backend gives the reference's bits."""
+    itemsize = np.dtype(dtype).itemsize
+    raw_p, raw_g = bytearray(itemsize * 9 + 1), bytearray(itemsize * 9 + 3)
+    p = np.frombuffer(raw_p, dtype, 9, offset=1)
+    g = np.frombuffer(raw_g, dtype, 9, offset=3)
+    p[:] = np.linspace(-1, 1, 9)
+    g[:] = np.linspace(2, -2, 9)
+    assert not p.flags.aligned and not g.flags.aligned
+    expected = p.copy()
+    ref = fastopt.Adam([expected], lr=0.1, backend="reference")
+    opt = fastopt.Adam([p], lr=0.1, backend=backend)
+    for _ in range(3):
+        ref.step([g.copy()])
+        opt.step([g])
+    assert_bits_equal(p, expected)
