@@ -1,26 +1,43 @@
-"""fastopt.torch against torch.optim (and lion-pytorch): training runs, state dicts both ways,
-the fast path and the careful path, and rejected input.
+"""torch: NumPy classes and ``fastopt.torch`` against torch.optim, lion-pytorch, torch.distributed.
 
-Agreement is measured as in tests/test_torch.py: per tensor, ``max|fastopt - torch| / max|torch|``
-in float64 must stay below 1e-12 (torch contracts multiply-adds into FMA and its sqrt is not
-correctly rounded, so a few ulp of difference are expected, not bit identity). The worst value
-per optimizer is added to the end-of-run summary.
-
-Every training comparison runs twice: on the Cython backend, whose steps after the first go
-through the multi-tensor gather (``Batch.gather_tensors``, one kernel call per group), and on the
-NumPy reference backend, which always takes the careful path (tensor by tensor).
+Agreement is measured in float64 as ``max|fastopt - torch| / max|torch|`` per tensor, at most
+1e-12 (torch.optim's for-loop implementation, ``foreach=False``, contracts multiply-adds into FMA
+and its sqrt is not correctly rounded, so a few ulp of difference are expected, not bit
+identity); the worst value per optimizer is added to the end-of-run summary. The NumPy classes run
+twelve steps of every configuration of tests/specs.py. ``fastopt.torch``, the drop-in front end,
+trains a small model beside torch.optim (lion-pytorch for Lion), once on the Cython backend, whose
+steps after the first go through the multi-tensor gather (``Batch.gather_tensors``, one kernel
+call per group), and once on the NumPy reference, which always takes the careful path (tensor by
+tensor); float32 tensors step to the NumPy classes' bits; state dicts move both ways between torch
+and fastopt; what torch users rely on (frozen parameters, replaced storage, kept gradients, mixed
+dtypes, torch's signatures, defaults and messages) holds; a rejected step changes nothing, also
+after ``optimizer.state`` is edited by hand (those marked ``hostile``). Under torch.distributed,
+ZeroRedundancyOptimizer and DDP (two gloo processes on loopback running
+examples/torch_distributed.py, the example users read) end bit-identical to single-process
+training.
 """
 
 import copy
+import os
 import re
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import relative_difference
+from specs import SPECS
 
 torch = pytest.importorskip("torch")
 import fastopt  # noqa: E402
 import fastopt.torch as ft  # noqa: E402
+
+try:
+    import torch.distributed as dist  # noqa: E402
+except ImportError:  # only the test under torch.distributed skips
+    dist = None
 
 STEPS = 30
 TOLERANCE = 1e-12
@@ -58,6 +75,52 @@ CASES = [
 ROUND_TRIPS = {name: options for name, options in CASES}
 
 
+# ------------------------------------------------------------------------------------------------
+# The NumPy classes against torch.optim: every configuration of tests/specs.py
+# ------------------------------------------------------------------------------------------------
+SPEC_STEPS = 12  # > 10, and enough to move every buffer well away from its initial value
+SPEC_CASES = [(name, i) for name, spec in SPECS.items() if spec.in_torch for i in range(len(spec.torch_configs))]
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba", "cython"])
+@pytest.mark.parametrize(("name", "config_index"), SPEC_CASES, ids=[f"{n}-{i}" for n, i in SPEC_CASES])
+def test_numpy_optimizers_match_torch_optim(name, config_index, backend, measured):
+    spec = SPECS[name]
+    config = spec.torch_configs[config_index]
+    rng = np.random.default_rng(20240611 + config_index)
+    shapes = [(1031,), (7, 3), ()]  # odd sizes: torch's vector body and its scalar tail both run
+    initial = [np.asarray(rng.standard_normal(shape)) for shape in shapes]
+    # gradients whose scale varies by e^-3..e^2 across steps, as in semantics.md's check
+    grads = [
+        [np.asarray(rng.standard_normal(shape) * np.exp(rng.uniform(-3, 2))) for shape in shapes]
+        for _ in range(SPEC_STEPS)
+    ]
+
+    ours = [p.copy() for p in initial]
+    theirs = [torch.tensor(p, requires_grad=True) for p in initial]
+    optimizer = spec.cls(ours, backend=backend, **config)
+    torch_optimizer = getattr(torch.optim, name)(theirs, foreach=False, **spec.to_torch(config))
+    for step_grads in grads:
+        optimizer.step(step_grads)
+        for tensor, grad in zip(theirs, step_grads):
+            tensor.grad = torch.tensor(grad)
+        torch_optimizer.step()
+
+    worst = 0.0
+    for index, (mine, tensor) in enumerate(zip(ours, theirs)):
+        worst = max(worst, relative_difference(mine, tensor.detach().numpy()))
+        torch_state = torch_optimizer.state[tensor]
+        my_state = optimizer.state.get(index, {})
+        assert set(my_state) == set(torch_state), f"state keys of params[{index}]"
+        for key, value in torch_state.items():
+            if key == "step":
+                assert my_state[key] == int(value.item())
+            else:
+                worst = max(worst, relative_difference(my_state[key], value.numpy()))
+    measured["torch_worst"][name] = max(measured["torch_worst"][name], worst)
+    assert worst <= TOLERANCE, f"{name} {config}: relative difference {worst:.2e}"
+
+
 def make_model(dtype=torch.float64) -> torch.nn.Module:
     """A small MLP with a LayerNorm: 2-d weights, biases, norm scales (11 tensors)."""
     torch.manual_seed(0)
@@ -88,7 +151,7 @@ def train(model, optimizer, steps, start=0, scheduler=None, set_to_none=True):
             scheduler.step()
 
 
-def relative_difference(actual: torch.Tensor, expected: torch.Tensor) -> float:
+def tensor_relative_difference(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """max|actual - expected| / max|expected|; infinite if either holds a NaN or an inf (a diverged
     run would otherwise compare as equal, because every comparison with NaN is false)."""
     actual, expected = torch.as_tensor(actual, dtype=torch.float64), torch.as_tensor(expected, dtype=torch.float64)
@@ -102,7 +165,7 @@ def relative_difference(actual: torch.Tensor, expected: torch.Tensor) -> float:
 def worst_difference(model_a, model_b, optimizer_a=None, optimizer_b=None) -> float:
     worst = 0.0
     for pa, pb in zip(model_a.parameters(), model_b.parameters()):
-        worst = max(worst, relative_difference(pa.detach(), pb.detach()))
+        worst = max(worst, tensor_relative_difference(pa.detach(), pb.detach()))
         if optimizer_a is not None:
             state_a, state_b = optimizer_a.state[pa], optimizer_b.state[pb]
             assert set(state_a) == set(state_b)
@@ -110,7 +173,7 @@ def worst_difference(model_a, model_b, optimizer_a=None, optimizer_b=None) -> fl
                 if key == "step":
                     assert float(state_a[key]) == float(value)
                 else:
-                    worst = max(worst, relative_difference(state_a[key], value))
+                    worst = max(worst, tensor_relative_difference(state_a[key], value))
     return worst
 
 
@@ -168,7 +231,7 @@ def test_training_matches_torch_optim(name, options, split, backend, measured):
     worst = worst_difference(ours, theirs, optimizer, reference)
     measured["torch_worst"][f"torch.{name}"] = max(measured["torch_worst"][f"torch.{name}"], worst)
     assert worst <= TOLERANCE, f"{name} {options}: relative difference {worst:.2e}"
-    moved = max(relative_difference(p.detach(), q.detach()) for p, q in zip(ours.parameters(), make_model().parameters()))
+    moved = max(tensor_relative_difference(p.detach(), q.detach()) for p, q in zip(ours.parameters(), make_model().parameters()))
     assert moved > 1e-3, "the parameters barely moved: the comparison would prove nothing"
     # The fast path took every step but the first, which creates the state (Adagrad's exists from
     # the constructor on; SGD without momentum has none).
@@ -518,6 +581,7 @@ TYPE_EDITS = [
 ]
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
 @pytest.mark.parametrize(("name", "key", "value", "error", "message"), TYPE_EDITS,
                          ids=[f"{n}-{k}-{type(v).__name__}" for n, k, v, *_ in TYPE_EDITS])
@@ -551,6 +615,7 @@ def test_a_tensor_lr_changed_in_place_is_validated_again(backend):
         optimizer.step()
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"])
 def test_a_huge_hyperparameter_overflows_float32_silently(name, backend):
@@ -631,6 +696,7 @@ STATE_EDITS = [
 ]
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
 @pytest.mark.parametrize(("label", "edit", "error", "message"), STATE_EDITS, ids=[e[0] for e in STATE_EDITS])
 def test_an_edited_state_is_rejected_before_anything_is_updated(label, edit, error, message, backend):
@@ -645,6 +711,7 @@ def test_an_edited_state_is_rejected_before_anything_is_updated(label, edit, err
     assert torch.equal(optimizer.state[a]["exp_avg"], before[2]) and optimizer.state[a]["step"].item() == 2
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
 def test_a_replaced_state_tensor_of_the_right_kind_is_used(backend):
     optimizer, a, b = _two_parameter_adam(backend)
@@ -706,6 +773,7 @@ def test_steps_that_differ_between_parameters_are_stepped_one_by_one(backend):
     assert optimizer.state[a]["step"].item() == 3 and optimizer.state[b]["step"].item() == 8
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
 def test_a_parameter_resized_under_its_state_is_rejected(backend):
     """``p.data = `` a tensor of another size leaves the state of the old size: refused, with
@@ -717,3 +785,31 @@ def test_a_parameter_resized_under_its_state_is_rejected(backend):
     with pytest.raises(ValueError, match=r"\['exp_avg'\] must be a contiguous CPU tensor of its parameter's dtype and size"):
         optimizer.step()
     assert torch.equal(a.detach(), before) and optimizer.state[a]["step"].item() == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# Under torch.distributed: ZeroRedundancyOptimizer and DDP, 2 processes on loopback
+# ------------------------------------------------------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "torch_distributed.py"
+TIMEOUT_SECONDS = 180  # two processes start torch on a busy 2-core machine: ~15 s normally
+
+
+@pytest.mark.skipif(dist is None or not dist.is_available() or not dist.is_gloo_available(),
+                    reason="torch built without torch.distributed or gloo")
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="examples/ is not shipped with the package")
+def test_zero_and_ddp_match_single_process_training():
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--world-size", "2", "--steps", "30"],
+        capture_output=True, text=True, timeout=TIMEOUT_SECONDS, env=environment,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "zero: max relative difference to single-process training 0.0e+00" in output, output
+    assert "ddp: max relative difference to single-process training 0.0e+00" in output, output
+    # Each rank really holds only its shard of the state. The two processes share one output
+    # pipe, so their lines can interleave: match the messages, not lines.
+    shards = re.findall(r"\[rank (\d)\] ZeRO: this rank holds optimizer state for (\d+) of 6 parameters", output)
+    assert sorted(rank for rank, _ in shards) == ["0", "1"], output
+    assert all(0 < int(owned) < 6 for _, owned in shards), output
+    assert sum(int(owned) for _, owned in shards) == 6, output
