@@ -270,7 +270,7 @@ def test_a_kernel_called_with_a_missing_buffer_raises_instead_of_crashing(backen
         """
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"exit code {{result.returncode}}: {{result.stderr[-2000:]}}"
+    assert result.returncode == 0, f"exit code {result.returncode}: {result.stderr[-2000:]}"
     assert result.stdout.strip() == "ValueError: adam_update: max_exp_avg_sq has 0 elements, but param has 65536"
 
 
