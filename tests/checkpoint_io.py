@@ -6,7 +6,7 @@
   ``state/<index>/<key>``, every step counter as a 0-d int64 array, the parameters under
   ``param/<index>`` and the hyperparameters as JSON (floats round-trip exactly through JSON).
 
-Shared by tests/test_reliability_checkpoint.py and the script it runs in a new process,
+Shared by tests/test_checkpoints.py and the script it runs in a new process,
 tests/resume_checkpoints.py.
 """
 

@@ -1,10 +1,11 @@
-"""Test configuration: Hypothesis profiles, the backend guard, and a summary of what was measured.
+"""Test configuration: Hypothesis profiles, the heavy tests' selection, a summary of what was measured.
 
 Profiles (``HYPOTHESIS_PROFILE``; ``ci`` is the default when ``CI`` is set, ``dev`` otherwise):
 ``dev`` 100 examples per property, ``ci`` 200 and derandomized, ``thorough`` 2000.
 """
 
 import os
+import re
 from collections import defaultdict
 
 import pytest
@@ -47,6 +48,18 @@ def quick_tour(tmp_path_factory):
     stream = io.StringIO()
     results = run_tour(out=out, quick=True, console=Console(file=stream, width=120))
     return out, stream.getvalue(), {r.number: r for r in results}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the tests marked ``heavy`` (minutes each) unless the ``-m`` expression names
+    them (``-m heavy``). Not an ``addopts = -m "not heavy"``: a command-line ``-m`` replaces that
+    one, so ``-m "not slow"`` (CI's sanitizer pass) would bring them back."""
+    if re.search(r"\bheavy\b", config.option.markexpr or ""):
+        return
+    heavy = [item for item in items if item.get_closest_marker("heavy")]
+    if heavy:
+        config.hook.pytest_deselected(items=heavy)
+        items[:] = [item for item in items if not item.get_closest_marker("heavy")]
 
 
 def pytest_report_header(config):

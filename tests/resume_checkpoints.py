@@ -1,4 +1,4 @@
-"""Resume checkpoints in a fresh process (run by tests/test_reliability_checkpoint.py).
+"""Resume checkpoints in a fresh process (run by tests/test_checkpoints.py).
 
     python resume_checkpoints.py MANIFEST.json
 

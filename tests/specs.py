@@ -109,7 +109,7 @@ class Spec:
     # fastopt keyword names -> torch's, where they differ.
     to_torch: Callable[[dict], dict] = lambda kwargs: dict(kwargs)
     # False where torch.optim has no such class (Lion): the configurations above then serve the
-    # generic tests only, and test_more_optimizers.py checks the algorithm another way.
+    # generic tests only, and test_optimizers.py checks the algorithm another way.
     in_torch: bool = True
 
     @property

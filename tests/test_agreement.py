@@ -2,34 +2,31 @@
 
 Hypothesis draws the optimizer's options, one to three parameters of random shapes (size 0 and 1,
 odd sizes, 0-d to 3-d), a dtype, several steps with fresh gradients (some ``None``) and a learning
-rate that changes between steps; the reference and the backend run on copies, and every array
-must come out bit-identical (NaN-aware).
+rate that changes between steps; the reference and the backend run on copies, and every array must
+come out bit-identical (NaN-aware), on finite values and on any float (inf, NaN, subnormal). Around
+that: large arrays (a vector body and an odd tail), every instruction-set build of the Cython
+kernels, one flat buffer for a whole model against separate arrays, and the one positional
+signature the three twins of each kernel share.
 """
+
+import importlib
+import inspect
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hynp
 from specs import DTYPES, FAST_BACKENDS, SPECS, assert_bits_equal, assert_large_run_agrees, assert_same_state
+from strategies import any_elements, array_shapes, finite_elements
 
-shapes = hynp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9)
-
-
-def finite_elements(dtype):
-    # width matters: without it NumPy 2 silently rounds float64 draws into float32 arrays
-    return st.floats(-1e3, 1e3, width=np.finfo(dtype).bits, allow_nan=False, allow_infinity=False)
-
-
-def any_elements(dtype):
-    """Anything a float can be: huge, tiny, subnormal, infinite, NaN."""
-    return st.floats(width=np.finfo(dtype).bits)
+import fastopt
 
 
 def run_agreement(spec, backend, data, elements):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     options = data.draw(spec.options, label="options")
-    param_shapes = data.draw(st.lists(shapes, min_size=1, max_size=3), label="shapes")
+    param_shapes = data.draw(st.lists(array_shapes, min_size=1, max_size=3), label="shapes")
     initial = [data.draw(hynp.arrays(dtype, shape, elements=elements(dtype))) for shape in param_shapes]
     n_steps = data.draw(st.integers(1, 8), label="steps")
 
@@ -110,3 +107,55 @@ def test_every_cython_instruction_set_build_agrees(name, build, monkeypatch):
             assert_same_state(compiled, reference, build)
     finally:
         _backends._load_module.cache_clear()
+
+
+# --------------------------------------------------------------------------------------------
+# flatten(): one buffer for the whole model gives the same bits as stepping each array
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flat_buffer_steps_like_separate_arrays(name, backend, dtype):
+    rng = np.random.default_rng(7)
+    shapes = [(4, 3), (3,), (), (0,), (5, 1, 2)]
+    separate = [np.asarray(rng.standard_normal(s), dtype=dtype) for s in shapes]
+    flat = fastopt.flatten(separate)
+    for view, array in zip(flat.params, separate):
+        assert_bits_equal(view, array)
+        assert view.size == 0 or np.shares_memory(view, flat.param)
+    options = dict(SPECS[name].torch_configs[-1])
+    opt_separate = SPECS[name].cls(separate, backend=backend, **options)
+    opt_flat = SPECS[name].cls([flat.param], backend=backend, **options)
+    for _ in range(4):
+        grads = [np.asarray(rng.standard_normal(s), dtype=dtype) for s in shapes]
+        for view, grad in zip(flat.grads, grads):
+            view[...] = grad
+        opt_separate.step(grads)
+        opt_flat.step([flat.grad])
+    for view, array in zip(flat.params, separate):
+        assert_bits_equal(view, array)
+    for key, value in opt_flat.state[0].items():
+        if isinstance(value, np.ndarray):
+            for index, part in enumerate(flat.split(value)):
+                if part.size:
+                    assert_bits_equal(part, opt_separate.state[index][key], key)
+
+
+# --------------------------------------------------------------------------------------------
+# The three twins of a kernel have one name and one positional signature
+# --------------------------------------------------------------------------------------------
+NAMES = sorted({cls.kernel for cls in fastopt.OPTIMIZERS.values()})  # AdamW is stepped by Adam's kernel
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_three_kernels_share_one_signature(name):
+    kernel = f"{name}_update"
+    reference = getattr(importlib.import_module(f"fastopt.{name}.reference"), kernel)
+    numba_twin = getattr(importlib.import_module(f"fastopt.{name}._numba"), kernel)
+    cython_twin = getattr(importlib.import_module(f"fastopt.{name}._cython"), kernel)
+    expected = list(inspect.signature(reference).parameters)
+    assert list(inspect.signature(numba_twin.py_func).parameters) == expected
+    assert list(inspect.signature(cython_twin).parameters) == expected
+    assert expected[:2] == ["param", "grad"]
+    for parameter in inspect.signature(reference).parameters.values():
+        assert parameter.default is inspect.Parameter.empty  # positional, no defaults

@@ -1,10 +1,19 @@
-"""Every error message, replayed from tables; and a rejected call changes nothing."""
+"""Validation: every error message, replayed from tables, and a rejected call changes nothing.
+
+Tables of hyperparameters (torch.optim's messages where torch has one), of parameter lists and
+groups, and of gradients: each rejected with its exact message before anything is updated,
+hyperparameters both at construction and when set between steps. Then arguments no ordinary use
+produces (marked ``hostile``): numbers too large for a float, values equal to a valid one but of
+another type, masked arrays, and a parameter that aliases the optimizer's state.
+"""
 
 import copy
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import assert_nothing_changed, backends, readonly, snapshot
 
 import fastopt
 
@@ -67,9 +76,48 @@ def test_invalid_hyperparameters_set_between_steps_are_rejected_before_any_updat
     assert np.all(p == 1.0)
 
 
-def readonly(array):
-    array.flags.writeable = False
-    return array
+# Adadelta, Adamax, NAdam, RAdam and Lion: each row checked at construction and set between
+# steps, in one test.
+ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
+    ("Adadelta", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("Adadelta", dict(rho=1.5), ValueError, "Invalid rho value: 1.5"),
+    ("Adadelta", dict(rho=-0.1), ValueError, "Invalid rho value: -0.1"),
+    ("Adadelta", dict(rho=float("nan")), ValueError, "Invalid rho value: nan"),
+    ("Adadelta", dict(rho="0.9"), TypeError, "rho must be a real number, got str '0.9'"),
+    ("Adadelta", dict(eps=-1.0), ValueError, "Invalid epsilon value: -1.0"),
+    ("Adadelta", dict(weight_decay=-0.5), ValueError, "Invalid weight_decay value: -0.5"),
+    ("Adadelta", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
+    ("Adamax", dict(lr=-0.002), ValueError, "Invalid learning rate: -0.002"),
+    ("Adamax", dict(eps=-1e-08), ValueError, "Invalid epsilon value: -1e-08"),
+    ("Adamax", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("Adamax", dict(weight_decay=-1.0), ValueError, "Invalid weight_decay value: -1.0"),
+    ("NAdam", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("NAdam", dict(betas=(1.0, 0.999)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("NAdam", dict(weight_decay=-1.0), ValueError, "Invalid weight_decay value: -1.0"),
+    ("NAdam", dict(momentum_decay=-1.0), ValueError, "Invalid momentum_decay value: -1.0"),
+    ("NAdam", dict(momentum_decay=float("inf")), ValueError, "Invalid momentum_decay value: inf"),
+    ("NAdam", dict(decoupled_weight_decay=1), TypeError, "decoupled_weight_decay must be a bool, got int 1"),
+    ("RAdam", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("RAdam", dict(eps=-1.0), ValueError, "Invalid epsilon value: -1.0"),
+    ("RAdam", dict(betas=(-0.1, 0.999)), ValueError, "Invalid beta parameter at index 0: -0.1"),
+    ("RAdam", dict(weight_decay=-1.0), ValueError, "Invalid weight_decay value: -1.0"),
+    ("Lion", dict(lr=-1e-4), ValueError, "Invalid learning rate: -0.0001"),
+    ("Lion", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("Lion", dict(betas=0.9), TypeError, "betas must be a pair (beta1, beta2), got 0.9"),
+    ("Lion", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "error", "message"), ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS)
+def test_invalid_hyperparameters_are_rejected_at_construction_and_between_steps(name, kwargs, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        fastopt.OPTIMIZERS[name]([P.copy()], **kwargs)
+    p = np.ones(3)
+    opt = fastopt.OPTIMIZERS[name]([p])
+    opt.param_groups[0].update(kwargs)  # set between steps: rejected before anything changes
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        opt.step([np.ones(3)])
+    assert np.all(p == 1.0)
 
 
 BASE = np.zeros(10)
@@ -153,56 +201,77 @@ def test_params_list_changed_after_construction_is_rejected():
         opt.step([np.ones(3)] * 2)
 
 
-def trained_state_dict(cls, **kwargs):
-    opt = cls([np.ones(3), np.ones(2)], **kwargs)
-    opt.step([np.full(3, 0.5), np.full(2, 0.5)])
-    return opt.state_dict()
-
-
-def edited(sd, edit):
-    sd = copy.deepcopy(sd)
-    edit(sd)
-    return sd
-
-
-ADAM_SD = trained_state_dict(fastopt.Adam)
-LOAD_ERRORS = [
-    (lambda: [1, 2], ValueError, "state_dict must be a dict with exactly the keys 'state' and 'param_groups'"),
-    (lambda: edited(ADAM_SD, lambda sd: sd.pop("state")), ValueError, "state_dict must be a dict with exactly"),
-    (lambda: edited(ADAM_SD, lambda sd: sd.update(state=[])), TypeError, "state_dict['param_groups'] must be a list and state_dict['state'] a dict"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["param_groups"].append(sd["param_groups"][0])), ValueError, "loaded state dict has a different number of parameter groups"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["param_groups"][0]["params"].pop()), ValueError, "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"),
-    (lambda: trained_state_dict(fastopt.SGD, momentum=0.9), ValueError, "state_dict['param_groups'][0] does not hold Adam's hyperparameters (missing ['amsgrad', 'betas', 'eps'], unknown ['dampening', 'momentum', 'nesterov'])"),
-    (lambda: trained_state_dict(fastopt.RMSprop), ValueError, "state_dict['param_groups'][0] does not hold Adam's hyperparameters"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["param_groups"][0].update(lr=-1.0)), ValueError, "Invalid learning rate: -1.0"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["param_groups"][0].update(params=[0, 0])), ValueError, "state_dict['param_groups'][0]['params'] must hold distinct integer indices"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"].update({7: {}})), ValueError, "state_dict['state'] has an entry for unknown parameter id 7"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"][1].pop("exp_avg")), ValueError, "state_dict['state'][1] does not hold Adam state (missing ['exp_avg'], unknown [])"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"][1].update(sum=np.zeros(2))), ValueError, "state_dict['state'][1] does not hold Adam state (missing [], unknown ['sum'])"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"][1].update(exp_avg=np.zeros(3))), ValueError, "state_dict['state'][1]['exp_avg'] has shape (3,) and dtype float64, but its parameter has shape (2,) and dtype float64"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"][1].update(exp_avg=np.zeros(2, np.float32))), ValueError, "state_dict['state'][1]['exp_avg'] has shape (2,) and dtype float32, but its parameter has shape (2,) and dtype float64"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"][1].update(exp_avg=[0.0, 0.0])), TypeError, "state_dict['state'][1]['exp_avg'] must be a numpy.ndarray, got list"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"][0].update(step=-1)), ValueError, "state_dict['state'][0]['step'] must be a non-negative integer, got -1"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"][0].update(step=1.5)), ValueError, "state_dict['state'][0]['step'] must be a non-negative integer, got 1.5"),
-    (lambda: edited(ADAM_SD, lambda sd: sd["state"].update({0: None})), TypeError, "state_dict['state'][0] must be a dict"),
+# --------------------------------------------------------------------------------------------
+# Hyperparameters that pass "< inf" but are not floats
+# --------------------------------------------------------------------------------------------
+HUGE = [
+    ("lr", 10**400, "lr is too large for a float64 (got a int)"),
+    ("lr", Fraction(10**400, 3), "lr is too large for a float64 (got a Fraction)"),
+    ("eps", 10**309, "eps is too large for a float64 (got a int)"),
+    ("weight_decay", 10**400, "weight_decay is too large for a float64 (got a int)"),
 ]
 
 
-@pytest.mark.parametrize(("make_state_dict", "error", "message"), LOAD_ERRORS)
-def test_bad_state_dicts_are_rejected_and_change_nothing(make_state_dict, error, message):
+@pytest.mark.hostile
+@backends
+@pytest.mark.parametrize(("key", "value", "message"), HUGE, ids=["lr=10**400", "lr=Fraction(10**400,3)", "eps=10**309", "weight_decay=10**400"])
+def test_a_number_too_large_for_a_float_is_rejected_before_any_update(backend, key, value, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        fastopt.Adam([np.ones(2)], backend=backend, **{key: value})
+    # Set between steps, in the second of two groups: the first group must not move either.
     params = [np.ones(3), np.ones(2)]
-    opt = fastopt.Adam(params, lr=0.5, amsgrad=True)
-    opt.step([np.full(3, 0.25), np.full(2, 0.25)])
-    before = copy.deepcopy(opt.state_dict())
-    with pytest.raises(error, match=f"^{re.escape(message)}"):
-        opt.load_state_dict(make_state_dict())
-    np.testing.assert_equal(opt.state_dict(), before)
+    opt = fastopt.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=0.1, backend=backend)
+    opt.step([np.ones(3), np.ones(2)])
+    opt.step([np.ones(3), np.ones(2)])
+    opt.param_groups[1][key] = value
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        opt.step([np.ones(3), np.ones(2)])
+    assert_nothing_changed(opt, before)
 
 
-def test_step_stored_as_float_or_zero_d_array_is_accepted():
-    sd = copy.deepcopy(ADAM_SD)
-    sd["state"][0]["step"] = np.array(1.0, np.float32)  # torch saves a 0-d float32 tensor
-    sd["state"][1]["step"] = 1.0
-    opt = fastopt.Adam([np.ones(3), np.ones(2)])
-    opt.load_state_dict(sd)
-    assert opt.state[0]["step"] == 1 and isinstance(opt.state[0]["step"], int)
+@pytest.mark.hostile
+@backends
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("lr", 1 + 0j, "lr must be a real number, got complex (1+0j)"),
+    ("lr", True, "lr must be a real number, got bool True"),
+    ("betas", (0.9 + 0j, 0.999), "betas[0] must be a real number, got complex (0.9+0j)"),
+])
+def test_a_value_equal_to_the_validated_one_but_of_another_type_is_checked(backend, key, value, message):
+    """``1 + 0j == 1.0``: a changed hyperparameter is re-validated even when it compares equal."""
+    params = [np.ones(3), np.ones(2)]
+    opt = fastopt.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=1.0, backend=backend)
+    opt.step([np.ones(3), np.ones(2)])
+    opt.param_groups[1][key] = value
+    before = snapshot(opt)
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        opt.step([np.ones(3), np.ones(2)])
+    assert_nothing_changed(opt, before)
+
+
+# --------------------------------------------------------------------------------------------
+# Arrays the base checks let through
+# --------------------------------------------------------------------------------------------
+@pytest.mark.hostile
+@backends
+def test_masked_arrays_are_rejected_rather_than_their_masks_ignored(backend):
+    with pytest.raises(TypeError, match=r"^params\[0\] is a numpy.ma.MaskedArray; fastopt would ignore its mask"):
+        fastopt.SGD([np.ma.masked_array(np.ones(3), mask=[0, 1, 0])], backend=backend)
+    p = np.ones(3)
+    opt = fastopt.SGD([p], backend=backend)
+    with pytest.raises(TypeError, match=r"^grads\[0\] is a numpy.ma.MaskedArray; fastopt would ignore its mask"):
+        opt.step([np.ma.masked_array(np.ones(3), mask=[0, 1, 0])])
+    assert np.all(p == 1.0)
+
+
+@pytest.mark.hostile
+@backends
+def test_a_parameter_that_aliases_another_parameters_state_is_rejected(backend):
+    p = np.ones(4)
+    opt = fastopt.Adam([p], backend=backend)
+    opt.step([np.ones(4)])
+    with pytest.raises(ValueError, match=r"^params\[1\] shares memory with the optimizer's state 'exp_avg(_sq)?' of params\[0\]"):
+        opt.add_param_group({"params": [opt.state[0]["exp_avg"][1:3]]})
+    with pytest.raises(ValueError, match=r"^params\[1\] shares memory with the optimizer's state 'exp_avg_sq' of params\[0\]"):
+        opt.add_param_group({"params": [opt.state[0]["exp_avg_sq"]]})
+    assert len(opt.param_groups) == 1

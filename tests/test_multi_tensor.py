@@ -1,13 +1,25 @@
-"""The Cython multi-tensor path: taken when it can be, declined (changing nothing) when it cannot."""
+"""The multi-tensor path: taken when it can be, declined (changing nothing) when it cannot.
+
+Many tensors in one call give the reference's bits, and counting the calls shows the path was
+taken; steps whose counters or NAdam ``mu_product`` differ, or whose inputs are unusual, fall back
+to the careful path and stay exact; a bad gradient in a later group changes no group. ``step()``
+skips revalidating the groups only while they hold the very same objects. ``Batch.gather``
+declines every row it cannot vouch for (no state, another dtype or shape, strided, read-only,
+misaligned, a subclass, a buffer overlapping any array the batch writes: checked against a
+pairwise comparison) and holds its arrays until released; ``Batch.gather_tensors`` does the same
+for torch tensors, through DLPack.
+"""
 
 import copy
 
 import numpy as np
 import pytest
+from helpers import NdarraySubclass
 from specs import DTYPES, SPECS, assert_bits_equal, assert_same_state
 
 import fastopt
 from fastopt._native.batch import Batch
+from fastopt._native.identity import groups_as_validated
 
 FULL = {
     "SGD": dict(lr=0.05, momentum=0.9, weight_decay=0.01),
@@ -105,10 +117,68 @@ def test_unusual_but_valid_inputs_fall_back_and_stay_exact():
     assert_same_state(fast, reference)
 
 
-class Subclass(np.ndarray):
-    pass
+def test_nadam_groups_with_diverging_mu_products_leave_the_multi_tensor_path_exactly():
+    """Two parameters at the same step but with different mu_products (momentum_decay changed
+    while each skipped a different step) cannot share scalars: the careful path steps them."""
+    rng = np.random.default_rng(6)
+    initial = [rng.standard_normal(40) for _ in range(3)]
+    ref_params, fast_params = [p.copy() for p in initial], [p.copy() for p in initial]
+    reference = fastopt.NAdam(ref_params, lr=0.01, backend="reference")
+    fast = fastopt.NAdam(fast_params, lr=0.01, backend="cython")
+    schedule = [(4e-3, None), (4e-3, 0), (0.5, 1), (0.5, None), (4e-3, None)]
+    for psi, skipped in schedule:
+        grads = [rng.standard_normal(40) for _ in range(3)]
+        if skipped is not None:
+            grads[skipped] = None
+        for opt in (reference, fast):
+            opt.param_groups[0]["momentum_decay"] = psi
+            opt.step(grads)
+    assert fast.state[0]["step"] == fast.state[1]["step"]
+    assert fast.state[0]["mu_product"] != fast.state[1]["mu_product"]
+    for a, b in zip(fast_params, ref_params):
+        assert_bits_equal(a, b)
+    assert_same_state(fast, reference)
 
 
+# --------------------------------------------------------------------------------------------
+# step()'s identity check of the groups
+# --------------------------------------------------------------------------------------------
+def test_groups_as_validated_trusts_only_the_very_same_objects():
+    a, b = np.zeros(3), np.zeros(3)
+    lr, betas = 0.1, (0.9, 0.999)
+    members, keys, objects = [[a, b]], ("lr", "betas"), [(lr, betas)]
+
+    def groups(**change):
+        return [{"params": [a, b], "lr": lr, "betas": betas, **change}]
+
+    assert groups_as_validated(groups(), members, keys, objects)
+    assert not groups_as_validated(groups(params=[b, a]), members, keys, objects)
+    assert not groups_as_validated(groups(params=[a]), members, keys, objects)
+    assert not groups_as_validated(groups(params=(a, b)), members, keys, objects)
+    assert not groups_as_validated(groups(lr=float("0.1")), members, keys, objects)  # equal, not the same
+    assert not groups_as_validated(groups(betas=tuple([0.9, 0.999])), members, keys, objects)
+    assert not groups_as_validated([{"params": [a, b], "lr": lr}], members, keys, objects)  # key missing
+    assert not groups_as_validated(groups() * 2, members, keys, objects)
+    assert not groups_as_validated(tuple(groups()), members, keys, objects)
+    assert not groups_as_validated(groups(), members, keys, [None])  # a mutable value: never trusted
+
+
+def test_a_step_after_an_edit_of_the_groups_still_checks_it():
+    p = np.zeros(4, np.float32)
+    opt = fastopt.Adam([p], backend="cython")
+    opt.step([np.ones(4, np.float32)])
+    opt.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        opt.step([np.ones(4, np.float32)])
+    opt.param_groups[0]["lr"] = 1e-3
+    opt.param_groups[0]["params"][0] = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="changed after it was added"):
+        opt.step([np.ones(4, np.float32)])
+
+
+# --------------------------------------------------------------------------------------------
+# Batch.gather declines every row it cannot vouch for
+# --------------------------------------------------------------------------------------------
 def test_gather_declines_everything_it_cannot_vouch_for():
     def attempt(params, grads, states, slots=("exp_avg",), counters=("step",), typenum=12):
         return Batch().gather(params, grads, states, slots, counters, typenum)
@@ -134,7 +204,7 @@ def test_gather_declines_everything_it_cannot_vouch_for():
         "misaligned gradient": ([p], [unaligned], [state]),
         "not an ndarray": ([p], [list(g)], [state]),
         "byte-swapped gradient": ([p], [g.astype(">f8")], [state]),
-        "a subclass": ([p], [g.view(Subclass)], [state]),
+        "a subclass": ([p], [g.view(NdarraySubclass)], [state]),
     }
     for reason, args in declined.items():
         assert attempt(*args) == 0, reason
@@ -147,9 +217,9 @@ def test_gather_declines_everything_it_cannot_vouch_for():
     assert attempt([p, p.copy()], [g, g.astype(np.float32)], [state, dict(state)]) == 1
 
 
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
 # Overlap between every array a batch writes, and the references it holds
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
 def _adam_rows(count, size=8):
     params = [np.linspace(-1, 1, size) + k for k in range(count)]
     grads = [np.full(size, 0.5) for _ in range(count)]
@@ -263,9 +333,9 @@ def test_a_batch_releases_the_previous_arrays_when_gathered_again():
     assert old() is None
 
 
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
 # Batch.gather_tensors: the same checks for torch tensors, through DLPack
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
 def _torch_rows(torch, count=3, size=8, dtype=None):
     dtype = dtype or torch.float64
     params = [torch.linspace(-1, 1, size, dtype=dtype).add(k).requires_grad_() for k in range(count)]

@@ -1,20 +1,36 @@
-"""Hand-computed results, per optimizer and backend (scikit-learn's "specific values" idea)."""
+"""Each optimizer's own arithmetic, checked against results known without another backend.
+
+Hand-computed results per optimizer, on every backend and in both dtypes (scikit-learn's
+"specific values" idea: exact where the arithmetic is exact, such as plain SGD, Adadelta with
+rho = 1 or Lion's steps of exactly lr, within a tolerance elsewhere); the defaults each takes from
+torch.optim or lion-pytorch; RAdam's rectification, a per-step branch; and Lion, which torch.optim
+does not have, against the formula of lion-pytorch (semantics.md section 6) and, when it is
+installed, lion-pytorch itself.
+"""
 
 import numpy as np
 import pytest
-from specs import DTYPES, assert_bits_equal
+from helpers import relative_difference
+from specs import DTYPES, SPECS, assert_bits_equal
 
 import fastopt
 
 BACKENDS = fastopt.BACKENDS
 
-pytestmark = [pytest.mark.parametrize("backend", BACKENDS), pytest.mark.parametrize("dtype", DTYPES)]
+
+def every_backend_and_dtype(test):
+    """Parametrize ``test`` over every backend and both dtypes."""
+    return pytest.mark.parametrize("dtype", DTYPES)(pytest.mark.parametrize("backend", BACKENDS)(test))
 
 
+# --------------------------------------------------------------------------------------------
+# Hand-computed results
+# --------------------------------------------------------------------------------------------
 def vector(dtype, *values):
     return np.array(values, dtype=dtype)
 
 
+@every_backend_and_dtype
 def test_plain_sgd_is_p_minus_lr_g_exactly(backend, dtype):
     p = vector(dtype, 1.0, -2.0, 3.5, 0.0)
     g = vector(dtype, 0.1, 0.2, -0.3, 7.0)
@@ -23,6 +39,7 @@ def test_plain_sgd_is_p_minus_lr_g_exactly(backend, dtype):
     assert_bits_equal(p, expected)
 
 
+@every_backend_and_dtype
 def test_sgd_first_momentum_step_ignores_dampening(backend, dtype):
     p = vector(dtype, 1.0, 1.0)
     g1, g2 = vector(dtype, 1.0, -2.0), vector(dtype, 0.5, 0.25)
@@ -34,6 +51,7 @@ def test_sgd_first_momentum_step_ignores_dampening(backend, dtype):
     assert_bits_equal(opt.state[0]["momentum_buffer"], expected)
 
 
+@every_backend_and_dtype
 def test_sgd_nesterov_first_step(backend, dtype):
     p = vector(dtype, 2.0, -1.0)
     g = vector(dtype, 0.5, 4.0)
@@ -42,12 +60,14 @@ def test_sgd_nesterov_first_step(backend, dtype):
     assert_bits_equal(p, expected)
 
 
+@every_backend_and_dtype
 def test_sgd_maximize_still_decays_weights(backend, dtype):
     p = vector(dtype, 1.0)
     fastopt.SGD([p], lr=0.1, weight_decay=0.5, maximize=True, backend=backend).step([vector(dtype, 0.0)])
     assert p[0] == dtype(0.95)  # torch's documented example: p = 1, g = 0 -> 0.95
 
 
+@every_backend_and_dtype
 def test_adagrad_accumulator_after_t_constant_gradients(backend, dtype):
     p = vector(dtype, 0.0, 0.0, 0.0)
     g = vector(dtype, 0.5, -0.25, 2.0)  # powers of two: every sum below is exact
@@ -58,6 +78,7 @@ def test_adagrad_accumulator_after_t_constant_gradients(backend, dtype):
     assert opt.state[0]["step"] == 6
 
 
+@every_backend_and_dtype
 def test_adagrad_first_step_is_lr_times_sign(backend, dtype):
     p = vector(dtype, 0.0, 0.0)
     g = vector(dtype, 3.0, -0.01)
@@ -65,6 +86,7 @@ def test_adagrad_first_step_is_lr_times_sign(backend, dtype):
     np.testing.assert_allclose(p, [-0.1, 0.1], rtol=1e-6)  # g / sqrt(g^2) = sign(g)
 
 
+@every_backend_and_dtype
 def test_rmsprop_first_step(backend, dtype):
     p = vector(dtype, 1.0, 1.0)
     g = vector(dtype, 2.0, -0.5)
@@ -73,6 +95,7 @@ def test_rmsprop_first_step(backend, dtype):
     np.testing.assert_allclose(p, expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
 
 
+@every_backend_and_dtype
 def test_adam_first_step_is_lr_g_over_abs_g(backend, dtype):
     p = vector(dtype, 0.0, 0.0, 0.0)
     g = vector(dtype, 3.0, -0.02, 1e-3)
@@ -83,6 +106,7 @@ def test_adam_first_step_is_lr_g_over_abs_g(backend, dtype):
     np.testing.assert_allclose(p, expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
 
 
+@every_backend_and_dtype
 def test_adamw_with_zero_gradient_shrinks_by_one_minus_lr_wd(backend, dtype):
     p = vector(dtype, 1.0, -3.0, 0.5)
     expected = p.copy()
@@ -93,6 +117,7 @@ def test_adamw_with_zero_gradient_shrinks_by_one_minus_lr_wd(backend, dtype):
     assert_bits_equal(p, expected)
 
 
+@every_backend_and_dtype
 def test_adamw_without_decay_is_adam(backend, dtype):
     rng = np.random.default_rng(1)
     p_adam = rng.standard_normal(33).astype(dtype)
@@ -106,6 +131,7 @@ def test_adamw_without_decay_is_adam(backend, dtype):
     assert_bits_equal(p_adamw, p_adam)
 
 
+@every_backend_and_dtype
 def test_amsgrad_denominator_never_shrinks(backend, dtype):
     p = vector(dtype, 0.0)
     opt = fastopt.Adam([p], lr=0.1, amsgrad=True, backend=backend)
@@ -117,6 +143,7 @@ def test_amsgrad_denominator_never_shrinks(backend, dtype):
         assert opt.state[0]["exp_avg_sq"][0] < peak[0]
 
 
+@every_backend_and_dtype
 def test_adadelta_with_rho_one_is_plain_sgd(backend, dtype):
     # rho = 1: both means stay 0, so delta = sqrt(eps) / sqrt(eps) * d = d exactly
     p = vector(dtype, 1.0, -2.0, 3.5, 0.0)
@@ -128,6 +155,7 @@ def test_adadelta_with_rho_one_is_plain_sgd(backend, dtype):
     assert not opt.state[0]["square_avg"].any() and not opt.state[0]["acc_delta"].any()
 
 
+@every_backend_and_dtype
 def test_adadelta_first_step_is_set_by_eps(backend, dtype):
     p = vector(dtype, 0.0, 0.0)
     g = vector(dtype, 3.0, -0.01)
@@ -137,6 +165,7 @@ def test_adadelta_first_step_is_set_by_eps(backend, dtype):
     np.testing.assert_allclose(p, expected, rtol=1e-5 if dtype == np.float32 else 1e-14)
 
 
+@every_backend_and_dtype
 def test_adamax_norm_under_constant_gradients_is_abs_g_plus_eps(backend, dtype):
     p = vector(dtype, 0.0, 0.0, 0.0)
     g = vector(dtype, 0.5, -0.25, 2.0)
@@ -147,6 +176,7 @@ def test_adamax_norm_under_constant_gradients_is_abs_g_plus_eps(backend, dtype):
         assert_bits_equal(opt.state[0]["exp_inf"], np.abs(g) + dtype(1e-8))
 
 
+@every_backend_and_dtype
 def test_adamax_norm_forgets_a_spike_geometrically(backend, dtype):
     p = vector(dtype, 0.0)
     opt = fastopt.Adamax([p], betas=(0.9, 0.5), eps=0.0, backend=backend)
@@ -156,6 +186,7 @@ def test_adamax_norm_forgets_a_spike_geometrically(backend, dtype):
         assert opt.state[0]["exp_inf"][0] == 64.0 * 0.5**k  # exact: powers of two
 
 
+@every_backend_and_dtype
 def test_nadam_mu_product_is_float32_as_in_torch(backend, dtype):
     p = vector(dtype, 0.0, 1.0)
     opt = fastopt.NAdam([p], backend=backend)
@@ -168,6 +199,7 @@ def test_nadam_mu_product_is_float32_as_in_torch(backend, dtype):
     assert float(mu_product) == 0.01849803701043129
 
 
+@every_backend_and_dtype
 def test_radam_first_five_steps_are_momentum_steps(backend, dtype):
     # beta1 = 0.5 and a constant gradient: m_hat_t = g exactly, so the unrectified steps (t <= 5
     # for beta2 = 0.999) are exactly theta - t * lr * g; rectification starts at t = 6
@@ -183,6 +215,7 @@ def test_radam_first_five_steps_are_momentum_steps(backend, dtype):
     assert not np.array_equal(p, before - dtype(0.125) * g)  # t = 6: the adaptive, rectified step
 
 
+@every_backend_and_dtype
 def test_lion_step_is_exactly_plus_or_minus_lr(backend, dtype):
     rng = np.random.default_rng(3)
     lr = 2.0**-6
@@ -197,9 +230,102 @@ def test_lion_step_is_exactly_plus_or_minus_lr(backend, dtype):
             assert_bits_equal(p, before - dtype(lr) * np.sign(g))
 
 
+@every_backend_and_dtype
 def test_lion_sign_rule_for_zero_and_nan(backend, dtype):
     p = vector(dtype, 1.0, -0.0, 1.0, 1.0)
     g = vector(dtype, 0.0, -0.0, np.nan, -1.0)
     fastopt.Lion([p], lr=0.25, backend=backend).step([g])
     # sign(0) = 0: no movement, and -0.0 stays -0.0; sign(NaN) = NaN reaches the weight
     assert_bits_equal(p, vector(dtype, 1.0, -0.0, np.nan, 1.25))
+
+
+# --------------------------------------------------------------------------------------------
+# Defaults and RAdam's rectification
+# --------------------------------------------------------------------------------------------
+def test_defaults_are_torchs_and_lion_pytorchs():
+    defaults = {name: fastopt.OPTIMIZERS[name]([np.zeros(1)]).defaults for name in ("Adadelta", "Adamax", "NAdam", "RAdam", "Lion")}
+    assert defaults["Adadelta"] == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False,
+                                        decoupled_weight_decay=False)
+    assert defaults["Adamax"] == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False,
+                                      eps_outside_max=False, decoupled_weight_decay=False)
+    assert defaults["NAdam"] == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+                                     decoupled_weight_decay=False, maximize=False)
+    assert defaults["RAdam"] == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                                     decoupled_weight_decay=False, maximize=False)
+    assert defaults["Lion"] == dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False)
+
+
+def test_radam_rectification_starts_at_step_six_for_beta2_0999():
+    rho = [fastopt.RAdam.rectification(0.999, t)[0] for t in range(1, 8)]
+    assert [r > 5 for r in rho] == [False] * 5 + [True] * 2
+    rho_t, rect = fastopt.RAdam.rectification(0.999, 10**6)
+    assert rho_t == pytest.approx(2 / (1 - 0.999) - 1) and rect == pytest.approx(1.0)  # r_t -> 1
+    assert all(fastopt.RAdam.rectification(0.5, t)[0] <= 5 for t in range(1, 100))  # rho_inf = 3
+
+
+# --------------------------------------------------------------------------------------------
+# Lion: torch.optim has none; the formula of semantics.md section 6, and lion-pytorch
+# --------------------------------------------------------------------------------------------
+LION_STEPS = 12
+
+
+def lion_problem(seed):
+    rng = np.random.default_rng(seed)
+    shapes = [(1031,), (7, 3), ()]
+    initial = [np.asarray(rng.standard_normal(shape)) for shape in shapes]
+    grads = [
+        [np.asarray(rng.standard_normal(shape) * np.exp(rng.uniform(-3, 2))) for shape in shapes]
+        for _ in range(LION_STEPS)
+    ]
+    return initial, grads
+
+
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("config", SPECS["Lion"].torch_configs)
+def test_lion_matches_the_formula_of_lion_pytorch(config, backend):
+    """L1-L4 of semantics.md section 6, in float64, one line per formula."""
+    initial, grads = lion_problem(1)
+    lr, (beta1, beta2), wd = config.get("lr", 1e-4), config.get("betas", (0.9, 0.99)), config.get("weight_decay", 0.0)
+    sign = -1.0 if config.get("maximize", False) else 1.0
+    ours = [p.copy() for p in initial]
+    opt = fastopt.Lion(ours, backend=backend, **config)
+    theirs = [p.copy() for p in initial]
+    exp_avg = [np.zeros_like(p) for p in initial]
+    for step_grads in grads:
+        opt.step(step_grads)
+        for p, m, g in zip(theirs, exp_avg, step_grads):
+            g = sign * g
+            p *= 1.0 - lr * wd                                   # L1
+            c = np.sign(beta1 * m + (1.0 - beta1) * g)           # L2
+            p -= lr * c                                          # L3
+            m[...] = beta2 * m + (1.0 - beta2) * g               # L4
+    for index, (mine, expected) in enumerate(zip(ours, theirs)):
+        assert relative_difference(mine, expected) <= 1e-12
+        assert relative_difference(opt.state[index]["exp_avg"], exp_avg[index]) <= 1e-12
+
+
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("config", SPECS["Lion"].torch_configs)
+def test_lion_matches_lion_pytorch(config, backend, measured):
+    torch = pytest.importorskip("torch")
+    lion_pytorch = pytest.importorskip("lion_pytorch")
+    initial, grads = lion_problem(2)
+    ours = [p.copy() for p in initial]
+    opt = fastopt.Lion(ours, backend=backend, **config)
+    theirs = [torch.tensor(p, requires_grad=True) for p in initial]
+    kwargs = {key: value for key, value in config.items() if key != "maximize"}  # lion-pytorch has no maximize
+    torch_optimizer = lion_pytorch.Lion(theirs, **kwargs)
+    sign = -1.0 if config.get("maximize", False) else 1.0
+    for step_grads in grads:
+        opt.step(step_grads)
+        for tensor, grad in zip(theirs, step_grads):
+            tensor.grad = torch.tensor(sign * grad)
+        torch_optimizer.step()
+    worst = 0.0
+    for index, (mine, tensor) in enumerate(zip(ours, theirs)):
+        worst = max(worst, relative_difference(mine, tensor.detach().numpy()))
+        torch_state = torch_optimizer.state[tensor]
+        assert set(opt.state[index]) == set(torch_state) == {"exp_avg"}
+        worst = max(worst, relative_difference(opt.state[index]["exp_avg"], torch_state["exp_avg"].numpy()))
+    measured["torch_worst"]["Lion (lion-pytorch)"] = max(measured["torch_worst"]["Lion (lion-pytorch)"], worst)
+    assert worst <= 1e-12, f"Lion {config}: relative difference {worst:.2e}"

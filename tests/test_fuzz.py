@@ -1,179 +1,32 @@
 """Hostile input, fuzzed: Hypothesis drives the public API with arbitrary arrays and values.
 
-Every array of a scenario is a view into one shared byte buffer (the *arena*) at a drawn byte
-offset, dtype, shape and layout, so the scenarios include misaligned arrays, strided and read-only
-views, and arrays that overlap each other (a parameter that aliases another parameter, its own
-gradient, or an optimizer's state buffer). Non-array inputs (lists, scalars, None, object arrays,
-strings) are drawn too, and so are hyperparameters of every wrong type and value.
-
-The same scenario runs twice, on a fast backend and on the NumPy reference, each on its own copy
-of the arena. After every call:
-
-* a call either raises ``TypeError``/``ValueError`` with a message that names what was wrong, or
-  returns; never another exception, a crash or a hang;
-* a rejected call changed nothing: every parameter, every state entry and every hyperparameter is
-  exactly as before (validate first, then update);
-* both backends did the same thing: the same exception and message, or the same bits in every
-  parameter and in the rest of the arena (an out-of-bounds write would show there) and state;
-* the guard zones around the arena are intact.
-
-Accepted-but-not-fuzzed (documented in README "Reliability"): a gradient that *is* one of the
-optimizer's own state buffers (``opt.step([opt.state[0]["exp_avg"]])``) is not checked on every
-step for speed, and the reference then reads the updated buffer where the loops read the old one.
+Every array of a scenario is a view into one shared byte buffer (the arena, tests/strategies.py)
+at a drawn byte offset, dtype, shape and layout, so the scenarios include misaligned arrays,
+strided and read-only views, and arrays that overlap each other (a parameter that aliases another
+parameter, its own gradient, or an optimizer's state buffer); non-array inputs (lists, scalars,
+None, object arrays, strings) and hyperparameters of every wrong type and value are drawn too. A
+scenario (construction, steps, edits of the state and of the hyperparameters, loads, added
+groups) runs on a fast backend and on the NumPy reference, each on its own copy of the arena, and
+after every call both must have rejected it cleanly or done the same thing (the test's docstring
+lists what is checked). Marked ``hostile``.
 """
 
 import copy
-import math
 import re
 
 import numpy as np
 import pytest
 from hypothesis import given, note
-from hypothesis import strategies as st
 from specs import FAST_BACKENDS, SPECS, assert_bits_equal
+from strategies import GUARD, GUARD_BYTES, build, make_arena, scenario
 
-import fastopt
-
-ARENA_BYTES = 1024
-GUARD_BYTES = 64
-GUARD = 0xA5
+pytestmark = pytest.mark.hostile
 
 # A message must say what was wrong: one of these words names the argument or the rule.
 NAMED = re.compile(
     r"params|parameter list|grads|state|param_group|betas|beta|learning rate|\blr\b|epsilon|eps|momentum|dampening|"
     r"weight_decay|lr_decay|initial_accumulator_value|rho|Nesterov|nesterov|maximize|amsgrad|centered"
 )
-
-HOSTILE_VALUES = [
-    math.nan, math.inf, -math.inf, -1.0, -0.0, 0.0, 1.0, 1.5, 5e-324, 1e-300, 1e300, 10**400, 2**62,
-    "0.1", None, True, False, np.float32(0.5), np.float16(0.25), np.int64(3), 1 + 0j, np.array(0.1),
-    [0.9], (0.9, 0.999), (1.0, 0.5), (0.5,), (0.9, math.nan), (0.0, 0.0), (0.999, 0.999),
-]
-
-DTYPES = ["f4", "f8", "f2", "i4", "?", "c16", ">f8", "<f4"]
-
-
-@st.composite
-def hostile_spec(draw, shape=None):
-    """Anything: an arena view of any dtype, shape, layout, offset (so also misaligned or
-    overlapping) and writeability, or a non-array stand-in."""
-    kind = draw(st.sampled_from(["view"] * 8 + ["list", "float", "none", "object", "str", "int"]))
-    if kind != "view":
-        return (kind,)
-    dtype = draw(st.sampled_from(DTYPES + ["f4", "f8"] * 4))
-    if shape is None or draw(st.integers(0, 4)) == 0:
-        shape = draw(st.sampled_from([(), (0,), (1,), (3,), (5,), (2, 3), (0, 2), (4,)]))
-    layout = draw(st.sampled_from(["C"] * 6 + ["strided", "F"]))
-    offset = draw(st.integers(0, ARENA_BYTES // 8)) * draw(st.sampled_from([1, 4, 8, 8, 8]))
-    readonly = draw(st.integers(0, 9)) == 0
-    return ("view", offset, dtype, shape, layout, readonly)
-
-
-@st.composite
-def array_specs(draw, count, dtype, shapes=None, region=0):
-    """``count`` arrays, each valid (its own aligned, contiguous, writeable memory in one half of
-    the arena, of ``dtype`` and of ``shapes[i]`` if given) or, one time in five, hostile."""
-    specs, cursor = [], region
-    for i in range(count):
-        shape = shapes[i] if shapes is not None and i < len(shapes) else None
-        if draw(st.integers(0, 4)) == 0:
-            specs.append(draw(hostile_spec(shape=shape)))
-            continue
-        if shape is None:
-            shape = draw(st.sampled_from([(), (0,), (1,), (3,), (5,), (2, 3), (4,)]))
-        itemsize = np.dtype(dtype).itemsize
-        cursor += -cursor % itemsize
-        specs.append(("view", cursor, dtype, shape, "C", False))
-        cursor += int(np.prod(shape, dtype=np.int64)) * itemsize
-    return specs
-
-
-def shapes_of(specs):
-    return [spec[3] if spec[0] == "view" else None for spec in specs]
-
-
-def build(spec, arena):
-    """The array (or stand-in) a spec describes, as a view of ``arena`` (None if it would not fit)."""
-    kind = spec[0]
-    if kind == "list":
-        return [0.5, -0.5, 1.0]
-    if kind == "float":
-        return 0.5
-    if kind == "none":
-        return None
-    if kind == "object":
-        return np.array([0.5, 1.0, 2.0], dtype=object)
-    if kind == "str":
-        return "grad"
-    if kind == "int":
-        return 3
-    _, offset, dtype, shape, layout, readonly = spec
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape, dtype=np.int64))
-    if layout == "strided" and len(shape) >= 1:
-        strides = tuple(int(np.prod(shape[i + 1 :], dtype=np.int64)) * dtype.itemsize * 2 for i in range(len(shape)))
-        span = 2 * size * dtype.itemsize
-    elif layout == "F" and len(shape) >= 2:
-        strides = tuple(int(np.prod(shape[:i], dtype=np.int64)) * dtype.itemsize for i in range(len(shape)))
-        span = size * dtype.itemsize
-    else:
-        strides = None
-        span = size * dtype.itemsize
-    if offset + span > ARENA_BYTES:
-        return None
-    array = np.ndarray(shape, dtype, buffer=arena, offset=GUARD_BYTES + offset, strides=strides)
-    if readonly:
-        array.flags.writeable = False
-    return array
-
-
-def make_arena(seed):
-    """Random float32-ish data between two guard zones; returned as a writeable uint8 buffer."""
-    rng = np.random.default_rng(seed)
-    arena = np.full(ARENA_BYTES + 2 * GUARD_BYTES, GUARD, dtype=np.uint8)
-    arena[GUARD_BYTES:-GUARD_BYTES] = rng.standard_normal(ARENA_BYTES // 4).astype(np.float32).view(np.uint8)
-    return arena
-
-
-hyper_value = st.sampled_from(HOSTILE_VALUES)
-
-
-@st.composite
-def scenario(draw):
-    name = draw(st.sampled_from(list(SPECS)))
-    options = draw(SPECS[name].options)
-    defaults = list(SPECS[name].cls([np.zeros(1)], backend="reference").defaults)
-    if draw(st.integers(0, 5)) == 0:  # one hostile constructor argument
-        options[draw(st.sampled_from(defaults))] = draw(hyper_value)
-    dtype = draw(st.sampled_from(["f4", "f8"]))
-    params = draw(array_specs(draw(st.integers(0, 3)), dtype))
-    actions = []
-    for _ in range(draw(st.integers(1, 5))):
-        kind = draw(st.sampled_from(["step"] * 5 + ["state"] * 2 + ["hyper", "load", "group", "list"]))
-        if kind == "step":
-            count = len(params) + draw(st.sampled_from([0] * 8 + [-1, 1]))
-            actions.append(("step", draw(array_specs(max(count, 0), dtype, shapes_of(params), ARENA_BYTES // 2))))
-        elif kind == "hyper":
-            actions.append(("hyper", draw(st.sampled_from(defaults)), draw(hyper_value)))
-        elif kind == "state":
-            # NAdam's scalar mu_product is left to test_reliability_input.py: its range is
-            # NAdam's to check (values like 1.0 or 1e300 fail inside NAdam; see the xfail there).
-            key = draw(st.sampled_from(("step", *(k for k in SPECS[name].cls.state_keys if k != "mu_product"))))
-            value = draw(st.one_of(
-                st.tuples(st.just("array"), hostile_spec()),
-                st.tuples(st.just("array"), hostile_spec(shape=params[0][3] if params and params[0][0] == "view" else None)),
-                st.tuples(st.just("value"), hyper_value),
-                st.just(("delete",)),
-            ))
-            actions.append(("state", draw(st.integers(0, max(len(params) - 1, 0))), key, value))
-        elif kind == "load":
-            edit = draw(st.sampled_from(["none", "drop_step", "step", "dtype", "shape", "hyper", "other_optimizer", "extra_key", "missing_group_key"]))
-            actions.append(("load", edit, draw(hyper_value)))
-        elif kind == "group":
-            actions.append(("group", draw(st.lists(hostile_spec(), min_size=1, max_size=2))))
-        else:
-            actions.append(("list",))
-    return name, options, params, actions, draw(st.integers(0, 2**32 - 1))
 
 
 def snapshot(opt):
@@ -313,6 +166,21 @@ def region_mask(arrays, arena):
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 @given(case=scenario())
 def test_fuzzed_public_api_rejects_cleanly_or_matches_the_reference(backend, case, measured):
+    """After every call of a scenario:
+
+    * the call either raised ``TypeError``/``ValueError`` with a message that names what was
+      wrong, or returned; never another exception, a crash or a hang;
+    * a rejected call changed nothing: every parameter, every state entry and every
+      hyperparameter is exactly as before (validate first, then update);
+    * both backends did the same thing: the same exception and message, or the same bits in every
+      parameter and in the rest of the arena (an out-of-bounds write would show there) and state;
+    * the guard zones around the arena are intact.
+
+    Accepted but not fuzzed (documented in docs/reliability.md): a gradient that *is* one of the
+    optimizer's own state buffers (``opt.step([opt.state[0]["exp_avg"]])``) is not checked on
+    every step for speed, and the reference then reads the updated buffer where the loops read
+    the old one.
+    """
     name, options, param_specs, actions, seed = case
     log = []
     try:

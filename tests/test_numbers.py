@@ -1,25 +1,23 @@
-"""Extreme numbers: what happens is documented (README "Reliability"), the same on every backend,
+"""Extreme numbers: what happens is documented (docs/reliability.md), the same on every backend,
 the same as torch.optim where torch is installed, and never a crash or a warning.
 
-test_agreement.py already checks, with Hypothesis, that every backend gives the reference's bits
-on arbitrary floats (inf, NaN, subnormal). This file pins the *behaviour*: against torch.optim on
-hand-picked extreme gradients and hyperparameters (lr 0, eps 0, betas 0, momentum 0.999), the
-step counter far past float32's 2**24, subnormals that are not flushed to zero, and (with
-``FASTOPT_HEAVY_TESTS=1``) a million steps.
+test_agreement.py checks with Hypothesis that every backend gives the reference's bits on arbitrary
+floats (inf, NaN, subnormal); this file pins the behaviour: against torch.optim on hand-picked
+extreme gradients and hyperparameters (lr 0, eps 0, betas 0, momentum 0.999), lr 0 leaving
+parameters as they are, eps 0 giving NaN, subnormals that are not flushed to zero, the step
+counter far past float32's 2**24, hyperparameters beyond float32's range that become inf without a
+warning (marked ``hostile``), and a million steps (marked ``heavy``, run with ``-m heavy``).
 """
-
-import os
 
 import numpy as np
 import pytest
+from helpers import FULL_OPTIONS, backends, names
 from specs import DTYPES, SPECS, assert_bits_equal
 
 import fastopt
 
-HEAVY = os.environ.get("FASTOPT_HEAVY_TESTS", "0") not in ("", "0")
-heavy = pytest.mark.skipif(not HEAVY, reason="set FASTOPT_HEAVY_TESTS=1 (minutes)")
-
 TINY = 5e-324  # the smallest float64 subnormal
+
 EXTREME = np.array([0.0, -0.0, 1e30, -1e30, 1e-30, -1e-30, TINY, -TINY, 2.2e-308, 1e300, -1e300,
                     np.inf, -np.inf, np.nan, 1.0, -0.5])
 
@@ -41,6 +39,7 @@ EXTREME_CONFIGS = [
     ("AdamW", dict(lr=0.0, weight_decay=0.5)),
     ("AdamW", dict(lr=0.01, betas=(0.0, 0.0), eps=0.0, weight_decay=0.1)),
 ]
+
 # Every other optimizer of the table (tests/specs.py), with its richest torch configuration.
 EXTREME_CONFIGS += [
     (name, dict(spec.torch_configs[-1]))
@@ -76,14 +75,16 @@ def test_extreme_gradients_and_hyperparameters_give_the_same_bits_on_every_backe
     assert np.isnan(reference[np.isnan(grads[0]) | np.isnan(grads[1])]).all() or options.get("lr") == 0.0 and name == "SGD"
 
 
-@pytest.mark.parametrize(("name", "options"), EXTREME_CONFIGS, ids=[f"{n}-{o}" for n, o in EXTREME_CONFIGS])
+# The configurations of the optimizers torch.optim has (not Lion: see tests/specs.py).
+TORCH_EXTREME_CONFIGS = [(name, options) for name, options in EXTREME_CONFIGS if SPECS[name].in_torch]
+
+
+@pytest.mark.parametrize(("name", "options"), TORCH_EXTREME_CONFIGS, ids=[f"{n}-{o}" for n, o in TORCH_EXTREME_CONFIGS])
 def test_extreme_values_behave_as_in_torch(name, options):
     """NaN and inf propagate as in torch.optim (float64, for-loop): the same NaN and inf
     positions, and finite values within 1e-12 (torch contracts into FMA; fastopt does not)."""
     torch = pytest.importorskip("torch")
     spec = SPECS[name]
-    if not hasattr(torch.optim, name):
-        pytest.skip(f"torch.optim has no {name}")
     initial = np.linspace(-2, 2, EXTREME.size)
     grads = extreme_gradients(np.float64)
     ours = run(name, options, "reference", grads, initial)
@@ -173,7 +174,60 @@ def test_the_step_counter_counts_exactly_past_float32s_limit(name, backend):
         opt.step([np.ones(4)])  # the counter is now 2**62 - 1: one more would leave the range
 
 
-@heavy
+# --------------------------------------------------------------------------------------------
+# Hyperparameters at the edges of float32 and float16
+# --------------------------------------------------------------------------------------------
+@pytest.mark.hostile
+@names
+@backends
+def test_huge_hyperparameters_overflow_float32_scalars_quietly_and_alike(name, backend):
+    """lr = 1e20 is beyond the size where float32 casts are known safe (the step then silences
+    the overflow as IEEE says, no warning: tests turn warnings into errors), and every backend
+    gives the same bits."""
+    options = dict(FULL_OPTIONS[name], lr=1e20)
+    if "weight_decay" in options:
+        options["weight_decay"] = 1e20
+    results = []
+    for each in fastopt.BACKENDS:
+        p = np.linspace(-1, 1, 5).astype(np.float32)
+        opt = fastopt.OPTIMIZERS[name]([p], backend=each, **options)
+        for _ in range(2):
+            opt.step([np.linspace(1, -1, 5).astype(np.float32)])
+        results.append(p)
+    for other in results[1:]:
+        assert_bits_equal(other, results[0])
+
+
+@pytest.mark.hostile
+@backends
+def test_a_hyperparameter_beyond_float32_becomes_inf_silently_and_whole(backend):
+    """lr=1e39 is a valid float64; cast for float32 arrays it is inf (IEEE, as torch's alpha cast).
+    No RuntimeWarning (which ``-W error`` would turn into an exception half-way through a step)."""
+    p64, p32 = np.ones(3), np.ones(3, np.float32)
+    opt = fastopt.SGD([{"params": [p64], "lr": 0.5}, {"params": [p32]}], lr=1e39, backend=backend)
+    opt.step([np.ones(3), np.ones(3, np.float32)])
+    assert_bits_equal(p64, np.full(3, 0.5))
+    assert_bits_equal(p32, np.full(3, -np.inf, np.float32))
+    acc = fastopt.Adagrad([np.ones(2, np.float32)], initial_accumulator_value=1e300, backend=backend)
+    assert np.all(acc.state[0]["sum"] == np.inf)
+
+
+@backends
+def test_a_float16_hyperparameter_steps_without_warnings(backend):
+    """Found by the fuzz test: checking a float16 lr's magnitude against a Python float must not
+    overflow float16 (warnings are errors here)."""
+    p = np.ones(3, np.float32)
+    opt = fastopt.Adam([p], lr=np.float16(0.25), backend=backend)
+    opt.step([np.ones(3, np.float32)])
+    opt.param_groups[0]["lr"] = np.float16(0.5)
+    opt.step([np.ones(3, np.float32)])
+    assert np.all(p < 1)
+
+
+# --------------------------------------------------------------------------------------------
+# A million steps
+# --------------------------------------------------------------------------------------------
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", list(SPECS))
 def test_a_million_steps_agree_on_every_backend(name):
     steps = 10**6
