@@ -3,9 +3,11 @@
 The compiled loops index without bounds checks, so a shorter gradient or state array would be
 read or written past its end. One comparison per array, before anything is written, makes a
 mistaken direct call a ``ValueError`` instead of memory corruption (and, in the reference, instead
-of NumPy silently broadcasting a length-1 array). The same function serves the reference and,
-through ``numba.extending.register_jitable`` in :mod:`fastopt._jit`, the Numba kernels; the
-Cython kernels use its twin in ``_checks.pxd``. All three raise the same message.
+of NumPy silently broadcasting a length-1 array). A kernel says it in one line,
+``require_lengths("adam_update", param, "grad exp_avg exp_avg_sq", (grad, exp_avg, exp_avg_sq))``:
+the reference calls the function below, the Numba kernels its compiled twin in
+:mod:`fastopt._jit`, and the generated Cython entry points ``require_length`` of ``_checks.pxd``,
+one array at a time. All three raise the same message.
 """
 
 
@@ -13,3 +15,9 @@ def require_length(kernel: str, name: str, length: int, n: int) -> None:
     """Raise ``ValueError`` unless ``length`` (of array ``name``) equals ``n``, param's length."""
     if length != n:
         raise ValueError(kernel + ": " + name + " has " + str(length) + " elements, but param has " + str(n))
+
+
+def require_lengths(kernel: str, param, names: str, arrays: tuple) -> None:
+    """:func:`require_length` for each of ``arrays``, named in order by ``names`` (space-separated)."""
+    for name, array in zip(names.split(), arrays):
+        require_length(kernel, name, array.shape[0], param.shape[0])

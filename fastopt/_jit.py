@@ -27,7 +27,7 @@ import os
 
 import numba
 from numba import types
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic, overload, register_jitable
 
 from . import _checks
 
@@ -54,8 +54,28 @@ def parallel_twin(kernel):
     return numba.njit(parallel=True, **KERNEL_OPTIONS)(kernel.py_func)
 
 
-# fastopt._checks.require_length, callable inside a kernel (one check per array before the loop)
-require_length = register_jitable(_checks.require_length)
+_require_length = register_jitable(_checks.require_length)
+# The kernels call fastopt._checks.require_lengths, the reference's own function; inside compiled
+# code it is the overload below.
+require_lengths = _checks.require_lengths
+
+
+@overload(_checks.require_lengths)
+def _require_lengths(kernel, param, names, arrays):
+    """The compiled twin, written out when the kernel is compiled: one check per array, its name
+    and its index constants (splitting a string in compiled code costs seconds of compilation,
+    and the arrays' tuple cannot be indexed by a loop variable: a read-only gradient is another
+    type than the state arrays)."""
+    if not isinstance(names, types.StringLiteral):
+        raise numba.core.errors.TypingError("require_lengths: names must be a string literal")
+    labels = names.literal_value.split()
+    if len(labels) != len(arrays):
+        raise numba.core.errors.TypingError(f"require_lengths: {len(labels)} names for {len(arrays)} arrays")
+    lines = [f"    _require_length(kernel, {label!r}, arrays[{position}].shape[0], param.shape[0])"
+             for position, label in enumerate(labels)]
+    namespace = {"_require_length": _require_length}
+    exec("def check(kernel, param, names, arrays):\n" + "\n".join(lines), namespace)
+    return namespace["check"]
 
 
 @intrinsic

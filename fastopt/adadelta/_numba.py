@@ -6,16 +6,14 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, require_length
+from .._jit import jit_kernel, require_lengths
 
 
 @jit_kernel
 def adadelta_update(param, grad, square_avg, acc_delta, maximize, weight_decay, decay_factor, rho,
                     one_minus_rho, eps, lr, num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
-    require_length("adadelta_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adadelta_update", "square_avg", square_avg.shape[0], param.shape[0])
-    require_length("adadelta_update", "acc_delta", acc_delta.shape[0], param.shape[0])
+    require_lengths("adadelta_update", param, "grad square_avg acc_delta", (grad, square_avg, acc_delta))
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)

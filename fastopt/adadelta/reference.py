@@ -5,7 +5,7 @@ Equations (1)-(7) are in :mod:`fastopt.adadelta`.
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def adadelta_update(
@@ -28,9 +28,7 @@ def adadelta_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("adadelta_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adadelta_update", "square_avg", square_avg.shape[0], param.shape[0])
-    require_length("adadelta_update", "acc_delta", acc_delta.shape[0], param.shape[0])
+    require_lengths("adadelta_update", param, "grad square_avg acc_delta", (grad, square_avg, acc_delta))
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

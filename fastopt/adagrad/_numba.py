@@ -6,15 +6,14 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, require_length
+from .._jit import jit_kernel, require_lengths
 
 
 @jit_kernel
 def adagrad_update(param, grad, state_sum, maximize, weight_decay, decay_factor, eps_inside_sqrt, eps,
                    clr, num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
-    require_length("adagrad_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adagrad_update", "state_sum", state_sum.shape[0], param.shape[0])
+    require_lengths("adagrad_update", param, "grad state_sum", (grad, state_sum))
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)

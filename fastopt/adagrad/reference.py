@@ -6,7 +6,7 @@ Equations (1)-(6) are in :mod:`fastopt.adagrad`; ``clr`` is eta_t of (3) and ``d
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def adagrad_update(
@@ -27,8 +27,7 @@ def adagrad_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("adagrad_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adagrad_update", "state_sum", state_sum.shape[0], param.shape[0])
+    require_lengths("adagrad_update", param, "grad state_sum", (grad, state_sum))
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

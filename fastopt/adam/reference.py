@@ -9,7 +9,7 @@ show adam`` prints it above the three kernels) and rounded to the arrays' dtype.
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def adam_update(
@@ -38,11 +38,9 @@ def adam_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("adam_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    require_length("adam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    require_lengths("adam_update", param, "grad exp_avg exp_avg_sq", (grad, exp_avg, exp_avg_sq))
     if amsgrad:
-        require_length("adam_update", "max_exp_avg_sq", max_exp_avg_sq.shape[0], param.shape[0])
+        require_lengths("adam_update", param, "max_exp_avg_sq", (max_exp_avg_sq,))
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

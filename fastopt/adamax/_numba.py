@@ -5,16 +5,14 @@ Each array element is read once into a local and each result stored once, as in 
 
 from numba import prange
 
-from .._jit import jit_kernel, require_length
+from .._jit import jit_kernel, require_lengths
 
 
 @jit_kernel
 def adamax_update(param, grad, exp_avg, exp_inf, maximize, weight_decay, decay_factor, beta1,
                   one_minus_beta1, beta2, eps_outside_max, eps, step_size, num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
-    require_length("adamax_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adamax_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    require_length("adamax_update", "exp_inf", exp_inf.shape[0], param.shape[0])
+    require_lengths("adamax_update", param, "grad exp_avg exp_inf", (grad, exp_avg, exp_inf))
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)

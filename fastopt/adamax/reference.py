@@ -6,7 +6,7 @@ computed by the optimizer's algorithm (``python -m fastopt show`` prints how).
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def adamax_update(
@@ -31,9 +31,7 @@ def adamax_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("adamax_update", "grad", grad.shape[0], param.shape[0])
-    require_length("adamax_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    require_length("adamax_update", "exp_inf", exp_inf.shape[0], param.shape[0])
+    require_lengths("adamax_update", param, "grad exp_avg exp_inf", (grad, exp_avg, exp_inf))
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

@@ -5,15 +5,14 @@ Each array element is read once into a local and each result stored once, as in 
 
 from numba import prange
 
-from .._jit import jit_kernel, require_length
+from .._jit import jit_kernel, require_lengths
 
 
 @jit_kernel
 def lion_update(param, grad, exp_avg, maximize, decay_factor, beta1, one_minus_beta1, lr, beta2,
                 one_minus_beta2, num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
-    require_length("lion_update", "grad", grad.shape[0], param.shape[0])
-    require_length("lion_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_lengths("lion_update", param, "grad exp_avg", (grad, exp_avg))
     # sign's values in the arrays' dtype (a literal 1.0 would be float64 and promote float32 maths)
     one, zero = param.dtype.type(1.0), param.dtype.type(0.0)
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads

@@ -6,7 +6,7 @@ by the caller. ``np.sign`` is the rule the loops write out: 1, -1, 0 for either 
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def lion_update(
@@ -28,8 +28,7 @@ def lion_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("lion_update", "grad", grad.shape[0], param.shape[0])
-    require_length("lion_update", "exp_avg", exp_avg.shape[0], param.shape[0])
+    require_lengths("lion_update", param, "grad exp_avg", (grad, exp_avg))
     d = -grad if maximize else grad                                                  # (1)
     p = param * decay_factor                                                         # (2)
     c = np.sign(beta1 * exp_avg + one_minus_beta1 * d)                               # (3)

@@ -6,7 +6,7 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, require_length
+from .._jit import jit_kernel, require_lengths
 
 
 @jit_kernel
@@ -14,9 +14,7 @@ def nadam_update(param, grad, exp_avg, exp_avg_sq, maximize, weight_decay, decay
                  one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps, grad_step,
                  momentum_step, num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
-    require_length("nadam_update", "grad", grad.shape[0], param.shape[0])
-    require_length("nadam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    require_length("nadam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    require_lengths("nadam_update", param, "grad exp_avg exp_avg_sq", (grad, exp_avg, exp_avg_sq))
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)

@@ -8,7 +8,7 @@ correction ``1 - beta2^t`` and the step sizes of (8) and (9),
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def nadam_update(
@@ -35,9 +35,7 @@ def nadam_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("nadam_update", "grad", grad.shape[0], param.shape[0])
-    require_length("nadam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    require_length("nadam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    require_lengths("nadam_update", param, "grad exp_avg exp_avg_sq", (grad, exp_avg, exp_avg_sq))
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

@@ -7,7 +7,7 @@ decided once per step) and ``rect`` = ``r_t`` of (7).
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def radam_update(
@@ -36,9 +36,7 @@ def radam_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("radam_update", "grad", grad.shape[0], param.shape[0])
-    require_length("radam_update", "exp_avg", exp_avg.shape[0], param.shape[0])
-    require_length("radam_update", "exp_avg_sq", exp_avg_sq.shape[0], param.shape[0])
+    require_lengths("radam_update", param, "grad exp_avg exp_avg_sq", (grad, exp_avg, exp_avg_sq))
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

@@ -6,7 +6,7 @@ Each array element is read once into a local and each result stored once, as in 
 import numpy as np
 from numba import prange
 
-from .._jit import jit_kernel, require_length
+from .._jit import jit_kernel, require_lengths
 
 
 @jit_kernel
@@ -14,12 +14,11 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, maximize,
                    decay_factor, rho, one_minus_rho, centered, eps_inside_sqrt, eps, momentum,
                    lr_in_momentum, lr, num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
-    require_length("rmsprop_update", "grad", grad.shape[0], param.shape[0])
-    require_length("rmsprop_update", "square_avg", square_avg.shape[0], param.shape[0])
+    require_lengths("rmsprop_update", param, "grad square_avg", (grad, square_avg))
     if centered:
-        require_length("rmsprop_update", "grad_avg", grad_avg.shape[0], param.shape[0])
+        require_lengths("rmsprop_update", param, "grad_avg", (grad_avg,))
     if momentum > 0:
-        require_length("rmsprop_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
+        require_lengths("rmsprop_update", param, "momentum_buffer", (momentum_buffer,))
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)

@@ -6,7 +6,7 @@ the weight decay is decoupled), computed by the optimizer's algorithm (``python 
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def rmsprop_update(
@@ -34,12 +34,11 @@ def rmsprop_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("rmsprop_update", "grad", grad.shape[0], param.shape[0])
-    require_length("rmsprop_update", "square_avg", square_avg.shape[0], param.shape[0])
+    require_lengths("rmsprop_update", param, "grad square_avg", (grad, square_avg))
     if centered:
-        require_length("rmsprop_update", "grad_avg", grad_avg.shape[0], param.shape[0])
+        require_lengths("rmsprop_update", param, "grad_avg", (grad_avg,))
     if momentum > 0:
-        require_length("rmsprop_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
+        require_lengths("rmsprop_update", param, "momentum_buffer", (momentum_buffer,))
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)

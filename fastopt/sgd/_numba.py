@@ -8,16 +8,16 @@ compiler never reloads a value it has just stored.
 
 from numba import prange
 
-from .._jit import jit_kernel, require_length
+from .._jit import jit_kernel, require_lengths
 
 
 @jit_kernel
 def sgd_update(param, grad, momentum_buffer, maximize, weight_decay, decay_factor, momentum,
                first_step, one_minus_dampening, nesterov, lr, num_threads):
     # every array this step touches has param's length (the loop below is unchecked)
-    require_length("sgd_update", "grad", grad.shape[0], param.shape[0])
+    require_lengths("sgd_update", param, "grad", (grad,))
     if momentum != 0:
-        require_length("sgd_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
+        require_lengths("sgd_update", param, "momentum_buffer", (momentum_buffer,))
     for i in prange(param.shape[0]):  # iterations are independent: safe to split across threads
         p = param[i]
         d = -grad[i] if maximize else grad[i]                                        # (1)

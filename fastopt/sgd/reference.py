@@ -6,7 +6,7 @@ each expression is evaluated in that precision, one rounding per operation, left
 
 import numpy as np
 
-from .._checks import require_length
+from .._checks import require_lengths
 
 
 def sgd_update(
@@ -29,9 +29,9 @@ def sgd_update(
     that the three kernels share one signature.
     """
     # every array this step touches has param's length (NumPy would broadcast a length-1 array)
-    require_length("sgd_update", "grad", grad.shape[0], param.shape[0])
+    require_lengths("sgd_update", param, "grad", (grad,))
     if momentum != 0:
-        require_length("sgd_update", "momentum_buffer", momentum_buffer.shape[0], param.shape[0])
+        require_lengths("sgd_update", param, "momentum_buffer", (momentum_buffer,))
     d = -grad if maximize else grad                                                  # (1)
     if weight_decay != 0:
         d = d + weight_decay * param                                                 # (2)
