@@ -96,36 +96,35 @@ def _row_array(table, row, column, size, like):
     return numba.carray(_pointer(address, like), size if address != 0 else 0)
 
 
+def _row_arrays(table, row, size, like, count):
+    """The first ``count`` arrays of a Batch row, as a tuple (compiled code only: see below)."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(_row_arrays)
+def _row_arrays_overload(table, row, size, like, count):
+    """Written out when the twin is compiled, for its kernel's constant number of arrays."""
+    if not isinstance(count, types.IntegerLiteral):
+        raise numba.core.errors.TypingError("_row_arrays: count must be a constant")
+    items = ", ".join(f"_row_array(table, row, {column}, size, like)" for column in range(count.literal_value))
+    namespace = {"_row_array": _row_array}
+    exec(f"def rows(table, row, size, like, count):\n    return ({items},)", namespace)
+    return namespace["rows"]
+
+
 def many_twin(kernel, arrays: int):
     """``update_many(table, sizes, like, scalars)``: ``kernel(*row_arrays, *scalars)`` on every
     row of a gathered Batch (its ``table`` and ``row_sizes``; ``like`` is an empty array of the
     dtype; ``scalars`` the kernel's scalar arguments, its thread count last, as one tuple: Numba
     dispatches a call with ``*args`` in Python, some 80 µs slower). ``arrays`` is the kernel's
-    number of array arguments: param, grad and its state slots, 3 to 5. It runs on the calling
-    thread; a group with a row to split across threads takes the per-parameter path, which has
-    the ``parallel=True`` twin."""
-    if arrays == 3:
-        def update_many(table, sizes, like, scalars):
-            for k in range(sizes.shape[0]):
-                n = sizes[k]
-                if n > 0:
-                    kernel(_row_array(table, k, 0, n, like), _row_array(table, k, 1, n, like),
-                           _row_array(table, k, 2, n, like), *scalars)
-    elif arrays == 4:
-        def update_many(table, sizes, like, scalars):
-            for k in range(sizes.shape[0]):
-                n = sizes[k]
-                if n > 0:
-                    kernel(_row_array(table, k, 0, n, like), _row_array(table, k, 1, n, like),
-                           _row_array(table, k, 2, n, like), _row_array(table, k, 3, n, like), *scalars)
-    elif arrays == 5:
-        def update_many(table, sizes, like, scalars):
-            for k in range(sizes.shape[0]):
-                n = sizes[k]
-                if n > 0:
-                    kernel(_row_array(table, k, 0, n, like), _row_array(table, k, 1, n, like),
-                           _row_array(table, k, 2, n, like), _row_array(table, k, 3, n, like),
-                           _row_array(table, k, 4, n, like), *scalars)
-    else:
-        raise ValueError(f"a kernel takes 3 to 5 arrays, not {arrays}")
+    number of array arguments: param, grad and its state slots. It runs on the calling thread; a
+    group with a row to split across threads takes the per-parameter path, which has the
+    ``parallel=True`` twin."""
+
+    def update_many(table, sizes, like, scalars):
+        for k in range(sizes.shape[0]):
+            n = sizes[k]
+            if n > 0:
+                kernel(*_row_arrays(table, k, n, like, arrays), *scalars)
+
     return jit_kernel(update_many)
