@@ -2,9 +2,9 @@
 
 At each width: nothing is wider than the window unless it sits in its own horizontal scroller
 (tables, code), no table, figure or code panel overlaps another, and the page has a viewport tag.
-The ``show`` page's code columns keep a readable width (at 400 px they used to be squeezed to a
-character or two per line, and the RMSprop page was ~35,000 px tall). Two control pages show that
-the measurements can fail. ``docs/screenshots.py`` takes the matching screenshots.
+The ``show`` page's code columns keep a readable width (squeezed side by side at 400 px, they
+would hold a character or two per line and the RMSprop page would be ~35,000 px tall). Two control
+pages show that the measurements can fail. ``docs/screenshots.py`` takes the matching screenshots.
 """
 
 import pytest
