@@ -23,7 +23,10 @@ it when first asked for (by :mod:`fastopt._backends`):
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
+import types as pytypes
 
 import numba
 from numba import types
@@ -112,6 +115,15 @@ def _row_arrays_overload(table, row, size, like, count):
     return namespace["rows"]
 
 
+def _update_many(table, sizes, like, scalars):
+    """The multi-tensor twin's body; ``KERNEL`` and ``ARRAYS`` are globals of each copy made by
+    :func:`many_twin` (see there)."""
+    for k in range(sizes.shape[0]):
+        n = sizes[k]
+        if n > 0:
+            KERNEL(*_row_arrays(table, k, n, like, ARRAYS), *scalars)  # noqa: F821
+
+
 def many_twin(kernel, arrays: int):
     """``update_many(table, sizes, like, scalars)``: ``kernel(*row_arrays, *scalars)`` on every
     row of a gathered Batch (its ``table`` and ``row_sizes``; ``like`` is an empty array of the
@@ -119,12 +131,16 @@ def many_twin(kernel, arrays: int):
     dispatches a call with ``*args`` in Python, some 80 µs slower). ``arrays`` is the kernel's
     number of array arguments: param, grad and its state slots. It runs on the calling thread; a
     group with a row to split across threads takes the per-parameter path, which has the
-    ``parallel=True`` twin."""
+    ``parallel=True`` twin.
 
-    def update_many(table, sizes, like, scalars):
-        for k in range(sizes.shape[0]):
-            n = sizes[k]
-            if n > 0:
-                kernel(*_row_arrays(table, k, n, like, arrays), *scalars)
-
+    A copy of :func:`_update_many` whose globals hold the kernel, and whose name holds the kernel's
+    name and a hash of its source: Numba caches it on disk under that name (a closure over the
+    kernel would be compiled again in every process, half a second per kernel and dtype), and a
+    kernel edited is a new name, not a stale cache entry.
+    """
+    source = hashlib.sha256(inspect.getsource(kernel.py_func).encode()).hexdigest()[:12]
+    namespace = {**_update_many.__globals__, "KERNEL": kernel, "ARRAYS": arrays}
+    update_many = pytypes.FunctionType(_update_many.__code__, namespace, "update_many")
+    update_many.__qualname__ = f"update_many_{kernel.__name__}_{source}"
+    update_many.__module__ = __name__
     return jit_kernel(update_many)
