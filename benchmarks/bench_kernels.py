@@ -105,3 +105,9 @@ class TimeLion(_KernelAndStep):
     """Lion: reads param, grad, exp_avg; writes param, exp_avg."""
 
     optimizer = "lion"
+
+
+class TimeASGD(_KernelAndStep):
+    """ASGD, averaging (t0 = 0): reads param, grad, ax; writes param, ax."""
+
+    optimizer = "asgd"

@@ -20,6 +20,7 @@ from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .asgd import ASGD
 from .lion import Lion
 from .nadam import NAdam
 from .radam import RAdam
@@ -30,11 +31,12 @@ __version__ = "0.1.0"
 
 OPTIMIZERS = {
     cls.__name__: cls
-    for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion)
+    for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, ASGD)
 }
 """Every optimizer class, by name, in teaching order."""
 
 __all__ = [
+    "ASGD",
     "BACKENDS",
     "OPTIMIZERS",
     "Adadelta",

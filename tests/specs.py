@@ -95,6 +95,17 @@ radam_options = st.fixed_dictionaries(
         decoupled_weight_decay=st.booleans(), maximize=st.booleans(),
     )
 )
+asgd_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st,
+        lambd=st.one_of(st.sampled_from([1e-4, 0.0, 0.1]), st.floats(0.0, 1.0)),
+        alpha=st.one_of(st.sampled_from([0.75, 0.5, 1.0]), st.floats(0.0, 2.0)),
+        # small t0 (even negative or fractional): averaging starts within the steps a test runs
+        t0=st.one_of(st.sampled_from([1e6, 0.0, 2.0]), st.floats(-3.0, 6.0)),
+        weight_decay=wd_st,
+        maximize=st.booleans(),
+    )
+)
 lion_options = st.fixed_dictionaries(
     dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), weight_decay=wd_st, maximize=st.booleans())
 )
@@ -210,6 +221,15 @@ SPECS = {
             dict(),
             dict(lr=0.01, weight_decay=0.01, maximize=True),
             dict(lr=0.01, betas=(0.9, 0.99), eps=1e-3, weight_decay=0.1, decoupled_weight_decay=True),
+        ],
+    ),
+    "ASGD": Spec(  # t0 small enough that the average (4) moves within the steps compared
+        fastopt.ASGD,
+        asgd_options,
+        [
+            dict(),
+            dict(lr=0.05, t0=2.0),
+            dict(lr=0.05, lambd=0.01, alpha=0.6, t0=0.0, weight_decay=0.1, maximize=True),
         ],
     ),
     "Lion": Spec(

@@ -26,14 +26,15 @@ EXPECTED_STATE_KEYS = {
     "AdamW": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
     "Adadelta": {"step", "square_avg", "acc_delta"},
     "Adamax": {"step", "exp_avg", "exp_inf"},
+    "ASGD": {"step", "eta", "mu", "ax"},
     "NAdam": {"step", "exp_avg", "exp_avg_sq", "mu_product"},
     "RAdam": {"step", "exp_avg", "exp_avg_sq"},
     "Lion": {"exp_avg"},
 }
 
-# State entries that are scalars, not buffers: NAdam's mu_product is a float32 even for float64
-# parameters, as in torch.
-SCALAR_STATE_KEYS = {"NAdam": {"mu_product": np.float32}}
+# State entries that are scalars, not buffers: NAdam's mu_product and ASGD's eta and mu are
+# float32 even for float64 parameters, as in torch.
+SCALAR_STATE_KEYS = {"NAdam": {"mu_product": np.float32}, "ASGD": {"eta": np.float32, "mu": np.float32}}
 
 
 # --------------------------------------------------------------------------------------------

@@ -180,10 +180,12 @@ def test_kernel_arguments_are_what_the_optimizer_passes(name, dtype):
 
     optimizer = fastopt.OPTIMIZERS[name]([param.copy()], backend="reference", **hp)
     saved = optimizer.state_dict()
-    if optimizer.step_key is not None:
-        state = {"step": w.STEP - 1, **state}
-    if name == "NAdam":  # the product of its momentum schedule after STEP - 1 steps
-        state["mu_product"] = w.scalar_key_at_step(optimizer, optimizer.param_groups[0], w.STEP - 1)[1]
+    # the counters after STEP - 1 steps, from the optimizer's own algorithm (NAdam's product of its
+    # momentum schedule, ASGD's step size and averaging weight are computed, not made up)
+    group, counters = optimizer.param_groups[0], optimizer.algorithm.initial_counters(optimizer.param_groups[0])
+    for _ in range(w.STEP - 1):
+        optimizer.algorithm.advance(group, counters, ())
+    state = {**counters, **state}
     saved["state"] = {0: state}
     optimizer.load_state_dict(saved)
     seen = []

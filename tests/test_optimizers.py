@@ -239,6 +239,39 @@ def test_lion_sign_rule_for_zero_and_nan(backend, dtype):
     assert_bits_equal(p, vector(dtype, 1.0, -0.0, np.nan, 1.25))
 
 
+@every_backend_and_dtype
+def test_asgd_average_is_the_mean_of_the_iterates_from_step_t0_plus_2(backend, dtype):
+    # lambd = 0 keeps eta_t = lr, and a constant gradient makes theta_t = -lr * t exactly; with
+    # t0 = 2, mu_t = 1 up to step 4 (ax is theta), then 1/2, 1/3, 1/4, 1/5 (a running mean)
+    p = vector(dtype, 0.0, 0.0)
+    opt = fastopt.ASGD([p], lr=0.5, lambd=0.0, t0=2, backend=backend)
+    g = vector(dtype, 1.0, -2.0)
+    for t in range(1, 9):
+        opt.step([g])
+        assert_bits_equal(p, dtype(-0.5 * t) * g, f"theta at t = {t}")
+        if t <= 4:
+            assert_bits_equal(opt.state[0]["ax"], p, f"ax at t = {t}")
+    # the mean of theta_4 ... theta_8 = -0.5 * 6 * g (mu = 1/3 is rounded: close, not exact)
+    np.testing.assert_allclose(opt.state[0]["ax"], -3.0 * g, rtol=1e-6)
+
+
+@every_backend_and_dtype
+def test_asgd_step_size_and_averaging_weight_follow_their_schedules(backend, dtype):
+    lr, lambd, alpha, t0 = 0.1, 0.5, 0.75, 3.0
+    p = vector(dtype, 1.0, -2.0)
+    opt = fastopt.ASGD([p], lr=lr, lambd=lambd, alpha=alpha, t0=t0, backend=backend)
+    eta = np.float32(lr)  # eta_1: the step size of the first step
+    for t in range(1, 8):
+        before = p.copy()
+        opt.step([vector(dtype, 0.0, 0.0)])  # no gradient: the step only shrinks theta (3)
+        assert_bits_equal(p, before * dtype(1.0 - lambd * float(eta)), f"t = {t}")
+        state = opt.state[0]
+        # eta_{t+1} (5) and mu_{t+1} (6), float32 as torch keeps them
+        eta = np.float32(lr / (1 + lambd * lr * t) ** alpha)
+        assert type(state["eta"]) is np.float32 and state["eta"] == eta
+        assert type(state["mu"]) is np.float32 and state["mu"] == np.float32(1 / max(1, t - t0))
+
+
 # --------------------------------------------------------------------------------------------
 # Defaults and RAdam's rectification
 # --------------------------------------------------------------------------------------------
@@ -253,6 +286,8 @@ def test_defaults_are_torchs_and_lion_pytorchs():
     assert defaults["RAdam"] == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                                      decoupled_weight_decay=False, maximize=False)
     assert defaults["Lion"] == dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False)
+    assert fastopt.ASGD([np.zeros(1)]).defaults == dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0,
+                                                        maximize=False)
 
 
 def test_radam_rectification_starts_at_step_six_for_beta2_0999():

@@ -70,6 +70,8 @@ CASES = [
     ("RAdam", dict(lr=0.01)),  # rectified from step 6 on
     ("RAdam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, eps=1e-6)),
     ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("ASGD", dict(lr=0.05, t0=2)),  # averaging from step 4 on
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.6, t0=0, weight_decay=0.1, maximize=True)),
 ]
 # One case per optimizer for the state-dict round trips (the fullest one).
 ROUND_TRIPS = {name: options for name, options in CASES}
@@ -263,14 +265,15 @@ def test_lion_training_matches_lion_pytorch(options, split, backend, measured):
 
 
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Lion"])
 def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
     """The adapter adds no arithmetic: float32 tensors step to the same bits as NumPy arrays
     stepped by the fastopt class itself (RMSprop's alpha is fastopt's rho)."""
     options = {"SGD": dict(lr=0.1, momentum=0.9), "Adagrad": {}, "RMSprop": dict(alpha=0.9, centered=True),
                "Adam": dict(amsgrad=True), "AdamW": {}, "Adadelta": dict(weight_decay=0.1),
                "Adamax": dict(weight_decay=0.1), "NAdam": dict(weight_decay=0.1, decoupled_weight_decay=True),
-               "RAdam": dict(weight_decay=0.1), "Lion": dict(lr=1e-3, weight_decay=0.1)}[name]
+               "RAdam": dict(weight_decay=0.1), "ASGD": dict(lr=0.05, t0=2, weight_decay=0.1),
+               "Lion": dict(lr=1e-3, weight_decay=0.1)}[name]
     rng = np.random.default_rng(3)
     shapes = [(5, 7), (7,), (), (40_000,), (0,)]
     initial = [rng.standard_normal(s).astype(np.float32) for s in shapes]
@@ -502,7 +505,7 @@ def test_lion_signature_is_lion_pytorchs():
         ft.Lion([torch.zeros(2, requires_grad=True)], use_triton=True)
 
 
-@pytest.mark.parametrize("name", ["Adadelta", "Adamax", "NAdam", "RAdam"])
+@pytest.mark.parametrize("name", ["Adadelta", "Adamax", "NAdam", "RAdam", "ASGD"])
 def test_signatures_and_defaults_are_torchs(name):
     import inspect
 
@@ -617,7 +620,7 @@ def test_a_tensor_lr_changed_in_place_is_validated_again(backend):
 
 @pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Lion"])
 def test_a_huge_hyperparameter_overflows_float32_silently(name, backend):
     """Valid hyperparameters beyond float32's range become inf in float32's arithmetic (IEEE), as
     they do in the NumPy core: no RuntimeWarning (tests run with warnings as errors), no partial

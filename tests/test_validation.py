@@ -76,7 +76,7 @@ def test_invalid_hyperparameters_set_between_steps_are_rejected_before_any_updat
     assert np.all(p == 1.0)
 
 
-# Adadelta, Adamax, NAdam, RAdam and Lion: each row checked at construction and set between
+# Adadelta, Adamax, NAdam, RAdam, Lion and ASGD: each row checked at construction and set between
 # steps, in one test.
 ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("Adadelta", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
@@ -105,6 +105,15 @@ ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("Lion", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
     ("Lion", dict(betas=0.9), TypeError, "betas must be a pair (beta1, beta2), got 0.9"),
     ("Lion", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("ASGD", dict(lr=-0.01), ValueError, "Invalid learning rate: -0.01"),
+    ("ASGD", dict(weight_decay=-1.0), ValueError, "Invalid weight_decay value: -1.0"),
+    ("ASGD", dict(lambd=-1e-4), ValueError, "Invalid lambd value: -0.0001"),
+    ("ASGD", dict(lambd=float("inf")), ValueError, "Invalid lambd value: inf"),
+    ("ASGD", dict(alpha=-0.75), ValueError, "Invalid alpha value: -0.75"),
+    ("ASGD", dict(alpha="0.75"), TypeError, "alpha must be a real number, got str '0.75'"),
+    ("ASGD", dict(t0=float("nan")), ValueError, "Invalid t0 value: nan"),
+    ("ASGD", dict(t0=None), TypeError, "t0 must be a real number, got NoneType None"),
+    ("ASGD", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
 ]
 
 

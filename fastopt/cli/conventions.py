@@ -34,6 +34,7 @@ USER_OPTIONS = {
     "NAdam": dict(weight_decay=1e-2),
     "RAdam": dict(weight_decay=1e-2),
     "Lion": dict(),
+    "ASGD": dict(weight_decay=1e-2),
 }
 
 
@@ -176,7 +177,7 @@ def run(args) -> int:
         console.print(table)
     console.print(
         "Not offered: RAdam for Keras (none there) and optax (eps on the corrected root), NAdam for optax "
-        "(a different update), Lion for torch (not in torch.optim). The flags and why they matter: "
+        "(a different update), Lion for torch (not in torch.optim), ASGD for Keras and optax (neither has it). The flags and why they matter: "
         "help(fastopt.rmsprop), help(fastopt.adam), ... (\"Defaults and conventions\")."
     )
     return 0

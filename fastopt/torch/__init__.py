@@ -1,7 +1,7 @@
 """Drop-in ``torch.optim`` optimizers that step CPU tensors through fastopt's kernels.
 
 ``fastopt.torch.SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta``, ``Adamax``,
-``NAdam`` and ``RAdam`` subclass ``torch.optim.Optimizer`` with torch's signatures, defaults,
+``NAdam``, ``RAdam`` and ``ASGD`` subclass ``torch.optim.Optimizer`` with torch's signatures, defaults,
 validation messages, parameter groups, ``closure``, ``zero_grad``, hooks, learning-rate
 schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
 and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``::
@@ -76,11 +76,12 @@ A non-contiguous *gradient* is fine: it is read through a contiguous copy. ``for
 State
 -----
 torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
-``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``).
+``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``,
+``eta``, ``mu``, ``ax``).
 ``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
 torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
 dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
-``mu_product`` is a 0-d float32 tensor, as in torch. Optional buffers are created when an option
+``mu_product`` and ASGD's ``eta`` and ``mu`` are 0-d float32 tensors, as in torch. Optional buffers are created when an option
 needs them, also when it is switched on after the first step (torch raises ``KeyError`` there).
 """
 
@@ -104,7 +105,7 @@ from fastopt._validation import check_flag, check_real
 from ._front import _FastoptOptimizer
 from ._tensors import as_float, fast_path_available, group_betas
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Lion"]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
 
@@ -297,6 +298,23 @@ class RAdam(_FastoptOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class ASGD(_FastoptOptimizer):
+    """``torch.optim.ASGD`` stepped by fastopt's ASGD kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=1e-2``, ``lambd=1e-4``, ``alpha=0.75``,
+    ``t0=1e6``), plus ``backend``. State: ``step``, ``eta``, ``mu`` (0-d float32 tensors, as in
+    torch; fastopt keeps them float32 when torch's ``load_state_dict`` has cast them to a float64
+    parameter's dtype) and ``ax``, the average of the iterates.
+    """
+
+    _algorithm = fastopt.ASGD.algorithm
+    _hyperparameters = ("lr", "lambd", "alpha", "t0", "weight_decay", "maximize")
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
+                 maximize=False, differentiable=False, capturable=False, *, backend="auto"):
         super().__init__(params, _defaults(locals()), backend)
 
 

@@ -13,8 +13,8 @@ BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
 # torch's layout of the counters: the step a float64 0-d tensor (torch's float32 stops counting
 # at 2**24), NAdam's mu_product a float32 one, as torch; and fastopt's type of each, for the
 # algorithm (its step is an int)
-COUNTER_BITS = {"step": 64, "mu_product": 32}
-COUNTER_TYPE = {"step": int, "mu_product": np.float32}
+COUNTER_BITS = {"step": 64, "mu_product": 32, "eta": 32, "mu": 32}
+COUNTER_TYPE = {"step": int, "mu_product": np.float32, "eta": np.float32, "mu": np.float32}
 EMPTY_ARRAYS = {dtype: np.empty(0, dtype) for dtype in DTYPES.values()}  # for a slot the options leave unused
 
 

@@ -32,6 +32,7 @@ from fastopt._memory import aligned_full
 # --------------------------------------------------------------------------------------------
 OPTIONS: dict[str, dict] = {
     "SGD": dict(momentum=0.9),  # plain SGD (momentum 0) would only stream p and g
+    "ASGD": dict(t0=0.0),  # averaging on: at torch's t0 = 1e6 the average is only written, never read
 }
 """Overrides of each class's defaults; everything else is the constructor's default."""
 
