@@ -5,10 +5,10 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 
     (1)  d_t = -g_t if maximize else g_t
     (2)  d_t = d_t + lambda_wd * theta_{t-1}                        # L2 weight decay, if weight_decay != 0
-    (3)  theta_t = theta_{t-1} * (1 - lambd * eta_t) - eta_t * d_t  # shrink, then step (two roundings, as torch)
+    (3)  theta_t = theta_{t-1} * (1 - lambda * eta_t) - eta_t * d_t # shrink, then step (two roundings, as torch)
     (4)  ax_t = theta_t                                             # while mu_t = 1 (before averaging starts)
          ax_t = ax_{t-1} + (theta_t - ax_{t-1}) * mu_t              # otherwise: a running mean
-    (5)  eta_{t+1} = lr / (1 + lambd * lr * t)^alpha                # eta_1 = lr
+    (5)  eta_{t+1} = lr / (1 + lambda * lr * t)^alpha               # eta_1 = lr
     (6)  mu_{t+1} = 1 / max(1, t - t0)                              # mu_1 = 1
 
 Plain SGD with a step size that decays like ``t^(-alpha)`` still rattles around the minimum of a
@@ -17,8 +17,8 @@ best rate any stochastic method can reach, with step sizes that decay more slowl
 (``alpha`` in (1/2, 1)). The iterate ``theta`` keeps taking large, noisy steps, so it explores;
 the average ``ax`` (4) cancels the noise. Xu [2]_ and Bottou [3]_ give the schedule used here
 and in torch.optim: the step size (5) starts at ``lr`` and decays with exponent ``alpha = 0.75``,
-``lambd`` is the strength of the L2 regulariser ``lambd/2 |theta|^2`` whose gradient shrinks the
-weights in (3), and averaging starts after step ``t0``. By (6), ``ax`` equals ``theta`` up to
+``lambda`` (torch's ``lambd``) is the strength of the L2 regulariser ``lambda/2 |theta|^2`` whose
+gradient shrinks the weights in (3), and averaging starts after step ``t0``. By (6), ``ax`` equals ``theta`` up to
 step ``t0 + 2`` and from there on is the mean of the iterates since that step.
 
 **The average is not the parameter.** The step updates ``theta`` in place; the average lives in
@@ -30,7 +30,7 @@ after a million steps, and until then ``ax`` is a copy of ``theta``.
 count, and, as torch keeps them, **float32** numbers (0-d float32 tensors in torch, whatever the
 parameter's dtype): a float64 parameter steps with the float32 rounding of ``eta_t``, in torch
 and here. ``1 - lambd * eta_t`` is computed in float64 from that float32 and cast to the arrays'
-dtype, so the kernels do no scalar arithmetic of their own.
+dtype (``shrink_factor``), so the kernels do no scalar arithmetic of their own.
 
 Symbols
 -------
