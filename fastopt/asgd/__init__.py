@@ -4,12 +4,12 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  d_t = d_t + lambda_wd * theta_{t-1}                        # L2 weight decay, if weight_decay != 0
-    (3)  theta_t = theta_{t-1} * (1 - lambda * eta_t) - eta_t * d_t # shrink, then step (two roundings, as torch)
-    (4)  ax_t = theta_t                                             # while mu_t = 1 (before averaging starts)
-         ax_t = ax_{t-1} + (theta_t - ax_{t-1}) * mu_t              # otherwise: a running mean
-    (5)  eta_{t+1} = lr / (1 + lambda * lr * t)^alpha               # eta_1 = lr
-    (6)  mu_{t+1} = 1 / max(1, t - t0)                              # mu_1 = 1
+    (2)  d_t = d_t + lambda_wd * theta_{t-1}                         # L2 weight decay, if weight_decay != 0
+    (3)  theta_t = theta_{t-1} * (1 - lambda * eta_t) - eta_t * d_t  # shrink, then step (two roundings, as torch)
+    (4)  ax_t = theta_t                                              # while mu_t = 1 (before averaging starts)
+         ax_t = ax_{t-1} + (theta_t - ax_{t-1}) * mu_t               # otherwise: a running mean
+    (5)  eta_{t+1} = lr / (1 + lambda * lr * t)^alpha                # eta_1 = lr
+    (6)  mu_{t+1} = 1 / max(1, t - t0)                               # mu_1 = 1
 
 Plain SGD with a step size that decays like ``t^(-alpha)`` still rattles around the minimum of a
 noisy loss; Polyak and Juditsky [1]_ showed that the *average* of the iterates converges at the
