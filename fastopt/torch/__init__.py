@@ -1,7 +1,7 @@
 """Drop-in ``torch.optim`` optimizers that step CPU tensors through fastopt's kernels.
 
 ``fastopt.torch.SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta``, ``Adamax``,
-``NAdam`` and ``RAdam`` subclass ``torch.optim.Optimizer`` with torch's signatures, defaults,
+``NAdam``, ``RAdam`` and ``Rprop`` subclass ``torch.optim.Optimizer`` with torch's signatures, defaults,
 validation messages, parameter groups, ``closure``, ``zero_grad``, hooks, learning-rate
 schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
 and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``::
@@ -76,7 +76,8 @@ A non-contiguous *gradient* is fine: it is read through a contiguous copy. ``for
 State
 -----
 torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
-``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``).
+``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``,
+``prev``, ``step_size``).
 ``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
 torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
 dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
@@ -104,7 +105,7 @@ from fastopt._validation import check_flag, check_real
 from ._front import _FastoptOptimizer
 from ._tensors import as_float, fast_path_available, group_betas
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop"]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
 
@@ -299,6 +300,23 @@ class RAdam(_FastoptOptimizer):
                  foreach=None, maximize=False, capturable=False, differentiable=False, backend="auto"):
         super().__init__(params, _defaults(locals()), backend)
 
+
+
+class Rprop(_FastoptOptimizer):
+    """``torch.optim.Rprop`` stepped by fastopt's Rprop kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=1e-2``, ``etas=(0.5, 1.2)``,
+    ``step_sizes=(1e-6, 50)``), plus ``backend``; the same bits as torch's for-loop path. torch's
+    checks and messages, plus those of ``step_sizes`` (``0 <= min <= max``), which torch does not
+    check. State: ``step``, ``prev`` and ``step_size`` (filled with ``lr`` at the first step).
+    """
+
+    _algorithm = fastopt.Rprop.algorithm
+    _hyperparameters = ("lr", "etas", "step_sizes", "maximize")
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
+                 foreach=None, maximize=False, differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
 
 # --------------------------------------------------------------------------------------------
 # lion-pytorch's Lion

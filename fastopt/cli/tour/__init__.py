@@ -15,7 +15,7 @@ side) to ``--out``.
  6    adadelta_units       Adadelta needs no learning rate, but its eps is one: not unit-free
  7    radam_warmup         RAdam's rectification is a warm-up that tames Adam's first steps
  8    lion_sign            Lion moves every weight by exactly lr, so it needs a smaller lr
- 9    backends             the three implementations give bit-identical trajectories (all ten optimizers)
+ 9    backends             the three implementations give bit-identical trajectories (every optimizer)
 ====  ===================  ===========================================================
 """
 
