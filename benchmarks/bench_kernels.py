@@ -105,3 +105,9 @@ class TimeLion(_KernelAndStep):
     """Lion: reads param, grad, exp_avg; writes param, exp_avg."""
 
     optimizer = "lion"
+
+
+class TimeRprop(_KernelAndStep):
+    """Rprop: reads param, grad, prev, step_size; writes all four but grad."""
+
+    optimizer = "rprop"
