@@ -34,7 +34,9 @@ Exactly torch.optim's for-loop arithmetic, element by element:
   ``[Delta_min, Delta_max]`` is brought inside at the first step. ``min(max(x, lo), hi)`` keeps a
   NaN (as ``torch.clamp``).
 * ``sign`` (6) is ``torch.sign``'s rule: 1 for ``x > 0``, -1 for ``x < 0``, and 0 (``+0.0``) for
-  either zero **and for NaN**. So a NaN gradient leaves its weight and its step size unchanged
+  either zero **and for NaN** (torch 2.13 on the CPU, checked in float32 and float64, in its
+  vectorised body and scalar tail and in the foreach path's ``torch._foreach_sign``; NumPy's
+  ``np.sign`` would give NaN). So a NaN gradient leaves its weight and its step size unchanged
   and is remembered in ``prev``, where next step it makes a NaN product, that is ``f = 1`` again.
   This is torch's behaviour, kept for agreement with it; it differs from fastopt's Lion, whose
   sign follows ``np.sign`` (NaN stays NaN, as lion-pytorch would not: see :mod:`fastopt.lion`).
