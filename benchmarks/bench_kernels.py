@@ -107,6 +107,12 @@ class TimeLion(_KernelAndStep):
     optimizer = "lion"
 
 
+class TimeRprop(_KernelAndStep):
+    """Rprop: reads param, grad, prev, step_size; writes all four but grad."""
+
+    optimizer = "rprop"
+
+
 class TimeASGD(_KernelAndStep):
     """ASGD, averaging (t0 = 0): reads param, grad, ax; writes param, ax."""
 

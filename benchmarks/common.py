@@ -228,6 +228,9 @@ CASES: dict[str, OptimizerCase] = {
                            ("exp_avg", "exp_avg_sq"), _values_from_class("radam")),
     "lion": OptimizerCase("lion", "Lion", dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0),
                           ("exp_avg",), _values_from_class("lion")),
+    # prev positive and the gradient of random sign: repeated and flipped signs, mixed at random
+    "rprop": OptimizerCase("rprop", "Rprop", dict(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50)),
+                           ("prev", "step_size"), _values_from_class("rprop")),
     # averaging on (t0 = 0): at torch's t0 = 1e6 the average ax is only written, never read
     "asgd": OptimizerCase("asgd", "ASGD", dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=0.0),
                           ("ax",), _values_from_class("asgd")),

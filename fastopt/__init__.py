@@ -25,13 +25,14 @@ from .lion import Lion
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 __version__ = "0.1.0"
 
 OPTIMIZERS = {
     cls.__name__: cls
-    for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, ASGD)
+    for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD)
 }
 """Every optimizer class, by name, in teaching order."""
 
@@ -51,6 +52,7 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "SGD",
     "available_backends",
     "flatten",

@@ -111,6 +111,21 @@ lion_options = st.fixed_dictionaries(
 )
 
 
+
+@st.composite
+def rprop_options(draw):
+    """Rprop's options: a starting step size that may lie outside the bounds (the first clamp
+    then moves it), factors on both sides of 1, bounds from 0 to inf."""
+    smallest = draw(st.one_of(st.sampled_from([0.0, 1e-6, 1e-3]), st.floats(0.0, 1.0)))
+    largest = draw(st.one_of(st.sampled_from([50.0, 1.0, np.inf]), st.floats(smallest, 100.0)))
+    return dict(
+        lr=draw(st.one_of(st.sampled_from([1e-2, 0.1, 100.0]), lr_st)),
+        etas=(draw(st.one_of(st.just(0.5), st.floats(0.0, 1.0, exclude_min=True, exclude_max=True))),
+              draw(st.one_of(st.just(1.2), st.floats(1.0, 10.0, exclude_min=True)))),
+        step_sizes=(smallest, largest),
+        maximize=draw(st.booleans()),
+    )
+
 @dataclass(frozen=True)
 class Spec:
     cls: type
@@ -241,6 +256,15 @@ SPECS = {
             dict(lr=1e-3, betas=(0.8, 0.95), weight_decay=0.1, maximize=True),
         ],
         in_torch=False,
+    ),
+    "Rprop": Spec(  # 12 steps: the signs of random gradients repeat and flip many times
+        fastopt.Rprop,
+        rprop_options(),
+        [
+            dict(),
+            dict(lr=0.1, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2)),
+            dict(lr=100.0, etas=(0.25, 2.0), step_sizes=(1e-4, 1.0), maximize=True),
+        ],
     ),
 }
 

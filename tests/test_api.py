@@ -30,6 +30,7 @@ EXPECTED_STATE_KEYS = {
     "NAdam": {"step", "exp_avg", "exp_avg_sq", "mu_product"},
     "RAdam": {"step", "exp_avg", "exp_avg_sq"},
     "Lion": {"exp_avg"},
+    "Rprop": {"step", "prev", "step_size"},
 }
 
 # State entries that are scalars, not buffers: NAdam's mu_product and ASGD's eta and mu are
@@ -132,6 +133,8 @@ def test_param_groups_equal_separate_optimizers(name, backend):
     alone = [p.copy() for p in params]
     options = FULL_OPTIONS[name]
     override = {"lr": options["lr"] * 3, "weight_decay": 0.0}
+    if name == "Rprop":  # no weight decay: its factors differ in the second group instead
+        override = {"lr": options["lr"] * 3, "etas": (0.25, 1.5)}
     opt = SPECS[name].cls(
         [{"params": together[:2]}, {"params": together[2:], **override}], backend=backend, **options
     )
@@ -168,6 +171,8 @@ EDITS = [
     ("lr, the same value as another object", lambda g: g.update(lr=float(str(g["lr"])))),
     ("weight_decay", lambda g: g.update(weight_decay=0.5)),
     ("betas as a list, edited in place", None),
+    ("etas", lambda g: g.update(etas=(0.25, 3.0))),
+    ("step_sizes", lambda g: g.update(step_sizes=(0.02, 0.03))),
 ]
 
 

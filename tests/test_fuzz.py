@@ -25,7 +25,8 @@ pytestmark = pytest.mark.hostile
 # A message must say what was wrong: one of these words names the argument or the rule.
 NAMED = re.compile(
     r"params|parameter list|grads|state|param_group|betas|beta|learning rate|\blr\b|epsilon|eps|momentum|dampening|"
-    r"weight_decay|lr_decay|initial_accumulator_value|rho|Nesterov|nesterov|maximize|amsgrad|centered"
+    r"weight_decay|lr_decay|initial_accumulator_value|rho|Nesterov|nesterov|maximize|amsgrad|centered|"
+    r"\beta values|etas|step_sizes"
 )
 
 

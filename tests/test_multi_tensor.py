@@ -32,6 +32,7 @@ FULL = {
     "NAdam": dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
     "RAdam": dict(lr=0.01, weight_decay=0.01, betas=(0.9, 0.99)),
     "Lion": dict(lr=0.01, weight_decay=0.1),
+    "Rprop": dict(lr=0.01, etas=(0.4, 1.3), step_sizes=(1e-4, 0.1), maximize=True),
     "ASGD": dict(lr=0.05, t0=0.0, weight_decay=0.01),
 }
 

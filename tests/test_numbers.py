@@ -71,8 +71,13 @@ def test_extreme_gradients_and_hyperparameters_give_the_same_bits_on_every_backe
     reference = run(name, options, "reference", grads, initial)
     for backend in ("numba", "cython"):
         assert_bits_equal(run(name, options, backend, grads, initial), reference, backend)
-    # Where the gradient was NaN, the parameter is NaN from then on (IEEE, as in torch).
-    assert np.isnan(reference[np.isnan(grads[0]) | np.isnan(grads[1])]).all() or options.get("lr") == 0.0 and name == "SGD"
+    # Where the gradient was NaN, the parameter is NaN from then on (IEEE, as in torch); Rprop
+    # steps by sign(NaN) = 0 instead (torch.sign's rule, as torch.optim.Rprop): never NaN.
+    nan_grad = np.isnan(grads[0]) | np.isnan(grads[1])
+    if name == "Rprop":
+        assert not np.isnan(reference).any()
+    else:
+        assert np.isnan(reference[nan_grad]).all() or options.get("lr") == 0.0 and name == "SGD"
 
 
 # The configurations of the optimizers torch.optim has (not Lion: see tests/specs.py).
@@ -110,7 +115,9 @@ def test_extreme_values_behave_as_in_torch(name, options):
 def test_lr_zero_leaves_finite_parameters_exactly_unchanged(name, backend, dtype):
     rng = np.random.default_rng(0)
     initial = rng.standard_normal(33).astype(dtype)
-    options = {"SGD": dict(momentum=0.9, weight_decay=0.1), "RMSprop": dict(centered=True, momentum=0.5)}.get(name, {})
+    # Rprop's lr is only its first step size, clamped into step_sizes: a floor of 0 keeps it at 0
+    options = {"SGD": dict(momentum=0.9, weight_decay=0.1), "RMSprop": dict(centered=True, momentum=0.5),
+               "Rprop": dict(step_sizes=(0.0, 50.0))}.get(name, {})
     grads = [rng.standard_normal(33).astype(dtype) * 1e3 for _ in range(3)] + [np.zeros(33, dtype)]
     assert_bits_equal(run(name, {**options, "lr": 0.0}, backend, grads, initial), initial)
 

@@ -3,7 +3,8 @@
 Hand-computed results per optimizer, on every backend and in both dtypes (scikit-learn's
 "specific values" idea: exact where the arithmetic is exact, such as plain SGD, Adadelta with
 rho = 1 or Lion's steps of exactly lr, within a tolerance elsewhere); the defaults each takes from
-torch.optim or lion-pytorch; RAdam's rectification, a per-step branch; and Lion, which torch.optim
+torch.optim or lion-pytorch; RAdam's rectification, a per-step branch; Rprop's step sizes on a parabola, where every
+number is a power of two; and Lion, which torch.optim
 does not have, against the formula of lion-pytorch (semantics.md section 6) and, when it is
 installed, lion-pytorch itself.
 """
@@ -239,6 +240,68 @@ def test_lion_sign_rule_for_zero_and_nan(backend, dtype):
     assert_bits_equal(p, vector(dtype, 1.0, -0.0, np.nan, 1.25))
 
 
+
+@every_backend_and_dtype
+def test_rprop_on_a_parabola_grows_halves_and_settles_exactly(backend, dtype):
+    """f(w) = (w - 3)^2 from w = 0, lr = 0.5, etas = (0.5, 2): every step size is a power of two,
+    so every number is exact. Steps 1-3 repeat the sign (0.5, 1, 2: the step doubles), step 4
+    overshoots to 3.5 and flips it (halved to 1, no move, prev = 0), step 5 counts as neither
+    (step size kept, w = 2.5), step 6 flips again (0.5, no move), step 7 lands on 3 and step 8,
+    with g = 0, stays there (sign(0) = 0)."""
+    w = vector(dtype, 0.0)
+    opt = fastopt.Rprop([w], lr=0.5, etas=(0.5, 2.0), step_sizes=(1e-6, 50.0), backend=backend)
+    path, sizes = [], []
+    for _ in range(8):
+        opt.step([2 * (w - dtype(3.0))])
+        path.append(float(w[0]))
+        sizes.append(float(opt.state[0]["step_size"][0]))
+    assert path == [0.5, 1.5, 3.5, 3.5, 2.5, 2.5, 3.0, 3.0]
+    assert sizes == [0.5, 1.0, 2.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+    assert opt.state[0]["prev"][0] == 0.0 and opt.state[0]["step"] == 8
+
+
+@every_backend_and_dtype
+def test_rprop_clamps_every_step_size_at_every_step(backend, dtype):
+    """As torch: the bounds apply at the first step too, where the sign is neither repeated nor
+    flipped (a starting lr above Delta_max steps by Delta_max); and the step sizes cap there."""
+    w = vector(dtype, 0.0, 0.0)
+    opt = fastopt.Rprop([w], lr=100.0, step_sizes=(1e-6, 50.0), backend=backend)
+    opt.step([vector(dtype, 1.0, -1.0)])
+    assert_bits_equal(w, vector(dtype, -50.0, 50.0))
+    w2 = vector(dtype, 0.0)
+    small = fastopt.Rprop([w2], lr=0.0, step_sizes=(0.25, 1.0), etas=(0.5, 8.0), backend=backend)
+    for expected in (0.25, 1.0, 1.0):  # 0 -> 0.25 (the floor), x8 -> capped at 1, stays capped
+        small.step([vector(dtype, 1.0)])
+        assert small.state[0]["step_size"][0] == expected
+
+
+@every_backend_and_dtype
+def test_rprop_nan_and_infinite_gradients_follow_torch_sign(backend, dtype):
+    """torch.sign(NaN) = 0: a NaN derivative moves nothing and keeps its step size; it is kept in
+    prev, where next step its NaN product leaves the step size as it is again. An infinite
+    derivative is a sign like any other."""
+    w = vector(dtype, 1.0, 1.0, 1.0, -0.0)
+    opt = fastopt.Rprop([w], lr=0.25, etas=(0.5, 2.0), backend=backend)
+    opt.step([vector(dtype, np.nan, np.inf, -np.inf, 0.0)])
+    assert_bits_equal(w, vector(dtype, 1.0, 0.75, 1.25, -0.0))
+    assert_bits_equal(opt.state[0]["prev"], vector(dtype, np.nan, np.inf, -np.inf, 0.0))
+    opt.step([vector(dtype, 1.0, 1.0, 1.0, 1.0)])
+    # NaN * 1 is NaN: factor 1; inf * 1 > 0: doubled; -inf * 1 < 0: halved, no move
+    assert_bits_equal(opt.state[0]["step_size"], vector(dtype, 0.25, 0.5, 0.125, 0.25))
+    assert_bits_equal(w, vector(dtype, 0.75, 0.25, 1.25, -0.25))
+
+
+@every_backend_and_dtype
+def test_rprop_reads_lr_only_when_it_creates_the_step_sizes(backend, dtype):
+    """Changing lr after the first step changes nothing (torch's rule); a parameter whose first
+    step comes later starts from the lr of that moment."""
+    a, b = vector(dtype, 0.0), vector(dtype, 0.0)
+    opt = fastopt.Rprop([a, b], lr=0.5, etas=(0.5, 2.0), backend=backend)
+    opt.step([vector(dtype, 1.0), None])
+    opt.param_groups[0]["lr"] = 0.125
+    opt.step([vector(dtype, 1.0), vector(dtype, 1.0)])
+    assert a[0] == -1.5 and b[0] == -0.125
+
 @every_backend_and_dtype
 def test_asgd_average_is_the_mean_of_the_iterates_from_step_t0_plus_2(backend, dtype):
     # lambd = 0 keeps eta_t = lr, and a constant gradient makes theta_t = -lr * t exactly; with
@@ -276,7 +339,7 @@ def test_asgd_step_size_and_averaging_weight_follow_their_schedules(backend, dty
 # Defaults and RAdam's rectification
 # --------------------------------------------------------------------------------------------
 def test_defaults_are_torchs_and_lion_pytorchs():
-    defaults = {name: fastopt.OPTIMIZERS[name]([np.zeros(1)]).defaults for name in ("Adadelta", "Adamax", "NAdam", "RAdam", "Lion")}
+    defaults = {name: fastopt.OPTIMIZERS[name]([np.zeros(1)]).defaults for name in ("Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop")}
     assert defaults["Adadelta"] == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False,
                                         decoupled_weight_decay=False)
     assert defaults["Adamax"] == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False,
@@ -286,6 +349,7 @@ def test_defaults_are_torchs_and_lion_pytorchs():
     assert defaults["RAdam"] == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                                      decoupled_weight_decay=False, maximize=False)
     assert defaults["Lion"] == dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False)
+    assert defaults["Rprop"] == dict(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), maximize=False)
     assert fastopt.ASGD([np.zeros(1)]).defaults == dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0,
                                                         maximize=False)
 

@@ -206,3 +206,21 @@ def test_the_scalars_the_kernels_get_are_shown_where_they_are_formed(capsys, tmp
     html = page.read_text()
     scalars = html[html.index('<section id="scalars">'):html.index('<section id="code">')]
     assert method in scalars and "float64" in scalars
+
+
+def test_chained_conditions_comparisons_and_sign_subscripts_are_maths():
+    """Rprop's notation: ``a if s > 0 else b if s < 0 else c`` is one brace with three rows whose
+    conditions are comparisons; ``eta_plus`` and ``eta_minus`` are eta with a + or − below;
+    ``Delta`` is the capital letter; ``min``, ``max`` and ``sign`` are functions."""
+    from fastopt.cli.show._mathml import formula_to_mathml
+
+    cases = formula_to_mathml("f_t = eta_plus if s_t > 0 else eta_minus if s_t < 0 else 1")
+    assert cases.count("<mtr>") == 3 and cases.count("<mtext>if&#xA0;</mtext>") == 2
+    assert "<mo>&gt;</mo><mn>0</mn>" in cases and "<mo>&lt;</mo><mn>0</mn>" in cases
+    assert "<msub><mi>η</mi><mrow><mo>+</mo></mrow></msub>" in cases
+    assert "<msub><mi>η</mi><mrow><mo>−</mo></mrow></msub>" in cases
+    clamp = formula_to_mathml("Delta_t = min(max(Delta_{t-1} * f_t, Delta_min), Delta_max)")
+    assert "<mi>Δ</mi>" in clamp and "<mi>min</mi>" in clamp and "<mi>max</mi>" in clamp
+    # the two-row form reads as before
+    two = formula_to_mathml("d_t = -g_t if maximize else g_t")
+    assert two.count("<mtr>") == 2 and "<mtext>if&#xA0;</mtext><mi>maximize</mi>" in two

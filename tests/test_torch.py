@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import relative_difference
-from specs import SPECS
+from specs import SPECS, assert_bits_equal
 
 torch = pytest.importorskip("torch")
 import fastopt  # noqa: E402
@@ -70,6 +70,8 @@ CASES = [
     ("RAdam", dict(lr=0.01)),  # rectified from step 6 on
     ("RAdam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, eps=1e-6)),
     ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("Rprop", dict()),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-4, 0.02), maximize=True)),
     ("ASGD", dict(lr=0.05, t0=2)),  # averaging from step 4 on
     ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.6, t0=0, weight_decay=0.1, maximize=True)),
 ]
@@ -203,6 +205,69 @@ def careful_steps(optimizer) -> list:
     return calls
 
 
+
+# ------------------------------------------------------------------------------------------------
+# Rprop: bit for bit with torch.optim.Rprop, in both dtypes, inf and NaN included
+# ------------------------------------------------------------------------------------------------
+RPROP_CONFIGS = [dict(), dict(lr=0.1, etas=(0.3, 1.7), step_sizes=(1e-3, 0.5), maximize=True),
+                 dict(lr=100.0), dict(lr=0.0, step_sizes=(0.0, 1.0))]
+
+
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", RPROP_CONFIGS, ids=["defaults", "maximize", "lr-above-max", "lr-zero"])
+def test_rprop_is_bit_identical_to_torch_optim(config, dtype, backend, measured):
+    """Rprop rounds only ``Delta * f`` (once, as torch does) and ``theta - sign * Delta``, where
+    torch's FMA cannot round differently (the product is exact): so fastopt gives torch's bits,
+    in float32 too. 30 steps of gradients whose sign repeats and flips at random, of scales 1e-3
+    to 1e3, with NaN, inf, signed zeros and subnormals every seventh step."""
+    rng = np.random.default_rng(7)
+    n = 1003  # torch's vector body and its scalar tail
+    initial = rng.standard_normal(n).astype(dtype)
+    ours, theirs = initial.copy(), torch.tensor(initial.copy(), requires_grad=True)
+    optimizer = fastopt.Rprop([ours], backend=backend, **config)
+    reference = torch.optim.Rprop([theirs], foreach=False, **config)
+    tiny = np.finfo(dtype).smallest_subnormal
+    for step in range(30):
+        grad = (rng.standard_normal(n) * rng.choice([1e-3, 1.0, 1e3])).astype(dtype)
+        if step % 7 == 3:
+            grad[:20] = [np.nan, np.inf, -np.inf, 0.0, -0.0] * 4
+            grad[20:40] = rng.choice([0.0, -0.0, tiny, -tiny], 20)
+        optimizer.step([grad])
+        theirs.grad = torch.tensor(grad)
+        reference.step()
+    torch_state = reference.state[theirs]
+    worst = relative_difference(ours, theirs.detach().numpy())
+    measured["torch_worst"][f"Rprop {np.dtype(dtype).name} (bit for bit)"] = max(
+        measured["torch_worst"][f"Rprop {np.dtype(dtype).name} (bit for bit)"], 0.0 if np.isnan(worst) else worst)
+    assert_bits_equal(ours, theirs.detach().numpy(), "param")
+    for key in ("prev", "step_size"):
+        assert_bits_equal(optimizer.state[0][key], torch_state[key].numpy(), key)
+    assert optimizer.state[0]["step"] == int(torch_state["step"].item()) == 30
+
+
+def test_rprop_float32_eta_minus_that_rounds_to_one_is_where_torch_differs():
+    """The one documented difference (fastopt.rprop's docstring): torch finds the flips by
+    comparing its multiplier with eta_minus in float32; an eta_minus that rounds to 1.0 there also
+    matches the multiplier 1 of every element whose product is 0, the first step's included, so
+    torch zeroes every such derivative and never moves a weight. fastopt zeroes exactly the flips."""
+    etas = (1 - 1e-9, 1.2)
+    ours = np.zeros(2, np.float32)
+    theirs = torch.zeros(2, requires_grad=True)
+    optimizer, reference = fastopt.Rprop([ours], etas=etas), torch.optim.Rprop([theirs], etas=etas, foreach=False)
+    for _ in range(3):
+        grad = np.array([1.0, -1.0], np.float32)
+        optimizer.step([grad])
+        theirs.grad = torch.tensor(grad)
+        reference.step()
+    sizes = [np.float32(0.01)]
+    for _ in range(2):  # the sign repeats: the step size grows by eta_plus
+        sizes.append(sizes[-1] * np.float32(1.2))
+    expected = np.float32(0.0) - sizes[0] - sizes[1] - sizes[2]
+    assert ours.tolist() == [expected, -expected]
+    assert theirs.detach().tolist() == [0.0, 0.0]
+
+
 # ------------------------------------------------------------------------------------------------
 # Training runs
 # ------------------------------------------------------------------------------------------------
@@ -265,15 +330,15 @@ def test_lion_training_matches_lion_pytorch(options, split, backend, measured):
 
 
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Lion"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD"])
 def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
     """The adapter adds no arithmetic: float32 tensors step to the same bits as NumPy arrays
     stepped by the fastopt class itself (RMSprop's alpha is fastopt's rho)."""
     options = {"SGD": dict(lr=0.1, momentum=0.9), "Adagrad": {}, "RMSprop": dict(alpha=0.9, centered=True),
                "Adam": dict(amsgrad=True), "AdamW": {}, "Adadelta": dict(weight_decay=0.1),
                "Adamax": dict(weight_decay=0.1), "NAdam": dict(weight_decay=0.1, decoupled_weight_decay=True),
-               "RAdam": dict(weight_decay=0.1), "ASGD": dict(lr=0.05, t0=2, weight_decay=0.1),
-               "Lion": dict(lr=1e-3, weight_decay=0.1)}[name]
+               "RAdam": dict(weight_decay=0.1), "Lion": dict(lr=1e-3, weight_decay=0.1),
+               "Rprop": dict(etas=(0.4, 1.3), maximize=True), "ASGD": dict(lr=0.05, t0=2, weight_decay=0.1)}[name]
     rng = np.random.default_rng(3)
     shapes = [(5, 7), (7,), (), (40_000,), (0,)]
     initial = [rng.standard_normal(s).astype(np.float32) for s in shapes]
@@ -505,7 +570,7 @@ def test_lion_signature_is_lion_pytorchs():
         ft.Lion([torch.zeros(2, requires_grad=True)], use_triton=True)
 
 
-@pytest.mark.parametrize("name", ["Adadelta", "Adamax", "NAdam", "RAdam", "ASGD"])
+@pytest.mark.parametrize("name", ["Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"])
 def test_signatures_and_defaults_are_torchs(name):
     import inspect
 
@@ -550,6 +615,13 @@ def test_hyperparameter_errors_use_torchs_messages():
         ft.Lion(p, weight_decay=-0.1)
     with pytest.raises(ValueError, match="differentiable=True is not supported"):
         ft.NAdam(p, differentiable=True)
+    with pytest.raises(ValueError, match="Invalid eta values: 0.5, 0.9"):
+        ft.Rprop(p, etas=(0.5, 0.9))
+    with pytest.raises(ValueError, match="Invalid step_sizes values: 0.1, 0.01"):
+        ft.Rprop(p, step_sizes=(0.1, 0.01))  # torch does not check these
+    with pytest.raises(ValueError, match="capturable=True is not supported"):
+        ft.Rprop(p, capturable=True)
+    ft.Rprop(p, foreach=True)  # stored, as in torch; fastopt's path steps it
 
 
 @pytest.mark.parametrize("backend", PATHS)
@@ -620,17 +692,20 @@ def test_a_tensor_lr_changed_in_place_is_validated_again(backend):
 
 @pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Lion"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD"])
 def test_a_huge_hyperparameter_overflows_float32_silently(name, backend):
     """Valid hyperparameters beyond float32's range become inf in float32's arithmetic (IEEE), as
     they do in the NumPy core: no RuntimeWarning (tests run with warnings as errors), no partial
     step."""
     p = torch.ones(3, dtype=torch.float32, requires_grad=True)
     key = {"RMSprop": "lr", "Adadelta": "lr"}.get(name, "lr")
+    huge, small = 1e39, 0.01
+    if name == "Rprop":  # its lr is read at the first step only: the bound of its step sizes instead
+        key, huge, small = "step_sizes", (1e-6, 1e39), (1e-6, 50)
     optimizer = getattr(ft, name)([p], backend=backend)
     for _ in range(3):
         p.grad = torch.full((3,), 0.5)
-        optimizer.param_groups[0][key] = 1e39 if _ else 0.01
+        optimizer.param_groups[0][key] = huge if _ else small
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             optimizer.step()

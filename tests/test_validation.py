@@ -76,7 +76,7 @@ def test_invalid_hyperparameters_set_between_steps_are_rejected_before_any_updat
     assert np.all(p == 1.0)
 
 
-# Adadelta, Adamax, NAdam, RAdam, Lion and ASGD: each row checked at construction and set between
+# Adadelta, Adamax, NAdam, RAdam, Lion, Rprop and ASGD: each row checked at construction and set between
 # steps, in one test.
 ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("Adadelta", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
@@ -105,6 +105,22 @@ ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("Lion", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
     ("Lion", dict(betas=0.9), TypeError, "betas must be a pair (beta1, beta2), got 0.9"),
     ("Lion", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("Rprop", dict(lr=-0.01), ValueError, "Invalid learning rate: -0.01"),
+    ("Rprop", dict(lr=float("inf")), ValueError, "Invalid learning rate: inf"),
+    ("Rprop", dict(etas=(1.0, 1.2)), ValueError, "Invalid eta values: 1.0, 1.2"),
+    ("Rprop", dict(etas=(0.0, 1.2)), ValueError, "Invalid eta values: 0.0, 1.2"),
+    ("Rprop", dict(etas=(0.5, 1.0)), ValueError, "Invalid eta values: 0.5, 1.0"),
+    ("Rprop", dict(etas=(0.5, float("inf"))), ValueError, "Invalid eta values: 0.5, inf"),
+    ("Rprop", dict(etas=(float("nan"), 1.2)), ValueError, "Invalid eta values: nan, 1.2"),
+    ("Rprop", dict(etas=0.5), TypeError, "etas must be a pair (etaminus, etaplus), got 0.5"),
+    ("Rprop", dict(etas=(0.5, "1.2")), TypeError, "etas[1] must be a real number, got str '1.2'"),
+    ("Rprop", dict(step_sizes=(-1e-6, 50)), ValueError, "Invalid step_sizes values: -1e-06, 50"),
+    ("Rprop", dict(step_sizes=(1.0, 0.5)), ValueError, "Invalid step_sizes values: 1.0, 0.5"),
+    ("Rprop", dict(step_sizes=(1e-6, float("nan"))), ValueError, "Invalid step_sizes values: 1e-06, nan"),
+    ("Rprop", dict(step_sizes=(float("inf"), float("inf"))), ValueError, "Invalid step_sizes values: inf, inf"),
+    ("Rprop", dict(step_sizes=(1e-6, 50, 100)), TypeError,
+     "step_sizes must be a pair (minimal, maximal step size), got (1e-06, 50, 100)"),
+    ("Rprop", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
     ("ASGD", dict(lr=-0.01), ValueError, "Invalid learning rate: -0.01"),
     ("ASGD", dict(weight_decay=-1.0), ValueError, "Invalid weight_decay value: -1.0"),
     ("ASGD", dict(lambd=-1e-4), ValueError, "Invalid lambd value: -0.0001"),

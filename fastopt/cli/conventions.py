@@ -34,6 +34,7 @@ USER_OPTIONS = {
     "NAdam": dict(weight_decay=1e-2),
     "RAdam": dict(weight_decay=1e-2),
     "Lion": dict(),
+    "Rprop": dict(etas=(0.4, 1.3)),
     "ASGD": dict(weight_decay=1e-2),
 }
 
@@ -136,7 +137,7 @@ def run(args) -> int:
     console.print(
         f"[bold]Same name, different arithmetic[/bold]: least squares over 20 features scaled 1e-4..1, "
         f"{args.steps} steps, lr={args.lr:g}, {args.dtype}, every run from w = 0; weight_decay=0.01 (not AdamW, "
-        "not Lion), momentum=0.9 (SGD, RMSprop), amsgrad=True (Adam, AdamW).\n"
+        "not Lion, not Rprop), momentum=0.9 (SGD, RMSprop), amsgrad=True (Adam, AdamW).\n"
         "Gap = |w - w_torch| / |w_torch|, after step 1 and at the end (rounding alone gives ~1e-16)."
     )
     # Flag names are what a reader types: they are never cut. "what changes" is at least as wide as
@@ -177,7 +178,8 @@ def run(args) -> int:
         console.print(table)
     console.print(
         "Not offered: RAdam for Keras (none there) and optax (eps on the corrected root), NAdam for optax "
-        "(a different update), Lion for torch (not in torch.optim), ASGD for Keras and optax (neither has it). The flags and why they matter: "
+        "(a different update), Lion for torch (not in torch.optim), Rprop for Keras (none there) and optax (a different "
+        "update), ASGD for Keras and optax (neither has it). The flags and why they matter: "
         "help(fastopt.rmsprop), help(fastopt.adam), ... (\"Defaults and conventions\")."
     )
     return 0

@@ -28,6 +28,7 @@ SETTINGS = {
     "NAdam": dict(lr=0.01),
     "RAdam": dict(lr=0.01),
     "Lion": dict(lr=1e-3),
+    "Rprop": dict(lr=0.01),
     "ASGD": dict(lr=0.1),
 }
 

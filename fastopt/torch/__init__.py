@@ -1,9 +1,9 @@
 """Drop-in ``torch.optim`` optimizers that step CPU tensors through fastopt's kernels.
 
 ``fastopt.torch.SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta``, ``Adamax``,
-``NAdam``, ``RAdam`` and ``ASGD`` subclass ``torch.optim.Optimizer`` with torch's signatures, defaults,
-validation messages, parameter groups, ``closure``, ``zero_grad``, hooks, learning-rate
-schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
+``NAdam``, ``RAdam``, ``Rprop`` and ``ASGD`` subclass ``torch.optim.Optimizer`` with torch's
+signatures, defaults, validation messages, parameter groups, ``closure``, ``zero_grad``, hooks,
+learning-rate schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
 and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``::
 
     import fastopt.torch
@@ -77,12 +77,13 @@ State
 -----
 torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
 ``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``,
-``eta``, ``mu``, ``ax``).
+``prev``, ``step_size``, ``eta``, ``mu``, ``ax``).
 ``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
 torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
 dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
-``mu_product`` and ASGD's ``eta`` and ``mu`` are 0-d float32 tensors, as in torch. Optional buffers are created when an option
-needs them, also when it is switched on after the first step (torch raises ``KeyError`` there).
+``mu_product`` and ASGD's ``eta`` and ``mu`` are 0-d float32 tensors, as in torch. Optional
+buffers are created when an option needs them, also when it is switched on after the first step
+(torch raises ``KeyError`` there).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ from fastopt._validation import check_flag, check_real
 from ._front import _FastoptOptimizer
 from ._tensors import as_float, fast_path_available, group_betas
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Lion"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD"]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
 
@@ -298,6 +299,23 @@ class RAdam(_FastoptOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class Rprop(_FastoptOptimizer):
+    """``torch.optim.Rprop`` stepped by fastopt's Rprop kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=1e-2``, ``etas=(0.5, 1.2)``,
+    ``step_sizes=(1e-6, 50)``), plus ``backend``; the same bits as torch's for-loop path. torch's
+    checks and messages, plus those of ``step_sizes`` (``0 <= min <= max``), which torch does not
+    check. State: ``step``, ``prev`` and ``step_size`` (filled with ``lr`` at the first step).
+    """
+
+    _algorithm = fastopt.Rprop.algorithm
+    _hyperparameters = ("lr", "etas", "step_sizes", "maximize")
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
+                 foreach=None, maximize=False, differentiable=False, backend="auto"):
         super().__init__(params, _defaults(locals()), backend)
 
 

@@ -13,7 +13,8 @@ text                       rendered as
 ``theta'_{t-1}``           a prime
 ``a / b``, ``sqrt(x)``     a fraction bar, a radical
 ``a * b``                  a centred dot (the code's ``*``)
-``x if c else y``          cases with a brace
+``x if c else y``          cases with a brace; ``x if a > 0 else y if a < 0 else z``, three
+``eta_plus``, ``eta_minus``  a plus or minus sign as the subscript
 ``\ge``                    the LaTeX commands in :data:`LATEX_SYMBOLS`
 =========================  ===========================================
 
@@ -30,11 +31,12 @@ from html import escape
 GREEK = {
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "eps": "ε", "eta": "η",
     "theta": "θ", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν", "rho": "ρ", "sigma": "σ",
-    "tau": "τ",
+    "tau": "τ", "Delta": "Δ",
 }
 """Names written out in the docstrings, and the letters they stand for."""
 
 ACCENTS = {"hat": "ˆ", "bar": "¯"}
+SIGN_SUBSCRIPTS = {"plus": "+", "minus": "−"}  # Rprop's eta_plus and eta_minus: η₊, η₋
 LATEX_SYMBOLS = {"ge": "≥", "le": "≤", "ne": "≠", "cdot": "⋅", "times": "×", "to": "→", "infty": "∞"}
 OPERATORS = {"-": "−", "*": "⋅", "!=": "≠", ">=": "≥", "<=": "≤", "<": "&lt;", ">": "&gt;", "=": "=", "+": "+"}
 FUNCTIONS = ("sqrt", "max", "min", "exp", "log", "sign")
@@ -165,7 +167,8 @@ class _Parser:
 
         line        := statement (";" statement)*
         statement   := conditional (("=" | "!=" | "<" | ">" | "<=" | ">=") conditional)*
-        conditional := sum ("if" sum "else" sum)?
+        conditional := sum ("if" condition "else" sum)*         (x if c else y if d else z: one row each)
+        condition   := sum (("<" | ">" | "<=" | ">=" | "!=") sum)?
         sum         := product (("+" | "-") product)*
         product     := unary (("*" | "/") unary)*
         unary       := "-" unary | power
@@ -235,14 +238,23 @@ class _Parser:
         value = self.sum()
         if not self.accept("if"):
             return value
-        condition = self.sum()
-        self.expect("else")
-        otherwise = self.sum()
-        rows = (
-            f"<mtr><mtd><mrow>{value.xml()}</mrow></mtd><mtd><mrow><mtext>if&#xA0;</mtext>{condition.xml()}</mrow></mtd></mtr>"
-            f"<mtr><mtd><mrow>{otherwise.xml()}</mrow></mtd><mtd><mtext>otherwise</mtext></mtd></mtr>"
-        )
-        return _Node(f'<mrow><mo>{{</mo><mtable columnalign="left left">{rows}</mtable></mrow>')
+        rows = []
+        while True:  # Python's chain: a if c else b if d else e, one row per value
+            condition = self.condition()
+            self.expect("else")
+            rows.append(f"<mtr><mtd><mrow>{value.xml()}</mrow></mtd><mtd><mrow><mtext>if&#xA0;</mtext>{condition}</mrow></mtd></mtr>")
+            value = self.sum()
+            if not self.accept("if"):
+                break
+        rows.append(f"<mtr><mtd><mrow>{value.xml()}</mrow></mtd><mtd><mtext>otherwise</mtext></mtd></mtr>")
+        return _Node(f'<mrow><mo>{{</mo><mtable columnalign="left left">{"".join(rows)}</mtable></mrow>')
+
+    def condition(self) -> str:
+        """``maximize``, or a comparison such as ``s_t > 0``."""
+        condition = self.sum().xml()
+        if (relation := self.accept("<", ">", "<=", ">=", "!=")) is not None:
+            condition += f"<mo>{OPERATORS[relation]}</mo>{self.sum().xml()}"
+        return condition
 
     def sum(self) -> _Node:
         first = self.product()
@@ -335,7 +347,9 @@ def _symbol(name: str) -> _Symbol:
     subscript_parts = []
     if digits:
         subscript_parts.append(f"<mn>{digits}</mn>")
-    if rest:
+    if rest in SIGN_SUBSCRIPTS:
+        subscript_parts.append(f"<mo>{SIGN_SUBSCRIPTS[rest]}</mo>")
+    elif rest:
         text = rest[1:-1] if rest.startswith("{") else rest
         subscript_parts.append(_Parser(text).statement())
     subscript = f"<mrow>{'<mo>,</mo>'.join(subscript_parts)}</mrow>" if subscript_parts else None

@@ -5,7 +5,7 @@ same operations in the same order, so the same training run on each backend foll
 bit-identical trajectory; the backends differ only in how long they take.
 
 Set-up: a 2-32-32-1 tanh network (about 1,200 weights) on two moons, in float32, trained for the
-same number of full-batch steps with each optimizer fastopt has on each available backend from the same
+same number of full-batch steps with each of fastopt's optimizers on each available backend from the same
 initial weights. After every step the parameters are compared with the reference backend's, bit
 for bit (``np.array_equal``). Timing is the median time of one ``opt.step`` (the forward and backward passes are
 the same NumPy code for all backends); a throw-away warm-up step first loads or compiles each
@@ -24,7 +24,7 @@ from ._common import Config, Result, Table, Tick, Verdict, fmt, new_figure, save
 from .problems import mlp_init, mlp_loss_and_grads, two_moons
 
 CLAIM = (
-    "For every optimizer fastopt has, the same training run on the reference, Numba and Cython "
+    "For every one of fastopt's optimizers, the same training run on the reference, Numba and Cython "
     "backends gives bit-identical parameters at every step; only the time differs."
 )
 SETTINGS = {
@@ -38,6 +38,7 @@ SETTINGS = {
     "NAdam": dict(lr=0.002, decoupled_weight_decay=True, weight_decay=0.01),
     "RAdam": dict(lr=0.003, weight_decay=1e-3),  # rho_t passes 5 at step 6: both branches run
     "Lion": dict(lr=3e-4, weight_decay=0.1),
+    "Rprop": dict(lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 1.0)),  # repeated and flipped signs
     "ASGD": dict(lr=0.1, lambd=1e-3, t0=5, weight_decay=1e-3),  # averaging from step 7 on
 }
 """Every optimizer fastopt has (``fastopt.OPTIMIZERS``), each with options that exercise its less
