@@ -81,6 +81,18 @@ from .._validation import check_flag, check_lr, check_nonnegative, check_real, c
 __all__ = ["ASGD", "ASGDAlgorithm", "next_eta", "next_mu"]
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def as_float32(value: float) -> np.float32:
+    """``value`` rounded to a float32; beyond float32's range it becomes inf, as in torch, without
+    the overflow warning (and without the cost of ``np.errstate`` on every step)."""
+    if -_FLOAT32_MAX <= value <= _FLOAT32_MAX:
+        return np.float32(value)
+    with np.errstate(over="ignore"):
+        return np.float32(value)
+
+
 def next_eta(lr: float, lambd: float, alpha: float, t: int) -> np.float32:
     """(5): the step size after step ``t``, computed in float64 and kept as a float32 (torch's
     scalar dtype). A power too large for a float64 makes it 0, the limit it tends to."""
@@ -88,8 +100,7 @@ def next_eta(lr: float, lambd: float, alpha: float, t: int) -> np.float32:
         decay = (1.0 + lambd * lr * t) ** alpha                                      # (5)
     except OverflowError:
         return np.float32(0.0)
-    with np.errstate(over="ignore"):  # an lr beyond float32's range becomes inf, as in torch
-        return np.float32(lr / decay)                                                # (5)
+    return as_float32(lr / decay)                                                    # (5)
 
 
 def next_mu(t: int, t0: float) -> np.float32:
@@ -122,8 +133,7 @@ class ASGDAlgorithm(Algorithm):
         return ("ax",)
 
     def initial_counters(self, group: dict[str, Any]) -> dict[str, Any]:
-        with np.errstate(over="ignore"):
-            return {"step": 0, "eta": np.float32(group["lr"]), "mu": np.float32(1.0)}
+        return {"step": 0, "eta": as_float32(group["lr"]), "mu": np.float32(1.0)}
 
     def advance(self, group, counters, created) -> tuple:
         """Step ``t`` uses the ``eta_t`` and ``mu_t`` found in the state (its key), then leaves
@@ -163,8 +173,10 @@ class ASGDAlgorithm(Algorithm):
             value = value[()]
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating)):
             raise ValueError(f"{where} must be a real number, got {value!r}")
-        with np.errstate(over="ignore"):
-            value = np.float32(value)
+        try:
+            value = as_float32(float(value))
+        except OverflowError:  # an integer beyond float64's range
+            raise ValueError(f"{where} is too large for a float64 (got a {type(value).__name__})") from None
         self.check_counter(where, name, value)
         return value
 
