@@ -84,3 +84,51 @@ class TimeTorchModel:
 
     def time_step(self, model, implementation, gradients):
         self.problem.optimizer.step()
+
+
+# ------------------------------------------------------------------------------------------------
+# SparseAdam: an embedding table and the rows one batch looks up (n/a before fastopt.torch.SparseAdam)
+# ------------------------------------------------------------------------------------------------
+SPARSE_TABLES = ["100000x64"]  # rows x width, float32; append-only
+SPARSE_IMPLEMENTATIONS = ["fastopt.torch", "torch"]
+SPARSE_LOOKUPS = 4096  # words per batch (drawn with repeats): about 4 % of the rows
+
+
+@functools.lru_cache(maxsize=1)
+def sparse_problem(table: str, implementation: str):
+    try:
+        import torch
+    except ImportError as exc:
+        raise NotImplementedError(f"torch is not installed: {exc}") from None
+    torch.set_num_threads(1)
+    torch.manual_seed(SEED_MODEL)
+    rows, width = map(int, table.split("x"))
+    embedding = torch.nn.Embedding(rows, width, sparse=True)
+    generator = torch.Generator().manual_seed(SEED_GRADIENTS)
+    words = torch.randint(0, rows, (SPARSE_LOOKUPS,), generator=generator)
+    embedding(words).sum().backward()  # one sparse COO gradient, kept for every step
+    if implementation == "fastopt.torch":
+        try:
+            from fastopt.torch import SparseAdam
+        except ImportError as exc:
+            raise NotImplementedError(f"fastopt.torch.SparseAdam is not available: {exc}") from None
+    else:
+        SparseAdam = torch.optim.SparseAdam
+    optimizer = SparseAdam(embedding.parameters(), lr=1e-3)
+    optimizer.step()  # the state exists
+    return embedding, optimizer
+
+
+class TimeSparseAdam:
+    """One ``optimizer.step()`` of SparseAdam on an embedding table's sparse gradient (coalescing
+    its repeated rows included, as torch.optim.SparseAdam does it)."""
+
+    params = [SPARSE_TABLES, SPARSE_IMPLEMENTATIONS]
+    param_names = ["table", "implementation"]
+    repeat = (5, 50, 4.0)
+
+    def setup(self, table, implementation):
+        self.optimizer = sparse_problem(table, implementation)[1]
+
+    def time_step(self, table, implementation):
+        self.optimizer.step()

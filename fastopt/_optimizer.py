@@ -30,6 +30,7 @@ import numpy as np
 from . import _backends
 from ._checkpoint import Checkpoints
 from ._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
+from ._engine.rows import check_sparse_grad
 from ._memory import aligned_full
 from ._validation import check_grad, check_param, check_state_array, flat_view, memory_extent
 
@@ -422,6 +423,9 @@ class Optimizer(Checkpoints):
         a gradient."""
         flat_grads = []
         for index, (grad, param) in enumerate(zip(grads, self._params)):
+            if self.algorithm.sparse:  # (indices, values): the rows of the parameter it names
+                flat_grads.append(check_sparse_grad(index, grad, param))
+                continue
             # The common case in one line of cheap tests; anything else gets the full check and
             # its error message.
             if (

@@ -8,7 +8,8 @@ A step flows through four stages, each in one module:
 2. **per-step scalars** (:mod:`.algorithm`, cached in the plan): bias corrections, step sizes and
    ``1 - beta`` computed once per step in float64 and cast to the arrays' dtype;
 3. **the kernels** (:mod:`.kernels`): one call per group on the fast path, one per parameter on
-   the careful path (:mod:`.step`), with every check made before anything changes;
+   the careful path (:mod:`.step`), with every check made before anything changes (a sparse
+   gradient's rows are gathered, stepped and written back: :mod:`.rows`);
 4. **state**: counters advanced by the algorithm, buffers created by the front end.
 
 ``fastopt.Optimizer`` (NumPy arrays, :mod:`fastopt._optimizer`) and the optimizers of

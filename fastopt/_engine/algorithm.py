@@ -52,6 +52,9 @@ class Algorithm:
     counters, then the buffers."""
     eager: ClassVar[bool] = False
     """True if a parameter's state exists before its first step (Adagrad's, as torch's)."""
+    sparse: ClassVar[bool] = False
+    """True if its gradients are sparse rows (SparseAdam's): each step takes the careful path,
+    which steps only the rows a gradient names (``fastopt/_engine/rows.py``)."""
     flag_defaults: ClassVar[dict[str, Any]] = {}
     """The flags that reproduce another framework's arithmetic (``convention=``), at the values
     that give torch's; a checkpoint saved before a flag existed loads with this value."""

@@ -11,7 +11,8 @@ arrays, the optimizers of ``fastopt.torch`` on tensors), in two ways that give t
   gather will not vouch for: a first step (the state must be created), a new buffer, a
   non-contiguous gradient, diverging counters, or an error to report;
 * **the careful path**: every check with its message first (a rejected step changes nothing),
-  then per parameter: create the state it lacks, advance its counters, one kernel call.
+  then per parameter: create the state it lacks, advance its counters, one kernel call (on the
+  rows a sparse gradient names, gathered and written back: :mod:`.rows`).
 
 What differs between NumPy arrays and tensors (how a state buffer is allocated, how a counter is
 stored, what the messages say) is the front end's; the order of events, the scalars and the
@@ -30,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _threads
+from .rows import SparseRows, step_rows
 
 EMPTY = object()
 """What a front end's ``gather`` returns for a group in which no parameter has a gradient."""
@@ -59,6 +61,8 @@ class Engine:
         work = []
         try:
             for index, plan in enumerate(plans):
+                if plan.algorithm.sparse:
+                    return False  # a sparse gradient's rows are gathered on the careful path
                 batch = batches[index]
                 gathered = front.gather(inputs, index, plan, batch)
                 if gathered is None:
@@ -89,10 +93,14 @@ class Engine:
             key = plan.algorithm.advance(plan.group, counters, created)
             front.finish(plan, item, counters)
             scalars = plan.scalars(key, param.dtype)
-            threads = threads_for(param.size)
+            sparse = type(grad) is SparseRows
+            threads = threads_for(grad.values.size if sparse else param.size)
             kernels = plan.kernels
             kernel = kernels.single[param.dtype] if threads == 1 else kernels.parallel(param.dtype)
-            kernel(param, grad, *buffers, *scalars, threads)
+            if sparse:  # the rows it names: gathered, stepped, written back
+                step_rows(kernel, param, grad, buffers, scalars, threads)
+            else:
+                kernel(param, grad, *buffers, *scalars, threads)
 
 
 def _has_row_to_split(batch, min_size: int) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastopt import OPTIMIZERS
+from fastopt._engine.rows import every_row
 from fastopt._optimizer import CONVENTIONS
 
 # What a user sets, whatever the framework: every option whose arithmetic a convention changes is
@@ -36,6 +37,7 @@ USER_OPTIONS = {
     "Lion": dict(),
     "Rprop": dict(etas=(0.4, 1.3)),
     "ASGD": dict(weight_decay=1e-2),
+    "SparseAdam": dict(),
 }
 
 
@@ -66,9 +68,10 @@ def _loss_and_grad(a, b, w):
 def _train(name: str, kwargs: dict, a, b, steps: int, backend: str) -> tuple[list[np.ndarray], float]:
     w = np.zeros(a.shape[1], a.dtype)
     opt = OPTIMIZERS[name]([w], backend=backend, **kwargs)
+    as_given = every_row if opt.algorithm.sparse else list  # SparseAdam: every row named
     trajectory = []
     for _ in range(steps):
-        opt.step([_loss_and_grad(a, b, w)[1]])
+        opt.step(as_given([_loss_and_grad(a, b, w)[1]]))
         trajectory.append(w.copy())
     return trajectory, _loss_and_grad(a, b, w)[0]
 

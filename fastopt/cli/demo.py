@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastopt import OPTIMIZERS, available_backends
+from fastopt._engine.rows import every_row
 
 # Settings a practitioner would start from for this problem, per optimizer.
 SETTINGS = {
@@ -30,6 +31,7 @@ SETTINGS = {
     "Lion": dict(lr=1e-3),
     "Rprop": dict(lr=0.01),
     "ASGD": dict(lr=0.1),
+    "SparseAdam": dict(lr=0.01),
 }
 
 
@@ -82,9 +84,10 @@ def train(name: str, backend: str, steps: int, dtype) -> Run:
     x, y = two_moons(256, dtype)
     params = init_network(dtype)
     optimizer = OPTIMIZERS[name](params, backend=backend, **SETTINGS[name])
+    as_given = every_row if optimizer.algorithm.sparse else list  # SparseAdam: every row named
     step_times = []
     for _ in range(steps):
-        _, grads, _ = loss_and_grads(params, x, y)
+        grads = as_given(loss_and_grads(params, x, y)[1])
         start = time.perf_counter()
         optimizer.step(grads)
         step_times.append(time.perf_counter() - start)

@@ -1,7 +1,7 @@
 """Drop-in ``torch.optim`` optimizers that step CPU tensors through fastopt's kernels.
 
 ``fastopt.torch.SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta``, ``Adamax``,
-``NAdam``, ``RAdam``, ``Rprop`` and ``ASGD`` subclass ``torch.optim.Optimizer`` with torch's
+``NAdam``, ``RAdam``, ``Rprop``, ``ASGD`` and ``SparseAdam`` subclass ``torch.optim.Optimizer`` with torch's
 signatures, defaults, validation messages, parameter groups, ``closure``, ``zero_grad``, hooks,
 learning-rate schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
 and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``::
@@ -66,7 +66,8 @@ What is rejected, before anything is updated (a rejected ``step`` changes nothin
 * non-CPU tensors (CUDA, MPS, meta, ...): fastopt's kernels run on the CPU's memory;
 * dtypes other than float32 and float64 (float16, bfloat16, complex, integers);
 * non-contiguous parameters (the kernels update memory in place and never copy a parameter);
-* sparse gradients (no fastopt kernel takes them; torch's SGD and Adagrad do);
+* sparse gradients, except for ``SparseAdam``, which takes only those (torch's SGD and Adagrad
+  take them too; fastopt's do not);
 * state tensors that do not fit their parameter (dtype, size, layout, shared memory);
 * ``capturable=True`` and ``differentiable=True`` (CUDA graphs and autograd through the step).
 
@@ -106,7 +107,7 @@ from fastopt._validation import check_flag, check_real
 from ._front import _FastoptOptimizer
 from ._tensors import as_float, fast_path_available, group_betas
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "SparseAdam"]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
 
@@ -333,6 +334,22 @@ class ASGD(_FastoptOptimizer):
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
                  maximize=False, differentiable=False, capturable=False, *, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class SparseAdam(_FastoptOptimizer):
+    """``torch.optim.SparseAdam`` stepped by fastopt's SparseAdam kernel; see :mod:`fastopt.torch`.
+
+    Same signature and defaults as torch (``lr=1e-3``, ``betas=(0.9, 0.999)``, ``eps=1e-8``), plus
+    ``backend``. Gradients must be sparse COO tensors (``nn.Embedding(..., sparse=True)``), as in
+    torch; only the rows they name are stepped (:mod:`fastopt.sparse_adam`). State: ``step``,
+    ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    _algorithm = fastopt.SparseAdam.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "maximize")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False, *, backend="auto"):
         super().__init__(params, _defaults(locals()), backend)
 
 

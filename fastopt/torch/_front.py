@@ -20,6 +20,7 @@ import torch
 
 from fastopt import _backends
 from fastopt._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
+from fastopt._engine.rows import SparseRows
 from fastopt._memory import aligned_full
 from fastopt._validation import check_flag
 
@@ -36,6 +37,7 @@ from ._tensors import (
     fast_path_available,
     group_betas,
     numpy_view,
+    sparse_rows,
     tensor_extent,
     typed,
 )
@@ -184,7 +186,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 grad = p.grad
                 if grad is None:
                     continue
-                check_grad(where, grad, p)
+                if plan.algorithm.sparse:  # the rows a sparse COO gradient names
+                    grad = sparse_rows(where, grad, p)
+                else:
+                    check_grad(where, grad, p)
                 state = self.state.get(p)
                 if state is not None:
                     for name, extent in self._check_state(where, p, state, plan.keys, counters):
@@ -209,10 +214,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             counters[name] = COUNTER_TYPE[name](array[()])
         views = self._views(p, state, plan.keys)
         dtype = views[0].dtype
-        if not grad.is_contiguous():
-            grad = grad.contiguous()
+        if type(grad) is not SparseRows:
+            grad = numpy_view(grad if grad.is_contiguous() else grad.contiguous())
         buffers = dict(zip(plan.keys, views[1:]))
-        return views[0], numpy_view(grad), tuple(buffers[name] if name is not None else EMPTY_ARRAYS[dtype] for name in plan.slots), counters, created
+        return views[0], grad, tuple(buffers[name] if name is not None else EMPTY_ARRAYS[dtype] for name in plan.slots), counters, created
 
     def finish(self, plan: Plan, item: tuple, counters: dict[str, Any]) -> None:
         state = self.state[item[0]]

@@ -3,10 +3,13 @@ of the step counters, and whether the multi-tensor gather can read tensors here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
+
+from fastopt._engine.rows import SparseRows, coalesce
 
 DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
@@ -57,15 +60,19 @@ def check_param(where: str, param: object) -> None:
         )
 
 
-def check_grad(where: str, grad: object, param: torch.Tensor) -> None:
+def _check_grad_layout(where: str, grad: object, layout, refusal: str) -> None:
+    """A tensor of ``layout`` on the CPU, or the error that says what it is (``refusal`` for
+    another layout)."""
     if not isinstance(grad, torch.Tensor):
         raise TypeError(f"{where}.grad must be a torch.Tensor or None, got {type(grad).__name__}")
-    if grad.layout is not torch.strided:
-        raise RuntimeError(
-            f"{where}.grad is {grad.layout}: fastopt.torch does not support sparse gradients"
-        )
+    if grad.layout is not layout:
+        raise RuntimeError(f"{where}.grad is {grad.layout}: {refusal}")
     if grad.device.type != "cpu":
         raise ValueError(f"{where}.grad is on device {grad.device}; fastopt.torch steps CPU tensors only")
+
+
+def check_grad(where: str, grad: object, param: torch.Tensor) -> None:
+    _check_grad_layout(where, grad, torch.strided, "fastopt.torch does not support sparse gradients")
     if grad.dtype != param.dtype or grad.numel() != param.numel():
         raise ValueError(
             f"{where}.grad has dtype {grad.dtype} and {grad.numel()} elements, but its parameter "
@@ -76,6 +83,25 @@ def check_grad(where: str, grad: object, param: torch.Tensor) -> None:
         p_start, p_end = tensor_extent(param)
         if start < end and p_start < p_end and start < p_end and p_start < end:
             raise ValueError(f"{where}.grad shares memory with its parameter")
+
+
+def sparse_rows(where: str, grad: object, param: torch.Tensor) -> SparseRows:
+    """A sparse COO gradient as the rows of ``param`` it names, for SparseAdam: its indices over
+    the sparse dimensions become row numbers of ``param`` seen as (rows, the dense dimensions)."""
+    _check_grad_layout(where, grad, torch.sparse_coo, "SparseAdam does not support dense gradients, please consider Adam instead")
+    if grad.dtype != param.dtype or grad.shape != param.shape:
+        raise ValueError(
+            f"{where}.grad has dtype {grad.dtype} and shape {tuple(grad.shape)}, but its parameter has "
+            f"dtype {param.dtype} and shape {tuple(param.shape)}"
+        )
+    sparse_dims = grad.sparse_dim()
+    if sparse_dims == 0:
+        raise ValueError(f"{where}.grad has no sparse dimension: it names no rows")
+    grad = grad.detach().coalesce()  # sorted, each index once (torch.optim.SparseAdam does the same)
+    shape = tuple(param.shape)
+    rows = np.ravel_multi_index(grad._indices().numpy(), shape[:sparse_dims])
+    width = math.prod(shape[sparse_dims:])
+    return coalesce(rows, grad._values().contiguous().numpy(), width)
 
 
 def tensor_extent(tensor: torch.Tensor) -> tuple[int, int]:

@@ -48,6 +48,14 @@ def _size(text: str) -> int:
     return int(text.replace("_", ""))
 
 
+def dense_optimizers() -> list[str]:
+    """The optimizers the bench's workloads fit: dense gradients (SparseAdam takes sparse rows;
+    its benchmark is ``benchmarks/bench_torch.py``'s ``TimeSparseAdam``)."""
+    from fastopt import OPTIMIZERS
+
+    return [name for name, cls in OPTIMIZERS.items() if not cls.algorithm.sparse]
+
+
 def _names(text: str, choices, what: str) -> list[str]:
     by_lower = {c.lower(): c for c in choices}
     out = []
@@ -79,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "  python -m fastopt bench --sizes 4Ki,256Ki --backends numba,cython --no-torch\n"
     )
     parser.add_argument("-o", "--optimizers", default="all", metavar="LIST",
-                        help=f"comma-separated, from {','.join(OPTIMIZERS)} (default: all)")
+                        help=f"comma-separated, from {','.join(dense_optimizers())} (default: all)")
     parser.add_argument("-b", "--backends", default="all", metavar="LIST",
                         help=f"comma-separated, from {','.join(BACKENDS)} (default: all that load here)")
     parser.add_argument("-n", "--sizes", default=None, metavar="LIST",
@@ -119,14 +127,14 @@ class Settings:
         from fastopt import OPTIMIZERS, available_backends
 
         quick = QUICK if args.quick else {}
-        self.optimizers = _names(args.optimizers, list(OPTIMIZERS), "optimizer")
+        self.optimizers = _names(args.optimizers, dense_optimizers(), "optimizer")
         self.backends = [b for b in _names(args.backends, list(available_backends()), "backend")]
         self.sizes = [_size(s) for s in (args.sizes or quick.get("sizes", DEFAULT_SIZES)).split(",") if s]
         self.dtypes = [np.dtype(d).name for d in _names(args.dtypes, ["float32", "float64"], "dtype")]
         self.threads = _thread_counts(args.threads)
         small = args.small or quick.get("small", "200x1000")
         self.small = None if small.lower() == "none" else tuple(int(x) for x in small.lower().split("x"))
-        self.small_optimizers = [o for o in _names(args.small_optimizers, list(OPTIMIZERS), "optimizer")]
+        self.small_optimizers = [o for o in _names(args.small_optimizers, dense_optimizers(), "optimizer")]
         from .workloads import TORCH_MODELS
 
         models = getattr(args, "torch_models", "many-small,few-large") or "none"

@@ -28,8 +28,10 @@ def optimizer_names() -> list[str]:
 
 
 def resolve_name(name: str) -> str:
-    """The class name for ``name``, ignoring case (``"adamw"`` -> ``"AdamW"``); ``KeyError`` if unknown."""
+    """The class name for ``name``, ignoring case (``"adamw"`` -> ``"AdamW"``), or for its folder's
+    name (``"sparse_adam"`` -> ``"SparseAdam"``); ``KeyError`` if unknown."""
     by_lower = {class_name.lower(): class_name for class_name in OPTIMIZERS}
+    by_lower.update({cls.name: class_name for class_name, cls in OPTIMIZERS.items()})
     return by_lower[name.lower()]
 
 

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 import fastopt
+from fastopt._engine.rows import every_row
 
 from ._common import Config, Result, Table, Tick, Verdict, fmt, new_figure, save_figure
 from .problems import mlp_init, mlp_loss_and_grads, two_moons
@@ -40,6 +41,7 @@ SETTINGS = {
     "Lion": dict(lr=3e-4, weight_decay=0.1),
     "Rprop": dict(lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 1.0)),  # repeated and flipped signs
     "ASGD": dict(lr=0.1, lambd=1e-3, t0=5, weight_decay=1e-3),  # averaging from step 7 on
+    "SparseAdam": dict(lr=0.003),
 }
 """Every optimizer fastopt has (``fastopt.OPTIMIZERS``), each with options that exercise its less
 common code paths; ``test_tour`` checks that no optimizer is left out."""
@@ -50,12 +52,15 @@ BACKEND_COLOURS = {"reference": "#7f7f7f", "numba": "#1f77b4", "cython": "#ff7f0
 def train(name: str, backend: str, steps: int, x, y, seed: int):
     """Return (loss per step, parameters after each step, median seconds of one opt.step)."""
     params = mlp_init([2, 32, 32, 1], np.random.default_rng(seed + 1), dtype=np.float32)
+    # SparseAdam takes sparse gradients: here every row is named (it steps as Adam, in torch's rounding)
+    as_given = every_row if fastopt.OPTIMIZERS[name].algorithm.sparse else list
     warm_up = getattr(fastopt, name)([np.zeros(8, np.float32)], backend=backend, **SETTINGS[name])
-    warm_up.step([np.ones(8, np.float32)])  # loads (or JIT-compiles) the kernel outside the timing
+    warm_up.step(as_given([np.ones(8, np.float32)]))  # loads (or JIT-compiles) the kernel outside the timing
     opt = getattr(fastopt, name)(params, backend=backend, **SETTINGS[name])
     losses, snapshots, seconds = [], [], []
     for _ in range(steps):
         loss, grads = mlp_loss_and_grads(params, x, y)
+        grads = as_given(grads)
         losses.append(loss)
         start = time.perf_counter()
         opt.step(grads)
