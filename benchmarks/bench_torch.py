@@ -89,23 +89,31 @@ class TimeTorchModel:
 # ------------------------------------------------------------------------------------------------
 # SparseAdam: an embedding table and the rows one batch looks up (n/a before fastopt.torch.SparseAdam)
 # ------------------------------------------------------------------------------------------------
-SPARSE_TABLES = ["100000x64"]  # rows x width, float32; append-only
+SPARSE_CASES = [  # rows x width (float32), and the rows one gradient names; append-only
+    "100000x64, 4096 lookups",  # an embedding table: about 4 % of its rows, with repeats
+    "64x64, every row",  # 4,096 elements
+    "4096x64, every row",  # 262,144
+    "65536x64, every row",  # 4,194,304
+]
 SPARSE_IMPLEMENTATIONS = ["fastopt.torch", "torch"]
-SPARSE_LOOKUPS = 4096  # words per batch (drawn with repeats): about 4 % of the rows
 
 
 @functools.lru_cache(maxsize=1)
-def sparse_problem(table: str, implementation: str):
+def sparse_problem(case: str, implementation: str):
     try:
         import torch
     except ImportError as exc:
         raise NotImplementedError(f"torch is not installed: {exc}") from None
     torch.set_num_threads(1)
     torch.manual_seed(SEED_MODEL)
+    table, named = case.split(", ")
     rows, width = map(int, table.split("x"))
     embedding = torch.nn.Embedding(rows, width, sparse=True)
-    generator = torch.Generator().manual_seed(SEED_GRADIENTS)
-    words = torch.randint(0, rows, (SPARSE_LOOKUPS,), generator=generator)
+    if named == "every row":
+        words = torch.arange(rows)
+    else:
+        generator = torch.Generator().manual_seed(SEED_GRADIENTS)
+        words = torch.randint(0, rows, (int(named.split()[0]),), generator=generator)
     embedding(words).sum().backward()  # one sparse COO gradient, kept for every step
     if implementation == "fastopt.torch":
         try:
@@ -120,15 +128,15 @@ def sparse_problem(table: str, implementation: str):
 
 
 class TimeSparseAdam:
-    """One ``optimizer.step()`` of SparseAdam on an embedding table's sparse gradient (coalescing
-    its repeated rows included, as torch.optim.SparseAdam does it)."""
+    """One ``optimizer.step()`` of SparseAdam on a table's sparse gradient (coalescing its
+    repeated rows included, as torch.optim.SparseAdam does it)."""
 
-    params = [SPARSE_TABLES, SPARSE_IMPLEMENTATIONS]
-    param_names = ["table", "implementation"]
+    params = [SPARSE_CASES, SPARSE_IMPLEMENTATIONS]
+    param_names = ["case", "implementation"]
     repeat = (5, 50, 4.0)
 
-    def setup(self, table, implementation):
-        self.optimizer = sparse_problem(table, implementation)[1]
+    def setup(self, case, implementation):
+        self.optimizer = sparse_problem(case, implementation)[1]
 
-    def time_step(self, table, implementation):
+    def time_step(self, case, implementation):
         self.optimizer.step()
