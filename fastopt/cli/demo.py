@@ -30,6 +30,7 @@ SETTINGS = {
     "Lion": dict(lr=1e-3),
     "Rprop": dict(lr=0.01),
     "ASGD": dict(lr=0.1),
+    "AdaBelief": dict(lr=0.01),
 }
 
 
