@@ -111,6 +111,7 @@ adabelief_options = st.fixed_dictionaries(
         lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=st.one_of(st.just(1e-16), eps_st),
         weight_decay=wd_st, amsgrad=st.booleans(), maximize=st.booleans(),
         eps_root=st.one_of(st.just(1e-16), eps_st), decoupled_weight_decay=st.booleans(),
+        fixed_decay=st.booleans(),
     )
 )
 lion_options = st.fixed_dictionaries(
@@ -280,6 +281,7 @@ SPECS = {
             dict(),
             dict(lr=0.01, amsgrad=True, weight_decay=0.01, decoupled_weight_decay=False),
             dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, eps_root=0.0, weight_decay=0.1, maximize=True),
+            dict(lr=0.01, weight_decay=0.05, fixed_decay=True),
         ],
         in_torch=False,
     ),

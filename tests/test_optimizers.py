@@ -369,6 +369,24 @@ def test_adabelief_without_momentum_is_sgd_with_a_fixed_step(backend, dtype):
 
 
 @every_backend_and_dtype
+def test_adabelief_weight_decay_by_lr_or_fixed(backend, dtype):
+    # a zero gradient leaves only the decay (2): 1 - lr * lambda per step, or with fixed_decay
+    # (the authors' option) 1 - lambda whatever lr; as an L2 term it is a gradient instead
+    for options, factor in ((dict(), 1 - 0.5 * 0.25), (dict(fixed_decay=True), 1 - 0.25)):
+        p = vector(dtype, 1.0, -2.0)
+        opt = fastopt.AdaBelief([p], lr=0.5, weight_decay=0.25, backend=backend, **options)
+        expected = p.copy()
+        for _ in range(4):
+            opt.step([vector(dtype, 0.0, 0.0)])
+            expected = expected * dtype(factor)
+            assert_bits_equal(p, expected, str(options))
+    p = vector(dtype, 1.0, -2.0)
+    fastopt.AdaBelief([p], lr=2.0**-4, betas=(0.5, 0.5), eps=0.0, eps_root=0.0, weight_decay=0.25,
+                      decoupled_weight_decay=False, fixed_decay=True, backend=backend).step([vector(dtype, 0.0, 0.0)])
+    assert_bits_equal(p, vector(dtype, 1.0, -2.0) - dtype(2.0**-3) * np.sign(vector(dtype, 1.0, -2.0)))  # lr / beta1
+
+
+@every_backend_and_dtype
 def test_adabelief_zero_gradient_moves_nothing_and_keeps_eps_root(backend, dtype):
     # m stays 0, so the step is 0 exactly; s_t = beta2 s_{t-1} + eps_root, eps_root kept in the state
     p = vector(dtype, 1.0, -2.0)
@@ -401,7 +419,7 @@ def test_defaults_are_torchs_and_lion_pytorchs():
     # optax's adabelief and the authors' package (lr is the package's; optax has no default)
     assert fastopt.AdaBelief([np.zeros(1)]).defaults == dict(
         lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, amsgrad=False, maximize=False, eps_root=1e-16,
-        decoupled_weight_decay=True)
+        decoupled_weight_decay=True, fixed_decay=False)
 
 
 def test_radam_rectification_starts_at_step_six_for_beta2_0999():

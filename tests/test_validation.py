@@ -141,6 +141,7 @@ ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("AdaBelief", dict(amsgrad=1), TypeError, "amsgrad must be a bool, got int 1"),
     ("AdaBelief", dict(decoupled_weight_decay=None), TypeError, "decoupled_weight_decay must be a bool, got NoneType None"),
     ("AdaBelief", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
+    ("AdaBelief", dict(fixed_decay="yes"), TypeError, "fixed_decay must be a bool, got str 'yes'"),
 ]
 
 

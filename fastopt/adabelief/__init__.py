@@ -5,6 +5,7 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 
     (1)  d_t = -g_t if maximize else g_t
     (2)  theta_{t-1} = theta_{t-1} * (1 - eta * lambda)               # decoupled weight decay (the default, as the authors' package)
+         theta_{t-1} = theta_{t-1} * (1 - lambda)                     # instead, with fixed_decay: a decay that ignores eta
          d_t = d_t + lambda * theta_{t-1}                             # instead, without decoupled_weight_decay: an L2 term
     (3)  m_t = beta1 * m_{t-1} + (1 - beta1) * d_t                    # first moment (momentum), m_0 = 0
     (4)  r_t = d_t - m_t                                              # the surprise: the gradient's deviation from the NEW mean
@@ -61,16 +62,17 @@ none), ``betas=(0.9, 0.999)``, ``eps=1e-16`` and ``eps_root=1e-16`` (the package
 ``eps`` in both places; optax notes the paper's as ``eps=1e-8``, ``eps_root=0``, and the
 package's notice recommends ``eps=1e-8`` where SGD beats Adam, e.g. CNNs for images). ``weight_decay=0``; when it is not 0 it is decoupled by default (2), the
 authors' ``weight_decouple=True``: the weights shrink by ``1 - lr * weight_decay`` before the
-step; ``decoupled_weight_decay=False`` adds an L2 term to the gradient instead. optax's
+step (with ``fixed_decay=True``, the authors' option, by ``1 - weight_decay`` whatever ``lr``);
+``decoupled_weight_decay=False`` adds an L2 term to the gradient instead (``fixed_decay`` then
+does nothing, as in the package). optax's
 ``adabelief`` has no weight decay. ``amsgrad`` (6) is the authors' package's: the maximum of the
 raw ``s_t`` (``epsilon_r`` included), divided by the current correction; optax has none.
 ``convention="optax"`` sets optax's betas and eps (the defaults); torch.optim and Keras have no
 AdaBelief.
 
 Not reproduced, from the authors' package: ``rectify=True`` (its default: RAdam's rectification,
-with an SGD step in the first steps) and ``fixed_decay=True``; ``fastopt.torch.AdaBelief`` refuses
-both with an error naming the option (so its default is ``rectify=False``, where the package's is
-True). The package rounds ``sqrt(s_t) / sqrt(1 - beta2^t) + epsilon`` and multiplies by
+with an SGD step in the first steps); ``fastopt.torch.AdaBelief`` refuses it with an error naming
+the option (so its default is ``rectify=False``, where the package's is True). The package rounds ``sqrt(s_t) / sqrt(1 - beta2^t) + epsilon`` and multiplies by
 ``eta / (1 - beta1^t)`` after dividing: the same numbers up to a few ulp. From optax:
 ``nesterov=True``. ``maximize`` (in neither) negates the gradient first, as in every fastopt
 optimizer.
@@ -114,6 +116,7 @@ class AdaBeliefAlgorithm(Algorithm):
         check_flag("amsgrad", group["amsgrad"])
         check_flag("maximize", group["maximize"])
         check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+        check_flag("fixed_decay", group["fixed_decay"])
 
     def slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         # the maximum (6) only with AMSGrad, also when it is switched on later
@@ -123,9 +126,13 @@ class AdaBeliefAlgorithm(Algorithm):
         """``maximize``, (2)'s ``weight_decay`` and ``decay_factor``, the constants of (3) and
         (5), ``amsgrad``, then ``eta`` and ``epsilon`` of (9)."""
         cast = dtype.type
+        if group["fixed_decay"] and group["decoupled_weight_decay"] and group["weight_decay"] != 0:
+            decay = (cast(0.0), cast(1.0 - group["weight_decay"]))                      # (2), fixed_decay
+        else:
+            decay = weight_decay_scalars(group, dtype)                                 # (2)
         return (
             bool(group["maximize"]),
-            *weight_decay_scalars(group, dtype),
+            *decay,
             *moment_scalars(group, dtype),
             cast(group["eps_root"]),
             bool(group["amsgrad"]),
@@ -164,6 +171,9 @@ class AdaBelief(Optimizer):
         package uses ``eps`` here too).
     decoupled_weight_decay : bool, default True
         The authors' ``weight_decouple``: decay the weights (AdamW) rather than the gradient (2).
+    fixed_decay : bool, default False
+        The authors' option: the decoupled decay multiplies the weights by ``1 - weight_decay``,
+        whatever ``lr`` (2).
     convention : {"optax"} or None, default None
         A preset: optax's defaults for every argument not given explicitly (torch.optim and
         Keras have no AdaBelief).
@@ -191,6 +201,7 @@ class AdaBelief(Optimizer):
         *,
         eps_root: float = 1e-16,
         decoupled_weight_decay: bool = True,
+        fixed_decay: bool = False,
         convention: str | None = None,
         backend: str = "auto",
     ) -> None:

@@ -394,12 +394,11 @@ class AdaBelief(_FastoptOptimizer):
     ``eps=1e-16`` (added to ``s_t`` and to its root, as there: fastopt's ``eps_root = eps``),
     ``weight_decay=0``, ``amsgrad=False``, ``weight_decouple=True`` (decay the weights by
     ``1 - lr * weight_decay`` before the step, AdamW-style; False adds an L2 term to the
-    gradient), ``fixed_decay=False``, ``rectify``, ``degenerated_to_sgd=True`` and
+    gradient), ``fixed_decay=False`` (True: decay by ``1 - weight_decay`` whatever ``lr``), ``rectify``, ``degenerated_to_sgd=True`` and
     ``print_change_log``, plus keyword-only ``maximize`` and ``backend``. Differences:
 
     * ``rectify`` defaults to **False** (the package's default is True, RAdam's rectification
-      with SGD steps while it is off): True is refused, so is ``fixed_decay=True``, each with an
-      error naming the option. ``degenerated_to_sgd`` acts only with ``rectify`` and is accepted
+      with SGD steps while it is off): True is refused with an error naming it. ``degenerated_to_sgd`` acts only with ``rectify`` and is accepted
       and unused. ``print_change_log`` is accepted and nothing is printed.
     * The gradient is left as it is (the package adds the L2 term to ``p.grad`` in place).
     * ``step`` is a 0-d float64 tensor (the package keeps a Python int; either loads here, and a
@@ -424,9 +423,6 @@ class AdaBelief(_FastoptOptimizer):
         if rectify:
             raise ValueError("rectify=True (RAdam's rectification, adabelief-pytorch's default) is not supported by "
                              "fastopt.torch.AdaBelief: pass rectify=False")
-        if fixed_decay:
-            raise ValueError("fixed_decay=True (weights decayed by 1 - weight_decay, whatever lr) is not supported by "
-                             "fastopt.torch.AdaBelief: pass fixed_decay=False")
         # the package's attributes, not group entries
         self.weight_decouple, self.fixed_decay = weight_decouple, fixed_decay
         self.rectify, self.degenerated_to_sgd = rectify, degenerated_to_sgd
@@ -438,7 +434,8 @@ class AdaBelief(_FastoptOptimizer):
         translated = {key: group_betas(group) if key == "betas" else as_float(key, group[key])
                       for key in self._hyperparameters}
         # the package's one eps goes in both places (fastopt's eps_root and eps)
-        translated.update(eps_root=translated["eps"], decoupled_weight_decay=self.weight_decouple)
+        translated.update(eps_root=translated["eps"], decoupled_weight_decay=self.weight_decouple,
+                          fixed_decay=self.fixed_decay)
         algorithm.check(translated)
         return algorithm, translated
 
