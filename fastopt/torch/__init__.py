@@ -394,12 +394,14 @@ class AdaBelief(_FastoptOptimizer):
     ``eps=1e-16`` (added to ``s_t`` and to its root, as there: fastopt's ``eps_root = eps``),
     ``weight_decay=0``, ``amsgrad=False``, ``weight_decouple=True`` (decay the weights by
     ``1 - lr * weight_decay`` before the step, AdamW-style; False adds an L2 term to the
-    gradient), ``fixed_decay=False`` (True: decay by ``1 - weight_decay`` whatever ``lr``), ``rectify``, ``degenerated_to_sgd=True`` and
-    ``print_change_log``, plus keyword-only ``maximize`` and ``backend``. Differences:
+    gradient), ``fixed_decay=False`` (True: decay by ``1 - weight_decay`` whatever ``lr``),
+    ``rectify``, ``degenerated_to_sgd=True`` and ``print_change_log``, plus keyword-only
+    ``maximize`` and ``backend``. Differences:
 
     * ``rectify`` defaults to **False** (the package's default is True, RAdam's rectification
-      with SGD steps while it is off): True is refused with an error naming it. ``degenerated_to_sgd`` acts only with ``rectify`` and is accepted
-      and unused. ``print_change_log`` is accepted and nothing is printed.
+      with SGD steps while it is off): True is refused with an error naming it.
+      ``degenerated_to_sgd`` acts only with ``rectify`` and is accepted and unused.
+      ``print_change_log`` is accepted and nothing is printed.
     * The gradient is left as it is (the package adds the L2 term to ``p.grad`` in place).
     * ``step`` is a 0-d float64 tensor (the package keeps a Python int; either loads here, and a
       state dict saved here loads there); the groups hold no ``buffer`` (the package's cache of
