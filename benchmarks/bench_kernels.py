@@ -117,3 +117,10 @@ class TimeASGD(_KernelAndStep):
     """ASGD, averaging (t0 = 0): reads param, grad, ax; writes param, ax."""
 
     optimizer = "asgd"
+
+
+class TimeAdaBelief(_KernelAndStep):
+    """AdaBelief: Adam's traffic (reads param, grad, exp_avg, exp_avg_var; writes all but grad),
+    with three divisions per element (optax's order)."""
+
+    optimizer = "adabelief"

@@ -234,6 +234,8 @@ CASES: dict[str, OptimizerCase] = {
     # averaging on (t0 = 0): at torch's t0 = 1e6 the average ax is only written, never read
     "asgd": OptimizerCase("asgd", "ASGD", dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=0.0),
                           ("ax",), _values_from_class("asgd")),
+    "adabelief": OptimizerCase("adabelief", "AdaBelief", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-16),
+                               ("exp_avg", "exp_avg_var"), _values_from_class("adabelief")),
 }
 """Append-only: a new configuration gets a new key (e.g. ``"adam_amsgrad"``)."""
 

@@ -15,6 +15,7 @@ from ._backends import BACKENDS, BackendUnavailable, available_backends
 from ._flat import FlatParameters, flatten
 from ._optimizer import Optimizer
 from ._threads import get_num_threads, set_num_threads
+from .adabelief import AdaBelief
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -33,7 +34,8 @@ __version__ = "0.1.0"
 
 OPTIMIZERS = {
     cls.__name__: cls
-    for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam)
+    for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam,
+                AdaBelief)
 }
 """Every optimizer class, by name, in teaching order."""
 
@@ -41,6 +43,7 @@ __all__ = [
     "ASGD",
     "BACKENDS",
     "OPTIMIZERS",
+    "AdaBelief",
     "Adadelta",
     "Adagrad",
     "Adam",

@@ -106,6 +106,14 @@ asgd_options = st.fixed_dictionaries(
         maximize=st.booleans(),
     )
 )
+adabelief_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=st.one_of(st.just(1e-16), eps_st),
+        weight_decay=wd_st, amsgrad=st.booleans(), maximize=st.booleans(),
+        eps_root=st.one_of(st.just(1e-16), eps_st), decoupled_weight_decay=st.booleans(),
+        fixed_decay=st.booleans(),
+    )
+)
 lion_options = st.fixed_dictionaries(
     dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), weight_decay=wd_st, maximize=st.booleans())
 )
@@ -265,6 +273,17 @@ SPECS = {
             dict(lr=0.1, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2)),
             dict(lr=100.0, etas=(0.25, 2.0), step_sizes=(1e-4, 1.0), maximize=True),
         ],
+    ),
+    "AdaBelief": Spec(  # not in torch.optim: compared with optax (test_conventions.py) and the authors' package
+        fastopt.AdaBelief,
+        adabelief_options,
+        [
+            dict(),
+            dict(lr=0.01, amsgrad=True, weight_decay=0.01, decoupled_weight_decay=False),
+            dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, eps_root=0.0, weight_decay=0.1, maximize=True),
+            dict(lr=0.01, weight_decay=0.05, fixed_decay=True),
+        ],
+        in_torch=False,
     ),
 }
 

@@ -374,6 +374,9 @@ OPTAX_CASES = [
     ("SGD", dict(lr=LR, momentum=0.9), "sgd", dict(learning_rate=LR, momentum=0.9)),
     ("SGD", dict(lr=LR, momentum=0.9, nesterov=True), "sgd", dict(learning_rate=LR, momentum=0.9, nesterov=True)),
     ("Lion", dict(lr=LR), "lion", dict(learning_rate=LR)),
+    ("AdaBelief", dict(lr=LR), "adabelief", dict(learning_rate=LR)),
+    ("AdaBelief", dict(lr=LR, betas=(0.8, 0.99), eps=1e-8, eps_root=0.0), "adabelief",
+     dict(learning_rate=LR, b1=0.8, b2=0.99, eps=1e-8, eps_root=0.0)),
 ]
 
 
@@ -384,6 +387,40 @@ def test_optax_preset_matches_optax(case, optax, measured):
     ours = run_fastopt(name, dict(kwargs, convention="optax"), initial, grads)
     theirs = run_optax(optax, getattr(optax, alias)(**optax_kwargs), initial, grads)
     check(measured, "optax", _case_id(("optax", name, kwargs))[6:], ours, theirs)
+
+
+@pytest.mark.parametrize("backend", ["reference", *FAST_BACKENDS])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adabelief_is_optax_adabelief_operation_for_operation(optax, backend, dtype, measured):
+    """fastopt's AdaBelief does optax's operations in optax's order (fastopt.adabelief): while the
+    bias corrections agree (optax's beta^t by repeated squaring, Python's pow: equal for
+    t <= 3 at the default betas, not at 0.9^4), the float64 weights and both moments are optax's
+    bits; then they stay within rounding (these 12 steps happen to end on optax's bits too). The
+    parameters here are a list of arrays, for which XLA keeps optax's divisions (for a single
+    array it multiplies by a reciprocal instead). In float32 XLA's compiled arithmetic differs from
+    IEEE's step by step in an element or so per thousand, by an ulp."""
+    import jax.numpy as jnp
+
+    initial, grads = problem()
+    initial = [p.astype(dtype) for p in initial]
+    grads = [[g.astype(dtype) for g in step] for step in grads]
+    params = [p.copy() for p in initial]
+    opt = fastopt.AdaBelief(params, lr=LR, backend=backend)
+    transformation = optax.adabelief(LR)
+    theirs = [jnp.asarray(p) for p in initial]
+    state = transformation.init(theirs)
+    for t, step_grads in enumerate(grads, start=1):
+        opt.step(step_grads)
+        updates, state = transformation.update([jnp.asarray(g) for g in step_grads], state, theirs)
+        theirs = optax.apply_updates(theirs, updates)
+        if t <= 3 and dtype == np.float64:
+            belief = state[0]
+            for index, param in enumerate(params):
+                assert_bits_equal(param, np.asarray(theirs[index]), f"t = {t}: params[{index}]")
+                assert_bits_equal(opt.state[index]["exp_avg"], np.asarray(belief.mu[index]), f"t = {t}: mu[{index}]")
+                assert_bits_equal(opt.state[index]["exp_avg_var"], np.asarray(belief.nu[index]), f"t = {t}: nu[{index}]")
+    check(measured, "optax", f"AdaBelief {np.dtype(dtype).name} ({backend})", params, [np.asarray(t) for t in theirs],
+          tolerance=TOLERANCE if dtype == np.float64 else 1e-6)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -447,6 +484,7 @@ SECTION_1 = {
     ("SGD", "keras"): dict(lr=0.01),
     ("Lion", "keras"): dict(lr=1e-3),
     ("Lion", "optax"): dict(weight_decay=1e-3),
+    ("AdaBelief", "optax"): dict(betas=(0.9, 0.999), eps=1e-16, eps_root=1e-16),
 }
 
 
@@ -466,6 +504,8 @@ def test_unknown_and_unavailable_conventions_raise():
         fastopt.NAdam([np.zeros(2)], convention="optax")
     with pytest.raises(ValueError, match=r"Lion has no 'torch' convention"):
         fastopt.Lion([np.zeros(2)], convention="torch")
+    with pytest.raises(ValueError, match=r"AdaBelief has no 'keras' convention: Keras 3 has no AdaBelief\. Offered: 'optax'"):
+        fastopt.AdaBelief([np.zeros(2)], convention="keras")
 
 
 def test_flags_are_validated():

@@ -335,6 +335,70 @@ def test_asgd_step_size_and_averaging_weight_follow_their_schedules(backend, dty
         assert type(state["mu"]) is np.float32 and state["mu"] == np.float32(1 / max(1, t - t0))
 
 
+@every_backend_and_dtype
+def test_adabelief_first_step_is_lr_over_beta1_whatever_the_gradient_scale(backend, dtype):
+    # m_1 = (1 - beta1) g and the surprise r_1 = g - m_1 = beta1 g (the deviation from the NEW
+    # mean), so s_1 / (1 - beta2) = beta1^2 g^2 and the step is lr * g / (beta1 |g|): 2 lr for
+    # beta1 = 1/2, exactly (powers of two throughout). From the old mean (0) it would be lr.
+    g = vector(dtype, 2.0**-20, -1.0, 2.0**20, -(2.0**-3))
+    for beta2 in (0.5, 0.75):
+        p = vector(dtype, 1.0, 1.0, 1.0, 1.0)
+        opt = fastopt.AdaBelief([p], lr=2.0**-6, betas=(0.5, beta2), eps=0.0, eps_root=0.0, backend=backend)
+        opt.step([g])
+        assert_bits_equal(p, vector(dtype, 1.0, 1.0, 1.0, 1.0) - dtype(2.0**-5) * np.sign(g), f"beta2 = {beta2}")
+        assert_bits_equal(opt.state[0]["exp_avg_var"], dtype(1 - beta2) * (dtype(0.5) * g) ** 2)
+
+
+@every_backend_and_dtype
+def test_adabelief_without_momentum_is_sgd_with_a_fixed_step(backend, dtype):
+    # beta1 = 0: every gradient is its own mean, the surprise is 0 and s_t only accumulates
+    # eps_root, s_t = eps_root (1 - beta2^t) / (1 - beta2): its bias-corrected value is
+    # eps_root / (1 - beta2) at every step, so theta moves by lr g / (sqrt(eps_root / (1 - beta2)) + eps)
+    eps_root, beta2, eps, lr = 2.0**-12, 0.75, 2.0**-10, 2.0**-4
+    tolerance = 1e-6 if dtype == np.float32 else 1e-14
+    p = vector(dtype, 0.5, -1.0, 3.0)
+    opt = fastopt.AdaBelief([p], lr=lr, betas=(0.0, beta2), eps=eps, eps_root=eps_root, backend=backend)
+    rng = np.random.default_rng(5)
+    for t in range(1, 9):
+        before, g = p.astype(np.float64), rng.standard_normal(3).astype(dtype)
+        opt.step([g])
+        step = lr * g.astype(np.float64) / ((eps_root / (1 - beta2)) ** 0.5 + eps)
+        np.testing.assert_allclose(before - p, step, rtol=tolerance, atol=tolerance * np.abs(before).max())
+        np.testing.assert_allclose(opt.state[0]["exp_avg_var"], np.full(3, eps_root * (1 - beta2**t) / (1 - beta2)),
+                                   rtol=tolerance)
+
+
+@every_backend_and_dtype
+def test_adabelief_weight_decay_by_lr_or_fixed(backend, dtype):
+    # a zero gradient leaves only the decay (2): 1 - lr * lambda per step, or with fixed_decay
+    # (the authors' option) 1 - lambda whatever lr; as an L2 term it is a gradient instead
+    for options, factor in ((dict(), 1 - 0.5 * 0.25), (dict(fixed_decay=True), 1 - 0.25)):
+        p = vector(dtype, 1.0, -2.0)
+        opt = fastopt.AdaBelief([p], lr=0.5, weight_decay=0.25, backend=backend, **options)
+        expected = p.copy()
+        for _ in range(4):
+            opt.step([vector(dtype, 0.0, 0.0)])
+            expected = expected * dtype(factor)
+            assert_bits_equal(p, expected, str(options))
+    p = vector(dtype, 1.0, -2.0)
+    fastopt.AdaBelief([p], lr=2.0**-4, betas=(0.5, 0.5), eps=0.0, eps_root=0.0, weight_decay=0.25,
+                      decoupled_weight_decay=False, fixed_decay=True, backend=backend).step([vector(dtype, 0.0, 0.0)])
+    assert_bits_equal(p, vector(dtype, 1.0, -2.0) - dtype(2.0**-3) * np.sign(vector(dtype, 1.0, -2.0)))  # lr / beta1
+
+
+@every_backend_and_dtype
+def test_adabelief_zero_gradient_moves_nothing_and_keeps_eps_root(backend, dtype):
+    # m stays 0, so the step is 0 exactly; s_t = beta2 s_{t-1} + eps_root, eps_root kept in the state
+    p = vector(dtype, 1.0, -2.0)
+    opt = fastopt.AdaBelief([p], lr=0.1, betas=(0.9, 0.5), eps_root=2.0**-10, backend=backend)
+    s = dtype(0.0)
+    for _ in range(5):
+        opt.step([vector(dtype, 0.0, 0.0)])
+        s = dtype(0.5) * s + dtype(2.0**-10)
+        assert_bits_equal(p, vector(dtype, 1.0, -2.0))
+        assert_bits_equal(opt.state[0]["exp_avg_var"], np.full(2, s, dtype))
+
+
 # --------------------------------------------------------------------------------------------
 # Defaults and RAdam's rectification
 # --------------------------------------------------------------------------------------------
@@ -352,6 +416,10 @@ def test_defaults_are_torchs_and_lion_pytorchs():
     assert defaults["Rprop"] == dict(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), maximize=False)
     assert fastopt.ASGD([np.zeros(1)]).defaults == dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0,
                                                         maximize=False)
+    # optax's adabelief and the authors' package (lr is the package's; optax has no default)
+    assert fastopt.AdaBelief([np.zeros(1)]).defaults == dict(
+        lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, amsgrad=False, maximize=False, eps_root=1e-16,
+        decoupled_weight_decay=True, fixed_decay=False)
 
 
 def test_radam_rectification_starts_at_step_six_for_beta2_0999():

@@ -330,7 +330,7 @@ def test_lion_training_matches_lion_pytorch(options, split, backend, measured):
 
 
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief"])
 def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
     """The adapter adds no arithmetic: float32 tensors step to the same bits as NumPy arrays
     stepped by the fastopt class itself (RMSprop's alpha is fastopt's rho)."""
@@ -338,7 +338,8 @@ def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
                "Adam": dict(amsgrad=True), "AdamW": {}, "Adadelta": dict(weight_decay=0.1),
                "Adamax": dict(weight_decay=0.1), "NAdam": dict(weight_decay=0.1, decoupled_weight_decay=True),
                "RAdam": dict(weight_decay=0.1), "Lion": dict(lr=1e-3, weight_decay=0.1),
-               "Rprop": dict(etas=(0.4, 1.3), maximize=True), "ASGD": dict(lr=0.05, t0=2, weight_decay=0.1)}[name]
+               "Rprop": dict(etas=(0.4, 1.3), maximize=True), "ASGD": dict(lr=0.05, t0=2, weight_decay=0.1),
+               "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.1)}[name]
     rng = np.random.default_rng(3)
     shapes = [(5, 7), (7,), (), (40_000,), (0,)]
     initial = [rng.standard_normal(s).astype(np.float32) for s in shapes]
@@ -356,6 +357,89 @@ def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
         numpy_optimizer.step(grads)
     for t, a in zip(tensors, arrays):
         np.testing.assert_array_equal(t.numpy(), a)
+
+
+# The authors' AdaBelief (adabelief-pytorch), without its default rectification (fastopt refuses it)
+ADABELIEF_CASES = [
+    dict(lr=0.01),
+    dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, amsgrad=True),
+    dict(lr=0.01, weight_decay=0.1, weight_decouple=False, eps=1e-8),
+    dict(lr=0.01, weight_decay=0.01, fixed_decay=True, amsgrad=True),
+]
+
+
+def _adabelief_pytorch():
+    """The authors' class; it prints a notice at construction, which is kept out of the output."""
+    import contextlib
+    import io
+
+    reference_class = pytest.importorskip("adabelief_pytorch").AdaBelief
+
+    def make(*args, **kwargs):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return reference_class(*args, rectify=False, print_change_log=False, **kwargs)
+
+    return make
+
+
+@pytest.mark.parametrize("backend", PATHS)
+@pytest.mark.parametrize("split", [False, True], ids=["one-group", "two-groups"])
+@pytest.mark.parametrize("options", ADABELIEF_CASES, ids=["defaults", "betas-wd-amsgrad", "l2", "fixed-decay"])
+def test_adabelief_training_matches_the_authors_package(options, split, backend, measured):
+    reference_class = _adabelief_pytorch()
+    ours, theirs = make_model(), make_model()
+    optimizer = ft.AdaBelief(groups(ours, options, split), backend=backend, **options)
+    reference = reference_class(groups(theirs, options, split), **options)
+    careful = careful_steps(optimizer)
+    train_side_by_side((ours, optimizer), (theirs, reference), schedule=split)
+    worst = worst_difference(ours, theirs, optimizer, reference)
+    key = "torch.AdaBelief (adabelief-pytorch)"
+    measured["torch_worst"][key] = max(measured["torch_worst"][key], worst)
+    assert worst <= TOLERANCE, f"AdaBelief {options}: relative difference {worst:.2e}"
+    moved = max(tensor_relative_difference(p.detach(), q.detach()) for p, q in zip(ours.parameters(), make_model().parameters()))
+    assert moved > 1e-3, "the parameters barely moved: the comparison would prove nothing"
+    assert len(careful) == (STEPS if backend == "reference" else 1)
+
+
+@pytest.mark.parametrize("direction", ["package-to-fastopt", "fastopt-to-package"])
+def test_adabelief_state_dict_moves_between_the_authors_package_and_fastopt(direction):
+    """15 steps with one, the state moved to the other, 15 more: as 30 steps of the package (whose
+    step counter is a Python int, fastopt's a float64 tensor; each loads the other's)."""
+    reference_class = _adabelief_pytorch()
+    options = ADABELIEF_CASES[1]
+    first, second = (reference_class, ft.AdaBelief) if direction == "package-to-fastopt" else (ft.AdaBelief, reference_class)
+    model = make_model()
+    optimizer = first(model.parameters(), **options)
+    train(model, optimizer, STEPS // 2)
+    continued = second(model.parameters(), **options)
+    continued.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    train(model, continued, STEPS - STEPS // 2, start=STEPS // 2)
+    uninterrupted = make_model()
+    reference = reference_class(uninterrupted.parameters(), **options)
+    train(uninterrupted, reference, STEPS)
+    assert worst_difference(model, uninterrupted, continued, reference) <= TOLERANCE
+
+
+def test_adabelief_signature_is_the_authors_and_refuses_rectify():
+    import inspect
+
+    reference = pytest.importorskip("adabelief_pytorch").AdaBelief
+    theirs = inspect.signature(reference).parameters
+    ours = inspect.signature(ft.AdaBelief).parameters
+    assert list(ours)[: len(theirs)] == list(theirs)
+    for name, parameter in theirs.items():  # the same defaults, but rectify's (True there)
+        assert ours[name].default == (False if name == "rectify" else parameter.default), name
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"rectify=True \(RAdam's rectification"):
+        ft.AdaBelief([p], rectify=True)
+    with pytest.raises(TypeError, match="fixed_decay must be a bool, got NoneType None"):
+        ft.AdaBelief([p], fixed_decay=None)
+    with pytest.raises(TypeError, match="weight_decouple must be a bool, got int 1"):
+        ft.AdaBelief([p], weight_decouple=1)
+    with pytest.raises(ValueError, match="Invalid epsilon value: -1.0"):
+        ft.AdaBelief([p], eps=-1.0)
+    assert ft.AdaBelief([p], degenerated_to_sgd=False, print_change_log=False).defaults == dict(
+        lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0, amsgrad=False, maximize=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -692,7 +776,7 @@ def test_a_tensor_lr_changed_in_place_is_validated_again(backend):
 
 @pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief"])
 def test_a_huge_hyperparameter_overflows_float32_silently(name, backend):
     """Valid hyperparameters beyond float32's range become inf in float32's arithmetic (IEEE), as
     they do in the NumPy core: no RuntimeWarning (tests run with warnings as errors), no partial

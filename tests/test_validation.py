@@ -76,7 +76,7 @@ def test_invalid_hyperparameters_set_between_steps_are_rejected_before_any_updat
     assert np.all(p == 1.0)
 
 
-# Adadelta, Adamax, NAdam, RAdam, Lion, Rprop and ASGD: each row checked at construction and set between
+# Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD and AdaBelief: each row checked at construction and set between
 # steps, in one test.
 ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("Adadelta", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
@@ -130,6 +130,18 @@ ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("ASGD", dict(t0=float("nan")), ValueError, "Invalid t0 value: nan"),
     ("ASGD", dict(t0=None), TypeError, "t0 must be a real number, got NoneType None"),
     ("ASGD", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
+    ("AdaBelief", dict(lr=-1e-3), ValueError, "Invalid learning rate: -0.001"),
+    ("AdaBelief", dict(eps=-1e-16), ValueError, "Invalid epsilon value: -1e-16"),
+    ("AdaBelief", dict(betas=(1.0, 0.999)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("AdaBelief", dict(betas=(0.9, float("nan"))), ValueError, "Invalid beta parameter at index 1: nan"),
+    ("AdaBelief", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("AdaBelief", dict(eps_root=-1e-16), ValueError, "Invalid eps_root value: -1e-16"),
+    ("AdaBelief", dict(eps_root=float("inf")), ValueError, "Invalid eps_root value: inf"),
+    ("AdaBelief", dict(eps_root="1e-16"), TypeError, "eps_root must be a real number, got str '1e-16'"),
+    ("AdaBelief", dict(amsgrad=1), TypeError, "amsgrad must be a bool, got int 1"),
+    ("AdaBelief", dict(decoupled_weight_decay=None), TypeError, "decoupled_weight_decay must be a bool, got NoneType None"),
+    ("AdaBelief", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
+    ("AdaBelief", dict(fixed_decay="yes"), TypeError, "fixed_decay must be a bool, got str 'yes'"),
 ]
 
 

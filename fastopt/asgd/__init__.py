@@ -87,7 +87,8 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 def as_float32(value: float) -> np.float32:
     """``value`` rounded to a float32; beyond float32's range it becomes inf, as in torch, without
     the overflow warning (and without the cost of ``np.errstate`` on every step)."""
-    if -_FLOAT32_MAX <= value <= _FLOAT32_MAX:
+    # compared as a Python float: a NumPy float16 lr would cast float32's maximum to float16 (and warn)
+    if -_FLOAT32_MAX <= float(value) <= _FLOAT32_MAX:
         return np.float32(value)
     with np.errstate(over="ignore"):
         return np.float32(value)

@@ -38,6 +38,7 @@ USER_OPTIONS = {
     "Rprop": dict(etas=(0.4, 1.3)),
     "ASGD": dict(weight_decay=1e-2),
     "SparseAdam": dict(),
+    "AdaBelief": dict(amsgrad=True, weight_decay=1e-2),
 }
 
 
@@ -182,7 +183,7 @@ def run(args) -> int:
     console.print(
         "Not offered: RAdam for Keras (none there) and optax (eps on the corrected root), NAdam for optax "
         "(a different update), Lion for torch (not in torch.optim), Rprop for Keras (none there) and optax (a different "
-        "update), ASGD for Keras and optax (neither has it). The flags and why they matter: "
+        "update), ASGD for Keras and optax (neither has it), AdaBelief for torch and Keras (neither has it). The flags and why they matter: "
         "help(fastopt.rmsprop), help(fastopt.adam), ... (\"Defaults and conventions\")."
     )
     return 0

@@ -32,6 +32,7 @@ SETTINGS = {
     "Rprop": dict(lr=0.01),
     "ASGD": dict(lr=0.1),
     "SparseAdam": dict(lr=0.01),
+    "AdaBelief": dict(lr=0.01),
 }
 
 

@@ -4,7 +4,8 @@
 ``NAdam``, ``RAdam``, ``Rprop``, ``ASGD`` and ``SparseAdam`` subclass ``torch.optim.Optimizer`` with torch's
 signatures, defaults, validation messages, parameter groups, ``closure``, ``zero_grad``, hooks,
 learning-rate schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
-and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``::
+and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``, and
+``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch)::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
@@ -78,7 +79,7 @@ State
 -----
 torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
 ``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``,
-``prev``, ``step_size``, ``eta``, ``mu``, ``ax``).
+``prev``, ``step_size``, ``eta``, ``mu``, ``ax``; AdaBelief's ``exp_avg_var``, ``max_exp_avg_var``).
 ``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
 torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
 dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
@@ -107,7 +108,10 @@ from fastopt._validation import check_flag, check_real
 from ._front import _FastoptOptimizer
 from ._tensors import as_float, fast_path_available, group_betas
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "SparseAdam"]
+__all__ = [
+    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
+    "SparseAdam", "AdaBelief",
+]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
 
@@ -397,3 +401,68 @@ class Lion(_FastoptOptimizer):
         super().__setstate__(state)
         self.__dict__.setdefault("_init_lr", self.defaults["lr"])
         self.__dict__.setdefault("decoupled_wd", False)
+
+
+# --------------------------------------------------------------------------------------------
+# The authors' AdaBelief (adabelief-pytorch)
+# --------------------------------------------------------------------------------------------
+class AdaBelief(_FastoptOptimizer):
+    """``adabelief_pytorch.AdaBelief`` stepped by fastopt's AdaBelief kernel; see
+    :mod:`fastopt.torch` and :mod:`fastopt.adabelief`.
+
+    The authors' signature (adabelief-pytorch 0.2.1): ``lr=1e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-16`` (added to ``s_t`` and to its root, as there: fastopt's ``eps_root = eps``),
+    ``weight_decay=0``, ``amsgrad=False``, ``weight_decouple=True`` (decay the weights by
+    ``1 - lr * weight_decay`` before the step, AdamW-style; False adds an L2 term to the
+    gradient), ``fixed_decay=False`` (True: decay by ``1 - weight_decay`` whatever ``lr``),
+    ``rectify``, ``degenerated_to_sgd=True`` and ``print_change_log``, plus keyword-only
+    ``maximize`` and ``backend``. Differences:
+
+    * ``rectify`` defaults to **False** (the package's default is True, RAdam's rectification
+      with SGD steps while it is off): True is refused with an error naming it.
+      ``degenerated_to_sgd`` acts only with ``rectify`` and is accepted and unused.
+      ``print_change_log`` is accepted and nothing is printed.
+    * The gradient is left as it is (the package adds the L2 term to ``p.grad`` in place).
+    * ``step`` is a 0-d float64 tensor (the package keeps a Python int; either loads here, and a
+      state dict saved here loads there); the groups hold no ``buffer`` (the package's cache of
+      rectification terms).
+
+    State: ``step``, ``exp_avg``, ``exp_avg_var`` (``s_t``, ``eps`` included) and
+    ``max_exp_avg_var`` (AMSGrad), the package's names. The arithmetic is fastopt's
+    (:mod:`fastopt.adabelief`, optax's order): a few ulp from the package's.
+    """
+
+    _algorithm = fastopt.AdaBelief.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    _pickled = ("backend", "weight_decouple", "fixed_decay", "rectify", "degenerated_to_sgd")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0, amsgrad=False,
+                 weight_decouple=True, fixed_decay=False, rectify=False, degenerated_to_sgd=True,
+                 print_change_log=True, *, maximize=False, backend="auto"):
+        for name, value in (("weight_decouple", weight_decouple), ("fixed_decay", fixed_decay), ("rectify", rectify),
+                            ("degenerated_to_sgd", degenerated_to_sgd), ("print_change_log", print_change_log)):
+            check_flag(name, value)
+        if rectify:
+            raise ValueError("rectify=True (RAdam's rectification, adabelief-pytorch's default) is not supported by "
+                             "fastopt.torch.AdaBelief: pass rectify=False")
+        # the package's attributes, not group entries
+        self.weight_decouple, self.fixed_decay = weight_decouple, fixed_decay
+        self.rectify, self.degenerated_to_sgd = rectify, degenerated_to_sgd
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+        super().__init__(params, defaults, backend)
+
+    def _fastopt(self, group):
+        algorithm = self._algorithm
+        translated = {key: group_betas(group) if key == "betas" else as_float(key, group[key])
+                      for key in self._hyperparameters}
+        # the package's one eps goes in both places (fastopt's eps_root and eps)
+        translated.update(eps_root=translated["eps"], decoupled_weight_decay=self.weight_decouple,
+                          fixed_decay=self.fixed_decay)
+        algorithm.check(translated)
+        return algorithm, translated
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for name, default in (("weight_decouple", True), ("fixed_decay", False), ("rectify", False),
+                              ("degenerated_to_sgd", True)):
+            self.__dict__.setdefault(name, default)

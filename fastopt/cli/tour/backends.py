@@ -42,6 +42,7 @@ SETTINGS = {
     "Rprop": dict(lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 1.0)),  # repeated and flipped signs
     "ASGD": dict(lr=0.1, lambd=1e-3, t0=5, weight_decay=1e-3),  # averaging from step 7 on
     "SparseAdam": dict(lr=0.003),
+    "AdaBelief": dict(lr=0.003, amsgrad=True, weight_decay=1e-3),
 }
 """Every optimizer fastopt has (``fastopt.OPTIMIZERS``), each with options that exercise its less
 common code paths; ``test_tour`` checks that no optimizer is left out."""
