@@ -80,7 +80,7 @@ def check_sparse_grad(index: int, grad: object, param: np.ndarray) -> SparseRows
     if values.size and np.may_share_memory(values, param):
         raise ValueError(f"{where}[1] (values) shares memory with params[{index}]; pass it in its own array")
     width = param.size // n_rows if n_rows else 0
-    return coalesce(indices.astype(np.intp, copy=False), values, width)
+    return coalesce(indices, values, width)
 
 
 def step_rows(kernel, param: np.ndarray, grad: SparseRows, buffers: tuple, scalars: tuple, threads: int) -> None:

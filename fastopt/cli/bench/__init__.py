@@ -77,7 +77,7 @@ def _thread_counts(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fastopt import BACKENDS, OPTIMIZERS
+    from fastopt import BACKENDS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -124,7 +124,7 @@ class Settings:
     """The parsed command line, with --quick and the defaults applied."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from fastopt import OPTIMIZERS, available_backends
+        from fastopt import available_backends
 
         quick = QUICK if args.quick else {}
         self.optimizers = _names(args.optimizers, dense_optimizers(), "optimizer")
