@@ -42,6 +42,7 @@ STATE_EDITS = [
     ("step removed", lambda opt: opt.state[1].pop("step"), ValueError, "opt.state[1] is missing ['step']"),
     ("buffer removed", lambda opt: opt.state[1].pop("exp_avg_sq"), ValueError, "opt.state[1] is missing ['exp_avg_sq']"),
     ("buffer shorter than its parameter", lambda opt: opt.state[1].update(exp_avg=_short_exp_avg(opt)), ValueError, "opt.state[1]['exp_avg'] has shape (2,) and dtype float64, but its parameter has shape (4,) and dtype float64"),
+    ("buffer of its size but another shape", lambda opt: opt.state[1].update(exp_avg=np.zeros((2, 2))), ValueError, "opt.state[1]['exp_avg'] has shape (2, 2) and dtype float64, but its parameter has shape (4,) and dtype float64"),
     ("buffer of another dtype", lambda opt: opt.state[1].update(exp_avg=np.zeros(4, np.float32)), ValueError, "opt.state[1]['exp_avg'] has shape (4,) and dtype float32, but its parameter has shape (4,) and dtype float64"),
     ("buffer not contiguous", lambda opt: opt.state[1].update(exp_avg=np.zeros(8)[::2]), ValueError, "opt.state[1]['exp_avg'] must be a C-contiguous, writeable, aligned array"),
     ("buffer read-only", lambda opt: opt.state[1].update(exp_avg=readonly(np.zeros(4))), ValueError, "opt.state[1]['exp_avg'] must be a C-contiguous, writeable, aligned array"),

@@ -299,7 +299,9 @@ cdef class Batch:
                     if not usable_array(array, typenum, True):
                         return k
                     buffer = <cnp.ndarray> array
-                    if cnp.PyArray_SIZE(buffer) != self.sizes[k] or _overlap(buffer, grad) or _overlap(buffer, param):
+                    # the parameter's shape, not only its size: the careful path's rule, so that
+                    # a reshaped buffer is refused on every backend alike
+                    if not _same_shape(buffer, param) or _overlap(buffer, grad) or _overlap(buffer, param):
                         return k
                     row[2 + s] = cnp.PyArray_DATA(buffer)
                     _keep(self, <PyObject*> buffer)
