@@ -131,6 +131,8 @@ def native_extensions():
     """fastopt/_native: the compiled support every kernel shares (built for the baseline CPU)."""
     for name in ("cpu", "overlap", "dlpack", "batch", "identity"):
         yield Extension(f"fastopt._native.{name}", [f"fastopt/_native/{name}.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
+    # the summation order's Cython twin, callable from Python (its loops are inline in sums.pxd)
+    yield Extension("fastopt._sums.sums", ["fastopt/_sums/sums.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
 
 
 extensions = [*native_extensions(), *kernel_extensions()]

@@ -119,8 +119,14 @@ class Checkpoints:
                 continue
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"{where}[{key!r}] must be a numpy.ndarray, got {type(value).__name__}")
-            if value.shape != param.shape or value.dtype != param.dtype:
+            shape = self.algorithm.buffer_shape(key, param.shape)
+            if shape is None:
+                raise ValueError(f"{where}[{key!r}]: a parameter of shape {param.shape} has no {key!r}")
+            if value.shape != shape or value.dtype != param.dtype:
                 raise ValueError(
+                    f"{where}[{key!r}] has shape {value.shape} and dtype {value.dtype}, but its "
+                    f"parameter (shape {param.shape}, dtype {param.dtype}) needs shape {shape} and dtype {param.dtype}"
+                    if shape != param.shape else
                     f"{where}[{key!r}] has shape {value.shape} and dtype {value.dtype}, but its "
                     f"parameter has shape {param.shape} and dtype {param.dtype}"
                 )

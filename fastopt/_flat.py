@@ -14,8 +14,10 @@ array and steps all of it in one call::
     opt.step([flat.grad])
     exp_avg_of_w1 = flat.split(opt.state[0]["exp_avg"])[0]
 
-Every optimizer in fastopt is element-wise, so stepping the concatenation gives exactly the same
-bits as stepping each array on its own with the same hyperparameters.
+For an element-wise optimizer (all but Adafactor) stepping the concatenation gives exactly the
+same bits as stepping each array on its own with the same hyperparameters. Adafactor's statistics
+belong to a tensor (its norm, the row and column means of a matrix): to it a flat buffer is one
+long vector, which is another algorithm; give it the arrays themselves.
 """
 
 from __future__ import annotations

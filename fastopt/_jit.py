@@ -58,6 +58,8 @@ def parallel_twin(kernel):
 
 
 _require_length = register_jitable(_checks.require_length)
+require_size = register_jitable(_checks.require_size)
+require_matrices = register_jitable(_checks.require_matrices)
 # The kernels call fastopt._checks.require_lengths, the reference's own function; inside compiled
 # code it is the overload below.
 require_lengths = _checks.require_lengths

@@ -205,10 +205,12 @@ class Optimizer(Checkpoints):
         for group in groups:
             self.add_param_group(group)
 
-    def _zeros_like(self, param: np.ndarray, fill_value: float = 0.0) -> np.ndarray:
-        """A state buffer for ``param``: same shape and dtype, 64-byte aligned."""
+    def _new_buffer(self, key: str, param: np.ndarray, group: dict[str, Any]) -> np.ndarray:
+        """State buffer ``key`` for ``param``: its dtype, the algorithm's shape for it (the
+        parameter's, but Adafactor's factors), 64-byte aligned, filled with its first value."""
+        shape = self.algorithm.buffer_shape(key, param.shape)
         with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
-            return aligned_full(param.shape, param.dtype, fill_value)
+            return aligned_full(shape, param.dtype, self.algorithm.fill(key, group))
 
     def _new_state(self, param: np.ndarray, group: dict[str, Any]) -> dict[str, Any]:
         """A parameter's state before its first step: its counters, and its kernel's buffers."""
@@ -218,8 +220,8 @@ class Optimizer(Checkpoints):
         for key in algorithm.state_keys:
             if key in counters:
                 state[key] = counters[key]
-            elif key in slots:
-                state[key] = self._zeros_like(param, algorithm.fill(key, group))
+            elif key in slots and algorithm.buffer_shape(key, param.shape) is not None:
+                state[key] = self._new_buffer(key, param, group)
         return state
 
     # ----------------------------------------------------------------------------------------
@@ -455,11 +457,15 @@ class Optimizer(Checkpoints):
             state = self._new_state(param, plan.group)
             created = plan.keys
         else:  # an option switched on later creates its buffer (torch raises KeyError there)
-            created = tuple(key for key in self.algorithm.buffers if key in plan.keys and key not in state)
+            created = tuple(key for key in self.algorithm.buffers if key in plan.keys and key not in state
+                            and self.algorithm.buffer_shape(key, param.shape) is not None)
             for key in created:
-                state[key] = self._zeros_like(param, self.algorithm.fill(key, plan.group))
+                state[key] = self._new_buffer(key, param, plan.group)
         # the state dict holds the counters itself: the algorithm advances them in place
         return self._flat_params[index], grad, self._flat_state(index, state, plan.slots), state, created
+
+    def shape(self, item: tuple) -> tuple[int, ...]:
+        return self._params[item[0]].shape
 
     def finish(self, plan: Plan, item: tuple, state: dict[str, Any]) -> None:
         if state:  # like torch, a parameter without state (plain SGD) has no entry
@@ -504,10 +510,11 @@ class Optimizer(Checkpoints):
         param = self._params[index]
         arrays: list[tuple[str, np.ndarray]] = []
         for key in slots:
-            if key not in entry:
-                continue  # an optional buffer not created yet: the step creates it
+            shape = self.algorithm.buffer_shape(key, param.shape)
+            if key not in entry or shape is None:
+                continue  # an optional buffer not created yet (the step creates it), or unused
             value = entry[key]
-            check_state_array(f"{where}[{key!r}]", value, param)
+            check_state_array(f"{where}[{key!r}]", value, param, shape)
             if value.size:
                 for other_key, other in arrays:
                     if np.may_share_memory(value, other):
@@ -527,8 +534,10 @@ class Optimizer(Checkpoints):
         if cached is not None and cached[0] == slots and all(state.get(k) is a for k, a in cached[1]):
             return cached[2]
         dtype = self._params[index].dtype
-        arrays = tuple((key, state[key]) for key in slots if key is not None)
-        flat = tuple(state[key].reshape(-1) if key is not None else _EMPTY[dtype] for key in slots)
+        # a slot this parameter does not use (None, or a buffer its shape has none of) is empty
+        slots_used = tuple(key if key in state else None for key in slots)
+        arrays = tuple((key, state[key]) for key in slots_used if key is not None)
+        flat = tuple(state[key].reshape(-1) if key is not None else _EMPTY[dtype] for key in slots_used)
         self._flat_state_cache[index] = (slots, arrays, flat)
         return flat
 

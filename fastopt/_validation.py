@@ -177,17 +177,24 @@ def check_step(where: str, value: object) -> None:
         raise ValueError(f"{where} must be an int in [0, 2**62), got {type(value).__name__} {value!r}")
 
 
-def check_state_array(where: str, value: object, param: np.ndarray) -> None:
+def check_state_array(where: str, value: object, param: np.ndarray, shape: tuple[int, ...] | None = None) -> None:
     """A state buffer the kernels will update in place, as if it were the parameter itself: the
-    same dtype and shape (a shorter buffer would be written past its end by the compiled
-    kernels), C-contiguous (a copy would lose the update), writeable, aligned, and not sharing
-    memory with its parameter (the NumPy reference and the element loops would then differ)."""
+    same dtype and shape (``shape`` if the algorithm keeps another: Adafactor's factors; a
+    shorter buffer would be written past its end by the compiled kernels), C-contiguous (a copy
+    would lose the update), writeable, aligned, and not sharing memory with its parameter (the
+    NumPy reference and the element loops would then differ)."""
     if not isinstance(value, np.ndarray) or isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{where} must be a numpy.ndarray, got {type(value).__name__}")
-    if value.dtype != param.dtype or value.shape != param.shape:
+    if shape is None or shape == param.shape:
+        if value.dtype != param.dtype or value.shape != param.shape:
+            raise ValueError(
+                f"{where} has shape {value.shape} and dtype {value.dtype}, but its parameter has "
+                f"shape {param.shape} and dtype {param.dtype}"
+            )
+    elif value.dtype != param.dtype or value.shape != shape:
         raise ValueError(
-            f"{where} has shape {value.shape} and dtype {value.dtype}, but its parameter has "
-            f"shape {param.shape} and dtype {param.dtype}"
+            f"{where} has shape {value.shape} and dtype {value.dtype}, but a parameter of shape "
+            f"{param.shape} and dtype {param.dtype} needs shape {shape} and dtype {param.dtype}"
         )
     flags = value.flags
     if not (flags.c_contiguous and flags.writeable and flags.aligned):

@@ -52,6 +52,11 @@ class Algorithm:
     counters, then the buffers."""
     eager: ClassVar[bool] = False
     """True if a parameter's state exists before its first step (Adagrad's, as torch's)."""
+    whole_tensor: ClassVar[bool] = False
+    """True if its kernel needs a whole parameter at once (a norm, a row mean: Adafactor's): each
+    parameter is then one kernel call on one thread, on the careful path, with the arguments
+    ``shape_arguments`` gives after its arrays, and its state arrays may have other shapes than
+    the parameter's (``buffer_shape``)."""
     sparse: ClassVar[bool] = False
     """True if its gradients are sparse rows (SparseAdam's): each step takes the careful path,
     which steps only the rows a gradient names (``fastopt/_engine/rows.py``)."""
@@ -69,6 +74,16 @@ class Algorithm:
         """The state arrays the kernel takes after ``param, grad``, in its order; ``None`` for a
         slot the options leave unused (the kernel then gets an empty array and never reads it)."""
         raise NotImplementedError
+
+    def buffer_shape(self, buffer: str, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        """The shape of state array ``buffer`` for a parameter of ``shape``: the parameter's own,
+        unless the algorithm keeps something smaller (Adafactor's row and column factors); None
+        if a parameter of this shape has no such array (the kernel then gets an empty one)."""
+        return shape
+
+    def shape_arguments(self, shape: tuple[int, ...]) -> tuple:
+        """What a ``whole_tensor`` kernel takes after its arrays about the parameter's shape."""
+        return ()
 
     def fill(self, buffer: str, group: dict[str, Any]) -> float:
         """The value a new state array starts from."""
@@ -163,9 +178,17 @@ def _loaded_step(value: Any) -> int | None:
     return value if 0 <= value < MAX_STEP - 1 else None
 
 
+class Double(float):
+    """A step scalar a kernel takes as a float64 number whatever the arrays' dtype (Adafactor's
+    ``rho_t``, used in float64 arithmetic with the kernel's sums): ``cast_numbers`` leaves it a
+    Python float."""
+
+
 def cast_numbers(values: tuple, cast) -> tuple:
-    """``values`` with every number cast (``np.float32`` ...) and every flag left a bool."""
-    return tuple(value if type(value) is bool else cast(value) for value in values)
+    """``values`` with every number cast (``np.float32`` ...), every flag left a bool and every
+    :class:`Double` a Python float."""
+    return tuple(value if type(value) is bool else float(value) if type(value) is Double else cast(value)
+                 for value in values)
 
 
 def moment_scalars(group: dict[str, Any], dtype: np.dtype) -> tuple:

@@ -12,7 +12,8 @@ arrays, the optimizers of ``fastopt.torch`` on tensors), in two ways that give t
   non-contiguous gradient, diverging counters, or an error to report;
 * **the careful path**: every check with its message first (a rejected step changes nothing),
   then per parameter: create the state it lacks, advance its counters, one kernel call (on the
-  rows a sparse gradient names, gathered and written back: :mod:`.rows`).
+  rows a sparse gradient names, gathered and written back: :mod:`.rows`; on one thread, with the
+  parameter's shape, for an algorithm whose kernel takes whole tensors, e.g. Adafactor's norms).
 
 What differs between NumPy arrays and tensors (how a state buffer is allocated, how a counter is
 stored, what the messages say) is the front end's; the order of events, the scalars and the
@@ -24,6 +25,7 @@ A front end provides::
     check(inputs, plans) -> [(plan, item), ...]    # the careful path's checks, all of them
     prepare(plan, item) -> (param, grad, buffers, counters, created)
     finish(plan, item, counters) -> None
+    shape(item) -> tuple                           # the parameter's shape (whole-tensor kernels)
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ class Engine:
         work = []
         try:
             for index, plan in enumerate(plans):
-                if plan.algorithm.sparse:
-                    return False  # a sparse gradient's rows are gathered on the careful path
+                if plan.algorithm.sparse or plan.algorithm.whole_tensor:
+                    return False  # rows gathered, or whole tensors with their shapes: the careful path
                 batch = batches[index]
                 gathered = front.gather(inputs, index, plan, batch)
                 if gathered is None:
@@ -93,6 +95,11 @@ class Engine:
             key = plan.algorithm.advance(plan.group, counters, created)
             front.finish(plan, item, counters)
             scalars = plan.scalars(key, param.dtype)
+            if plan.algorithm.whole_tensor:  # one call on one thread: sums in one order (fastopt._sums)
+                if param.size:  # a parameter with no elements has nothing to scale (torch raises)
+                    arguments = plan.algorithm.shape_arguments(front.shape(item))
+                    plan.kernels.single[param.dtype](param, grad, *buffers, *arguments, *scalars, 1)
+                continue
             sparse = type(grad) is SparseRows
             threads = threads_for(grad.values.size if sparse else param.size)
             kernels = plan.kernels

@@ -22,9 +22,16 @@ the package is built (``setup.py``; nothing generated is committed):
 
 The signature is read as written: ``Py_ssize_t n`` first, then the arrays (``param``, ``const``
 ``grad``, then the state buffers, at most three), then the scalars (``floating``, ``bint``,
-``int``, ``Py_ssize_t``). A state buffer that only some options use says so in a comment on its
-own line, ``# only if <condition on the scalars>``: it is then length-checked only when the
-condition holds (an unused buffer may be empty). The module that Cython compiles is a small file
+``int``, ``Py_ssize_t``, ``double``). A state buffer that only some options use says so in a
+comment on its own line, ``# only if <condition on the scalars>``: it is then length-checked only
+when the condition holds (an unused buffer may be empty).
+
+A loop that needs a whole tensor at once (a norm, a row mean: Adafactor's) says so by giving a
+state buffer another length than ``param``'s, ``# length <C expression of n and the scalars>``
+(with a condition: ``# only if factored; length n // cols``). Such a loop runs once per call on
+one thread: it gets no ``_threads`` and no ``_update_many``; if its scalars include
+``Py_ssize_t rows, Py_ssize_t cols``, the entry first checks that ``param`` is a whole number of
+``rows x cols`` matrices. The module that Cython compiles is a small file
 that ``include``\\ s the hand-written one (so its line numbers stay those of the original) and
 then carries the rendered entry points; see :func:`module_source`.
 """
@@ -39,7 +46,8 @@ TEMPLATE = Path(__file__).with_name("entries.pyx.tp")
 MAX_STATE_ARRAYS = 3  # what arrays.pxd's plain_arrays takes after param and grad
 
 _LOOP_START = re.compile(r"^cdef void _(?P<name>[a-z][a-z0-9_]*)_loop\(")
-_CONDITION = re.compile(r"#\s*only if (?P<condition>.+?)\s*$")
+_CONDITION = re.compile(r"only if (?P<condition>[^;]+?)\s*(;|$)")
+_LENGTH = re.compile(r"length (?P<length>[^;]+?)\s*(;|$)")
 _ARRAY = re.compile(r"^(?P<const>const )?floating\*\s*(?P<name>\w+)$")
 _SCALAR = re.compile(r"^(?P<type>floating|bint|int|Py_ssize_t|double)\s+(?P<name>\w+)$")
 # the type a Python caller's scalar arrives as, in <name>_update (NumPy arrays' entry)
@@ -55,6 +63,7 @@ class Array:
     name: str
     const: bool = False
     condition: str | None = None  # the buffer is used only if this holds
+    length: str | None = None  # its length, if not param's (a whole-tensor loop's)
 
     @property
     def declaration(self) -> str:
@@ -87,6 +96,17 @@ class Loop:
     def states(self) -> tuple[Array, ...]:
         return self.arrays[2:]
 
+    @property
+    def whole_tensor(self) -> bool:
+        """Whether the loop takes a whole tensor at once (some array has another length)."""
+        return any(array.length is not None for array in self.arrays)
+
+    @property
+    def matrices(self) -> bool:
+        """Whether it views param as ``rows x cols`` matrices (scalars ``rows`` and ``cols``)."""
+        names = {scalar.name for scalar in self.scalars if scalar.type == "Py_ssize_t"}
+        return self.whole_tensor and {"rows", "cols"} <= names
+
 
 def parse_loop(source: str, where: str = "<source>") -> Loop:
     """The signature of the one ``cdef void _<name>_loop(...) noexcept nogil`` in ``source``."""
@@ -96,26 +116,27 @@ def parse_loop(source: str, where: str = "<source>") -> Loop:
         raise SignatureError(f"{where}: expected one 'cdef void _<name>_loop(' at the start of a line, found {len(starts)}")
     first = starts[0]
     name = _LOOP_START.match(lines[first]).group("name")
-    # (code, condition) per line of the signature, up to the line that closes it
-    pieces: list[tuple[str, str | None]] = []
+    # (code, condition, length) per line of the signature, up to the line that closes it
+    pieces: list[tuple[str, str | None, str | None]] = []
     for line in lines[first:]:
         code, _, comment = line.partition("#")
-        condition = _CONDITION.search("#" + comment) if comment else None
-        pieces.append((code, condition.group("condition") if condition else None))
+        condition = _CONDITION.search(comment) if comment else None
+        length = _LENGTH.search(comment) if comment else None
+        pieces.append((code, condition.group("condition") if condition else None, length.group("length") if length else None))
         if "noexcept nogil:" in code:
             break
     else:
         raise SignatureError(f"{where}: _{name}_loop's signature must end with ') noexcept nogil:'")
     # the parameter list: from after the first "(" to before the last ")"
-    pieces[0] = (pieces[0][0].split("(", 1)[1], pieces[0][1])
-    pieces[-1] = (pieces[-1][0].rsplit(")", 1)[0], pieces[-1][1])
+    pieces[0] = (pieces[0][0].split("(", 1)[1], *pieces[0][1:])
+    pieces[-1] = (pieces[-1][0].rsplit(")", 1)[0], *pieces[-1][1:])
     arrays: list[Array] = []
     scalars: list[Scalar] = []
     parameters: list[str] = []
-    for code, condition in pieces:
+    for code, condition, length in pieces:
         on_line = [part.strip() for part in code.split(",") if part.strip()]
-        if condition is not None and (len(on_line) != 1 or not _ARRAY.match(on_line[0])):
-            raise SignatureError(f"{where}: '# only if {condition}' must follow a state array alone on its line")
+        if (condition or length) is not None and (len(on_line) != 1 or not _ARRAY.match(on_line[0])):
+            raise SignatureError(f"{where}: '# only if' and '# length' must follow a state array alone on its line")
         for part in on_line:
             parameters.append(part)
             if not arrays and not scalars and part == "Py_ssize_t n":
@@ -124,7 +145,7 @@ def parse_loop(source: str, where: str = "<source>") -> Loop:
             if match:
                 if scalars:
                     raise SignatureError(f"{where}: array {match.group('name')!r} after a scalar; arrays come first")
-                arrays.append(Array(match.group("name"), bool(match.group("const")), condition))
+                arrays.append(Array(match.group("name"), bool(match.group("const")), condition, length))
                 continue
             match = _SCALAR.match(part)
             if match is None:
@@ -172,7 +193,9 @@ def _argument_lists(loop: Loop) -> dict[str, object]:
 
     return dict(
         name=name,
-        checked_arrays=arrays[1:],  # every array but param is checked against param's length
+        whole_tensor=loop.whole_tensor,
+        matrices=loop.matrices,
+        checked_arrays=arrays[1:],  # every array but param is checked against param's length (or its own)
         array_declarations=joined(array.declaration for array in arrays),
         array_names=joined(array.name for array in arrays),
         scalar_declarations=joined(scalar.declaration for scalar in scalars),

@@ -203,21 +203,26 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         p, grad = item
         state = self.state[p]
         algorithm = plan.algorithm
-        created = tuple(key for key in plan.keys if key not in state)
+        shape = tuple(p.shape)
+        created = tuple(key for key in plan.keys if key not in state and algorithm.buffer_shape(key, shape) is not None)
         for key in created:  # a first step, or an option switched on later
-            state[key] = self._new_buffer(p, self._initial_value(key, algorithm, plan.group))
+            state[key] = self._new_buffer(p, self._initial_value(key, algorithm, plan.group), algorithm.buffer_shape(key, shape))
         # a counter not there yet starts where the algorithm starts it (NAdam's product at 1)
         fresh = algorithm.initial_counters(plan.group)
         counters = {}
         for name, bits in self._counters(plan):
             array = self._counter(state, name, np.float64 if bits == 64 else np.float32, float(fresh.get(name, 0.0)))
             counters[name] = COUNTER_TYPE[name](array[()])
-        views = self._views(p, state, plan.keys)
+        keys = tuple(key for key in plan.keys if key in state)  # not those its shape has none of (Adafactor's)
+        views = self._views(p, state, keys)
         dtype = views[0].dtype
         if type(grad) is not SparseRows:
             grad = numpy_view(grad if grad.is_contiguous() else grad.contiguous())
-        buffers = dict(zip(plan.keys, views[1:]))
-        return views[0], grad, tuple(buffers[name] if name is not None else EMPTY_ARRAYS[dtype] for name in plan.slots), counters, created
+        buffers = dict(zip(keys, views[1:]))
+        return views[0], grad, tuple(buffers.get(name, EMPTY_ARRAYS[dtype]) for name in plan.slots), counters, created
+
+    def shape(self, item: tuple) -> tuple[int, ...]:
+        return tuple(item[0].shape)
 
     def finish(self, plan: Plan, item: tuple, counters: dict[str, Any]) -> None:
         state = self.state[item[0]]
@@ -298,10 +303,12 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         if not isinstance(state, dict):
             raise TypeError(f"{prefix} must be a dict, got {type(state).__name__}")
         buffers = []
-        numel, dtype = param.numel(), DTYPES[param.dtype]
+        dtype = DTYPES[param.dtype]
         for key in keys:
-            if key not in state:
-                continue
+            shape = self._algorithm.buffer_shape(key, tuple(param.shape))
+            if key not in state or shape is None:
+                continue  # created by the step, or not used for a parameter of this shape
+            numel = math.prod(shape)
             value = state[key]
             name = f"{prefix}[{key!r}]"
             entry = self._owned.get(id(value))
@@ -344,11 +351,12 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 raise ValueError(f"{prefix}[{key!r}] must be a finite non-negative number, got {value!r}")
         return buffers
 
-    def _new_buffer(self, p: torch.Tensor, value: float) -> torch.Tensor:
-        """A state buffer for ``p``: its shape and dtype, 64-byte aligned, filled with ``value``."""
+    def _new_buffer(self, p: torch.Tensor, value: float, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        """A state buffer for ``p``: its dtype and shape (or the algorithm's ``shape`` for it),
+        64-byte aligned, filled with ``value``."""
         with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
             # 64-byte aligned but not on huge pages beside torch's tensors: see fastopt/_memory.py
-            return self._own(aligned_full(tuple(p.shape), DTYPES[p.dtype], value, huge_pages=False))
+            return self._own(aligned_full(tuple(p.shape) if shape is None else shape, DTYPES[p.dtype], value, huge_pages=False))
 
     def _counter(self, state: dict, key: str, dtype: type, initial: float) -> np.ndarray:
         """The 0-d array of the counter ``state[key]`` (fastopt's own, of ``dtype``), made from the

@@ -12,7 +12,7 @@ from numpy cimport NPY_FLOAT
 
 from fastopt._native.arrays cimport Arrays, const_data, data, offset, plain_arrays
 from fastopt._native.batch cimport Batch
-from fastopt._native.checks cimport require_length
+from fastopt._native.checks cimport require_length, require_matrices, require_size
 
 
 cdef void _example_threads(Py_ssize_t n, floating* param, const floating* grad, floating* velocity, floating* peak, bint maximize, floating lr, int stride, bint track_peak, int num_threads) noexcept nogil:
@@ -28,7 +28,7 @@ cdef void _example_threads(Py_ssize_t n, floating* param, const floating* grad, 
 
 
 cdef int _example_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t velocity_size, Py_ssize_t peak_size, floating* param, const floating* grad, floating* velocity, floating* peak, bint maximize, floating lr, int stride, bint track_peak, int num_threads) except -1:
-    # every array this step touches has param's length (the loop is unchecked)
+    # every array this step touches has param's length, or the length it declares (the loop is unchecked)
     require_length("example_update", "grad", grad_size, n)
     require_length("example_update", "velocity", velocity_size, n)
     if track_peak:
