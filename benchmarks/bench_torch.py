@@ -140,3 +140,48 @@ class TimeSparseAdam:
 
     def time_step(self, case, implementation):
         self.optimizer.step()
+
+
+# ------------------------------------------------------------------------------------------------
+# Adafactor: one matrix, its factored second moments (n/a before fastopt.torch.Adafactor)
+# ------------------------------------------------------------------------------------------------
+ADAFACTOR_SHAPES = ["64x64", "512x512", "2048x2048", "256x256", "1024x1024"]  # float32; append-only
+ADAFACTOR_IMPLEMENTATIONS = ["fastopt.torch cython", "fastopt.torch numba", "torch"]
+
+
+@functools.lru_cache(maxsize=1)
+def adafactor_problem(shape: str, implementation: str):
+    try:
+        import torch
+    except ImportError as exc:
+        raise NotImplementedError(f"torch is not installed: {exc}") from None
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(SEED_MODEL)
+    rows, cols = map(int, shape.split("x"))
+    weight = torch.nn.Parameter(torch.randn(rows, cols, generator=generator))
+    weight.grad = torch.randn(rows, cols, generator=generator)
+    if implementation == "torch":
+        optimizer = torch.optim.Adafactor([weight], lr=1e-2)
+    else:
+        try:
+            from fastopt.torch import Adafactor
+        except ImportError as exc:
+            raise NotImplementedError(f"fastopt.torch.Adafactor is not available: {exc}") from None
+        optimizer = Adafactor([weight], lr=1e-2, backend=implementation.split()[-1])
+    optimizer.step()  # the state exists (and Numba has compiled)
+    return weight, optimizer
+
+
+class TimeAdafactor:
+    """One ``optimizer.step()`` of Adafactor (torch's defaults but lr 1e-2) on one float32 matrix:
+    its norms, row and column means and the update, one thread."""
+
+    params = [ADAFACTOR_SHAPES, ADAFACTOR_IMPLEMENTATIONS]
+    param_names = ["shape", "implementation"]
+    repeat = (5, 50, 4.0)
+
+    def setup(self, shape, implementation):
+        self.optimizer = adafactor_problem(shape, implementation)[1]
+
+    def time_step(self, shape, implementation):
+        self.optimizer.step()

@@ -16,6 +16,7 @@ from ._flat import FlatParameters, flatten
 from ._optimizer import Optimizer
 from ._threads import get_num_threads, set_num_threads
 from .adabelief import AdaBelief
+from .adafactor import Adafactor
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 OPTIMIZERS = {
     cls.__name__: cls
     for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam,
-                AdaBelief)
+                AdaBelief, Adafactor)
 }
 """Every optimizer class, by name, in teaching order."""
 
@@ -44,6 +45,7 @@ __all__ = [
     "BACKENDS",
     "OPTIMIZERS",
     "AdaBelief",
+    "Adafactor",
     "Adadelta",
     "Adagrad",
     "Adam",

@@ -114,6 +114,17 @@ adabelief_options = st.fixed_dictionaries(
         fixed_decay=st.booleans(),
     )
 )
+adafactor_options = st.fixed_dictionaries(
+    dict(
+        lr=st.one_of(st.sampled_from([1e-2, 0.1, 1.0]), lr_st),
+        beta2_decay=st.one_of(st.sampled_from([-0.8, 0.0, -1.0, -0.5]), st.floats(-2.0, 0.0)),
+        eps=st.tuples(st.one_of(st.none(), st.sampled_from([1e-30, 1e-3]), st.floats(0.0, 1e-2)),
+                      st.one_of(st.sampled_from([1e-3, 0.0]), st.floats(0.0, 1.0))),
+        d=st.one_of(st.sampled_from([1.0, 2.0]), st.floats(1.0, 10.0)),
+        weight_decay=wd_st,
+        maximize=st.booleans(),
+    )
+)
 lion_options = st.fixed_dictionaries(
     dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), weight_decay=wd_st, maximize=st.booleans())
 )
@@ -272,6 +283,15 @@ SPECS = {
             dict(),
             dict(lr=0.1, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2)),
             dict(lr=100.0, etas=(0.25, 2.0), step_sizes=(1e-4, 1.0), maximize=True),
+        ],
+    ),
+    "Adafactor": Spec(  # sums in fastopt's order (fastopt._sums): compared with torch within rounding
+        fastopt.Adafactor,
+        adafactor_options,
+        [
+            dict(),
+            dict(lr=0.05, beta2_decay=-0.5, weight_decay=0.1),
+            dict(lr=0.5, eps=(1e-3, 1e-2), d=2.0, maximize=True),
         ],
     ),
     "AdaBelief": Spec(  # not in torch.optim: compared with optax (test_conventions.py) and the authors' package

@@ -288,7 +288,7 @@ def test_a_state_dict_of_another_optimizer_is_rejected(saver, loader):
 
 BAD_CHECKPOINTS = [
     ("shapes swapped", lambda name: trained(name, shapes=((2,), (3,))).state_dict(), ValueError, r"has shape \(2,\) and dtype float64, but its parameter has shape \(3,\)"),
-    ("2-D instead of 1-D", lambda name: trained(name, shapes=((3, 1), (2,))).state_dict(), ValueError, r"has shape \(3, 1\) and dtype float64, but its parameter has shape \(3,\)"),
+    ("2-D instead of 1-D", lambda name: trained(name, shapes=((3, 1), (2,))).state_dict(), ValueError, r"has shape \(3, 1\) and dtype float64, but its parameter has shape \(3,\)|\['row_var'\]: a parameter of shape \(3,\) has no 'row_var'"),
     ("float32 instead of float64", lambda name: trained(name, dtype=np.float32).state_dict(), ValueError, r"dtype float32, but its parameter has shape \(3,\) and dtype float64"),
     ("one parameter more", lambda name: trained(name, shapes=((3,), (2,), (1,))).state_dict(), ValueError, r"^loaded state dict contains a parameter group that doesn't match the size"),
     ("hyperparameter missing", lambda name: _edit(name, lambda sd: sd["param_groups"][0].pop("lr")), ValueError, r"^state_dict\['param_groups'\]\[0\] does not hold \w+'s hyperparameters \(missing \['lr'\]"),
@@ -297,7 +297,7 @@ BAD_CHECKPOINTS = [
     ("step a float16 fraction", lambda name: _edit(name, lambda sd: _set_steps(sd, np.float16(0.25))), ValueError, r"\['step'\] must be a non-negative integer, got np.float16\(0.25\)"),
     ("state array as a list", lambda name: _edit(name, lambda sd: _set_arrays(sd, lambda a: a.tolist())), TypeError, r"must be a numpy.ndarray, got list"),
     ("state array of objects", lambda name: _edit(name, lambda sd: _set_arrays(sd, lambda a: a.astype(object))), ValueError, r"dtype object, but its parameter"),
-    ("lr is NaN", lambda name: _edit(name, lambda sd: sd["param_groups"][0].update(lr=float("nan"))), ValueError, r"^Invalid learning rate: nan$"),
+    ("lr is NaN", lambda name: _edit(name, lambda sd: sd["param_groups"][0].update(lr=float("nan"))), ValueError, r"^(Invalid learning rate|Learning rate should be >= 0 but is): nan$"),
     ("lr is a string", lambda name: _edit(name, lambda sd: sd["param_groups"][0].update(lr="0.1")), TypeError, r"^lr must be a real number, got str '0.1'$"),
     ("not a dict", lambda name: "checkpoint.pt", ValueError, r"^state_dict must be a dict"),
 ]

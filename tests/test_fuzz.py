@@ -24,9 +24,9 @@ pytestmark = pytest.mark.hostile
 
 # A message must say what was wrong: one of these words names the argument or the rule.
 NAMED = re.compile(
-    r"params|parameter list|grads|state|param_group|betas|beta|learning rate|\blr\b|epsilon|eps|momentum|dampening|"
+    r"params|parameter list|grads|state|param_group|betas|beta|[Ll]earning rate|\blr\b|epsilon|eps|momentum|dampening|"
     r"weight_decay|lr_decay|initial_accumulator_value|rho|Nesterov|nesterov|maximize|amsgrad|centered|"
-    r"\beta values|etas|step_sizes|lambd|alpha|\bt0\b|fixed_decay"
+    r"\beta values|etas|step_sizes|lambd|alpha|\bt0\b|fixed_decay|[Cc]lipping threshold"
 )
 
 

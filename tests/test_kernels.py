@@ -34,17 +34,19 @@ def cython_module(name):
 
 def kernel_arguments(name, dtype, size=37, seed=0):
     """Arguments of ``<name>_update`` as ``opt.step`` makes them at step 3 (every state buffer
-    created, the last torch configuration of the spec: the one with the most options on)."""
+    created, the last torch configuration of the spec: the one with the most options on); a
+    whole-tensor kernel (Adafactor's) gets a 3 x ``size`` matrix and its shape arguments."""
     rng = np.random.default_rng(seed)
-    opt = SPECS[name].cls([rng.standard_normal(size).astype(dtype)], backend="reference", **SPECS[name].torch_configs[-1])
+    shape = (3, size) if SPECS[name].cls.algorithm.whole_tensor else (size,)
+    opt = SPECS[name].cls([rng.standard_normal(shape).astype(dtype)], backend="reference", **SPECS[name].torch_configs[-1])
     for _ in range(2):
-        opt.step([rng.standard_normal(size).astype(dtype)])
+        opt.step([rng.standard_normal(shape).astype(dtype)])
     group, state = opt.param_groups[0], opt.state.get(0, {})
     key = opt.algorithm.advance(group, dict(state), ())
-    arrays = [state[slot].reshape(-1).copy() if slot else np.empty(0, dtype) for slot in opt.algorithm.slots(group)]
+    arrays = [state[slot].reshape(-1).copy() if slot in state else np.empty(0, dtype) for slot in opt.algorithm.slots(group)]
     param = opt._params[0].reshape(-1).copy()
-    grad = rng.standard_normal(size).astype(dtype)
-    return [param, grad, *arrays], list(opt.algorithm.scalars(group, key, np.dtype(dtype)))
+    grad = rng.standard_normal(param.size).astype(dtype)
+    return [param, grad, *arrays], [*opt.algorithm.shape_arguments(shape), *opt.algorithm.scalars(group, key, np.dtype(dtype))]
 
 
 def copies(arrays):
@@ -197,8 +199,8 @@ def direct_kernel_call(name, backend, short):
     opt = SPECS[name].cls([np.ones(8)], backend="reference", **SPECS[name].torch_configs[-1])
     opt.step([np.ones(8)])  # creates every state buffer
     group = opt.param_groups[0]
-    slots = [slot for slot in opt.algorithm.slots(group) if slot is not None]
     state = opt.state.get(0, {})
+    slots = [slot for slot in opt.algorithm.slots(group) if slot is not None and slot in state]
     if short == "state" and not slots:
         pytest.skip(f"{name} with these options keeps no state buffer")
     scalars = opt.algorithm.scalars(group, opt.algorithm.advance(group, dict(state), ()), np.dtype(np.float64))
@@ -215,7 +217,7 @@ def direct_kernel_call(name, backend, short):
     kernel = _backends.get_kernel(SPECS[name].cls.kernel, backend)
     all_buffers = [buffers.get(slot, np.empty(0)) if slot else np.empty(0) for slot in opt.algorithm.slots(group)]
     try:
-        kernel(param, grad, *all_buffers, *scalars, 1)
+        kernel(param, grad, *all_buffers, *opt.algorithm.shape_arguments((8,)), *scalars, 1)
     finally:
         assert np.all(buffer[4:] == GUARD), "out-of-bounds write"
         assert np.all(param == 1.0), "param changed by a rejected call"
@@ -233,7 +235,9 @@ def test_a_kernel_called_with_a_short_array_raises_naming_it(name, backend, shor
     slots = opt.algorithm.slots(opt.param_groups[0])
     arguments = list(inspect.signature(getattr(importlib.import_module(f"fastopt.{opt.kernel}.reference"), kernel)).parameters)
     # the kernel names the array by its argument (Adagrad's state "sum" is its state_sum)
-    label = "grad" if short == "grad" else next((arguments[2 + k] for k, s in enumerate(slots) if s), None)
+    # (a state array a parameter of 8 elements keeps: not Adafactor's factors of a matrix)
+    label = "grad" if short == "grad" else next((arguments[2 + k] for k, s in enumerate(slots)
+                                                 if s and opt.algorithm.buffer_shape(s, (8,)) is not None), None)
     with pytest.raises(ValueError, match=rf"^{kernel}: {label} has 4 elements, but param has 8$"):
         direct_kernel_call(name, backend, short)
 

@@ -81,10 +81,10 @@ def test_columns_environment_variable_is_honoured(capsys, monkeypatch):
 
 def test_unknown_optimizer_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["show", "adafactor"])
+        cli.main(["show", "shampoo"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown optimizer 'adafactor'" in err
+    assert "unknown optimizer 'shampoo'" in err
     assert all(name in err for name in OPTIMIZERS)
 
 

@@ -74,6 +74,8 @@ CASES = [
     ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-4, 0.02), maximize=True)),
     ("ASGD", dict(lr=0.05, t0=2)),  # averaging from step 4 on
     ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.6, t0=0, weight_decay=0.1, maximize=True)),
+    ("Adafactor", dict()),
+    ("Adafactor", dict(lr=0.05, beta2_decay=-0.5, eps=(1e-3, 1e-2), d=2.0, weight_decay=0.1, maximize=True)),
 ]
 # One case per optimizer for the state-dict round trips (the fullest one).
 ROUND_TRIPS = {name: options for name, options in CASES}
@@ -301,9 +303,11 @@ def test_training_matches_torch_optim(name, options, split, backend, measured):
     moved = max(tensor_relative_difference(p.detach(), q.detach()) for p, q in zip(ours.parameters(), make_model().parameters()))
     assert moved > 1e-3, "the parameters barely moved: the comparison would prove nothing"
     # The fast path took every step but the first, which creates the state (Adagrad's exists from
-    # the constructor on; SGD without momentum has none).
+    # the constructor on; SGD without momentum has none). Adafactor's kernel takes whole tensors:
+    # every step is per parameter.
     first_steps = 0 if name == "Adagrad" or (name == "SGD" and not options.get("momentum")) else 1
-    assert len(careful) == (STEPS if backend == "reference" else first_steps)
+    whole_tensor = optimizer._algorithm.whole_tensor
+    assert len(careful) == (STEPS if backend == "reference" or whole_tensor else first_steps)
 
 
 LION_CASES = [
@@ -330,7 +334,7 @@ def test_lion_training_matches_lion_pytorch(options, split, backend, measured):
 
 
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "Adafactor"])
 def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
     """The adapter adds no arithmetic: float32 tensors step to the same bits as NumPy arrays
     stepped by the fastopt class itself (RMSprop's alpha is fastopt's rho)."""
@@ -339,7 +343,8 @@ def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
                "Adamax": dict(weight_decay=0.1), "NAdam": dict(weight_decay=0.1, decoupled_weight_decay=True),
                "RAdam": dict(weight_decay=0.1), "Lion": dict(lr=1e-3, weight_decay=0.1),
                "Rprop": dict(etas=(0.4, 1.3), maximize=True), "ASGD": dict(lr=0.05, t0=2, weight_decay=0.1),
-               "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.1)}[name]
+               "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.1),
+               "Adafactor": dict(lr=0.05, weight_decay=0.1, maximize=True)}[name]
     rng = np.random.default_rng(3)
     shapes = [(5, 7), (7,), (), (40_000,), (0,)]
     initial = [rng.standard_normal(s).astype(np.float32) for s in shapes]

@@ -39,6 +39,7 @@ USER_OPTIONS = {
     "ASGD": dict(weight_decay=1e-2),
     "SparseAdam": dict(),
     "AdaBelief": dict(amsgrad=True, weight_decay=1e-2),
+    "Adafactor": dict(weight_decay=1e-2),
 }
 
 

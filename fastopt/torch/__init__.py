@@ -110,7 +110,7 @@ from ._tensors import as_float, fast_path_available, group_betas
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
-    "SparseAdam", "AdaBelief",
+    "SparseAdam", "AdaBelief", "Adafactor",
 ]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
@@ -338,6 +338,26 @@ class ASGD(_FastoptOptimizer):
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
                  maximize=False, differentiable=False, capturable=False, *, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class Adafactor(_FastoptOptimizer):
+    """``torch.optim.Adafactor`` stepped by fastopt's Adafactor kernel; see :mod:`fastopt.torch`
+    and :mod:`fastopt.adafactor`.
+
+    Same signature and defaults as torch (``lr=1e-2``, ``beta2_decay=-0.8``,
+    ``eps=(None, 1e-3)``, ``d=1.0``, ``weight_decay=0.0``), plus ``backend``; torch's checks and
+    messages. State: ``step``, then ``row_var`` and ``col_var`` for a parameter of 2 or more
+    dimensions (torch's shapes: the last, or the next-to-last, dimension 1) or ``variance``. Each
+    parameter is one kernel call on one thread; its sums follow :mod:`fastopt._sums` (float64
+    relative agreement with torch about 1e-15).
+    """
+
+    _algorithm = fastopt.Adafactor.algorithm
+    _hyperparameters = ("lr", "beta2_decay", "eps", "d", "weight_decay", "maximize")
+
+    def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0, *,
+                 foreach=None, maximize=False, backend="auto"):
         super().__init__(params, _defaults(locals()), backend)
 
 

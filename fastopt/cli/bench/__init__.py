@@ -124,7 +124,7 @@ class Settings:
     """The parsed command line, with --quick and the defaults applied."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from fastopt import available_backends
+        from fastopt import OPTIMIZERS, available_backends
 
         quick = QUICK if args.quick else {}
         self.optimizers = _names(args.optimizers, dense_optimizers(), "optimizer")
@@ -134,7 +134,9 @@ class Settings:
         self.threads = _thread_counts(args.threads)
         small = args.small or quick.get("small", "200x1000")
         self.small = None if small.lower() == "none" else tuple(int(x) for x in small.lower().split("x"))
-        self.small_optimizers = [o for o in _names(args.small_optimizers, dense_optimizers(), "optimizer")]
+        # the many-small-tensors scenario times element-wise kernels over one flat buffer too
+        elementwise = [name for name in dense_optimizers() if not OPTIMIZERS[name].algorithm.whole_tensor]
+        self.small_optimizers = [o for o in _names(args.small_optimizers, elementwise, "optimizer")]
         from .workloads import TORCH_MODELS
 
         models = getattr(args, "torch_models", "many-small,few-large") or "none"
@@ -168,7 +170,13 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
 
     hp = w.hyperparameters(name)
     param, grad = w.random_array(rng, n, dtype), w.random_array(rng, n, dtype)
-    state = w.random_state(name, hp, n, dtype, rng)
+    whole_tensor = OPTIMIZERS[name].algorithm.whole_tensor
+    if whole_tensor:  # Adafactor: one matrix (its factored statistics), stepped through opt.step only
+        shape = w.matrix_shape(n)
+        param, grad = param.reshape(shape), grad.reshape(shape)
+        state = {}
+    else:
+        state = w.random_state(name, hp, n, dtype, rng)
     a, b = w.random_array(rng, n, dtype), w.random_array(rng, n, dtype)
     ceiling_scale = a.dtype.type(1e-7)  # tiny, so a keeps its magnitude however often it runs
 
@@ -178,11 +186,14 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
         if backend == "reference" and n > settings.reference_max_size:
             notes.append(f"reference backend skipped above {settings.reference_max_size:,} elements (--reference-max-size)")
             continue
-        for threads in settings.threads:  # a kernel takes its thread count as an argument
+        for threads in settings.threads if not whole_tensor else ():  # a kernel takes its thread count
             args = w.positional(name, w.kernel_keywords(name, hp, param, grad, state, threads))
             calls.append((backend, "kernel", w.kernel_call(name, backend, args, threads), threads))
         optimizer = OPTIMIZERS[name]([param], backend=backend, **hp)  # its own state, as a user has
         calls.append((backend, "step", partial(optimizer.step, [grad]), None))
+    if whole_tensor:
+        notes.append(f"{name}: one {param.shape[0]:,} x {param.shape[1]:,} matrix, timed through opt.step (its kernel "
+                     "takes whole tensors, on one thread); bytes counted: param and grad read, param written")
     if torch is not None and not hasattr(torch.optim, name):  # Lion: torch.optim has none
         notes.append(f"torch.optim has no {name}: no torch rows for it")
     elif torch is not None:

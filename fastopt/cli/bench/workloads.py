@@ -92,8 +92,18 @@ class Traffic:
 
 
 def optimizer_traffic(name: str, hp: dict, dtype) -> Traffic:
+    if OPTIMIZERS[name].algorithm.whole_tensor:  # Adafactor: its row and column factors are negligible
+        return Traffic(("param", "grad"), ("param",), np.dtype(dtype).itemsize)
     state = state_arrays(name, hp)
     return Traffic(("param", "grad", *state), ("param", *state), np.dtype(dtype).itemsize)
+
+
+def matrix_shape(n: int) -> tuple[int, int]:
+    """The squarest ``rows x cols`` matrix of ``n`` elements, cols >= rows (64 x 64 for 4,096;
+    2,048 x 2,048 for 4,194,304): the shape an optimizer with matrix statistics (Adafactor's
+    factors) is benchmarked on."""
+    rows = max(divisor for divisor in range(1, int(n**0.5) + 1) if n % divisor == 0)
+    return rows, n // rows
 
 
 def ceiling_traffic(dtype) -> Traffic:
