@@ -16,6 +16,7 @@ side) to ``--out``.
  7    radam_warmup         RAdam's rectification is a warm-up that tames Adam's first steps
  8    lion_sign            Lion moves every weight by exactly lr, so it needs a smaller lr
  9    backends             the three implementations give bit-identical trajectories (every optimizer)
+10    adafactor_memory     Adafactor's factored state: a few percent of Adam's memory, about Adam's loss
 ====  ===================  ===========================================================
 """
 
@@ -36,6 +37,7 @@ EXPERIMENTS = {
     7: "radam_warmup",
     8: "lion_sign",
     9: "backends",
+    10: "adafactor_memory",
 }
 DEFAULT_OUT = "fastopt-tour"
 
@@ -58,7 +60,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--only", type=_experiment_numbers, default=list(EXPERIMENTS), metavar="N[,N]",
                         help="run only these experiments, e.g. --only 1,3")
     parser.add_argument("--backend", choices=["auto", "reference", "numba", "cython"], default="auto",
-                        help="backend of the optimizers in experiments 1-8 (9 uses every backend)")
+                        help="backend of the optimizers in experiments 1-8 and 10 (9 uses every backend)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random problem (default 0)")
 
 

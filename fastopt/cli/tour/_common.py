@@ -22,7 +22,7 @@ class Config:
 
     out: Path
     quick: bool = False  # smaller problems and fewer steps, for the tests
-    backend: str = "auto"  # backend of every optimizer in experiments 1-8
+    backend: str = "auto"  # backend of every optimizer in experiments 1-8 and 10
     seed: int = 0
 
 
@@ -106,6 +106,7 @@ COLOURS = {
     "Adam+warm-up": "#bcbd22",
     "Lion": "#ff7f0e",
     "Adamax": "#8c564b",
+    "Adafactor": "#e6550d",
 }
 
 
