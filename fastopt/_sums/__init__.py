@@ -25,7 +25,7 @@ within a few float32 ulp of the exact sum. NumPy reproduces rule 2 without a Pyt
 elements: the values, padded with zeros to a multiple of 8, reshaped to ``(blocks, 8)`` and
 accumulated down axis 0 with ``np.add.accumulate`` (a running sum, sequential by definition);
 rule 3 is a loop over the rows adding whole rows. The compiled twins
-(:mod:`fastopt._sums._numba`, ``fastopt/_sums/sums.pxd``) add in the same order, one element at a
+(``fastopt/_sums/_numba.py``, ``fastopt/_sums/sums.pxd``) add in the same order, one element at a
 time. ``tests/test_sums.py`` checks the three against a pure-Python transcription of the rule.
 
 Sums run on one thread: a parameter stepped by an optimizer with reductions is one kernel call,

@@ -51,19 +51,19 @@ call on one thread (its sums do not depend on ``set_num_threads``).
 
 Symbols
 -------
-====================  =====================  =====================  =============================
-fastopt               paper                  torch.optim            optax (``adafactor``)
-====================  =====================  =====================  =============================
-``lr``                rho (relative step)    ``lr``                 ``learning_rate``
-``beta2_decay``       -0.8 in beta2_t = 1-t^c ``beta2_decay``       ``decay_rate`` (positive: 0.8)
-``eps``               epsilon_1, epsilon_2   ``eps``                ``eps``, ``min_dim_size...``
-``d``                 d (clipping)           ``d``                  ``clipping_threshold``
-``weight_decay``      --                     ``weight_decay``       ``weight_decay_rate``
-``row_var``           R                      ``row_var``            ``v_row``
-``col_var``           C                      ``col_var``            ``v_col``
-``variance``          V (vectors)            ``variance``           ``v``
-``step``              t                      ``step``               ``count``
-====================  =====================  =====================  =============================
+====================  ===========================  ==================  ================================
+fastopt               paper                        torch.optim         optax (``adafactor``)
+====================  ===========================  ==================  ================================
+``lr``                rho (relative step size)     ``lr``              ``learning_rate``
+``beta2_decay``       c in beta2_t = 1 - t^c       ``beta2_decay``     ``decay_rate`` (as +0.8)
+``eps``               epsilon_1, epsilon_2         ``eps``             ``eps``
+``d``                 d (clipping threshold)       ``d``               ``clipping_threshold``
+``weight_decay``      --                           ``weight_decay``    ``weight_decay_rate``
+``row_var``           R                            ``row_var``         ``v_row``
+``col_var``           C                            ``col_var``         ``v_col``
+``variance``          V (vectors)                  ``variance``        ``v``
+``step``              t                            ``step``            ``count``
+====================  ===========================  ==================  ================================
 
 Defaults and conventions
 ------------------------
