@@ -4,15 +4,14 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
 ``_cython.pyx``)::
 
     (1)  d_t = -g_t if maximize else g_t
-    (2)  d_t = d_t + lambda * theta_{t-1}                           # an L2 term (decouple=False, the authors' default), at every step
-    (3)  v_1 = d_1 * d_1                                            # step 1 only: the second moment starts at the first gradient's square;
-                                                                    #   theta and m are left as they are, and (4)-(9) are skipped
-    (4)  theta_{t-1} = theta_{t-1} * (1 - eta * lambda)             # instead of (2), with decouple=True, from step 2 on
-    (5)  u_t = d_t / max(sqrt(v_{t-1}), epsilon)                    # the gradient normalised by the moment of the PREVIOUS gradients
-    (6)  u_t = clip(u_t, -c_t, c_t),   c_t = clip_lambda(t - 1)     # default c_t = (t - 1)^(1/4); no clipping if clip_lambda is None
-    (7)  m_t = beta1 * m_{t-1} + (1 - beta1) * u_t                  # first moment of the normalised gradients, m_1 = 0
+    (2)  d_t = d_t + lambda * theta_{t-1}                   # an L2 term (decouple=False, the authors' default)
+    (3)  v_1 = d_1 * d_1                                    # step 1 only: theta, m untouched, (4)-(9) skipped
+    (4)  theta_{t-1} = theta_{t-1} * (1 - eta * lambda)     # instead of (2) with decouple=True, from step 2
+    (5)  u_t = d_t / max(sqrt(v_{t-1}), epsilon)            # normalised by the PREVIOUS gradients' moment
+    (6)  u_t = min(max(u_t, -c_t), c_t)                     # clipped: c_t = clip_lambda(t - 1), default (t - 1)^(1/4)
+    (7)  m_t = beta1 * m_{t-1} + (1 - beta1) * u_t          # momentum of the normalised gradients, m_1 = 0
     (8)  theta_t = theta_{t-1} - eta * m_t
-    (9)  v_t = beta2 * v_{t-1} + (1 - beta2) * (d_t * d_t)          # the second moment, updated after it was used
+    (9)  v_t = beta2 * v_{t-1} + (1 - beta2) * (d_t * d_t)  # the second moment, updated after its use
 
 Adam divides its momentum by a second moment that already contains the current gradient, which
 correlates the two and is why Adam can diverge unless ``beta2`` is chosen for the problem. ADOPT
@@ -169,6 +168,14 @@ class ADOPTAlgorithm(Algorithm):
             cast(group["eps"]),
             cast(group["lr"]),
         )
+
+    def advance(self, group: dict[str, Any], counters: dict[str, Any], created: tuple[str, ...]):
+        """The step counter goes up by one, as for every optimizer; but first ``clip_lambda``'s
+        value for this step is checked, so that a bad value is refused before any counter or
+        array of the group has changed (the step engine computes the scalars after advancing)."""
+        if counters["step"] >= 1:
+            clip_value(group["clip_lambda"], counters["step"])
+        return super().advance(group, counters, created)
 
     def step_scalars(self, group: dict[str, Any], t: int) -> tuple:
         """Whether this is the first step (3), and the clipping value ``c_t`` of (6), in float64."""
