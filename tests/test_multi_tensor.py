@@ -35,6 +35,7 @@ FULL = {
     "Rprop": dict(lr=0.01, etas=(0.4, 1.3), step_sizes=(1e-4, 0.1), maximize=True),
     "ASGD": dict(lr=0.05, t0=0.0, weight_decay=0.01),
     "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
+    "ADOPT": dict(lr=0.01, weight_decay=0.01, maximize=True),
 }
 
 
