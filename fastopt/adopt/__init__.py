@@ -58,11 +58,11 @@ Defaults and conventions
 optax's ``contrib.adopt`` and the authors' package agree: ``lr=1e-3`` (the package's; optax has
 none), ``betas=(0.9, 0.9999)``, ``eps=1e-6`` and the clipping value ``step**0.25`` of the number of
 steps already taken (``clip_lambda(t - 1)``: 0 at the first step, which moves nothing anyway, 1 at
-the second). fastopt's default ``clip_lambda`` is :func:`quarter_power`, a module-level function
-(the authors' is a ``lambda``, which ``pickle`` cannot save). It is called with the step count as
-a Python ``int`` (the package passes a float, optax an int32 array) and must return a real number
-``>= 0`` (``inf`` clips nothing); anything else is a ``ValueError`` naming ``clip_lambda`` at the
-step. ``weight_decay=0``; when it is not 0 it is an L2 term added to the gradient (2), the
+the second). fastopt's default ``clip_lambda`` is :func:`fastopt.adopt.quarter_power`, a
+module-level function (the authors' is a ``lambda``, which ``pickle`` cannot save). It is called
+with the step count as a Python ``int`` (the package passes a float, optax an int32 array) and
+must return a real number ``>= 0`` (``inf`` clips nothing); anything else is a ``ValueError``
+naming ``clip_lambda`` at the step, raised before anything changed. ``weight_decay=0``; when it is not 0 it is an L2 term added to the gradient (2), the
 authors' default ``decouple=False``, also at the first step (so ``v_1`` is the square of the
 decayed gradient, as in the package); ``decouple=True`` shrinks the weights by ``1 - lr *
 weight_decay`` before each step but the first (4). optax's ``adopt`` has no weight decay.
@@ -197,7 +197,7 @@ class ADOPT(Optimizer):
         Decay rates of the momentum (7) and of the second moment (9), each in [0, 1).
     eps : float, default 1e-6
         The least denominator of (5): ``max(sqrt(v), eps)``.
-    clip_lambda : callable or None, default :func:`quarter_power`
+    clip_lambda : callable or None, default :func:`fastopt.adopt.quarter_power`
         ``clip_lambda(t - 1)`` (the steps already taken, an int) is the clipping value ``c_t`` of
         the normalised gradient (6); a real number >= 0 (``inf`` clips nothing). None: no
         clipping (the paper's original algorithm).
