@@ -31,11 +31,11 @@ u + beta1 * m`` (7), ``theta + (-eta) * m`` (8), ``(1 - beta2) * (d * d) + beta2
 of the same two rounded products in either order). ``1 - beta1``, ``1 - beta2``, ``1 - eta *
 lambda`` and ``c_t`` are scalars computed once per step in float64 (``c_t`` by calling
 ``clip_lambda(t - 1)`` in Python) and cast to the arrays' dtype; the kernels never call ``pow``.
-Where optax's and fastopt's clipping values are the same double (the float64 ``pow`` of XLA and of
-the C library agree, as far as tested, and ``(t - 1)^(1/4)`` is exact at ``t = 2``), fastopt's
-float64 weights and state are optax's bits (tested); in float32 optax promotes part of the
-arithmetic (``clip_value_fn`` of its int32 step count is a float64 under x64), so the two differ
-by an ulp here and there.
+optax (jax with x64) computes ``count**0.25`` as a float64 and clips the arrays with it cast to
+their dtype, as fastopt does; its ``pow`` and Python's gave the same doubles for every count below
+100,000. So fastopt's weights and both moments are optax's bits, in float64 (tested at every step)
+and, as measured here, in float32 too (200 steps of 20,000 elements, with and without clipping:
+no element differed; the test allows 1e-6 in float32, XLA's float32 code being machine-dependent).
 
 Symbols
 -------
