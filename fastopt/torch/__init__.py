@@ -4,9 +4,9 @@
 ``NAdam``, ``RAdam``, ``Rprop``, ``ASGD`` and ``SparseAdam`` subclass ``torch.optim.Optimizer`` with torch's
 signatures, defaults, validation messages, parameter groups, ``closure``, ``zero_grad``, hooks,
 learning-rate schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
-and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``, 
-``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch), ``fastopt.torch.ADOPT`` with
-the authors' torch-adopt::
+and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``,
+``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch) and ``fastopt.torch.ADOPT``
+with the authors' torch-adopt::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
