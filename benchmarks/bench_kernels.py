@@ -124,3 +124,10 @@ class TimeAdaBelief(_KernelAndStep):
     with three divisions per element (optax's order)."""
 
     optimizer = "adabelief"
+
+
+class TimeADOPT(_KernelAndStep):
+    """ADOPT: Adam's traffic (reads param, grad, exp_avg, exp_avg_sq; writes all but grad), with
+    one square root, one division and a clip per element."""
+
+    optimizer = "adopt"

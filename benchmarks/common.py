@@ -236,6 +236,9 @@ CASES: dict[str, OptimizerCase] = {
                           ("ax",), _values_from_class("asgd")),
     "adabelief": OptimizerCase("adabelief", "AdaBelief", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-16),
                                ("exp_avg", "exp_avg_var"), _values_from_class("adabelief")),
+    # past the first step (which only sets exp_avg_sq): the full update, clipped at (t - 1)^(1/4)
+    "adopt": OptimizerCase("adopt", "ADOPT", dict(lr=1e-3, betas=(0.9, 0.9999), eps=1e-6),
+                           ("exp_avg", "exp_avg_sq"), _values_from_class("adopt")),
 }
 """Append-only: a new configuration gets a new key (e.g. ``"adam_amsgrad"``)."""
 

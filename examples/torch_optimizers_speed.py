@@ -1,4 +1,4 @@
-"""How fast are fastopt.torch's SparseAdam and AdaBelief next to the implementations they replace?
+"""How fast are fastopt.torch's SparseAdam, AdaBelief and ADOPT next to the implementations they replace?
 
 ``python -m fastopt bench`` compares dense steps with ``torch.optim``; two of fastopt's optimizers
 need another counterpart:
@@ -8,15 +8,18 @@ need another counterpart:
   262,144 and 4,194,304 elements) whose gradient names every row, and a 100,000 x 64 table with
   4,096 lookups (repeated words included, as in a real batch);
 * **AdaBelief** against the authors' ``adabelief_pytorch.AdaBelief`` (``rectify=False``, the
-  arithmetic fastopt has), on one float32 tensor of 4,096, 262,144 and 4,194,304 elements.
+  arithmetic fastopt has), on one float32 tensor of 4,096, 262,144 and 4,194,304 elements;
+* **ADOPT** against the authors' ``adopt.ADOPT`` (torch-adopt, its for-loop path,
+  ``foreach=False``, and its default ``foreach=None``), on the same tensors, past the first step
+  (which only records the squared gradient).
 
 Each ``optimizer.step()`` is timed alone (gradients set once), one torch thread, fastopt on the
 Cython and the Numba backend; medians of ``--samples`` samples, each the best of three repeats.
 The ratio is the other implementation's time over fastopt's. The machine's load average is
 printed first: on a busy machine the absolute times mean little, the ratios a little more.
 
-    pip install -e ".[torch]" adabelief-pytorch==0.2.1
-    python examples/torch_optimizers_speed.py [--samples 7]
+    pip install -e ".[torch]" adabelief-pytorch==0.2.1 torch-adopt==0.1.0
+    python examples/torch_optimizers_speed.py [--samples 7] [--only sparse_adam|adabelief|adopt]
 """
 
 import argparse
@@ -66,6 +69,22 @@ def adabelief(n: int, samples: int) -> None:
     report(f"AdaBelief {n:,} elements", times, "adabelief-pytorch")
 
 
+def adopt(n: int, samples: int) -> None:
+    from adopt import ADOPT
+
+    times = {}
+    for name in ("cython", "numba", "torch-adopt", "torch-adopt foreach=None"):
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.randn(n))
+        p.grad = torch.randn(n)
+        if name.startswith("torch-adopt"):
+            optimizer = ADOPT([p], foreach=None if name.endswith("None") else False)
+        else:
+            optimizer = ft.ADOPT([p], backend=name)
+        times[name] = median_step_us(optimizer.step, n, samples)
+    report(f"ADOPT {n:,} elements", times, "torch-adopt")
+
+
 def report(label: str, times: dict, other: str) -> None:
     ratios = ", ".join(f"{backend} {times[other] / times[backend]:.2f}x" for backend in ("cython", "numba"))
     microseconds = ", ".join(f"{name} {value:,.1f}" for name, value in times.items())
@@ -75,15 +94,19 @@ def report(label: str, times: dict, other: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=7)
+    parser.add_argument("--only", choices=("sparse_adam", "adabelief", "adopt"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # adabelief-pytorch's notices about its defaults
     print(f"load average {os.getloadavg()[0]:.2f}, torch {torch.__version__}, one thread")
-    for rows in (64, 4096, 65536):
-        sparse_adam(rows, 64, None, args.samples)
-    sparse_adam(100_000, 64, 4096, args.samples)
-    for n in (4096, 262_144, 4_194_304):
-        adabelief(n, args.samples)
+    if args.only in (None, "sparse_adam"):
+        for rows in (64, 4096, 65536):
+            sparse_adam(rows, 64, None, args.samples)
+        sparse_adam(100_000, 64, 4096, args.samples)
+    for name, run in (("adabelief", adabelief), ("adopt", adopt)):
+        if args.only in (None, name):
+            for n in (4096, 262_144, 4_194_304):
+                run(n, args.samples)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .adopt import ADOPT
 from .asgd import ASGD
 from .lion import Lion
 from .nadam import NAdam
@@ -36,11 +37,12 @@ __version__ = "0.1.0"
 OPTIMIZERS = {
     cls.__name__: cls
     for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam,
-                AdaBelief, Adafactor)
+                AdaBelief, Adafactor, ADOPT)
 }
 """Every optimizer class, by name, in teaching order."""
 
 __all__ = [
+    "ADOPT",
     "ASGD",
     "BACKENDS",
     "OPTIMIZERS",

@@ -22,6 +22,7 @@ import bisect
 import functools
 import inspect
 import operator
+import types
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -43,7 +44,9 @@ def _typed(value: Any) -> Any:
     return type(value), value
 
 
-_IMMUTABLE_TYPES = (float, int, bool, str, type(None), np.floating, np.integer, np.bool_)
+# A plain function (ADOPT's clip_lambda) counts as immutable: like the snapshot, which compares
+# it by identity, holding the same function object means holding the same hyperparameter.
+_IMMUTABLE_TYPES = (float, int, bool, str, type(None), np.floating, np.integer, np.bool_, types.FunctionType)
 
 
 def _immutable(value: Any) -> bool:

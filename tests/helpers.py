@@ -31,6 +31,7 @@ FULL_OPTIONS = {
     "ASGD": dict(lr=0.05, t0=0.0, weight_decay=0.01),
     "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
     "Adafactor": dict(lr=0.05, weight_decay=0.01),
+    "ADOPT": dict(lr=0.01, weight_decay=0.01, decouple=True),
 }
 
 

@@ -125,6 +125,26 @@ adafactor_options = st.fixed_dictionaries(
         maximize=st.booleans(),
     )
 )
+
+
+def clip_half_step(step):
+    """A clipping value for ADOPT's tests that clips often: 0.5 at the second step (module-level,
+    so that groups holding it pickle)."""
+    return 0.5 * step
+
+
+def clip_infinite(step):
+    """ADOPT's clipping value that clips nothing, as ``clip_lambda=None`` does."""
+    return float("inf")
+
+
+adopt_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=st.one_of(st.just(1e-6), eps_st),
+        clip_lambda=st.sampled_from([fastopt.adopt.quarter_power, None, clip_half_step, clip_infinite]),
+        weight_decay=wd_st, decouple=st.booleans(), maximize=st.booleans(),
+    )
+)
 lion_options = st.fixed_dictionaries(
     dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), weight_decay=wd_st, maximize=st.booleans())
 )
@@ -302,6 +322,18 @@ SPECS = {
             dict(lr=0.01, amsgrad=True, weight_decay=0.01, decoupled_weight_decay=False),
             dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, eps_root=0.0, weight_decay=0.1, maximize=True),
             dict(lr=0.01, weight_decay=0.05, fixed_decay=True),
+        ],
+        in_torch=False,
+    ),
+    "ADOPT": Spec(  # not in torch.optim: compared with optax (test_conventions.py) and the authors' package
+        fastopt.ADOPT,
+        adopt_options,
+        [
+            dict(),
+            dict(lr=0.01, weight_decay=0.01),
+            dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, clip_lambda=None, weight_decay=0.1, decouple=True,
+                 maximize=True),
+            dict(lr=0.01, clip_lambda=clip_half_step),
         ],
         in_torch=False,
     ),

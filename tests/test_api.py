@@ -33,6 +33,7 @@ EXPECTED_STATE_KEYS = {
     "Rprop": {"step", "prev", "step_size"},
     "AdaBelief": {"step", "exp_avg", "exp_avg_var", "max_exp_avg_var"},
     "Adafactor": {"step", "row_var", "col_var", "variance"},
+    "ADOPT": {"step", "exp_avg", "exp_avg_sq"},
 }
 
 # State entries that are scalars, not buffers: NAdam's mu_product and ASGD's eta and mu are
@@ -51,6 +52,9 @@ def test_updates_the_callers_arrays_in_place(name, backend):
     ids = [id(p) for p in params]
     opt = SPECS[name].cls(params, backend=backend, **FULL_OPTIONS[name])
     opt.step(grads[0])
+    if name == "ADOPT":  # its first step only records the squared gradient (fastopt.adopt, (3))
+        assert all(np.array_equal(p, b) for p, b in zip(params, before))
+        opt.step(grads[1])
     assert [id(p) for p in opt.param_groups[0]["params"]] == ids
     assert all(not np.array_equal(p, b) for p, b in zip(params, before))
 
@@ -126,6 +130,8 @@ def test_zero_dimensional_and_empty_parameters(name, backend):
     scalar, empty = np.array(1.5), np.zeros((0, 4))
     opt = SPECS[name].cls([scalar, empty], backend=backend, **FULL_OPTIONS[name])
     opt.step([np.array(0.5), np.zeros((0, 4))])
+    if name == "ADOPT":  # its first step only records the squared gradient
+        opt.step([np.array(0.5), np.zeros((0, 4))])
     assert scalar.shape == () and scalar != 1.5
     assert empty.shape == (0, 4)
 

@@ -423,6 +423,48 @@ def test_adabelief_is_optax_adabelief_operation_for_operation(optax, backend, dt
           tolerance=TOLERANCE if dtype == np.float64 else 1e-6)
 
 
+ADOPT_OPTAX_CASES = [  # (fastopt kwargs, optax.contrib.adopt kwargs)
+    (dict(lr=LR), dict(learning_rate=LR)),
+    (dict(lr=LR, betas=(0.8, 0.99), eps=1e-8), dict(learning_rate=LR, b1=0.8, b2=0.99, eps=1e-8)),
+    (dict(lr=LR, clip_lambda=None), dict(learning_rate=LR, use_clipping=False)),
+]
+
+
+@pytest.mark.parametrize("backend", ["reference", *FAST_BACKENDS])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ADOPT_OPTAX_CASES, ids=["defaults", "betas-eps", "no-clipping"])
+def test_adopt_is_optax_adopt_operation_for_operation(optax, case, backend, dtype, measured):
+    """fastopt's ADOPT does optax's operations in optax's order (fastopt.adopt): the first step
+    only sets the second moment (optax's update with b1 = 1, b2 = 0 gives the same bits), then the
+    normalised, clipped gradient enters the momentum. In float64 the weights and both moments are
+    optax's bits at every step (the clipping values (t - 1)^(1/4) are the same doubles as XLA's);
+    in float32 they have been too (0 difference), but XLA's compiled float32 arithmetic may differ
+    by machine, so there the test allows 1e-6."""
+    import jax.numpy as jnp
+
+    kwargs, optax_kwargs = case
+    initial, grads = problem()
+    initial = [p.astype(dtype) for p in initial]
+    grads = [[g.astype(dtype) for g in step] for step in grads]
+    params = [p.copy() for p in initial]
+    opt = fastopt.ADOPT(params, backend=backend, **kwargs)
+    transformation = optax.contrib.adopt(**optax_kwargs)
+    theirs = [jnp.asarray(p) for p in initial]
+    state = transformation.init(theirs)
+    for t, step_grads in enumerate(grads, start=1):
+        opt.step(step_grads)
+        updates, state = transformation.update([jnp.asarray(g) for g in step_grads], state, theirs)
+        theirs = optax.apply_updates(theirs, updates)
+        if dtype == np.float64:
+            moments = state[0]
+            for index, param in enumerate(params):
+                assert_bits_equal(param, np.asarray(theirs[index]), f"t = {t}: params[{index}]")
+                assert_bits_equal(opt.state[index]["exp_avg"], np.asarray(moments.mu[index]), f"t = {t}: mu[{index}]")
+                assert_bits_equal(opt.state[index]["exp_avg_sq"], np.asarray(moments.nu[index]), f"t = {t}: nu[{index}]")
+    check(measured, "optax", f"ADOPT {_case_id(('', 'ADOPT', kwargs))[1:]} {np.dtype(dtype).name} ({backend})", params,
+          [np.asarray(t) for t in theirs], tolerance=TOLERANCE if dtype == np.float64 else 1e-6)
+
+
 # ------------------------------------------------------------------------------------------------
 # Backends agree bit for bit under every preset (Hypothesis draws the flags on small arrays in
 # test_agreement.py; here, a vector-sized body and an odd tail)

@@ -399,6 +399,93 @@ def test_adabelief_zero_gradient_moves_nothing_and_keeps_eps_root(backend, dtype
         assert_bits_equal(opt.state[0]["exp_avg_var"], np.full(2, s, dtype))
 
 
+@every_backend_and_dtype
+def test_adopt_first_step_only_sets_the_second_moment(backend, dtype):
+    # (3): v_1 = d_1^2 (with the L2 term of (2) in d_1, as the authors' package), theta and m
+    # untouched, also for a NaN or infinite gradient and with decoupled decay (4) from step 2 only
+    g = vector(dtype, 2.0**-20, -1.0, np.inf, np.nan)
+    for options in (dict(), dict(weight_decay=0.5, decouple=True), dict(clip_lambda=None)):
+        p = vector(dtype, 1.0, -2.0, 3.0, 4.0)
+        opt = fastopt.ADOPT([p], lr=0.5, backend=backend, **options)
+        opt.step([g])
+        assert_bits_equal(p, vector(dtype, 1.0, -2.0, 3.0, 4.0), str(options))
+        assert_bits_equal(opt.state[0]["exp_avg"], np.zeros(4, dtype), str(options))
+        assert_bits_equal(opt.state[0]["exp_avg_sq"], g * g, str(options))
+    p = vector(dtype, 1.0, -2.0)
+    opt = fastopt.ADOPT([p], weight_decay=0.5, backend=backend)
+    opt.step([vector(dtype, 1.0, 1.0)])
+    assert_bits_equal(opt.state[0]["exp_avg_sq"], vector(dtype, 1.5**2, 0.0))
+
+
+@every_backend_and_dtype
+def test_adopt_second_step_is_clipped_at_one(backend, dtype):
+    # step 2 normalises g_2 by |g_1| (5) and clips at clip_lambda(1) = 1 (6): m_2 = (1 - beta1) u_2,
+    # theta moves by lr (1 - beta1) clip(g_2 / |g_1|, 1); powers of two throughout, so exact
+    g1, g2 = vector(dtype, 4.0, -4.0, 2.0**-30, 1.0), vector(dtype, 2.0, 8.0, -1.0, 0.0)
+    for clip_lambda, u in ((fastopt.adopt.quarter_power, vector(dtype, 0.5, 1.0, -1.0, 0.0)),
+                           (None, vector(dtype, 0.5, 2.0, -(2.0**30), 0.0))):
+        p = vector(dtype, 1.0, 1.0, 1.0, 1.0)
+        opt = fastopt.ADOPT([p], lr=2.0**-4, betas=(0.5, 0.75), eps=2.0**-40, clip_lambda=clip_lambda, backend=backend)
+        opt.step([g1])
+        opt.step([g2])
+        assert_bits_equal(opt.state[0]["exp_avg"], dtype(0.5) * u, str(clip_lambda))
+        assert_bits_equal(p, vector(dtype, 1.0, 1.0, 1.0, 1.0) - dtype(2.0**-5) * u, str(clip_lambda))
+        assert_bits_equal(opt.state[0]["exp_avg_sq"], dtype(0.75) * g1 * g1 + dtype(0.25) * (g2 * g2), str(clip_lambda))
+
+
+def _adopt_paper(w, grads, lr, beta1, beta2, eps, clip_lambda, weight_decay=0.0, decouple=False):
+    """The paper's Algorithm (clipped version, arXiv:2411.02853v3), transcribed in float64 without
+    regard for rounding, with the authors' package's weight decay: a second oracle beside optax."""
+    w = w.astype(np.float64).copy()
+    m, v = np.zeros_like(w), None
+    for t, g in enumerate(grads, start=1):
+        g = g.astype(np.float64)
+        if weight_decay and not decouple:
+            g = g + weight_decay * w
+        if v is None:
+            v = g**2
+            continue
+        if weight_decay and decouple:
+            w = w - lr * weight_decay * w
+        u = g / np.maximum(np.sqrt(v), eps)
+        if clip_lambda is not None:
+            u = np.clip(u, -clip_lambda(t - 1), clip_lambda(t - 1))
+        m = beta1 * m + (1 - beta1) * u
+        w = w - lr * m
+        v = beta2 * v + (1 - beta2) * g**2
+    return w
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("options", [dict(), dict(weight_decay=0.1), dict(weight_decay=0.1, decouple=True),
+                                     dict(clip_lambda=None, betas=(0.5, 0.9))], ids=["defaults", "l2", "decouple", "no-clip"])
+def test_adopt_matches_a_float64_transcription_of_the_paper(backend, options):
+    rng = np.random.default_rng(24)
+    w0 = rng.standard_normal(257)
+    grads = [rng.standard_normal(257) * np.exp(rng.uniform(-3, 2)) for _ in range(25)]
+    p = w0.copy()
+    opt = fastopt.ADOPT([p], lr=0.01, backend=backend, **options)
+    for g in grads:
+        opt.step([g])
+    merged = dict(dict(betas=(0.9, 0.9999), eps=1e-6, clip_lambda=fastopt.adopt.quarter_power), **options)
+    expected = _adopt_paper(w0, grads, 0.01, *merged.pop("betas"), **merged)
+    assert relative_difference(p, expected) <= 1e-12
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adopt_clip_lambda_must_return_a_nonnegative_number(backend):
+    p = np.ones(3)
+    for bad, message in ((lambda s: -1.0, r"Invalid clip_lambda value: clip_lambda\(1\) = -1.0"),
+                         (lambda s: float("nan"), r"Invalid clip_lambda value: clip_lambda\(1\) = nan"),
+                         (lambda s: "1", r"clip_lambda\(1\) must return a real number, got str '1'")):
+        opt = fastopt.ADOPT([p], clip_lambda=bad, backend=backend)
+        opt.step([np.ones(3)])  # the first step does not call it
+        with pytest.raises(ValueError, match=message):
+            opt.step([np.ones(3)])
+        assert_bits_equal(p, np.ones(3))
+        assert opt.state[0]["step"] == 1
+
+
 # --------------------------------------------------------------------------------------------
 # Defaults and RAdam's rectification
 # --------------------------------------------------------------------------------------------
@@ -420,6 +507,10 @@ def test_defaults_are_torchs_and_lion_pytorchs():
     assert fastopt.AdaBelief([np.zeros(1)]).defaults == dict(
         lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, amsgrad=False, maximize=False, eps_root=1e-16,
         decoupled_weight_decay=True, fixed_decay=False)
+    # optax's contrib.adopt and the authors' torch-adopt (lr is the package's)
+    assert fastopt.ADOPT([np.zeros(1)]).defaults == dict(
+        lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, clip_lambda=fastopt.adopt.quarter_power, weight_decay=0.0,
+        decouple=False, maximize=False)
 
 
 def test_radam_rectification_starts_at_step_six_for_beta2_0999():

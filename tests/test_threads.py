@@ -133,6 +133,8 @@ def test_the_kernels_release_the_gil_while_they_run(name, backend):
     opt = SPECS[name].cls([param, *others], backend=backend, lr=1e-6)
     grads = [np.full(N, 0.25), *[np.full(8, 0.25) for _ in others]]
     opt.step(grads)
+    if name == "ADOPT":  # its first step only records the squared gradient
+        opt.step(grads)
     assert param[0] == param[-1] != 0.5
     assert observe_mid_step(lambda: opt.step(grads), param), (
         f"{name}/{backend}: no other Python thread ran during a step: the GIL seems held"

@@ -334,7 +334,7 @@ def test_lion_training_matches_lion_pytorch(options, split, backend, measured):
 
 
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "Adafactor"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "Adafactor", "ADOPT"])
 def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
     """The adapter adds no arithmetic: float32 tensors step to the same bits as NumPy arrays
     stepped by the fastopt class itself (RMSprop's alpha is fastopt's rho)."""
@@ -344,7 +344,8 @@ def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
                "RAdam": dict(weight_decay=0.1), "Lion": dict(lr=1e-3, weight_decay=0.1),
                "Rprop": dict(etas=(0.4, 1.3), maximize=True), "ASGD": dict(lr=0.05, t0=2, weight_decay=0.1),
                "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.1),
-               "Adafactor": dict(lr=0.05, weight_decay=0.1, maximize=True)}[name]
+               "Adafactor": dict(lr=0.05, weight_decay=0.1, maximize=True),
+               "ADOPT": dict(lr=0.01, weight_decay=0.1, decouple=True)}[name]
     rng = np.random.default_rng(3)
     shapes = [(5, 7), (7,), (), (40_000,), (0,)]
     initial = [rng.standard_normal(s).astype(np.float32) for s in shapes]
@@ -445,6 +446,112 @@ def test_adabelief_signature_is_the_authors_and_refuses_rectify():
         ft.AdaBelief([p], eps=-1.0)
     assert ft.AdaBelief([p], degenerated_to_sgd=False, print_change_log=False).defaults == dict(
         lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0, amsgrad=False, maximize=False)
+
+
+# The authors' ADOPT (torch-adopt, GitHub iShohei220/adopt): the package on PyPI named "adopt" is
+# someone else's
+def _clip_cube_root(step):
+    return step ** (1 / 3)
+
+
+ADOPT_CASES = [
+    dict(lr=0.01),
+    dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1),
+    dict(lr=0.01, weight_decay=0.1, decouple=True, eps=1e-8),
+    # without clipping, maximize=True (gradient ascent on this model) amplifies ulp differences
+    # past 1e-8 in 30 steps: each option is compared on its own
+    dict(lr=0.01, clip_lambda=None),
+    dict(lr=0.01, clip_lambda=_clip_cube_root, weight_decay=0.01, decouple=True, maximize=True),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Use _accelerator_graph_capture_health_check:DeprecationWarning")  # torch-adopt on torch 2.13
+@pytest.mark.filterwarnings("ignore:`torch._utils.is_compiling` is deprecated:UserWarning")
+@pytest.mark.parametrize("backend", PATHS)
+@pytest.mark.parametrize("split", [False, True], ids=["one-group", "two-groups"])
+@pytest.mark.parametrize("options", ADOPT_CASES, ids=["defaults", "betas-l2", "decouple", "no-clip", "clip-fn-maximize"])
+def test_adopt_training_matches_the_authors_package(options, split, backend, measured):
+    reference_class = pytest.importorskip("adopt").ADOPT
+    ours, theirs = make_model(), make_model()
+    optimizer = ft.ADOPT(groups(ours, options, split), backend=backend, **options)
+    reference = reference_class(groups(theirs, options, split), foreach=False, **options)
+    careful = careful_steps(optimizer)
+    train_side_by_side((ours, optimizer), (theirs, reference), schedule=split)
+    worst = worst_difference(ours, theirs, optimizer, reference)
+    key = "torch.ADOPT (torch-adopt)"
+    measured["torch_worst"][key] = max(measured["torch_worst"][key], worst)
+    assert worst <= TOLERANCE, f"ADOPT {options}: relative difference {worst:.2e}"
+    moved = max(tensor_relative_difference(p.detach(), q.detach()) for p, q in zip(ours.parameters(), make_model().parameters()))
+    assert moved > 1e-3, "the parameters barely moved: the comparison would prove nothing"
+    assert len(careful) == (STEPS if backend == "reference" else 1)
+
+
+@pytest.mark.filterwarnings("ignore:Use _accelerator_graph_capture_health_check:DeprecationWarning")  # torch-adopt on torch 2.13
+@pytest.mark.filterwarnings("ignore:`torch._utils.is_compiling` is deprecated:UserWarning")
+@pytest.mark.parametrize("direction", ["package-to-fastopt", "fastopt-to-package"])
+def test_adopt_state_dict_moves_between_the_authors_package_and_fastopt(direction):
+    """15 steps with one, the state moved to the other, 15 more: as 30 steps of the package (whose
+    step counter is a float32 tensor, fastopt's a float64 one; each loads the other's)."""
+    reference_class = pytest.importorskip("adopt").ADOPT
+    options = ADOPT_CASES[1]
+    first, second = (reference_class, ft.ADOPT) if direction == "package-to-fastopt" else (ft.ADOPT, reference_class)
+    model = make_model()
+    optimizer = first(model.parameters(), **options)
+    train(model, optimizer, STEPS // 2)
+    continued = second(model.parameters(), **options)
+    continued.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    train(model, continued, STEPS - STEPS // 2, start=STEPS // 2)
+    uninterrupted = make_model()
+    reference = reference_class(uninterrupted.parameters(), **options)
+    train(uninterrupted, reference, STEPS)
+    assert worst_difference(model, uninterrupted, continued, reference) <= TOLERANCE
+
+
+def test_adopt_signature_is_the_authors():
+    import inspect
+    import pickle
+
+    reference = pytest.importorskip("adopt").ADOPT
+    theirs = inspect.signature(reference).parameters
+    ours = inspect.signature(ft.ADOPT).parameters
+    assert list(ours)[: len(theirs)] == list(theirs)
+    for name, parameter in theirs.items():  # the same defaults; clip_lambda's computes the same values
+        if name == "clip_lambda":
+            assert [ours[name].default(s) for s in range(50)] == [parameter.default(float(s)) for s in range(50)]
+        else:
+            assert ours[name].default == parameter.default, name
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises(TypeError, match="clip_lambda must be None or a callable, got float 0.5"):
+        ft.ADOPT([p], clip_lambda=0.5)
+    with pytest.raises(TypeError, match="decouple must be a bool, got int 1"):
+        ft.ADOPT([p], decouple=1)
+    with pytest.raises(ValueError, match="Invalid epsilon value: -1.0"):
+        ft.ADOPT([p], eps=-1.0)
+    with pytest.raises(ValueError, match="capturable=True is not supported"):
+        ft.ADOPT([p], capturable=True)
+    optimizer = ft.ADOPT([p])
+    assert optimizer.defaults == dict(lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0.0, decouple=False,
+                                      maximize=False, foreach=None, capturable=False, differentiable=False, fused=None)
+    assert pickle.loads(pickle.dumps(optimizer)).clip_lambda is fastopt.adopt.quarter_power
+
+
+@pytest.mark.parametrize("backend", PATHS)
+def test_adopt_clip_lambda_is_an_attribute_read_at_every_step(backend):
+    """As in the package: assigning ``opt.clip_lambda`` changes the next step; a value that is not
+    a real number >= 0 is a ValueError naming clip_lambda, and the step changes nothing."""
+    p = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    optimizer = ft.ADOPT([p], lr=1.0, betas=(0.0, 0.5), backend=backend)
+    for g in (1.0, 8.0):  # step 1 sets v = 1; step 2 normalises 8 by 1 and clips it at 1**0.25 = 1
+        p.grad = torch.full((3,), g, dtype=torch.float64)
+        optimizer.step()
+    assert p.tolist() == [-1.0] * 3
+    optimizer.clip_lambda = lambda step: 0.5
+    optimizer.step()
+    assert p.tolist() == [-1.5] * 3
+    optimizer.clip_lambda = lambda step: -1.0
+    with pytest.raises(ValueError, match=r"Invalid clip_lambda value: clip_lambda\(3\) = -1.0"):
+        optimizer.step()
+    assert p.tolist() == [-1.5] * 3 and float(optimizer.state[p]["step"]) == 3
 
 
 # ------------------------------------------------------------------------------------------------
@@ -781,7 +888,7 @@ def test_a_tensor_lr_changed_in_place_is_validated_again(backend):
 
 @pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "ADOPT"])
 def test_a_huge_hyperparameter_overflows_float32_silently(name, backend):
     """Valid hyperparameters beyond float32's range become inf in float32's arithmetic (IEEE), as
     they do in the NumPy core: no RuntimeWarning (tests run with warnings as errors), no partial

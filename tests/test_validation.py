@@ -76,7 +76,7 @@ def test_invalid_hyperparameters_set_between_steps_are_rejected_before_any_updat
     assert np.all(p == 1.0)
 
 
-# Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD and AdaBelief: each row checked at construction and set between
+# Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, AdaBelief and ADOPT: each row checked at construction and set between
 # steps, in one test.
 ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("Adadelta", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
@@ -142,6 +142,14 @@ ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("AdaBelief", dict(decoupled_weight_decay=None), TypeError, "decoupled_weight_decay must be a bool, got NoneType None"),
     ("AdaBelief", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
     ("AdaBelief", dict(fixed_decay="yes"), TypeError, "fixed_decay must be a bool, got str 'yes'"),
+    ("ADOPT", dict(lr=-1e-3), ValueError, "Invalid learning rate: -0.001"),
+    ("ADOPT", dict(eps=-1e-6), ValueError, "Invalid epsilon value: -1e-06"),
+    ("ADOPT", dict(betas=(1.0, 0.9999)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("ADOPT", dict(betas=(0.9, float("nan"))), ValueError, "Invalid beta parameter at index 1: nan"),
+    ("ADOPT", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("ADOPT", dict(clip_lambda=0.25), TypeError, "clip_lambda must be None or a callable, got float 0.25"),
+    ("ADOPT", dict(decouple=1), TypeError, "decouple must be a bool, got int 1"),
+    ("ADOPT", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
 ]
 
 

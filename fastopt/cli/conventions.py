@@ -40,6 +40,7 @@ USER_OPTIONS = {
     "SparseAdam": dict(),
     "AdaBelief": dict(amsgrad=True, weight_decay=1e-2),
     "Adafactor": dict(weight_decay=1e-2),
+    "ADOPT": dict(weight_decay=1e-2, decouple=True),
 }
 
 
@@ -184,7 +185,7 @@ def run(args) -> int:
     console.print(
         "Not offered: RAdam for Keras (none there) and optax (eps on the corrected root), NAdam for optax "
         "(a different update), Lion for torch (not in torch.optim), Rprop for Keras (none there) and optax (a different "
-        "update), ASGD for Keras and optax (neither has it), AdaBelief for torch and Keras (neither has it). The flags and why they matter: "
+        "update), ASGD for Keras and optax (neither has it), AdaBelief and ADOPT for torch and Keras (neither has them). The flags and why they matter: "
         "help(fastopt.rmsprop), help(fastopt.adam), ... (\"Defaults and conventions\")."
     )
     return 0

@@ -34,6 +34,7 @@ SETTINGS = {
     "SparseAdam": dict(lr=0.01),
     "AdaBelief": dict(lr=0.01),
     "Adafactor": dict(lr=0.01),
+    "ADOPT": dict(lr=0.01),
 }
 
 

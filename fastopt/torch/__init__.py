@@ -4,8 +4,9 @@
 ``NAdam``, ``RAdam``, ``Rprop``, ``ASGD`` and ``SparseAdam`` subclass ``torch.optim.Optimizer`` with torch's
 signatures, defaults, validation messages, parameter groups, ``closure``, ``zero_grad``, hooks,
 learning-rate schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
-and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``, and
-``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch)::
+and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``,
+``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch) and ``fastopt.torch.ADOPT``
+with the authors' torch-adopt::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
@@ -79,7 +80,8 @@ State
 -----
 torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
 ``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``,
-``prev``, ``step_size``, ``eta``, ``mu``, ``ax``; AdaBelief's ``exp_avg_var``, ``max_exp_avg_var``).
+``prev``, ``step_size``, ``eta``, ``mu``, ``ax``; AdaBelief's ``exp_avg_var``, ``max_exp_avg_var``; ADOPT's
+``exp_avg``, ``exp_avg_sq``).
 ``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
 torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
 dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
@@ -110,7 +112,7 @@ from ._tensors import as_float, fast_path_available, group_betas
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
-    "SparseAdam", "AdaBelief", "Adafactor",
+    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT",
 ]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
@@ -486,3 +488,65 @@ class AdaBelief(_FastoptOptimizer):
         for name, default in (("weight_decouple", True), ("fixed_decay", False), ("rectify", False),
                               ("degenerated_to_sgd", True)):
             self.__dict__.setdefault(name, default)
+
+
+# --------------------------------------------------------------------------------------------
+# The authors' ADOPT (torch-adopt)
+# --------------------------------------------------------------------------------------------
+class ADOPT(_FastoptOptimizer):
+    """``adopt.ADOPT`` (the authors' torch-adopt) stepped by fastopt's ADOPT kernel; see
+    :mod:`fastopt.torch` and :mod:`fastopt.adopt`.
+
+    The authors' signature (torch-adopt 0.1.0): ``lr=1e-3``, ``betas=(0.9, 0.9999)``,
+    ``eps=1e-6``, ``clip_lambda`` (the clipping value of the normalised gradient as a function
+    of the steps already taken; default ``step**0.25``; None: no clipping), ``weight_decay=0``,
+    ``decouple=False`` (an L2 term; True shrinks the weights by ``1 - lr * weight_decay`` before
+    each step but the first), then keyword-only ``foreach``, ``maximize``, ``capturable``,
+    ``differentiable``, ``fused`` and ``backend``. As in the package, ``clip_lambda`` is an
+    attribute of the optimizer (``opt.clip_lambda``), not a group entry; assigning a new one takes
+    effect at the next step. Differences:
+
+    * The default ``clip_lambda`` is :func:`fastopt.adopt.quarter_power` (the package's is a
+      ``lambda``, which cannot be pickled); it is called with the step count as an ``int`` (the
+      package passes a float) and must return a real number ``>= 0``.
+    * ``step`` is a 0-d float64 tensor (the package's is float32, which stops counting at 2**24).
+    * ``capturable=True`` and ``differentiable=True`` are refused, ``fused=True`` is accepted (the
+      package raises for it) and, like ``foreach``, only stored.
+
+    State: ``step``, ``exp_avg``, ``exp_avg_sq``, the package's names; a state dict saved here
+    loads there and the other way round. The arithmetic is fastopt's (:mod:`fastopt.adopt`,
+    optax's order): a few ulp from the package's.
+    """
+
+    _algorithm = fastopt.ADOPT.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "decouple", "maximize")
+    _pickled = ("backend", "clip_lambda")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, clip_lambda=fastopt.adopt.quarter_power,
+                 weight_decay=0.0, decouple=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, backend="auto"):
+        fastopt.adopt.check_clip_lambda(clip_lambda)
+        self.clip_lambda = clip_lambda  # the package's attribute, not a group entry
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decouple=decouple,
+                        maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
+                        fused=fused)
+        super().__init__(params, defaults, backend)
+
+    def _fastopt(self, group):
+        algorithm = self._algorithm
+        translated = {key: group_betas(group) if key == "betas" else as_float(key, group[key])
+                      for key in self._hyperparameters}
+        translated["clip_lambda"] = self.clip_lambda
+        algorithm.check(translated)
+        return algorithm, translated
+
+    def _plan(self, group):
+        # the plans hold clip_lambda: make them again when another one is assigned
+        if self.__dict__.get("_planned_clip_lambda", self) is not self.clip_lambda:
+            self._validated.clear()
+            self._planned_clip_lambda = self.clip_lambda
+        return super()._plan(group)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.setdefault("clip_lambda", fastopt.adopt.quarter_power)

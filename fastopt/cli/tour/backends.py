@@ -44,6 +44,7 @@ SETTINGS = {
     "SparseAdam": dict(lr=0.003),
     "AdaBelief": dict(lr=0.003, amsgrad=True, weight_decay=1e-3),
     "Adafactor": dict(lr=0.01, weight_decay=1e-3),  # matrices factored, biases a full variance
+    "ADOPT": dict(lr=0.003, weight_decay=1e-3, decouple=True),
 }
 """Every optimizer fastopt has (``fastopt.OPTIMIZERS``), each with options that exercise its less
 common code paths; ``test_tour`` checks that no optimizer is left out."""
