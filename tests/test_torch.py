@@ -888,7 +888,7 @@ def test_a_tensor_lr_changed_in_place_is_validated_again(backend):
 
 @pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "ADOPT"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "Adafactor", "ADOPT"])
 def test_a_huge_hyperparameter_overflows_float32_silently(name, backend):
     """Valid hyperparameters beyond float32's range become inf in float32's arithmetic (IEEE), as
     they do in the NumPy core: no RuntimeWarning (tests run with warnings as errors), no partial
