@@ -150,7 +150,7 @@ def schedule(group: dict[str, Any]) -> tuple[int, float, float, float, float]:
     """``(t, lr_t, lr_max_t, W_t, c_{t+1})`` of the step after the group's counters ``k``,
     ``lr_max``, ``weight_sum``: (s1)-(s4) in float64, the authors' operations in their order. A
     pure function of validated values that does not raise (an overflow is inf; inf / inf NaN)."""
-    k = group["k"]
+    k = int(group["k"])
     t = k + 1
     warmup_steps = float(group["warmup_steps"])
     sched = t / warmup_steps if k < warmup_steps else 1.0                                  # (s1)

@@ -102,15 +102,16 @@ if not hasattr(torch, "optim"):  # this very package was imported as "torch": fa
     )
 
 import fastopt
+from fastopt import schedule_free_adamw as _schedule_free
 from fastopt._memory import aligned_full
 from fastopt._validation import check_flag, check_real
 
 from ._front import _FastoptOptimizer
-from ._tensors import as_float, fast_path_available, group_betas
+from ._tensors import as_float, check_param, fast_path_available, group_betas, numpy_view
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
-    "SparseAdam", "AdaBelief",
+    "SparseAdam", "AdaBelief", "ScheduleFreeAdamW",
 ]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
@@ -466,3 +467,125 @@ class AdaBelief(_FastoptOptimizer):
         for name, default in (("weight_decouple", True), ("fixed_decay", False), ("rectify", False),
                               ("degenerated_to_sgd", True)):
             self.__dict__.setdefault(name, default)
+
+
+# --------------------------------------------------------------------------------------------
+# The authors' Schedule-Free AdamW (schedulefree)
+# --------------------------------------------------------------------------------------------
+class ScheduleFreeAdamW(_FastoptOptimizer):
+    """``schedulefree.AdamWScheduleFree`` stepped by fastopt's Schedule-Free AdamW kernel; see
+    :mod:`fastopt.torch` and :mod:`fastopt.schedule_free_adamw`.
+
+    The authors' signature (schedulefree 1.4.1): ``lr=0.0025``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=0``, ``warmup_steps=0``, ``r=0.0``, ``weight_lr_power=2.0``,
+    ``foreach`` (accepted and stored; fastopt's path is used whatever it says), plus keyword-only
+    ``maximize`` and ``backend``. As in the package, the optimizer starts in **eval mode**: call
+    ``optimizer.train()`` before training steps (the parameters then hold ``y``) and
+    ``optimizer.eval()`` before evaluating or saving the weights (they then hold ``x``, the
+    average); ``step()`` in eval mode raises ``RuntimeError``.
+
+    State: ``z`` and ``exp_avg_sq`` per parameter, and in each parameter group the package's
+    counters ``k``, ``train_mode``, ``weight_sum``, ``lr_max`` and ``scheduled_lr``, in the
+    package's order, so that state dicts load in either direction (the mode and the counters
+    included). Differences: the gradient is left as it is (the package divides ``p.grad`` in
+    place); ``step()`` refuses to run if any group is in eval mode (the package looks at the first
+    group); ``beta1 = 0`` is refused (the package fails in ``eval()``). The arithmetic is the
+    package's, operation for operation: a few ulp from it (torch contracts multiply-adds).
+    """
+
+    _algorithm = fastopt.ScheduleFreeAdamW.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power", "maximize")
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, warmup_steps=0, r=0.0,
+                 weight_lr_power=2.0, foreach=hasattr(torch, "_foreach_mul_"), *, maximize=False, backend="auto"):
+        # the package's defaults, in its order (its state dicts then have the same layout)
+        defaults = dict(lr=lr, betas=betas, eps=eps, r=r, k=0, warmup_steps=warmup_steps, train_mode=False,
+                        weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0, weight_lr_power=weight_lr_power,
+                        weight_decay=weight_decay, foreach=foreach, maximize=maximize)
+        super().__init__(params, defaults, backend)
+
+    def _check_hyperparameters(self, group):
+        super()._check_hyperparameters(group)
+        _schedule_free.check_group_counters("param_group", group)
+
+    def _check_mode_and_counters(self):
+        for index, group in enumerate(self.param_groups):
+            where = f"param_groups[{index}]"
+            _schedule_free.check_group_counters(where, group)
+            if not group["train_mode"]:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step() called in eval mode ({where}['train_mode'] is False): "
+                    "call optimizer.train() before training steps (the parameters then hold y) and "
+                    "optimizer.eval() before evaluating (they then hold x, the average)"
+                )
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient (``y`` and its ``z``); returns
+        ``closure()``'s loss. Raises ``RuntimeError`` in eval mode (before calling the closure,
+        as the package)."""
+        self._check_mode_and_counters()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+            self._check_mode_and_counters()  # the closure may have edited the groups
+        plans = [self._plan(group) for group in self.param_groups]
+        for plan, group in zip(plans, self.param_groups):  # the step's key is computed from them
+            plan.group.update(k=group["k"], weight_sum=group["weight_sum"], lr_max=group["lr_max"])
+        self._engine.step(plans, self)
+        for plan, group in zip(plans, self.param_groups):  # applied whole: every group advances
+            group.update(_schedule_free.advanced_counters(plan.group))
+        return loss
+
+    def prepare(self, plan, item):
+        param, grad, buffers, counters, created = super().prepare(plan, item)
+        if "z" in created:  # z_0 is the parameter (the package's clone)
+            buffers[plan.slots.index("z")][...] = param
+        return param, grad, buffers, counters, created
+
+    @torch.no_grad()
+    def train(self):
+        """Switch every group in eval mode to train mode: each parameter with a ``z`` becomes
+        ``y = lerp(x, z, 1 - beta1)`` (the package's ``train()``)."""
+        self._switch(True)
+
+    @torch.no_grad()
+    def eval(self):
+        """Switch every group in train mode to eval mode: each parameter with a ``z`` becomes
+        ``x = lerp(y, z, 1 - 1/beta1)`` (the package's ``eval()``)."""
+        self._switch(False)
+
+    def _switch(self, train):
+        """Everything checked first (mode flags, betas, each parameter and its ``z``), then every
+        parameter switched, by the same NumPy expression whatever the backend."""
+        work = []
+        for group_index, group in enumerate(self.param_groups):
+            where = f"param_groups[{group_index}]"
+            check_flag(f"{where}['train_mode']", group.get("train_mode"))
+            if group["train_mode"] == train:
+                continue
+            self._plan(group)  # the hyperparameters, checked (betas among them)
+            weight = _schedule_free.switch_weight(group_betas(group)[0], train)
+            for index, p in enumerate(group["params"]):
+                state = self.state.get(p)
+                if type(state) is not dict or "z" not in state:
+                    continue
+                param_where = f"{where}['params'][{index}]"
+                check_param(param_where, p)
+                self._check_state(param_where, p, state, ("z",), ())
+                z = self._owned_array(state["z"])
+                work.append((numpy_view(p), numpy_view(state["z"]) if z is None else z.reshape(-1), weight))
+            work.append(group)
+        for item in work:
+            if type(item) is dict:
+                item["train_mode"] = train
+            else:
+                _schedule_free.interpolate(*item)
+
+    def load_state_dict(self, state_dict):
+        """torch's ``load_state_dict`` after fastopt's checks, the group counters and mode
+        included (a checkpoint of the package loads here, and the other way round)."""
+        for index, saved in enumerate(state_dict["param_groups"]):
+            _schedule_free.check_group_counters(f"state_dict['param_groups'][{index}]", {**self.defaults, **saved})
+        super().load_state_dict(state_dict)
