@@ -30,6 +30,7 @@ FULL_OPTIONS = {
     "Rprop": dict(lr=0.05, etas=(0.4, 1.3), step_sizes=(1e-4, 1.0)),
     "ASGD": dict(lr=0.05, t0=0.0, weight_decay=0.01),
     "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
+    "ScheduleFreeAdamW": dict(lr=0.01, warmup_steps=2, weight_decay=0.01),
 }
 
 

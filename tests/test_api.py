@@ -32,6 +32,7 @@ EXPECTED_STATE_KEYS = {
     "Lion": {"exp_avg"},
     "Rprop": {"step", "prev", "step_size"},
     "AdaBelief": {"step", "exp_avg", "exp_avg_var", "max_exp_avg_var"},
+    "ScheduleFreeAdamW": {"z", "exp_avg_sq"},
 }
 
 # State entries that are scalars, not buffers: NAdam's mu_product and ASGD's eta and mu are

@@ -35,6 +35,7 @@ FULL = {
     "Rprop": dict(lr=0.01, etas=(0.4, 1.3), step_sizes=(1e-4, 0.1), maximize=True),
     "ASGD": dict(lr=0.05, t0=0.0, weight_decay=0.01),
     "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
+    "ScheduleFreeAdamW": dict(lr=0.01, warmup_steps=2, weight_decay=0.01),
 }
 
 
@@ -79,8 +80,9 @@ def test_many_tensors_in_one_call_equal_the_reference(name, dtype):
     assert_same_state(fast, reference, name)
     # Step 1 creates the state (careful path; Adagrad creates it in the constructor); then one
     # call per group and step; from step 5 on params[5] is a step behind the others, so the
-    # step falls back. SGD and Lion keep no step counter and stay batched.
-    assert len(calls) == 2 * {"SGD": 5, "Adagrad": 4, "Lion": 5}.get(name, 3)
+    # step falls back. SGD, Lion and ScheduleFreeAdamW keep no step counter per parameter (the
+    # last keeps its counters in the group) and stay batched.
+    assert len(calls) == 2 * {"SGD": 5, "Adagrad": 4, "Lion": 5, "ScheduleFreeAdamW": 5}.get(name, 3)
 
 
 def test_a_bad_gradient_in_a_later_group_changes_no_group():

@@ -7,33 +7,29 @@ the gradient at a third point between them, ``y = (1 - beta1) z + beta1 x``. The
 what a decaying schedule would, without one, so training needs no schedule and no stopping time
 fixed in advance. As in the authors' package [2]_, the parameter holds ``y`` while training; ``x``
 is never stored: it is recovered from ``y`` and ``z`` when the optimizer switches to evaluation
-(10), and ``y`` again when it switches back (9).
+(14), and ``y`` again when it switches back (13).
 
-The step's scalars, for step ``t = k + 1`` (``k`` steps taken before), computed once per step in
-float64 from the group's counters ``k``, ``lr_max`` and ``weight_sum``::
+The update of each element at step ``t = k + 1`` (``k`` steps taken before; tags are used in
+``reference.py``, ``_numba.py`` and ``_cython.pyx``; ``y`` is the parameter), its scalars (9)-(12)
+computed once per step in float64 from the group's counters ``k``, ``lr_max`` and
+``weight_sum``, and the switches between the two points (13), (14), with ``x = (y - (1 - beta1)
+z) / beta1``::
 
-    (s1)  lr_t = lr * t / warmup_steps if k < warmup_steps else lr         # linear warmup
-    (s2)  lr_max_t = max(lr_max_{t-1}, lr_t)                               # lr_max_0 = -1
-    (s3)  w_t = t^r * lr_max_t^weight_lr_power                             # the average's weight
+    (1)   d_t = -g_t if maximize else g_t                                   # g_t taken at y_{t-1}
+    (2)   v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t                   # exp_avg_sq, v_0 = 0
+    (3)   delta_t = sqrt(v_t / (1 - beta2^t)) + epsilon
+    (4)   u_t = d_t / delta_t
+    (5)   u_t = u_t + lambda * y_{t-1}                                      # weight decay, taken at y
+    (6)   ybar_t = (1 - c_{t+1}) * y_{t-1} + c_{t+1} * z_{t-1}              # lerp(y, z, c), torch's forms
+    (7)   y_t = ybar_t + lr_t * (beta1 * (1 - c_{t+1}) - 1) * u_t
+    (8)   z_t = z_{t-1} - lr_t * u_t                                        # z_0 = the initial parameter
+    (9)   lr_t = lr * t / warmup_steps if k < warmup_steps else lr          # linear warmup
+    (10)  lr_max_t = max(lr_max_{t-1}, lr_t)                                # lr_max_0 = -1
+    (11)  w_t = t^r * lr_max_t^weight_lr_power                              # the average's weight
           W_t = W_{t-1} + w_t                                              # weight_sum, W_0 = 0
-    (s4)  c_{t+1} = w_t / W_t          (0 if W_t = 0)                      # ckp1
-
-The update of each element (tags are used in ``reference.py``, ``_numba.py`` and
-``_cython.pyx``; ``y`` is the parameter)::
-
-    (1)  d_t = -g_t if maximize else g_t                                   # g_t taken at y_{t-1}
-    (2)  v_t = beta2 * v_{t-1} + (1 - beta2) * d_t * d_t                   # exp_avg_sq, v_0 = 0
-    (3)  delta_t = sqrt(v_t / (1 - beta2^t)) + epsilon
-    (4)  u_t = d_t / delta_t
-    (5)  u_t = u_t + lambda * y_{t-1}                                      # weight decay, taken at y
-    (6)  y' = lerp(y_{t-1}, z_{t-1}, c_{t+1})                               # (1 - c) y + c z
-    (7)  y_t = y' + lr_t * (beta1 * (1 - c_{t+1}) - 1) * u_t
-    (8)  z_t = z_{t-1} - lr_t * u_t                                        # z_0 = the initial parameter
-
-and the switches between the two points (``x = (y - (1 - beta1) z) / beta1``)::
-
-    (9)   train():  y = lerp(x, z, 1 - beta1)                              # x -> y
-    (10)  eval():   x = lerp(y, z, 1 - 1 / beta1)                          # y -> x
+    (12)  c_{t+1} = w_t / W_t                                              # ckp1 (0 if W_t = 0)
+    (13)  y = (1 - beta1) * z + beta1 * x                                  # train(): lerp(x, z, 1 - beta1)
+    (14)  x = (y - (1 - beta1) * z) / beta1                                # eval(): lerp(y, z, 1 - 1/beta1)
 
 (6)-(8) are the paper's ``z_t = z_{t-1} - lr_t u_t``, ``x_t = (1 - c_{t+1}) x_{t-1} + c_{t+1}
 z_t``, ``y_t = (1 - beta1) z_t + beta1 x_t`` (Algorithm 1 with Adam's normalisation) written on
@@ -45,7 +41,7 @@ of a first moment; ``v`` is corrected as in Adam (3).
 (1 - w)``, so that ``c_{t+1} = 1`` (the first step) gives ``z`` exactly. Which form, ``c_{t+1}``,
 ``1 - c_{t+1}``, ``1 - beta2^t``, ``lr_t`` and ``lr_t * (beta1 * (1 - c_{t+1}) - 1)`` are scalars
 computed once per step in float64 (``ScheduleFreeAdamWAlgorithm.step_scalars``) and cast to the
-arrays' dtype; the kernels never call ``pow``. The switches (9), (10) are NumPy expressions on
+arrays' dtype; the kernels never call ``pow``. The switches (13), (14) are NumPy expressions on
 the whole array (:func:`interpolate`), the same code whatever the backend, so they leave the
 three backends' arrays identical; they run once per switch, not per step.
 
@@ -148,17 +144,17 @@ def _power(base: float, exponent: float) -> float:
 
 def schedule(group: dict[str, Any]) -> tuple[int, float, float, float, float]:
     """``(t, lr_t, lr_max_t, W_t, c_{t+1})`` of the step after the group's counters ``k``,
-    ``lr_max``, ``weight_sum``: (s1)-(s4) in float64, the authors' operations in their order. A
+    ``lr_max``, ``weight_sum``: (9)-(12) in float64, the authors' operations in their order. A
     pure function of validated values that does not raise (an overflow is inf; inf / inf NaN)."""
     k = int(group["k"])
     t = k + 1
     warmup_steps = float(group["warmup_steps"])
-    sched = t / warmup_steps if k < warmup_steps else 1.0                                  # (s1)
-    lr = float(group["lr"]) * sched                                                       # (s1)
-    lr_max = max(lr, float(group["lr_max"]))                                              # (s2)
-    weight = _power(t, float(group["r"])) * _power(lr_max, float(group["weight_lr_power"]))  # (s3)
-    weight_sum = float(group["weight_sum"]) + weight                                      # (s3)
-    ckp1 = weight / weight_sum if weight_sum != 0 else 0.0                                # (s4)
+    sched = t / warmup_steps if k < warmup_steps else 1.0                                  # (9)
+    lr = float(group["lr"]) * sched                                                       # (9)
+    lr_max = max(lr, float(group["lr_max"]))                                              # (10)
+    weight = _power(t, float(group["r"])) * _power(lr_max, float(group["weight_lr_power"]))  # (11)
+    weight_sum = float(group["weight_sum"]) + weight                                      # (11)
+    ckp1 = weight / weight_sum if weight_sum != 0 else 0.0                                # (12)
     return t, lr, lr_max, weight_sum, ckp1
 
 
@@ -191,17 +187,17 @@ def check_group_counters(where: str, group: dict[str, Any]) -> None:
 def interpolate(param: np.ndarray, z: np.ndarray, weight: float) -> None:
     """``param = lerp(param, z, weight)`` in place, torch's ``lerp_`` (both forms, chosen by
     ``|weight| < 0.5``), with ``weight`` and ``1 - weight`` computed in float64 and cast to the
-    arrays' dtype: the switches (9) and (10). One NumPy expression for every backend."""
+    arrays' dtype: the switches (13) and (14). One NumPy expression for every backend."""
     cast = param.dtype.type
     with np.errstate(all="ignore"):
         if abs(weight) < 0.5:
-            param[...] = param + cast(weight) * (z - param)                                # (9), (10)
+            param[...] = param + cast(weight) * (z - param)                                # (13), (14)
         else:
-            param[...] = z - (z - param) * cast(1.0 - weight)                              # (9), (10)
+            param[...] = z - (z - param) * cast(1.0 - weight)                              # (13), (14)
 
 
 def switch_weight(beta1: float, train: bool) -> float:
-    """The weight of (9) (``1 - beta1``: x -> y) or of (10) (``1 - 1 / beta1``: y -> x)."""
+    """The weight of (13) (``1 - beta1``: x -> y) or of (14) (``1 - 1 / beta1``: y -> x)."""
     beta1 = float(beta1)
     return 1.0 - beta1 if train else 1.0 - 1.0 / beta1
 
@@ -273,20 +269,20 @@ class ScheduleFreeAdamW(Optimizer):
     params : list of ndarray or list of dict
         Arrays to optimize in place (float32/float64, C-contiguous, writeable), or parameter groups.
     lr : float, default 0.0025
-        Learning rate ``lr`` (s1), after warmup.
+        Learning rate ``lr`` (9), after warmup.
     betas : (float, float), default (0.9, 0.999)
-        ``beta1`` (in (0, 1): the interpolation between ``z`` and ``x``, (7), (9), (10)) and
+        ``beta1`` (in (0, 1): the interpolation between ``z`` and ``x``, (7), (13), (14)) and
         ``beta2`` (in [0, 1): the decay of ``exp_avg_sq`` (2)).
     eps : float, default 1e-8
         Added to the bias-corrected root (3).
     weight_decay : float, default 0
         ``lambda`` (5): decoupled from the normalisation, taken at ``y``.
     warmup_steps : int, default 0
-        Steps of linear warmup of ``lr`` (s1).
+        Steps of linear warmup of ``lr`` (9).
     r : float, default 0
-        The average's weights grow as ``t^r`` (s3).
+        The average's weights grow as ``t^r`` (11).
     weight_lr_power : float, default 2
-        The average's weights grow as ``lr_max^weight_lr_power`` (s3) (0: no lr weighting).
+        The average's weights grow as ``lr_max^weight_lr_power`` (11) (0: no lr weighting).
     maximize : bool, default False
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
@@ -360,12 +356,12 @@ class ScheduleFreeAdamW(Optimizer):
     # train() / eval() -------------------------------------------------------------------------
     def train(self) -> None:
         """Switch every group in eval mode to train mode: each parameter with a ``z`` becomes
-        ``y = lerp(x, z, 1 - beta1)`` (9). A group already in train mode is left as it is."""
+        ``y = lerp(x, z, 1 - beta1)`` (13). A group already in train mode is left as it is."""
         self._switch(True)
 
     def eval(self) -> None:
         """Switch every group in train mode to eval mode: each parameter with a ``z`` becomes
-        ``x = lerp(y, z, 1 - 1/beta1)`` (10), the average to evaluate or save."""
+        ``x = lerp(y, z, 1 - 1/beta1)`` (14), the average to evaluate or save."""
         self._switch(False)
 
     def _switch(self, train: bool) -> None:
