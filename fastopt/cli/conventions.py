@@ -39,6 +39,7 @@ USER_OPTIONS = {
     "ASGD": dict(weight_decay=1e-2),
     "SparseAdam": dict(),
     "AdaBelief": dict(amsgrad=True, weight_decay=1e-2),
+    "ScheduleFreeAdamW": dict(warmup_steps=5, weight_decay=1e-2),
 }
 
 
@@ -183,7 +184,8 @@ def run(args) -> int:
     console.print(
         "Not offered: RAdam for Keras (none there) and optax (eps on the corrected root), NAdam for optax "
         "(a different update), Lion for torch (not in torch.optim), Rprop for Keras (none there) and optax (a different "
-        "update), ASGD for Keras and optax (neither has it), AdaBelief for torch and Keras (neither has it). The flags and why they matter: "
+        "update), ASGD for Keras and optax (neither has it), AdaBelief for torch and Keras (neither has it), ScheduleFreeAdamW for torch and Keras (neither has it) "
+        "and optax (it keeps x, not y). The flags and why they matter: "
         "help(fastopt.rmsprop), help(fastopt.adam), ... (\"Defaults and conventions\")."
     )
     return 0

@@ -33,6 +33,7 @@ SETTINGS = {
     "ASGD": dict(lr=0.1),
     "SparseAdam": dict(lr=0.01),
     "AdaBelief": dict(lr=0.01),
+    "ScheduleFreeAdamW": dict(lr=0.01, warmup_steps=20),
 }
 
 

@@ -43,6 +43,7 @@ SETTINGS = {
     "ASGD": dict(lr=0.1, lambd=1e-3, t0=5, weight_decay=1e-3),  # averaging from step 7 on
     "SparseAdam": dict(lr=0.003),
     "AdaBelief": dict(lr=0.003, amsgrad=True, weight_decay=1e-3),
+    "ScheduleFreeAdamW": dict(lr=0.003, warmup_steps=5, weight_decay=1e-3, r=1.0),  # warmup, then the average
 }
 """Every optimizer fastopt has (``fastopt.OPTIMIZERS``), each with options that exercise its less
 common code paths; ``test_tour`` checks that no optimizer is left out."""
