@@ -124,3 +124,10 @@ class TimeAdaBelief(_KernelAndStep):
     with three divisions per element (optax's order)."""
 
     optimizer = "adabelief"
+
+
+class TimeScheduleFreeAdamW(_KernelAndStep):
+    """Schedule-Free AdamW (train mode): reads param (y), grad, z, exp_avg_sq; writes all but grad,
+    with one division and one square root per element."""
+
+    optimizer = "schedule_free_adamw"

@@ -236,6 +236,11 @@ CASES: dict[str, OptimizerCase] = {
                           ("ax",), _values_from_class("asgd")),
     "adabelief": OptimizerCase("adabelief", "AdaBelief", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-16),
                                ("exp_avg", "exp_avg_var"), _values_from_class("adabelief")),
+    # the scalars of a fresh group's first step (c = 1: the second form of the interpolation);
+    # every step does the same operations per element
+    "schedule_free_adamw": OptimizerCase("schedule_free_adamw", "ScheduleFreeAdamW",
+                                         dict(lr=2.5e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
+                                         ("z", "exp_avg_sq"), _values_from_class("schedule_free_adamw")),
 }
 """Append-only: a new configuration gets a new key (e.g. ``"adam_amsgrad"``)."""
 

@@ -5,7 +5,9 @@
 signatures, defaults, validation messages, parameter groups, ``closure``, ``zero_grad``, hooks,
 learning-rate schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
 and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``, and
-``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch)::
+``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch), and
+``fastopt.torch.ScheduleFreeAdamW`` with the authors' ``schedulefree.AdamWScheduleFree`` (its
+``train()`` and ``eval()`` included)::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
@@ -79,7 +81,9 @@ State
 -----
 torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
 ``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``,
-``prev``, ``step_size``, ``eta``, ``mu``, ``ax``; AdaBelief's ``exp_avg_var``, ``max_exp_avg_var``).
+``prev``, ``step_size``, ``eta``, ``mu``, ``ax``; AdaBelief's ``exp_avg_var``, ``max_exp_avg_var``;
+ScheduleFreeAdamW's ``z``, with its counters ``k``, ``weight_sum``, ``lr_max``, ``train_mode`` and
+``scheduled_lr`` in the parameter groups, as in the authors' package).
 ``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
 torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
 dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
