@@ -381,3 +381,46 @@ def test_torch_signature_is_the_authors():
     assert list(ours)[len(theirs):] == ["maximize", "backend"]
     p = torch.ones(2, requires_grad=True)
     assert list(ft.ScheduleFreeAdamW([p]).defaults) == [*package([p]).defaults, "maximize"]
+
+
+# --------------------------------------------------------------------------------------------
+# optax.contrib, a second implementation, without warmup (optax's steps z from lr * 0 at the first
+# step and weighs the average from lr / warmup_steps, in float32; the package does both from
+# lr / warmup_steps)
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("options", [
+    dict(lr=0.01, weight_decay=0.05, betas=(0.8, 0.99), eps=1e-6),
+    dict(lr=0.02, weight_lr_power=1.0),
+    dict(lr=0.01, weight_decay=0.05, convention="optax"),
+], ids=["wd-betas-eps", "weight-lr-power", "optax-preset"])
+def test_x_and_y_agree_with_optax_contrib(options, measured):
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    jax.config.update("jax_enable_x64", True)  # float64 arrays (jax defaults to float32)
+    import jax.numpy as jnp
+
+    names = dict(lr="learning_rate", weight_decay="weight_decay", eps="eps", weight_lr_power="weight_lr_power",
+                 warmup_steps="warmup_steps")
+    theirs_options = {names[k]: v for k, v in options.items() if k not in ("betas", "convention")}
+    if "betas" in options:
+        theirs_options.update(b1=options["betas"][0], b2=options["betas"][1])
+    rng = np.random.default_rng(5)
+    initial = [rng.standard_normal(30), rng.standard_normal((4, 3))]
+    grads = [[rng.standard_normal(p.shape) for p in initial] for _ in range(12)]
+    ours = [p.copy() for p in initial]
+    opt = fastopt.ScheduleFreeAdamW(ours, **options)
+    transformation = optax.contrib.schedule_free_adamw(**theirs_options)
+    params = [jnp.asarray(p) for p in initial]
+    state = transformation.init(params)
+    for step_grads in grads:
+        opt.step(step_grads)
+        updates, state = transformation.update([jnp.asarray(g) for g in step_grads], state, params)
+        params = optax.apply_updates(params, updates)
+    worst = max(_relative(a, np.asarray(b)) for a, b in zip(ours, params))  # y
+    opt.eval()
+    x = optax.contrib.schedule_free_eval_params(state, params)
+    worst = max(worst, *(_relative(a, np.asarray(b)) for a, b in zip(ours, x)))
+    worst = max(worst, *(_relative(opt.state[i]["z"], np.asarray(b)) for i, b in enumerate(state.z)))
+    key = "ScheduleFreeAdamW (optax.contrib, float64)"
+    measured["torch_worst"][key] = max(measured["torch_worst"][key], worst)
+    assert worst <= TOLERANCE, f"{options}: relative difference {worst:.2e}"

@@ -84,9 +84,14 @@ The authors' [2]_: ``lr=0.0025``, ``betas=(0.9, 0.999)``, ``eps=1e-8``, ``weight
 ``warmup_steps=0``, ``r=0``, ``weight_lr_power=2``. ``beta1`` must be above 0 here (the package
 accepts 0 and then fails with ``ZeroDivisionError`` in ``eval()``: with ``beta1 = 0``, ``y = z``
 and ``x`` cannot be recovered). ``maximize`` (not in the package) negates the gradient first, as
-in every fastopt optimizer. torch.optim and Keras have no Schedule-Free optimizer;
-optax.contrib's ``schedule_free_adamw`` keeps ``z`` and ``x`` (not ``y``) and rounds differently,
-so fastopt offers no ``convention=`` preset.
+in every fastopt optimizer. torch.optim and Keras have no Schedule-Free optimizer.
+optax.contrib's ``schedule_free_adamw`` [3]_ also keeps ``y`` as the parameters and ``z`` in its
+state (``schedule_free_eval_params`` gives ``x``, (14)), and without warmup fastopt agrees with it
+to ~1e-15 in float64 (tested); its warmup differs (``lr_t = lr * k / warmup_steps``, from 0 at the
+first step of ``z``, while its average's weights use ``lr * (k + 1) / warmup_steps``, both
+computed in float32, in optax 0.2.8), and it has no ``r``. ``convention="optax"`` sets optax's defaults, which are
+the package's; optax's warmup is not reproduced. The rounding stays the package's (optax
+recomputes ``x`` from ``y`` and ``z`` at every step, a few ulp away).
 
 Not reproduced, from the authors' package: the gradient is left as it is (the package divides
 ``p.grad`` in place by the denominator (4) and adds the decay (5) to it); ``step()`` refuses to run
@@ -284,6 +289,9 @@ class ScheduleFreeAdamW(Optimizer):
     weight_lr_power : float, default 2
         The average's weights grow as ``lr_max^weight_lr_power`` (11) (0: no lr weighting).
     maximize : bool, default False
+    convention : {"optax"} or None, default None
+        A preset: optax.contrib's defaults for every argument not given (the authors' too: optax's
+        warmup is not reproduced).
     backend : {"auto", "reference", "numba", "cython"}, default "auto"
 
     The parameters hold ``y`` while training: call :meth:`eval` before evaluating or saving the
@@ -299,9 +307,10 @@ class ScheduleFreeAdamW(Optimizer):
     name = "schedule_free_adamw"
     algorithm = ScheduleFreeAdamWAlgorithm()
     group_counters = GROUP_COUNTERS
-    not_offered = {"torch": "torch.optim has no Schedule-Free optimizer",
-                   "keras": "Keras 3 has no Schedule-Free optimizer",
-                   "optax": "optax.contrib.schedule_free_adamw keeps x and z, not y, and rounds otherwise"}
+    conventions = {"optax": dict(lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, r=0.0,
+                                 weight_lr_power=2.0)}
+    not_offered = {"torch": "torch.optim has no Schedule-Free optimizer (fastopt's defaults are the authors' package's)",
+                   "keras": "Keras 3 has no Schedule-Free optimizer"}
 
     def __init__(
         self,
@@ -315,6 +324,7 @@ class ScheduleFreeAdamW(Optimizer):
         weight_lr_power: float = 2.0,
         *,
         maximize: bool = False,
+        convention: str | None = None,
         backend: str = "auto",
     ) -> None:
         defaults = hyperparameters(locals())
