@@ -42,8 +42,8 @@ of a first moment; ``v`` is corrected as in Adam (3).
 ``1 - c_{t+1}``, ``1 - beta2^t``, ``lr_t`` and ``lr_t * (beta1 * (1 - c_{t+1}) - 1)`` are scalars
 computed once per step in float64 (``ScheduleFreeAdamWAlgorithm.step_scalars``) and cast to the
 arrays' dtype; the kernels never call ``pow``. The switches (13), (14) are NumPy expressions on
-the whole array (:func:`interpolate`), the same code whatever the backend, so they leave the
-three backends' arrays identical; they run once per switch, not per step.
+the whole array (``interpolate`` in this module), the same code whatever the backend, so they
+leave the three backends' arrays identical; they run once per switch, not per step.
 
 Where the counters live
 -----------------------
