@@ -131,3 +131,8 @@ class TimeADOPT(_KernelAndStep):
     one square root, one division and a clip per element."""
 
     optimizer = "adopt"
+class TimeScheduleFreeAdamW(_KernelAndStep):
+    """Schedule-Free AdamW (train mode): reads param (y), grad, z, exp_avg_sq; writes all but grad,
+    with one division and one square root per element."""
+
+    optimizer = "schedule_free_adamw"

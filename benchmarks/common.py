@@ -239,6 +239,11 @@ CASES: dict[str, OptimizerCase] = {
     # past the first step (which only sets exp_avg_sq): the full update, clipped at (t - 1)^(1/4)
     "adopt": OptimizerCase("adopt", "ADOPT", dict(lr=1e-3, betas=(0.9, 0.9999), eps=1e-6),
                            ("exp_avg", "exp_avg_sq"), _values_from_class("adopt")),
+    # the scalars of a fresh group's first step (c = 1: the second form of the interpolation);
+    # every step does the same operations per element
+    "schedule_free_adamw": OptimizerCase("schedule_free_adamw", "ScheduleFreeAdamW",
+                                         dict(lr=2.5e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
+                                         ("z", "exp_avg_sq"), _values_from_class("schedule_free_adamw")),
 }
 """Append-only: a new configuration gets a new key (e.g. ``"adam_amsgrad"``)."""
 

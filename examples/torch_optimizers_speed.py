@@ -1,6 +1,6 @@
-"""How fast are fastopt.torch's SparseAdam, AdaBelief and ADOPT next to the implementations they replace?
+"""How fast are fastopt.torch's SparseAdam, AdaBelief, ADOPT and ScheduleFreeAdamW next to the implementations they replace?
 
-``python -m fastopt bench`` compares dense steps with ``torch.optim``; two of fastopt's optimizers
+``python -m fastopt bench`` compares dense steps with ``torch.optim``; four of fastopt's optimizers
 need another counterpart:
 
 * **SparseAdam** against ``torch.optim.SparseAdam``, on the sparse COO gradient of an
@@ -12,14 +12,18 @@ need another counterpart:
 * **ADOPT** against the authors' ``adopt.ADOPT`` (torch-adopt, its for-loop path,
   ``foreach=False``, and its default ``foreach=None``), on the same tensors, past the first step
   (which only records the squared gradient).
+* **ScheduleFreeAdamW** against the authors' ``schedulefree.AdamWScheduleFree`` with its default
+  ``foreach=True`` (torch's multi-tensor ops) and with ``foreach=False``, both in train mode, on
+  the same tensors. The package divides ``p.grad`` in place at each step (fastopt leaves it), so
+  its timed steps see the gradient it left; that costs it nothing and keeps the values O(1).
 
 Each ``optimizer.step()`` is timed alone (gradients set once), one torch thread, fastopt on the
 Cython and the Numba backend; medians of ``--samples`` samples, each the best of three repeats.
 The ratio is the other implementation's time over fastopt's. The machine's load average is
 printed first: on a busy machine the absolute times mean little, the ratios a little more.
 
-    pip install -e ".[torch]" adabelief-pytorch==0.2.1 torch-adopt==0.1.0
-    python examples/torch_optimizers_speed.py [--samples 7] [--only sparse_adam|adabelief|adopt]
+    pip install -e ".[torch]" adabelief-pytorch==0.2.1 torch-adopt==0.1.0 schedulefree==1.4.1
+    python examples/torch_optimizers_speed.py [--samples 7] [--only sparse_adam|adabelief|adopt|schedule_free]
 """
 
 import argparse
@@ -85,6 +89,23 @@ def adopt(n: int, samples: int) -> None:
     report(f"ADOPT {n:,} elements", times, "torch-adopt")
 
 
+def schedule_free(n: int, samples: int) -> None:
+    from schedulefree import AdamWScheduleFree
+
+    times = {}
+    for name in ("cython", "numba", "schedulefree (foreach)", "schedulefree (for-loop)"):
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.randn(n))
+        p.grad = torch.randn(n)
+        if name.startswith("schedulefree"):
+            optimizer = AdamWScheduleFree([p], foreach=name.endswith("(foreach)"))
+        else:
+            optimizer = ft.ScheduleFreeAdamW([p], backend=name)
+        optimizer.train()
+        times[name] = median_step_us(optimizer.step, n, samples)
+    report(f"ScheduleFreeAdamW {n:,} elements", times, "schedulefree (foreach)")
+
+
 def report(label: str, times: dict, other: str) -> None:
     ratios = ", ".join(f"{backend} {times[other] / times[backend]:.2f}x" for backend in ("cython", "numba"))
     microseconds = ", ".join(f"{name} {value:,.1f}" for name, value in times.items())
@@ -94,7 +115,8 @@ def report(label: str, times: dict, other: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=7)
-    parser.add_argument("--only", choices=("sparse_adam", "adabelief", "adopt"), default=None)
+    parser.add_argument("--only", choices=("sparse_adam", "adabelief", "adopt", "schedule_free"), default=None,
+                        help="one comparison only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # adabelief-pytorch's notices about its defaults
@@ -103,7 +125,7 @@ def main() -> None:
         for rows in (64, 4096, 65536):
             sparse_adam(rows, 64, None, args.samples)
         sparse_adam(100_000, 64, 4096, args.samples)
-    for name, run in (("adabelief", adabelief), ("adopt", adopt)):
+    for name, run in (("adabelief", adabelief), ("adopt", adopt), ("schedule_free", schedule_free)):
         if args.only in (None, name):
             for n in (4096, 262_144, 4_194_304):
                 run(n, args.samples)

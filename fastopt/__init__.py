@@ -29,6 +29,7 @@ from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedule_free_adamw import ScheduleFreeAdamW
 from .sgd import SGD
 from .sparse_adam import SparseAdam
 
@@ -37,7 +38,7 @@ __version__ = "0.1.0"
 OPTIMIZERS = {
     cls.__name__: cls
     for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam,
-                AdaBelief, Adafactor, ADOPT)
+                AdaBelief, Adafactor, ADOPT, ScheduleFreeAdamW)
 }
 """Every optimizer class, by name, in teaching order."""
 
@@ -62,6 +63,7 @@ __all__ = [
     "RMSprop",
     "Rprop",
     "SGD",
+    "ScheduleFreeAdamW",
     "SparseAdam",
     "available_backends",
     "flatten",

@@ -129,6 +129,9 @@ class Optimizer(Checkpoints):
     required_state_keys: ClassVar[tuple[str, ...]]
     step_key: ClassVar[str | None]
     flag_defaults: ClassVar[dict[str, Any]] = {}
+    # Group entries that are counters, not hyperparameters (Schedule-Free's ``k``...): saved and
+    # loaded with the group, but not part of the snapshot that decides whether it is revalidated.
+    group_counters: ClassVar[tuple[str, ...]] = ()
     # Presets of ``convention=``: framework -> the constructor arguments it sets (that framework's
     # defaults and the flags that reproduce its arithmetic). Explicit arguments win over a preset.
     conventions: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -174,7 +177,7 @@ class Optimizer(Checkpoints):
         self.defaults = dict(defaults)
         self.backend = _backends.resolve_backend(backend)
         self._engine = Engine(self.backend)
-        self._hyperparameter_keys = tuple(self.defaults)
+        self._hyperparameter_keys = tuple(key for key in self.defaults if key not in self.group_counters)
         self._plans: list[Plan] = []  # per group, as last validated
         self._validated: list[tuple] = []  # per group: its hyperparameters' typed snapshot then
         # per group: the hyperparameter objects then (None if one of them is mutable), which the

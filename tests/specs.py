@@ -145,6 +145,18 @@ adopt_options = st.fixed_dictionaries(
         weight_decay=wd_st, decouple=st.booleans(), maximize=st.booleans(),
     )
 )
+schedule_free_adamw_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st,
+        # beta1 > 0: eval() divides by it
+        betas=st.tuples(st.one_of(st.sampled_from([0.9, 0.5]), st.floats(1e-3, 0.9999)), decay_st),
+        eps=eps_st, weight_decay=wd_st,
+        warmup_steps=st.one_of(st.just(0), st.integers(1, 6)),
+        r=st.one_of(st.just(0.0), st.sampled_from([0.5, 1.0]), st.floats(0.0, 4.0)),
+        weight_lr_power=st.one_of(st.just(2.0), st.sampled_from([0.0, 1.0]), st.floats(0.0, 4.0)),
+        maximize=st.booleans(),
+    )
+)
 lion_options = st.fixed_dictionaries(
     dict(lr=lr_st, betas=st.tuples(decay_st, decay_st), weight_decay=wd_st, maximize=st.booleans())
 )
@@ -334,6 +346,16 @@ SPECS = {
             dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, clip_lambda=None, weight_decay=0.1, decouple=True,
                  maximize=True),
             dict(lr=0.01, clip_lambda=clip_half_step),
+        ],
+        in_torch=False,
+    ),
+    "ScheduleFreeAdamW": Spec(  # not in torch.optim: compared with the authors' package (test_schedule_free.py)
+        fastopt.ScheduleFreeAdamW,
+        schedule_free_adamw_options,
+        [
+            dict(),
+            dict(lr=0.01, warmup_steps=3, weight_decay=0.01),
+            dict(lr=0.01, betas=(0.8, 0.95), eps=1e-3, weight_decay=0.1, r=1.0, weight_lr_power=1.0, maximize=True),
         ],
         in_torch=False,
     ),

@@ -34,6 +34,7 @@ EXPECTED_STATE_KEYS = {
     "AdaBelief": {"step", "exp_avg", "exp_avg_var", "max_exp_avg_var"},
     "Adafactor": {"step", "row_var", "col_var", "variance"},
     "ADOPT": {"step", "exp_avg", "exp_avg_sq"},
+    "ScheduleFreeAdamW": {"z", "exp_avg_sq"},
 }
 
 # State entries that are scalars, not buffers: NAdam's mu_product and ASGD's eta and mu are

@@ -527,6 +527,7 @@ SECTION_1 = {
     ("Lion", "keras"): dict(lr=1e-3),
     ("Lion", "optax"): dict(weight_decay=1e-3),
     ("AdaBelief", "optax"): dict(betas=(0.9, 0.999), eps=1e-16, eps_root=1e-16),
+    ("ScheduleFreeAdamW", "optax"): dict(lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_lr_power=2.0),
 }
 
 

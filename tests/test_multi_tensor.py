@@ -37,6 +37,7 @@ FULL = {
     "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
     "Adafactor": dict(lr=0.05, weight_decay=0.01),
     "ADOPT": dict(lr=0.01, weight_decay=0.01, maximize=True),
+    "ScheduleFreeAdamW": dict(lr=0.01, warmup_steps=2, weight_decay=0.01),
 }
 
 
@@ -85,6 +86,9 @@ def test_many_tensors_in_one_call_equal_the_reference(name, dtype):
     # takes whole tensors (their norms): one call per parameter, never batched.
     expected = 0 if SPECS[name].cls.algorithm.whole_tensor else 2 * {"SGD": 5, "Adagrad": 4, "Lion": 5}.get(name, 3)
     assert len(calls) == expected
+    # step falls back. SGD, Lion and ScheduleFreeAdamW keep no step counter per parameter (the
+    # last keeps its counters in the group) and stay batched.
+    assert len(calls) == 2 * {"SGD": 5, "Adagrad": 4, "Lion": 5, "ScheduleFreeAdamW": 5}.get(name, 3)
 
 
 def test_a_bad_gradient_in_a_later_group_changes_no_group():

@@ -77,6 +77,7 @@ def test_invalid_hyperparameters_set_between_steps_are_rejected_before_any_updat
 
 
 # Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, AdaBelief and ADOPT: each row checked at construction and set between
+# Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, AdaBelief and ScheduleFreeAdamW: each row checked at construction and set between
 # steps, in one test.
 ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("Adadelta", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
@@ -150,6 +151,18 @@ ERRORS_AT_CONSTRUCTION_AND_BETWEEN_STEPS = [
     ("ADOPT", dict(clip_lambda=0.25), TypeError, "clip_lambda must be None or a callable, got float 0.25"),
     ("ADOPT", dict(decouple=1), TypeError, "decouple must be a bool, got int 1"),
     ("ADOPT", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
+    ("ScheduleFreeAdamW", dict(lr=-1e-3), ValueError, "Invalid learning rate: -0.001"),
+    ("ScheduleFreeAdamW", dict(eps=-1e-8), ValueError, "Invalid epsilon value: -1e-08"),
+    ("ScheduleFreeAdamW", dict(betas=(1.0, 0.999)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("ScheduleFreeAdamW", dict(betas=(0.0, 0.999)), ValueError,
+     "Invalid beta parameter at index 0: 0.0 (Schedule-Free needs beta1 > 0: eval() recovers x = (y - (1 - beta1) z) / beta1)"),
+    ("ScheduleFreeAdamW", dict(betas=(0.9, float("nan"))), ValueError, "Invalid beta parameter at index 1: nan"),
+    ("ScheduleFreeAdamW", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("ScheduleFreeAdamW", dict(warmup_steps=-1), ValueError, "Invalid warmup_steps value: -1"),
+    ("ScheduleFreeAdamW", dict(warmup_steps="10"), TypeError, "warmup_steps must be a real number, got str '10'"),
+    ("ScheduleFreeAdamW", dict(r=float("inf")), ValueError, "Invalid r value: inf"),
+    ("ScheduleFreeAdamW", dict(weight_lr_power=-2.0), ValueError, "Invalid weight_lr_power value: -2.0"),
+    ("ScheduleFreeAdamW", dict(maximize=1), TypeError, "maximize must be a bool, got int 1"),
 ]
 
 

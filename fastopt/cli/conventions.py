@@ -41,6 +41,7 @@ USER_OPTIONS = {
     "AdaBelief": dict(amsgrad=True, weight_decay=1e-2),
     "Adafactor": dict(weight_decay=1e-2),
     "ADOPT": dict(weight_decay=1e-2, decouple=True),
+    "ScheduleFreeAdamW": dict(warmup_steps=5, weight_decay=1e-2),
 }
 
 
@@ -154,7 +155,10 @@ def run(args) -> int:
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
                       padding=(0, 1) if not narrow else (0, 0, 0, 1), pad_edge=not narrow, show_edge=not narrow)
         for column, justify in (("optimizer", "left"), ("convention", "left"), ("loss", "right")):
-            table.add_column(column, justify=justify)
+            # below 100 columns a long name (ScheduleFreeAdamW) folds rather than squeeze the flags
+            narrow_name = narrow and column == "optimizer"
+            table.add_column(column, justify=justify, max_width=10 if narrow_name else None,
+                             overflow="fold" if narrow_name else "ellipsis")
         for column in ("gap, step 1", "gap, end"):  # "baseline" or 1.5e-02: 8 wide, the header wraps
             table.add_column(column, justify="right", max_width=8 if narrow else None)
         table.add_column("what changes", justify="left", overflow="fold")
@@ -185,7 +189,8 @@ def run(args) -> int:
     console.print(
         "Not offered: RAdam for Keras (none there) and optax (eps on the corrected root), NAdam for optax "
         "(a different update), Lion for torch (not in torch.optim), Rprop for Keras (none there) and optax (a different "
-        "update), ASGD for Keras and optax (neither has it), AdaBelief and ADOPT for torch and Keras (neither has them). The flags and why they matter: "
+        "update), ASGD for Keras and optax (neither has it), AdaBelief and ADOPT for torch and Keras (neither has them), ScheduleFreeAdamW "
+        "for torch and Keras (neither has it). The flags and why they matter: "
         "help(fastopt.rmsprop), help(fastopt.adam), ... (\"Defaults and conventions\")."
     )
     return 0

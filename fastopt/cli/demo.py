@@ -35,6 +35,7 @@ SETTINGS = {
     "AdaBelief": dict(lr=0.01),
     "Adafactor": dict(lr=0.01),
     "ADOPT": dict(lr=0.01),
+    "ScheduleFreeAdamW": dict(lr=0.05, warmup_steps=20),  # Schedule-Free takes a larger lr than Adam
 }
 
 
@@ -94,6 +95,8 @@ def train(name: str, backend: str, steps: int, dtype) -> Run:
         start = time.perf_counter()
         optimizer.step(grads)
         step_times.append(time.perf_counter() - start)
+    if hasattr(optimizer, "eval"):  # Schedule-Free: evaluate x, the average (training steps sit at y)
+        optimizer.eval()
     loss, _, accuracy = loss_and_grads(params, x, y)
     # the first steps include JIT compilation / cache loading: report the median
     return Run(name, backend, loss, accuracy, statistics.median(step_times) * 1e6, params)
@@ -126,7 +129,8 @@ def run_demo(steps: int = 300, dtype_name: str = "float32", console=None) -> lis
     table = Table(title="every optimizer x every backend")
     for column, justify in [("optimizer", "left"), ("backend", "left"), ("final loss", "right"),
                             ("accuracy", "right"), ("µs / step", "right"), ("bits = reference", "center")]:
-        table.add_column(column, justify=justify)
+        # the optimizer's name whole (ScheduleFreeAdamW): the other columns' headers wrap instead
+        table.add_column(column, justify=justify, no_wrap=column == "optimizer")
     runs = []
     with console.status("training ...") as status:
         for name in OPTIMIZERS:

@@ -5,8 +5,9 @@
 signatures, defaults, validation messages, parameter groups, ``closure``, ``zero_grad``, hooks,
 learning-rate schedulers and ``state_dict`` layout, so a state dict saved from ``torch.optim.Adam`` loads here
 and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``,
-``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch) and ``fastopt.torch.ADOPT``
-with the authors' torch-adopt::
+``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch), ``fastopt.torch.ADOPT``
+with the authors' torch-adopt, and ``fastopt.torch.ScheduleFreeAdamW`` with the authors'
+``schedulefree.AdamWScheduleFree`` (its ``train()`` and ``eval()`` included)::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
@@ -81,7 +82,8 @@ State
 torch's key names and shapes (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``sum``,
 ``square_avg``, ``momentum_buffer``, ``grad_avg``, ``acc_delta``, ``exp_inf``, ``mu_product``,
 ``prev``, ``step_size``, ``eta``, ``mu``, ``ax``; AdaBelief's ``exp_avg_var``, ``max_exp_avg_var``; ADOPT's
-``exp_avg``, ``exp_avg_sq``).
+``exp_avg``, ``exp_avg_sq``; ScheduleFreeAdamW's ``z``, with its counters ``k``, ``weight_sum``,
+``lr_max``, ``train_mode`` and ``scheduled_lr`` in the parameter groups, as in the authors' package).
 ``step`` is a 0-d **float64** tensor: torch uses float32, which stops counting at 2**24 steps;
 torch's for-loop path reads ``step`` with ``.item()``, so it loads and continues a fastopt state
 dict, and a float32 ``step`` loaded from torch is widened to float64 here. NAdam's
@@ -104,15 +106,16 @@ if not hasattr(torch, "optim"):  # this very package was imported as "torch": fa
     )
 
 import fastopt
+from fastopt import schedule_free_adamw as _schedule_free
 from fastopt._memory import aligned_full
 from fastopt._validation import check_flag, check_real
 
 from ._front import _FastoptOptimizer
-from ._tensors import as_float, fast_path_available, group_betas
+from ._tensors import as_float, check_param, fast_path_available, group_betas, numpy_view
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
-    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT",
+    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT", "ScheduleFreeAdamW",
 ]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
@@ -550,3 +553,124 @@ class ADOPT(_FastoptOptimizer):
     def __setstate__(self, state):
         super().__setstate__(state)
         self.__dict__.setdefault("clip_lambda", fastopt.adopt.quarter_power)
+
+
+# The authors' Schedule-Free AdamW (schedulefree)
+# --------------------------------------------------------------------------------------------
+class ScheduleFreeAdamW(_FastoptOptimizer):
+    """``schedulefree.AdamWScheduleFree`` stepped by fastopt's Schedule-Free AdamW kernel; see
+    :mod:`fastopt.torch` and :mod:`fastopt.schedule_free_adamw`.
+
+    The authors' signature (schedulefree 1.4.1): ``lr=0.0025``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=0``, ``warmup_steps=0``, ``r=0.0``, ``weight_lr_power=2.0``,
+    ``foreach`` (accepted and stored; fastopt's path is used whatever it says), plus keyword-only
+    ``maximize`` and ``backend``. As in the package, the optimizer starts in **eval mode**: call
+    ``optimizer.train()`` before training steps (the parameters then hold ``y``) and
+    ``optimizer.eval()`` before evaluating or saving the weights (they then hold ``x``, the
+    average); ``step()`` in eval mode raises ``RuntimeError``.
+
+    State: ``z`` and ``exp_avg_sq`` per parameter, and in each parameter group the package's
+    counters ``k``, ``train_mode``, ``weight_sum``, ``lr_max`` and ``scheduled_lr``, in the
+    package's order, so that state dicts load in either direction (the mode and the counters
+    included). Differences: the gradient is left as it is (the package divides ``p.grad`` in
+    place); ``step()`` refuses to run if any group is in eval mode (the package looks at the first
+    group); ``beta1 = 0`` is refused (the package fails in ``eval()``). The arithmetic is the
+    package's, operation for operation: a few ulp from it (torch contracts multiply-adds).
+    """
+
+    _algorithm = fastopt.ScheduleFreeAdamW.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power", "maximize")
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, warmup_steps=0, r=0.0,
+                 weight_lr_power=2.0, foreach=hasattr(torch, "_foreach_mul_"), *, maximize=False, backend="auto"):
+        # the package's defaults, in its order (its state dicts then have the same layout)
+        defaults = dict(lr=lr, betas=betas, eps=eps, r=r, k=0, warmup_steps=warmup_steps, train_mode=False,
+                        weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0, weight_lr_power=weight_lr_power,
+                        weight_decay=weight_decay, foreach=foreach, maximize=maximize)
+        super().__init__(params, defaults, backend)
+
+    def _check_hyperparameters(self, group):
+        super()._check_hyperparameters(group)
+        _schedule_free.check_group_counters("param_group", group)
+
+    def _check_mode_and_counters(self):
+        for index, group in enumerate(self.param_groups):
+            where = f"param_groups[{index}]"
+            _schedule_free.check_group_counters(where, group)
+            if not group["train_mode"]:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step() called in eval mode ({where}['train_mode'] is False): "
+                    "call optimizer.train() before training steps (the parameters then hold y) and "
+                    "optimizer.eval() before evaluating (they then hold x, the average)"
+                )
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient (``y`` and its ``z``); returns
+        ``closure()``'s loss. Raises ``RuntimeError`` in eval mode (before calling the closure,
+        as the package)."""
+        self._check_mode_and_counters()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+            self._check_mode_and_counters()  # the closure may have edited the groups
+        plans = [self._plan(group) for group in self.param_groups]
+        for plan, group in zip(plans, self.param_groups):  # the step's key is computed from them
+            plan.group.update(k=group["k"], weight_sum=group["weight_sum"], lr_max=group["lr_max"])
+        self._engine.step(plans, self)
+        for plan, group in zip(plans, self.param_groups):  # applied whole: every group advances
+            group.update(_schedule_free.advanced_counters(plan.group))
+        return loss
+
+    def prepare(self, plan, item):
+        param, grad, buffers, counters, created = super().prepare(plan, item)
+        if "z" in created:  # z_0 is the parameter (the package's clone)
+            buffers[plan.slots.index("z")][...] = param
+        return param, grad, buffers, counters, created
+
+    @torch.no_grad()
+    def train(self):
+        """Switch every group in eval mode to train mode: each parameter with a ``z`` becomes
+        ``y = lerp(x, z, 1 - beta1)`` (the package's ``train()``)."""
+        self._switch(True)
+
+    @torch.no_grad()
+    def eval(self):
+        """Switch every group in train mode to eval mode: each parameter with a ``z`` becomes
+        ``x = lerp(y, z, 1 - 1/beta1)`` (the package's ``eval()``)."""
+        self._switch(False)
+
+    def _switch(self, train):
+        """Everything checked first (mode flags, betas, each parameter and its ``z``), then every
+        parameter switched, by the same NumPy expression whatever the backend."""
+        work = []
+        for group_index, group in enumerate(self.param_groups):
+            where = f"param_groups[{group_index}]"
+            check_flag(f"{where}['train_mode']", group.get("train_mode"))
+            if group["train_mode"] == train:
+                continue
+            self._plan(group)  # the hyperparameters, checked (betas among them)
+            weight = _schedule_free.switch_weight(group_betas(group)[0], train)
+            for index, p in enumerate(group["params"]):
+                state = self.state.get(p)
+                if type(state) is not dict or "z" not in state:
+                    continue
+                param_where = f"{where}['params'][{index}]"
+                check_param(param_where, p)
+                self._check_state(param_where, p, state, ("z",), ())
+                z = self._owned_array(state["z"])
+                work.append((numpy_view(p), numpy_view(state["z"]) if z is None else z.reshape(-1), weight))
+            work.append(group)
+        for item in work:
+            if type(item) is dict:
+                item["train_mode"] = train
+            else:
+                _schedule_free.interpolate(*item)
+
+    def load_state_dict(self, state_dict):
+        """torch's ``load_state_dict`` after fastopt's checks, the group counters and mode
+        included (a checkpoint of the package loads here, and the other way round)."""
+        for index, saved in enumerate(state_dict["param_groups"]):
+            _schedule_free.check_group_counters(f"state_dict['param_groups'][{index}]", {**self.defaults, **saved})
+        super().load_state_dict(state_dict)

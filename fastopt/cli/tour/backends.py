@@ -45,6 +45,7 @@ SETTINGS = {
     "AdaBelief": dict(lr=0.003, amsgrad=True, weight_decay=1e-3),
     "Adafactor": dict(lr=0.01, weight_decay=1e-3),  # matrices factored, biases a full variance
     "ADOPT": dict(lr=0.003, weight_decay=1e-3, decouple=True),
+    "ScheduleFreeAdamW": dict(lr=0.003, warmup_steps=5, weight_decay=1e-3, r=1.0),  # warmup, then the average
 }
 """Every optimizer fastopt has (``fastopt.OPTIMIZERS``), each with options that exercise its less
 common code paths; ``test_tour`` checks that no optimizer is left out."""
