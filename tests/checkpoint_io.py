@@ -4,12 +4,14 @@
 * ``np.savez``: no pickle inside (``np.load(..., allow_pickle=False)`` loads it), so a checkpoint
   from an untrusted source cannot run code. The state dict is flattened: every array under
   ``state/<index>/<key>``, every step counter as a 0-d int64 array, the parameters under
-  ``param/<index>`` and the hyperparameters as JSON (floats round-trip exactly through JSON).
+  ``param/<index>`` and the hyperparameters as JSON (floats round-trip exactly through JSON; a
+  function, ADOPT's ``clip_lambda``, as ``{"function": "module:name"}``, imported again on load).
 
 Shared by tests/test_checkpoints.py and the script it runs in a new process,
 tests/resume_checkpoints.py.
 """
 
+import importlib
 import json
 import pickle
 
@@ -61,12 +63,25 @@ def jump_steps(opt):
 
 
 # --------------------------------------------------------------------------------------------
+def function_to_json(value):
+    if callable(value) and hasattr(value, "__module__") and hasattr(value, "__qualname__"):
+        return {"function": f"{value.__module__}:{value.__qualname__}"}
+    raise TypeError(f"cannot save {value!r} as JSON")
+
+
+def function_from_json(entry):
+    if set(entry) == {"function"}:
+        module, name = entry["function"].split(":")
+        return getattr(importlib.import_module(module), name)
+    return entry
+
+
 def save_npz(path, state_dict, params):
     arrays = {f"param/{i}": p for i, p in enumerate(params)}
     for index, entry in state_dict["state"].items():
         for key, value in entry.items():
             arrays[f"state/{index}/{key}"] = np.asarray(value, np.int64) if key == "step" else value
-    arrays["param_groups"] = np.array(json.dumps(state_dict["param_groups"]))
+    arrays["param_groups"] = np.array(json.dumps(state_dict["param_groups"], default=function_to_json))
     np.savez(path, **arrays)
 
 
@@ -80,7 +95,7 @@ def load_npz(path):
             elif kind == "state":
                 value = data[name]
                 state.setdefault(int(rest[0]), {})[rest[1]] = int(value) if rest[1] == "step" else value
-        groups = json.loads(str(data["param_groups"]))
+        groups = json.loads(str(data["param_groups"]), object_hook=function_from_json)
     return {"state": state, "param_groups": groups}, [params[i] for i in range(len(params))]
 
 
