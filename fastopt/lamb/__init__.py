@@ -6,11 +6,13 @@ The update, for step :math:`t \ge 1` (tags are used in ``reference.py``, ``_numb
     (1)  g_t = -g_t if maximize else g_t
     (2)  m_t = (1 - beta1) * g_t + beta1 * m_{t-1}                   # first moment, m_0 = 0
     (3)  v_t = (1 - beta2) * (g_t * g_t) + beta2 * v_{t-1}           # second moment, v_0 = 0
-    (4)  mhat_t = m_t / (1 - beta1^t),  vhat_t = v_t / (1 - beta2^t) # bias corrections
+    (4)  mhat_t = m_t / (1 - beta1^t)                                # bias corrections
+         vhat_t = v_t / (1 - beta2^t)
     (5)  u_t = mhat_t / (sqrt(vhat_t + eps_root) + eps)              # Adam's direction
     (6)  u_t = u_t + lambda * theta_{t-1}                            # weight decay, if lambda != 0
-    (7)  p = ||theta_{t-1}||,  q = ||u_t||                           # Euclidean norms of the whole tensor
-    (8)  r_t = p / q if p != 0 and q != 0 else 1                     # the trust ratio
+    (7)  p_t = norm(theta_{t-1})                                     # Euclidean norms of the whole tensor
+         q_t = norm(u_t)
+    (8)  r_t = p_t / q_t if min(p_t, q_t) > 0 else 1                 # the trust ratio (1 if either norm is 0)
     (9)  theta_t = theta_{t-1} - (eta * r_t) * u_t
 
 LAMB [1]_ makes Adam usable at very large batch sizes (BERT with batches of 32k-64k) by giving

@@ -27,12 +27,12 @@ cdef void _lamb_loop(Py_ssize_t n, floating* param, const floating* grad,  # who
     cdef floating chunk[256]
     if n == 0:
         return
-    for lane in range(8):
+    for lane in range(0, 8):  # written so, as in Adafactor: fastopt show reads a bare 8 in parentheses as a tag
         param_lanes[lane] = 0.0
         update_lanes[lane] = 0.0
     for start in range(0, n, 256):
         width = min(256, n - start)
-        add_squares(param + start, width, param_lanes)                               # (7), before the step
+        add_squares(param + start, width, param_lanes)                               # theta_{t-1}: its squares, before the step
         for j in range(width):
             k = start + j
             g = -grad[k] if maximize else grad[k]                                    # (1)

@@ -26,7 +26,7 @@ def lamb_update(param, grad, exp_avg, exp_avg_sq, maximize, beta1, one_minus_bet
     chunk = np.zeros(256, param.dtype)
     for start in range(0, n, 256):
         width = min(256, n - start)
-        param_lanes = add_to_lanes(param_lanes, param, start, width, True)             # (7), before the step
+        param_lanes = add_to_lanes(param_lanes, param, start, width, True)             # theta_{t-1}: its squares, before the step
         for j in range(width):
             k = start + j
             g = -grad[k] if maximize else grad[k]                                      # (1)

@@ -13,6 +13,8 @@ import numpy as np
 from .. import _sums
 from .._checks import require_lengths
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def lamb_update(
     param: np.ndarray,
@@ -49,6 +51,9 @@ def lamb_update(
     param_norm = math.sqrt(_sums.total(_sums.squares(param)))                        # (7)
     update_norm = math.sqrt(_sums.total(_sums.squares(u)))
     ratio = 1.0 if (param_norm == 0.0 or update_norm == 0.0) else param_norm / update_norm  # (8), optax's rule
-    with np.errstate(over="ignore"):  # a huge lr: -inf in float32, as the compiled twins' cast
-        step = np.float64(-(lr * ratio)).astype(param.dtype)
+    step = -(lr * ratio)
+    if abs(step) > _FLOAT32_MAX and param.dtype == np.float32:  # a huge lr: -inf, as the compiled twins' cast
+        with np.errstate(over="ignore"):  # (only here: np.errstate on every step would cost time and memory)
+            step = np.float32(step)
+    step = param.dtype.type(step)
     param[:] = param + step * u                                                      # (9)
