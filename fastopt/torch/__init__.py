@@ -7,7 +7,8 @@ learning-rate schedulers and ``state_dict`` layout, so a state dict saved from `
 and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``,
 ``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch), ``fastopt.torch.ADOPT``
 with the authors' torch-adopt, and ``fastopt.torch.ScheduleFreeAdamW`` with the authors'
-``schedulefree.AdamWScheduleFree`` (its ``train()`` and ``eval()`` included)::
+``schedulefree.AdamWScheduleFree`` (its ``train()`` and ``eval()`` included); ``fastopt.torch.LAMB``
+is optax's ``lamb`` with a torch.optim-style signature (torch.optim has none)::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
