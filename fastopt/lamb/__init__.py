@@ -158,7 +158,7 @@ class LAMB(Optimizer):
     conventions = {"optax": dict(betas=(0.9, 0.999), eps=1e-6, eps_root=0.0, weight_decay=0.0)}
     not_offered = {
         "torch": "torch.optim has no LAMB (fastopt's defaults are optax's)",
-        "keras": "Keras 3's Lamb has no weight decay of its own and was not compared; fastopt reproduces optax.lamb",
+        "keras": "Keras 3's Lamb was not compared with fastopt's; fastopt reproduces optax.lamb",
     }
 
     def __init__(
