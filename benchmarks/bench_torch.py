@@ -185,3 +185,45 @@ class TimeAdafactor:
 
     def time_step(self, shape, implementation):
         self.optimizer.step()
+
+
+# ------------------------------------------------------------------------------------------------
+# LAMB: one matrix, its trust ratio (n/a before fastopt.torch.LAMB; torch.optim has no LAMB)
+# ------------------------------------------------------------------------------------------------
+LAMB_SHAPES = ["64x64", "512x512", "2048x2048"]  # float32; append-only
+LAMB_IMPLEMENTATIONS = ["fastopt.torch cython", "fastopt.torch numba"]
+
+
+@functools.lru_cache(maxsize=1)
+def lamb_problem(shape: str, implementation: str):
+    try:
+        import torch
+    except ImportError as exc:
+        raise NotImplementedError(f"torch is not installed: {exc}") from None
+    try:
+        from fastopt.torch import LAMB
+    except ImportError as exc:
+        raise NotImplementedError(f"fastopt.torch.LAMB is not available: {exc}") from None
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(SEED_MODEL)
+    rows, cols = map(int, shape.split("x"))
+    weight = torch.nn.Parameter(torch.randn(rows, cols, generator=generator))
+    weight.grad = torch.randn(rows, cols, generator=generator)
+    optimizer = LAMB([weight], lr=1e-3, weight_decay=0.01, backend=implementation.split()[-1])
+    optimizer.step()  # the state exists (and Numba has compiled)
+    return weight, optimizer
+
+
+class TimeLAMB:
+    """One ``optimizer.step()`` of LAMB (optax's defaults, lr 1e-3, weight decay 0.01) on one
+    float32 matrix: its moments, its two norms and the update, one thread."""
+
+    params = [LAMB_SHAPES, LAMB_IMPLEMENTATIONS]
+    param_names = ["shape", "implementation"]
+    repeat = (5, 50, 4.0)
+
+    def setup(self, shape, implementation):
+        self.optimizer = lamb_problem(shape, implementation)[1]
+
+    def time_step(self, shape, implementation):
+        self.optimizer.step()

@@ -24,6 +24,7 @@ from .adamax import Adamax
 from .adamw import AdamW
 from .adopt import ADOPT
 from .asgd import ASGD
+from .lamb import LAMB
 from .lion import Lion
 from .nadam import NAdam
 from .radam import RAdam
@@ -38,7 +39,7 @@ __version__ = "0.1.0"
 OPTIMIZERS = {
     cls.__name__: cls
     for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam,
-                AdaBelief, Adafactor, ADOPT, ScheduleFreeAdamW)
+                AdaBelief, Adafactor, ADOPT, ScheduleFreeAdamW, LAMB)
 }
 """Every optimizer class, by name, in teaching order."""
 
@@ -56,6 +57,7 @@ __all__ = [
     "Adamax",
     "BackendUnavailable",
     "FlatParameters",
+    "LAMB",
     "Lion",
     "NAdam",
     "Optimizer",

@@ -33,6 +33,7 @@ FULL_OPTIONS = {
     "Adafactor": dict(lr=0.05, weight_decay=0.01),
     "ADOPT": dict(lr=0.01, weight_decay=0.01, decouple=True),
     "ScheduleFreeAdamW": dict(lr=0.01, warmup_steps=2, weight_decay=0.01),
+    "LAMB": dict(lr=0.01, weight_decay=0.01),
 }
 
 

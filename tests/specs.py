@@ -127,6 +127,14 @@ adafactor_options = st.fixed_dictionaries(
 )
 
 
+lamb_options = st.fixed_dictionaries(
+    dict(
+        lr=lr_st, betas=st.tuples(decay_st, decay_st), eps=st.one_of(st.just(1e-6), eps_st),
+        eps_root=st.one_of(st.just(0.0), eps_st), weight_decay=wd_st, maximize=st.booleans(),
+    )
+)
+
+
 def clip_half_step(step):
     """A clipping value for ADOPT's tests that clips often: 0.5 at the second step (module-level,
     so that groups holding it pickle)."""
@@ -356,6 +364,16 @@ SPECS = {
             dict(),
             dict(lr=0.01, warmup_steps=3, weight_decay=0.01),
             dict(lr=0.01, betas=(0.8, 0.95), eps=1e-3, weight_decay=0.1, r=1.0, weight_lr_power=1.0, maximize=True),
+        ],
+        in_torch=False,
+    ),
+    "LAMB": Spec(  # not in torch.optim: compared with optax (test_lamb.py); norms in fastopt._sums' order
+        fastopt.LAMB,
+        lamb_options,
+        [
+            dict(),
+            dict(lr=0.01, weight_decay=0.01),
+            dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, eps_root=1e-8, weight_decay=0.1, maximize=True),
         ],
         in_torch=False,
     ),

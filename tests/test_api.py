@@ -35,6 +35,7 @@ EXPECTED_STATE_KEYS = {
     "Adafactor": {"step", "row_var", "col_var", "variance"},
     "ADOPT": {"step", "exp_avg", "exp_avg_sq"},
     "ScheduleFreeAdamW": {"z", "exp_avg_sq"},
+    "LAMB": {"step", "exp_avg", "exp_avg_sq"},
 }
 
 # State entries that are scalars, not buffers: NAdam's mu_product and ASGD's eta and mu are

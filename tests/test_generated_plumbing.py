@@ -78,6 +78,37 @@ def test_a_whole_tensor_loop_gets_its_own_length_checks_and_no_threads():
     assert not generate.parse_loop(EXAMPLE).whole_tensor
 
 
+MARKED = '''"""A whole-tensor loop whose arrays all have param's length: marked by a comment."""
+
+from cython cimport floating
+
+
+cdef void _norms_loop(Py_ssize_t n, floating* param, const floating* grad,  # whole tensor
+                      floating* moment,
+                      floating* peak,  # only if track_peak
+                      bint track_peak, double lr) noexcept nogil:
+    pass
+'''
+
+
+def test_a_loop_marked_whole_tensor_runs_once_on_one_thread_with_param_length_checks():
+    """LAMB's kind of loop: norms of the whole parameter, every array of param's length."""
+    loop = generate.parse_loop(MARKED)
+    assert [(a.name, a.condition, a.length) for a in loop.arrays] == [
+        ("param", None, None), ("grad", None, None), ("moment", None, None), ("peak", "track_peak", None),
+    ]
+    assert loop.whole_tensor and not loop.matrices
+    rendered = generate.render_entries(loop, "x.pyx")
+    assert '    require_length("norms_update", "moment", moment_size, n)\n' in rendered
+    assert '    if track_peak:\n        require_length("norms_update", "peak", peak_size, n)\n' in rendered
+    assert "require_matrices" not in rendered.split("cdef int _norms_run", 1)[1]
+    assert "_norms_threads" not in rendered and "norms_update_many" not in rendered
+    assert "_norms_loop(n, param, grad, moment, peak, track_peak, lr)  # a whole tensor: one thread" in rendered
+    # without the marker the same signature is element-wise: threads and a multi-tensor entry
+    plain = generate.parse_loop(MARKED.replace("  # whole tensor", ""))
+    assert not plain.whole_tensor and "norms_update_many" in generate.render_entries(plain, "x.pyx")
+
+
 def test_an_optional_buffer_is_checked_only_when_its_condition_holds():
     rendered = generate.render_entries(generate.parse_loop(EXAMPLE), "x.pyx")
     assert '    require_length("example_update", "velocity", velocity_size, n)\n' in rendered

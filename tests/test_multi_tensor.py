@@ -38,6 +38,7 @@ FULL = {
     "Adafactor": dict(lr=0.05, weight_decay=0.01),
     "ADOPT": dict(lr=0.01, weight_decay=0.01, maximize=True),
     "ScheduleFreeAdamW": dict(lr=0.01, warmup_steps=2, weight_decay=0.01),
+    "LAMB": dict(lr=0.01, weight_decay=0.01, maximize=True),
 }
 
 
@@ -83,8 +84,8 @@ def test_many_tensors_in_one_call_equal_the_reference(name, dtype):
     # Step 1 creates the state (careful path; Adagrad creates it in the constructor); then one
     # call per group and step; from step 5 on params[5] is a step behind the others, so the
     # step falls back. SGD, Lion and ScheduleFreeAdamW keep no step counter per parameter (the
-    # last keeps its counters in the group) and stay batched. Adafactor's kernel takes whole
-    # tensors (their norms): one call per parameter, never batched.
+    # last keeps its counters in the group) and stay batched. Adafactor's and LAMB's kernels take
+    # whole tensors (their norms): one call per parameter, never batched.
     expected = 0 if SPECS[name].cls.algorithm.whole_tensor else 2 * {"SGD": 5, "Adagrad": 4, "Lion": 5, "ScheduleFreeAdamW": 5}.get(name, 3)
     assert len(calls) == expected
 

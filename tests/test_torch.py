@@ -334,7 +334,7 @@ def test_lion_training_matches_lion_pytorch(options, split, backend, measured):
 
 
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "Adafactor", "ADOPT"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "Adafactor", "ADOPT", "LAMB"])
 def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
     """The adapter adds no arithmetic: float32 tensors step to the same bits as NumPy arrays
     stepped by the fastopt class itself (RMSprop's alpha is fastopt's rho)."""
@@ -345,7 +345,8 @@ def test_float32_is_bit_identical_to_fastopt_on_numpy(name, backend):
                "Rprop": dict(etas=(0.4, 1.3), maximize=True), "ASGD": dict(lr=0.05, t0=2, weight_decay=0.1),
                "AdaBelief": dict(lr=0.01, amsgrad=True, weight_decay=0.1),
                "Adafactor": dict(lr=0.05, weight_decay=0.1, maximize=True),
-               "ADOPT": dict(lr=0.01, weight_decay=0.1, decouple=True)}[name]
+               "ADOPT": dict(lr=0.01, weight_decay=0.1, decouple=True),
+               "LAMB": dict(lr=0.01, weight_decay=0.1, eps_root=1e-9, maximize=True)}[name]
     rng = np.random.default_rng(3)
     shapes = [(5, 7), (7,), (), (40_000,), (0,)]
     initial = [rng.standard_normal(s).astype(np.float32) for s in shapes]
@@ -888,7 +889,7 @@ def test_a_tensor_lr_changed_in_place_is_validated_again(backend):
 
 @pytest.mark.hostile
 @pytest.mark.parametrize("backend", PATHS)
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "Adafactor", "ADOPT"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD", "AdaBelief", "Adafactor", "ADOPT", "LAMB"])
 def test_a_huge_hyperparameter_overflows_float32_silently(name, backend):
     """Valid hyperparameters beyond float32's range become inf in float32's arithmetic (IEEE), as
     they do in the NumPy core: no RuntimeWarning (tests run with warnings as errors), no partial

@@ -31,7 +31,11 @@ state buffer another length than ``param``'s, ``# length <C expression of n and 
 (with a condition: ``# only if factored; length n // cols``). Such a loop runs once per call on
 one thread: it gets no ``_threads`` and no ``_update_many``; if its scalars include
 ``Py_ssize_t rows, Py_ssize_t cols``, the entry first checks that ``param`` is a whole number of
-``rows x cols`` matrices. The module that Cython compiles is a small file
+``rows x cols`` matrices. A whole-tensor loop whose arrays all have ``param``'s length (a norm
+of the whole parameter and nothing else: LAMB's trust ratio) says so with the comment
+``# whole tensor`` anywhere on its signature's lines (the convention: on the line that opens it);
+it is then the same single-threaded, per-parameter loop, with every array checked against
+``param``'s length. The module that Cython compiles is a small file
 that ``include``\\ s the hand-written one (so its line numbers stay those of the original) and
 then carries the rendered entry points; see :func:`module_source`.
 """
@@ -48,6 +52,7 @@ MAX_STATE_ARRAYS = 3  # what arrays.pxd's plain_arrays takes after param and gra
 _LOOP_START = re.compile(r"^cdef void _(?P<name>[a-z][a-z0-9_]*)_loop\(")
 _CONDITION = re.compile(r"only if (?P<condition>[^;]+?)\s*(;|$)")
 _LENGTH = re.compile(r"length (?P<length>[^;]+?)\s*(;|$)")
+_WHOLE_TENSOR = re.compile(r"\bwhole tensor\b")
 _ARRAY = re.compile(r"^(?P<const>const )?floating\*\s*(?P<name>\w+)$")
 _SCALAR = re.compile(r"^(?P<type>floating|bint|int|Py_ssize_t|double)\s+(?P<name>\w+)$")
 # the type a Python caller's scalar arrives as, in <name>_update (NumPy arrays' entry)
@@ -91,6 +96,7 @@ class Loop:
     name: str  # "adam": the loop is _adam_loop, the kernels adam_update...
     arrays: tuple[Array, ...]  # param, grad, then the state buffers
     scalars: tuple[Scalar, ...]
+    marked_whole: bool = False  # the signature says "# whole tensor" (all arrays of param's length)
 
     @property
     def states(self) -> tuple[Array, ...]:
@@ -98,8 +104,9 @@ class Loop:
 
     @property
     def whole_tensor(self) -> bool:
-        """Whether the loop takes a whole tensor at once (some array has another length)."""
-        return any(array.length is not None for array in self.arrays)
+        """Whether the loop takes a whole tensor at once (some array has another length, or the
+        signature is marked ``# whole tensor``)."""
+        return self.marked_whole or any(array.length is not None for array in self.arrays)
 
     @property
     def matrices(self) -> bool:
@@ -118,8 +125,12 @@ def parse_loop(source: str, where: str = "<source>") -> Loop:
     name = _LOOP_START.match(lines[first]).group("name")
     # (code, condition, length) per line of the signature, up to the line that closes it
     pieces: list[tuple[str, str | None, str | None]] = []
+    marked_whole = False
     for line in lines[first:]:
         code, _, comment = line.partition("#")
+        if comment and _WHOLE_TENSOR.search(comment):
+            marked_whole = True
+            comment = _WHOLE_TENSOR.sub("", comment)
         condition = _CONDITION.search(comment) if comment else None
         length = _LENGTH.search(comment) if comment else None
         pieces.append((code, condition.group("condition") if condition else None, length.group("length") if length else None))
@@ -162,7 +173,7 @@ def parse_loop(source: str, where: str = "<source>") -> Loop:
     names = [array.name for array in arrays] + [scalar.name for scalar in scalars]
     if len(set(names)) != len(names) or "num_threads" in names or "min_size" in names or "batch" in names:
         raise SignatureError(f"{where}: parameter names must be distinct and not num_threads, min_size or batch")
-    return Loop(name, tuple(arrays), tuple(scalars))
+    return Loop(name, tuple(arrays), tuple(scalars), marked_whole)
 
 
 def render_entries(loop: Loop, source_path: str) -> str:

@@ -42,6 +42,7 @@ USER_OPTIONS = {
     "Adafactor": dict(weight_decay=1e-2),
     "ADOPT": dict(weight_decay=1e-2, decouple=True),
     "ScheduleFreeAdamW": dict(warmup_steps=5, weight_decay=1e-2),
+    "LAMB": dict(weight_decay=1e-2),
 }
 
 

@@ -36,6 +36,7 @@ SETTINGS = {
     "Adafactor": dict(lr=0.01),
     "ADOPT": dict(lr=0.01),
     "ScheduleFreeAdamW": dict(lr=0.05, warmup_steps=20),  # Schedule-Free takes a larger lr than Adam
+    "LAMB": dict(lr=0.01),
 }
 
 

@@ -7,7 +7,8 @@ learning-rate schedulers and ``state_dict`` layout, so a state dict saved from `
 and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch's ``Lion``,
 ``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch), ``fastopt.torch.ADOPT``
 with the authors' torch-adopt, and ``fastopt.torch.ScheduleFreeAdamW`` with the authors'
-``schedulefree.AdamWScheduleFree`` (its ``train()`` and ``eval()`` included)::
+``schedulefree.AdamWScheduleFree`` (its ``train()`` and ``eval()`` included); ``fastopt.torch.LAMB``
+is optax's ``lamb`` with a torch.optim-style signature (torch.optim has none)::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
@@ -115,7 +116,7 @@ from ._tensors import as_float, check_param, fast_path_available, group_betas, n
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
-    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT", "ScheduleFreeAdamW",
+    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT", "ScheduleFreeAdamW", "LAMB",
 ]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
@@ -363,6 +364,27 @@ class Adafactor(_FastoptOptimizer):
 
     def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0, *,
                  foreach=None, maximize=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class LAMB(_FastoptOptimizer):
+    """LAMB (optax's ``lamb``; torch.optim has none) stepped by fastopt's LAMB kernel; see
+    :mod:`fastopt.torch` and :mod:`fastopt.lamb`.
+
+    A torch.optim-style signature with optax's hyperparameters and defaults: ``lr=1e-3`` (optax
+    has no default), ``betas=(0.9, 0.999)`` (optax's ``b1``, ``b2``), ``eps=1e-6``,
+    ``weight_decay=0.0`` (``lambda * theta`` added to the update before the trust ratio), then
+    keyword-only ``eps_root=0.0`` (optax's), ``maximize`` and ``backend``; torch.optim's Adam
+    checks and messages (and ``eps_root >= 0``). State: ``step``, ``exp_avg``, ``exp_avg_sq``.
+    Each parameter is one kernel call on one thread; its trust ratio's norms follow
+    :mod:`fastopt._sums` (float64 relative agreement with optax about 1e-15).
+    """
+
+    _algorithm = fastopt.LAMB.algorithm
+    _hyperparameters = ("lr", "betas", "eps", "eps_root", "weight_decay", "maximize")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, *, eps_root=0.0,
+                 maximize=False, backend="auto"):
         super().__init__(params, _defaults(locals()), backend)
 
 

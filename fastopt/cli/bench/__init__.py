@@ -171,7 +171,7 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
     hp = w.hyperparameters(name)
     param, grad = w.random_array(rng, n, dtype), w.random_array(rng, n, dtype)
     whole_tensor = OPTIMIZERS[name].algorithm.whole_tensor
-    if whole_tensor:  # Adafactor: one matrix (its factored statistics), stepped through opt.step only
+    if whole_tensor:  # Adafactor, LAMB: one matrix (Adafactor's factored statistics), stepped through opt.step only
         shape = w.matrix_shape(n)
         param, grad = param.reshape(shape), grad.reshape(shape)
         state = {}
@@ -193,7 +193,7 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
         calls.append((backend, "step", partial(optimizer.step, [grad]), None))
     if whole_tensor:
         notes.append(f"{name}: one {param.shape[0]:,} x {param.shape[1]:,} matrix, timed through opt.step (its kernel "
-                     "takes whole tensors, on one thread); bytes counted: param and grad read, param written")
+                     "takes whole tensors, on one thread); bytes counted: " + w.optimizer_traffic(name, hp, dtype).describe())
     if torch is not None and not hasattr(torch.optim, name):  # Lion: torch.optim has none
         notes.append(f"torch.optim has no {name}: no torch rows for it")
     elif torch is not None:

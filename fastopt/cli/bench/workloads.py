@@ -92,9 +92,11 @@ class Traffic:
 
 
 def optimizer_traffic(name: str, hp: dict, dtype) -> Traffic:
-    if OPTIMIZERS[name].algorithm.whole_tensor:  # Adafactor: its row and column factors are negligible
-        return Traffic(("param", "grad"), ("param",), np.dtype(dtype).itemsize)
+    algorithm = OPTIMIZERS[name].algorithm
     state = state_arrays(name, hp)
+    if algorithm.whole_tensor:  # the state arrays of param's size (LAMB's moments); Adafactor's factors are negligible
+        shape = (64, 64)  # any matrix: a state array of param's shape has it
+        state = tuple(slot for slot in state if algorithm.buffer_shape(slot, shape) == shape)
     return Traffic(("param", "grad", *state), ("param", *state), np.dtype(dtype).itemsize)
 
 

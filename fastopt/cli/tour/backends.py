@@ -46,6 +46,7 @@ SETTINGS = {
     "Adafactor": dict(lr=0.01, weight_decay=1e-3),  # matrices factored, biases a full variance
     "ADOPT": dict(lr=0.003, weight_decay=1e-3, decouple=True),
     "ScheduleFreeAdamW": dict(lr=0.003, warmup_steps=5, weight_decay=1e-3, r=1.0),  # warmup, then the average
+    "LAMB": dict(lr=0.003, weight_decay=1e-3, eps_root=1e-12),  # one trust ratio per weight matrix and bias
 }
 """Every optimizer fastopt has (``fastopt.OPTIMIZERS``), each with options that exercise its less
 common code paths; ``test_tour`` checks that no optimizer is left out."""
