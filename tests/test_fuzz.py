@@ -26,7 +26,7 @@ pytestmark = pytest.mark.hostile
 NAMED = re.compile(
     r"params|parameter list|grads|state|param_group|betas|beta|[Ll]earning rate|\blr\b|epsilon|eps|momentum|dampening|"
     r"weight_decay|lr_decay|initial_accumulator_value|rho|Nesterov|nesterov|maximize|amsgrad|centered|"
-    r"\beta values|etas|step_sizes|lambd|alpha|\bt0\b|fixed_decay|[Cc]lipping threshold|\bdecouple\b|clip_lambda"
+    r"\beta values|etas|step_sizes|lambd|alpha|\bt0\b|fixed_decay|[Cc]lipping threshold|\bdecouple\b|clip_lambda|^[drk] |\br value|warmup_steps|weight_lr_power"
 )
 
 
