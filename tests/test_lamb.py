@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _threads
 
 from .specs import DTYPES, FAST_BACKENDS, assert_bits_equal, assert_same_state
 
@@ -161,27 +160,6 @@ def test_lamb_on_large_odd_sizes_is_bit_identical(backend, dtype, values):
     for a, b in zip(params[backend], params["reference"]):
         assert_bits_equal(a, b)
     assert_same_state(optimizers[backend], optimizers["reference"], "LAMB")
-
-
-@pytest.mark.parametrize("backend", FAST_BACKENDS)
-def test_lamb_steps_the_same_bits_whatever_the_thread_count(backend):
-    """A whole-tensor kernel runs on one thread, so its norms never depend on set_num_threads."""
-    rng = np.random.default_rng(4)
-    initial = rng.standard_normal((300, 700)).astype(np.float32)
-    grads = [rng.standard_normal((300, 700)).astype(np.float32) for _ in range(3)]
-    results = []
-    before = (_threads._num_threads, _threads._min_size)
-    try:
-        for threads in (1, 2):
-            fastopt.set_num_threads(threads, min_size=1)
-            param = initial.copy()
-            opt = fastopt.LAMB([param], weight_decay=0.01, backend=backend)
-            for grad in grads:
-                opt.step([grad])
-            results.append(param)
-    finally:
-        fastopt.set_num_threads(*before)
-    assert_bits_equal(results[1], results[0])
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,7 +135,8 @@ def test_adafactor_on_large_odd_shapes_is_bit_identical(backend, dtype, values):
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
-def test_adafactor_steps_the_same_bits_whatever_the_thread_count(backend):
+@pytest.mark.parametrize(("name", "options"), [("Adafactor", {}), ("LAMB", dict(weight_decay=0.01))])
+def test_whole_tensor_optimizers_step_the_same_bits_whatever_the_thread_count(name, options, backend):
     """A whole-tensor kernel runs on one thread, so its sums never depend on set_num_threads."""
     rng = np.random.default_rng(4)
     initial = rng.standard_normal((300, 700)).astype(np.float32)
@@ -146,7 +147,7 @@ def test_adafactor_steps_the_same_bits_whatever_the_thread_count(backend):
         for threads in (1, 2):
             fastopt.set_num_threads(threads, min_size=1)
             param = initial.copy()
-            opt = fastopt.Adafactor([param], backend=backend)
+            opt = fastopt.OPTIMIZERS[name]([param], backend=backend, **options)
             for grad in grads:
                 opt.step([grad])
             results.append(param)
