@@ -16,6 +16,7 @@ from fastopt import cli
 from fastopt.cli.tour import (
     EXPERIMENTS,
     adadelta_units,
+    adafactor_memory,
     adagrad_stalls,
     backends,
     lion_sign,
@@ -23,6 +24,7 @@ from fastopt.cli.tour import (
     radam_warmup,
     rho_memory,
     rnn,
+    schedule_free,
     stepping_stones,
 )
 
@@ -263,6 +265,29 @@ def test_lion_verdict_can_fail():
     assert not lion_sign.verdict(1.0, 5.0, 10 ** 1.5).supported  # 32x: outside 3-10x
 
 
+def test_adafactor_verdict_can_fail():
+    assert adafactor_memory.verdict(0.0227, 1.03).supported
+    assert not adafactor_memory.verdict(0.5, 1.03).supported  # state not a few percent of Adam's
+    assert not adafactor_memory.verdict(0.0227, 1.4).supported  # trains worse than Adam
+    assert not adafactor_memory.verdict(0.0227, float("inf")).supported  # diverged
+
+
+def test_schedule_free_verdict_can_fail():
+    assert schedule_free.verdict(1.1, 0.7).supported
+    assert not schedule_free.verdict(1.2, 0.7).supported  # ends worse than the cosine schedule
+    assert not schedule_free.verdict(1.0, 1.05).supported  # no better halfway
+    assert not schedule_free.verdict(float("nan"), 0.7).supported
+
+
+def test_schedule_free_evaluates_the_average_and_cosine_decays_to_zero():
+    x, y = two_moons_for_tests()
+    cosine = schedule_free.train("AdamW", "cosine", 0.1, 40, x, y, seed=0, backend="reference")
+    assert cosine["lr"][0] == 0.1 and 0 < cosine["lr"][-1] < 1e-3 and cosine["lr"][20] == pytest.approx(0.05)
+    free = schedule_free.train("ScheduleFreeAdamW", "constant", 0.1, 40, x, y, seed=0, backend="reference")
+    assert np.all(free["lr"] == 0.1) and list(free["steps"]) == list(range(5, 41, 5))
+    assert np.all(np.isfinite(free["loss"])) and free["loss"][-1] < free["loss"][0]
+
+
 def test_lion_spike_fraction_puts_the_decay_back():
     lr, decay = 0.01, 0.1
     w = np.array([0.5, -2.0, 3.0, 0.0])
@@ -278,6 +303,12 @@ def test_radam_psi_spread_starts_erratic_and_r_t_tames_it():
     assert adam[0] > 10 * adam[-1]  # at t=1, v_hat = g^2: psi = 1/|g| is huge for small gradients
     assert np.all(np.isnan(radam[:5])) and np.all(np.isfinite(radam[5:]))  # no adaptive step while rho_t <= 5
     assert np.max(radam[5:]) / np.min(radam[5:]) < adam[5] / adam[-1]
+
+
+def two_moons_for_tests():
+    from fastopt.cli.tour.problems import two_moons
+
+    return two_moons(64, np.random.default_rng(3), noise=0.2)
 
 
 def test_mlp_loss_matches_the_loss_with_gradients():

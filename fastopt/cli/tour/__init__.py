@@ -17,6 +17,7 @@ side) to ``--out``.
  8    lion_sign            Lion moves every weight by exactly lr, so it needs a smaller lr
  9    backends             the three implementations give bit-identical trajectories (every optimizer)
 10    adafactor_memory     Adafactor's factored state: a few percent of Adam's memory, about Adam's loss
+11    schedule_free        Schedule-Free AdamW: a cosine schedule's final loss, with no schedule and no stopping time
 ====  ===================  ===========================================================
 """
 
@@ -38,6 +39,7 @@ EXPERIMENTS = {
     8: "lion_sign",
     9: "backends",
     10: "adafactor_memory",
+    11: "schedule_free",
 }
 DEFAULT_OUT = "fastopt-tour"
 
@@ -60,7 +62,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--only", type=_experiment_numbers, default=list(EXPERIMENTS), metavar="N[,N]",
                         help="run only these experiments, e.g. --only 1,3")
     parser.add_argument("--backend", choices=["auto", "reference", "numba", "cython"], default="auto",
-                        help="backend of the optimizers in experiments 1-8 and 10 (9 uses every backend)")
+                        help="backend of the optimizers in every experiment but 9 (9 uses every backend)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random problem (default 0)")
 
 

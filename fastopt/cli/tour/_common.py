@@ -22,7 +22,7 @@ class Config:
 
     out: Path
     quick: bool = False  # smaller problems and fewer steps, for the tests
-    backend: str = "auto"  # backend of every optimizer in experiments 1-8 and 10
+    backend: str = "auto"  # backend of every optimizer in every experiment but 9 (it uses all)
     seed: int = 0
 
 
@@ -107,6 +107,7 @@ COLOURS = {
     "Lion": "#ff7f0e",
     "Adamax": "#8c564b",
     "Adafactor": "#e6550d",
+    "ScheduleFreeAdamW": "#31a354",
 }
 
 
