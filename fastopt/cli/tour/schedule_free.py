@@ -58,8 +58,7 @@ def learning_rate(schedule: str, lr: float, step: int, steps: int) -> float:
 
 def train(optimizer: str, schedule: str, lr: float, steps: int, x, y, seed: int, backend: str) -> dict:
     params = mlp_init(SIZES, np.random.default_rng(seed + 1))
-    kwargs = {"weight_decay": 0.0}
-    opt = getattr(fastopt, optimizer)(params, lr=lr, backend=backend, **kwargs)
+    opt = getattr(fastopt, optimizer)(params, lr=lr, weight_decay=0.0, backend=backend)
     schedule_free = optimizer == "ScheduleFreeAdamW"
     batches = np.random.default_rng(seed + 100)
     evaluated_at, losses, rates = [], [], []
@@ -92,7 +91,7 @@ def verdict(final_ratio: float, halfway_ratio: float) -> Verdict:
     return Verdict(
         final_ratio <= MAX_FINAL_RATIO and halfway_ratio < MAX_HALFWAY_RATIO,
         f"Schedule-Free's final loss at most {MAX_FINAL_RATIO:g}x AdamW-with-cosine's, and its loss halfway "
-        f"through below AdamW-with-cosine's (each at its best lr)",
+        "through below AdamW-with-cosine's (each at its best lr)",
         f"final-loss ratio {fmt(final_ratio)}; halfway ratio {fmt(halfway_ratio)}",
     )
 
