@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from ._memory import aligned_copy
+from ._threads import one_at_a_time
 
 
 class Checkpoints:
     """``state_dict`` and ``load_state_dict`` of :class:`fastopt.Optimizer`."""
 
+    @one_at_a_time
     def state_dict(self) -> dict[str, Any]:
         """``{"state": {index: {key: value}}, "param_groups": [{..., "params": [index, ...]}]}``.
 
@@ -39,6 +41,7 @@ class Checkpoints:
         }
         return {"state": state, "param_groups": groups}
 
+    @one_at_a_time
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyperparameters and state saved by ``state_dict`` (arrays are copied in).
 

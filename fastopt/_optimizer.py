@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _backends
+from ._threads import one_at_a_time
 from ._checkpoint import Checkpoints
 from ._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
 from ._engine.rows import check_sparse_grad
@@ -233,6 +234,7 @@ class Optimizer(Checkpoints):
     # ----------------------------------------------------------------------------------------
     # Parameter groups
     # ----------------------------------------------------------------------------------------
+    @one_at_a_time
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters (with optional hyperparameter overrides), as in torch.optim."""
         if not isinstance(param_group, dict):
@@ -376,29 +378,34 @@ class Optimizer(Checkpoints):
 
         ``grads`` holds one entry per parameter, in group order (the order of ``state``'s
         indices). A ``None`` entry leaves that parameter and its state untouched. All inputs are
-        checked before anything is modified.
+        checked before anything is modified. Calls from several threads run one at a time.
         """
         if type(grads) is not list and type(grads) is not tuple and (isinstance(grads, np.ndarray) or not isinstance(grads, Sequence)):
             raise TypeError(
                 "grads must be a sequence (list or tuple) with one array or None per parameter, "
                 f"got {type(grads).__name__}"
             )
-        # groups and hyperparameters as last validated (identity, checked in C), or the full checks
-        as_validated = self._engine.batched and _groups_as_validated(
-            self.param_groups, self._group_members, self._hyperparameter_keys, self._validated_objects
-        )
-        if not as_validated:
-            self._check_groups_unchanged()
-        if len(grads) != len(self._params):
-            raise ValueError(
-                f"step() expected {len(self._params)} gradients (one per parameter, in "
-                f"param_groups order), got {len(grads)}"
+        lock = self._engine.lock  # one step at a time; acquire/release cost half of a `with`
+        lock.acquire()
+        try:
+            # groups and hyperparameters as last validated (identity, checked in C), or the full checks
+            as_validated = self._engine.batched and _groups_as_validated(
+                self.param_groups, self._group_members, self._hyperparameter_keys, self._validated_objects
             )
-        if not as_validated:
-            self._check_all_hyperparameters()
-        if type(self.state) is not dict:
-            raise TypeError(f"opt.state must be a dict, got {type(self.state).__name__}")
-        self._engine.step(self._plans, self, grads)
+            if not as_validated:
+                self._check_groups_unchanged()
+            if len(grads) != len(self._params):
+                raise ValueError(
+                    f"step() expected {len(self._params)} gradients (one per parameter, in "
+                    f"param_groups order), got {len(grads)}"
+                )
+            if not as_validated:
+                self._check_all_hyperparameters()
+            if type(self.state) is not dict:
+                raise TypeError(f"opt.state must be a dict, got {type(self.state).__name__}")
+            self._engine.step(self._plans, self, grads)
+        finally:
+            lock.release()
 
     # The engine's questions (see fastopt._engine.step) -----------------------------------------
     def gather(self, grads: Sequence, index: int, plan: Plan, batch) -> tuple | object | None:

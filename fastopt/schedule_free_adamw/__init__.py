@@ -121,6 +121,7 @@ import numpy as np
 
 from .._engine import Algorithm
 from .._optimizer import Optimizer, hyperparameters
+from .._threads import one_at_a_time
 from .._validation import (
     MAX_STEP,
     check_adam_family,
@@ -336,6 +337,7 @@ class ScheduleFreeAdamW(Optimizer):
         check_group_counters("param_group", group)
 
     # The step: the mode and the group's counters checked first, advanced once it is applied ----
+    @one_at_a_time
     def step(self, grads: Sequence[np.ndarray | None]) -> None:
         """Update every parameter (``y``) and its ``z`` in place from its gradient (taken at
         ``y``), as :meth:`fastopt.Optimizer.step`. Raises ``RuntimeError`` in eval mode."""
@@ -364,11 +366,13 @@ class ScheduleFreeAdamW(Optimizer):
         return flat_param, grad, buffers, state, created
 
     # train() / eval() -------------------------------------------------------------------------
+    @one_at_a_time
     def train(self) -> None:
         """Switch every group in eval mode to train mode: each parameter with a ``z`` becomes
         ``y = lerp(x, z, 1 - beta1)`` (13). A group already in train mode is left as it is."""
         self._switch(True)
 
+    @one_at_a_time
     def eval(self) -> None:
         """Switch every group in train mode to eval mode: each parameter with a ``z`` becomes
         ``x = lerp(y, z, 1 - 1/beta1)`` (14), the average to evaluate or save."""

@@ -109,6 +109,7 @@ if not hasattr(torch, "optim"):  # this very package was imported as "torch": fa
 import fastopt
 from fastopt import schedule_free_adamw as _schedule_free
 from fastopt._memory import aligned_full
+from fastopt._threads import one_at_a_time
 from fastopt._validation import check_flag, check_real
 
 from ._front import _FastoptOptimizer
@@ -626,6 +627,7 @@ class ScheduleFreeAdamW(_FastoptOptimizer):
                     "optimizer.eval() before evaluating (they then hold x, the average)"
                 )
 
+    @one_at_a_time
     @torch.no_grad()
     def step(self, closure=None):
         """One update of every parameter that has a gradient (``y`` and its ``z``); returns
@@ -651,12 +653,14 @@ class ScheduleFreeAdamW(_FastoptOptimizer):
             buffers[plan.slots.index("z")][...] = param
         return param, grad, buffers, counters, created
 
+    @one_at_a_time
     @torch.no_grad()
     def train(self):
         """Switch every group in eval mode to train mode: each parameter with a ``z`` becomes
         ``y = lerp(x, z, 1 - beta1)`` (the package's ``train()``)."""
         self._switch(True)
 
+    @one_at_a_time
     @torch.no_grad()
     def eval(self):
         """Switch every group in train mode to eval mode: each parameter with a ``z`` becomes
@@ -690,6 +694,7 @@ class ScheduleFreeAdamW(_FastoptOptimizer):
             else:
                 _schedule_free.interpolate(*item)
 
+    @one_at_a_time
     def load_state_dict(self, state_dict):
         """torch's ``load_state_dict`` after fastopt's checks, the group counters and mode
         included (a checkpoint of the package loads here, and the other way round)."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fastopt import _backends
+from fastopt._threads import one_at_a_time
 from fastopt._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
 from fastopt._engine.rows import SparseRows
 from fastopt._memory import aligned_full
@@ -115,6 +116,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         self._validated[id(group)] = (group, snapshot, plan)
         return plan
 
+    @one_at_a_time
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group`` (defaults filled in, duplicates refused), then fastopt's
         checks of the hyperparameters and of every tensor."""
@@ -134,15 +136,21 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         """One update of every parameter that has a gradient; returns ``closure()``'s loss.
 
         Everything (hyperparameters, tensors, gradients, state) is checked before anything is
-        updated: by the fast path's gather, or else by the careful path's checks.
+        updated: by the fast path's gather, or else by the careful path's checks. Calls from
+        several threads run one at a time, each with its closure.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        plans = [self._plan(group) for group in self.param_groups]
-        self._engine.step(plans, self)
-        return loss
+        lock = self._engine.lock  # one step at a time; acquire/release cost half of a `with`
+        lock.acquire()
+        try:
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+            plans = [self._plan(group) for group in self.param_groups]
+            self._engine.step(plans, self)
+            return loss
+        finally:
+            lock.release()
 
     # The engine's questions (see fastopt._engine.step) -----------------------------------------
     def gather(self, inputs: None, index: int, plan: Plan, batch) -> tuple | object | None:
@@ -389,6 +397,12 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 state[key] = copy
 
     # Checkpoints -------------------------------------------------------------------------------
+    @one_at_a_time
+    def state_dict(self) -> dict[str, Any]:
+        """torch's ``state_dict``, taken between steps (never half-way through one)."""
+        return super().state_dict()
+
+    @one_at_a_time
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch's ``load_state_dict`` (ids mapped to parameters, floating state cast to each
         parameter's dtype), after checking the saved hyperparameters with torch's rules; a
