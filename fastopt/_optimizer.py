@@ -22,6 +22,7 @@ import bisect
 import functools
 import inspect
 import operator
+import threading
 import types
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
@@ -175,6 +176,7 @@ class Optimizer(Checkpoints):
 
     def __init__(self, params: Iterable, defaults: dict[str, Any], backend: str = "auto") -> None:
         self.check_hyperparameters(defaults)
+        self._lock = threading.RLock()  # one step (or checkpoint) at a time: _threads.one_at_a_time
         self.defaults = dict(defaults)
         self.backend = _backends.resolve_backend(backend)
         self._engine = Engine(self.backend)
@@ -385,7 +387,7 @@ class Optimizer(Checkpoints):
                 "grads must be a sequence (list or tuple) with one array or None per parameter, "
                 f"got {type(grads).__name__}"
             )
-        lock = self._engine.lock  # one step at a time; acquire/release cost half of a `with`
+        lock = self._lock  # one step at a time; acquire/release cost half of a `with`
         lock.acquire()
         try:
             # groups and hyperparameters as last validated (identity, checked in C), or the full checks

@@ -112,7 +112,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def one_at_a_time(method):
-    """``method`` run holding its optimizer's lock (``self._engine.lock``, re-entrant).
+    """``method`` run holding its optimizer's lock (``self._lock``, a ``threading.RLock``).
 
     A step reads and writes state the optimizer shares between calls (its counters, its cached
     checks, its gathered batch); two threads interleaving there would lose updates. With the
@@ -122,7 +122,7 @@ def one_at_a_time(method):
 
     @functools.wraps(method)
     def serialized(self, *args, **kwargs):
-        with self._engine.lock:
+        with self._lock:
             return method(self, *args, **kwargs)
 
     return serialized

@@ -309,5 +309,5 @@ def test_lock_excluded_from_pickles():
     opt = fastopt.torch.Adam([param])
     opt.step()
     copy = pickle.loads(pickle.dumps(opt))
-    assert copy._engine.lock is not opt._engine.lock
+    assert copy._lock is not opt._lock
     assert copy.state_dict()["state"][0]["step"] == 1

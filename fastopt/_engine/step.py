@@ -30,7 +30,6 @@ A front end provides::
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from .. import _threads
@@ -47,7 +46,6 @@ class Engine:
         self.backend = backend
         self.batched = backend in ("cython", "numba") and _batches_available()
         self._batches: list = []
-        self.lock = threading.RLock()  # one step at a time (fastopt._threads.one_at_a_time)
 
     def step(self, plans: list, front: Any, inputs: Any = None) -> None:
         """One step of every group (see the module docstring)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,6 +58,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     def _setup_caches(self) -> None:
+        self._lock = threading.RLock()  # one step (or checkpoint) at a time: _threads.one_at_a_time
         self._engine = Engine(self.backend)
         self._engine.batched = self._engine.batched and fast_path_available()
         self._owned: dict[int, tuple] = {}  # id(tensor) -> (tensor, its memory, (start, end) of it)
@@ -139,7 +141,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         updated: by the fast path's gather, or else by the careful path's checks. Calls from
         several threads run one at a time, each with its closure.
         """
-        lock = self._engine.lock  # one step at a time; acquire/release cost half of a `with`
+        lock = self._lock  # one step at a time; acquire/release cost half of a `with`
         lock.acquire()
         try:
             loss = None
