@@ -6,6 +6,7 @@ L-BFGS is a closure optimizer, outside fastopt.OPTIMIZERS (the generic tests ste
 gradients); this file covers the same properties for it.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -459,3 +460,150 @@ def test_a_state_dict_is_a_copy_and_a_bad_one_changes_nothing():
 def test_lbfgs_is_a_closure_optimizer_outside_the_generic_registry():
     assert fastopt.CLOSURE_OPTIMIZERS == {"LBFGS": fastopt.LBFGS}
     assert "LBFGS" not in fastopt.OPTIMIZERS
+
+
+# --------------------------------------------------------------------------------------------
+# fastopt.torch.LBFGS: torch's closure and state, against torch.optim.LBFGS
+# --------------------------------------------------------------------------------------------
+def small_net(seed, dtype):
+    """A 5-16-1 tanh network on 64 random points: its parameters and a data set."""
+    torch = pytest.importorskip("torch")
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(64, 5, generator=generator, dtype=dtype)
+    targets = torch.sin(inputs.sum(1, keepdim=True))
+    shapes = [(16, 5), (16,), (1, 16), (1,)]
+    params = [(torch.randn(shape, generator=generator, dtype=dtype) * 0.5) for shape in shapes]
+    return params, inputs, targets
+
+
+def net_closure(opt, params, inputs, targets):
+    torch = pytest.importorskip("torch")
+
+    def closure():
+        opt.zero_grad()
+        hidden = torch.tanh(inputs @ params[0].T + params[1])
+        loss = ((hidden @ params[2].T + params[3] - targets) ** 2).mean()
+        loss.backward()
+        return loss
+
+    return closure
+
+
+def train_net(cls, seed, dtype, steps, **options):
+    params, inputs, targets = small_net(seed, dtype)
+    params = [p.requires_grad_() for p in params]
+    opt = cls(params, **options)
+    closure = net_closure(opt, params, inputs, targets)
+    losses = [float(opt.step(closure).detach()) for _ in range(steps)]
+    return params, opt, losses
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("line_search_fn", LINE_SEARCHES)
+def test_fastopt_torch_lbfgs_agrees_with_torch_on_a_small_net(backend, line_search_fn, measured):
+    """float64, 2 steps of 20 iterations (the net's gradients computed by autograd in both runs)."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch
+
+    options = dict(lr=1 if line_search_fn else 0.1, line_search_fn=line_search_fn, history_size=10)
+    expected_params, expected_opt, expected_losses = train_net(torch.optim.LBFGS, 0, torch.float64, 2, **options)
+    params, opt, losses = train_net(fastopt.torch.LBFGS, 0, torch.float64, 2, backend=backend, **options)
+    expected_state, state = expected_opt.state[expected_params[0]], opt.state[params[0]]
+    assert state["n_iter"] == expected_state["n_iter"] and state["func_evals"] == expected_state["func_evals"]
+    assert state.keys() == expected_state.keys()
+    worst = max(relative(losses, expected_losses),
+                *(relative(p.detach().numpy(), e.detach().numpy()) for p, e in zip(params, expected_params)))
+    key = f"torch.LBFGS-{line_search_fn or 'fixed'} small net float64"
+    measured["torch_worst"][key] = max(measured["torch_worst"][key], worst)
+    assert worst <= TORCH_TOLERANCE, worst
+
+
+def test_fastopt_torch_lbfgs_state_has_torchs_types_and_loads_both_ways():
+    """A state dict of torch.optim.LBFGS continues here as it continues in torch, and fastopt's
+    continues in torch.optim.LBFGS."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch
+
+    options = dict(lr=1, line_search_fn="strong_wolfe", history_size=5, max_iter=4)
+    _, torch_opt, _ = train_net(torch.optim.LBFGS, 1, torch.float64, 1, **options)
+    fast_params, fast_opt, _ = train_net(fastopt.torch.LBFGS, 1, torch.float64, 1, **options)
+    state = fast_opt.state[fast_params[0]]
+    assert isinstance(state["d"], torch.Tensor) and isinstance(state["prev_flat_grad"], torch.Tensor)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in state["ro"])
+    assert isinstance(state["t"], float) and isinstance(state["prev_loss"], float)
+
+    results = {}
+    for source in ("torch", "fastopt"):
+        checkpoint = (torch_opt if source == "torch" else fast_opt).state_dict()
+        for target in (torch.optim.LBFGS, fastopt.torch.LBFGS):
+            params, inputs, targets = small_net(1, torch.float64)
+            saved_params = [p.detach().clone() for p in (fast_params if source == "fastopt" else torch_opt.param_groups[0]["params"])]
+            params = [s.clone().requires_grad_() for s in saved_params]
+            opt = target(params, **options)
+            opt.load_state_dict(copy.deepcopy(checkpoint))  # torch.optim.LBFGS writes prev_flat_grad in place
+            opt.step(net_closure(opt, params, inputs, targets))
+            results[source, target.__module__] = [p.detach().numpy().copy() for p in params]
+    for source in ("torch", "fastopt"):
+        for a, e in zip(results[source, "fastopt.torch._lbfgs"], results[source, "torch.optim.lbfgs"]):
+            assert relative(a, e) <= TORCH_TOLERANCE
+
+
+def test_fastopt_torch_and_numpy_lbfgs_give_the_same_bits():
+    torch = pytest.importorskip("torch")
+    import fastopt.torch
+
+    for dtype in DTYPES:
+        arrays, matrices, targets = random_problem(dtype, 5, shapes=((6, 2), (5,)))
+        tensors = [torch.from_numpy(p.copy()).requires_grad_() for p in arrays]
+        numpy_opt = LBFGS(arrays, lr=0.05, history_size=3)
+        numpy_opt.step(quadratic(arrays, matrices, targets))
+        opt = fastopt.torch.LBFGS(tensors, lr=0.05, history_size=3)
+        views = [t.detach().numpy() for t in tensors]
+        numpy_closure = quadratic(views, matrices, targets)
+
+        def closure():
+            loss, grads = numpy_closure()
+            for t, g in zip(tensors, grads):
+                t.grad = torch.from_numpy(g)
+            return torch.tensor(loss)
+
+        opt.step(closure)
+        for a, e in zip(views, arrays):
+            assert_bits_equal(a, e)
+        assert_bits_equal(opt.state[tensors[0]]["d"].numpy(), numpy_opt.state[0]["d"])
+
+
+def test_fastopt_torch_lbfgs_rejects_bad_input_before_changing_anything():
+    torch = pytest.importorskip("torch")
+    import fastopt.torch
+
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        fastopt.torch.LBFGS([torch.zeros(2)], lr=-1)
+    with pytest.raises(ValueError, match="line_search_fn must be None or 'strong_wolfe'"):
+        fastopt.torch.LBFGS([torch.zeros(2)], line_search_fn="armijo")
+    with pytest.raises(ValueError, match="per-parameter options"):
+        fastopt.torch.LBFGS([{"params": [torch.zeros(2)]}, {"params": [torch.zeros(2)]}])
+    with pytest.raises(TypeError, match=r"params\[1\] has dtype torch.float32"):
+        fastopt.torch.LBFGS([torch.zeros(2, dtype=torch.float64), torch.zeros(2)])
+    params, inputs, targets = small_net(2, torch.float64)
+    params = [p.requires_grad_() for p in params]
+    opt = fastopt.torch.LBFGS(params, max_iter=3)
+    opt.step(net_closure(opt, params, inputs, targets))
+    before = [p.detach().clone() for p in params]
+    state_before = {k: v for k, v in opt.state[params[0]].items()}
+    with pytest.raises(TypeError, match="closure must be callable"):
+        opt.step(None)
+    good, calls = net_closure(opt, params, inputs, targets), [0]
+
+    def failing_second_call():  # torch refuses a .grad of the wrong size or dtype: a closure that raises
+        calls[0] += 1
+        if calls[0] == 2:
+            raise FloatingPointError("the model diverged")
+        return good()
+
+    with pytest.raises(FloatingPointError, match="diverged"):
+        opt.step(failing_second_call)
+    for p, b in zip(params, before):
+        assert torch.equal(p.detach(), b)
+    assert opt.state[params[0]].keys() == state_before.keys()
+    assert all(opt.state[params[0]][k] is v for k, v in state_before.items())
