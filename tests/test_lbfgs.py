@@ -607,3 +607,37 @@ def test_fastopt_torch_lbfgs_rejects_bad_input_before_changing_anything():
         assert torch.equal(p.detach(), b)
     assert opt.state[params[0]].keys() == state_before.keys()
     assert all(opt.state[params[0]][k] is v for k, v in state_before.items())
+
+
+# --------------------------------------------------------------------------------------------
+# python -m fastopt show lbfgs, bench -o LBFGS
+# --------------------------------------------------------------------------------------------
+def test_show_prints_the_equations_the_control_flow_and_the_three_kernels(capsys, tmp_path):
+    from fastopt import cli
+
+    assert cli.main(["show", "lbfgs", "--width", "200"]) == 0
+    out = capsys.readouterr().out
+    for tag in range(1, 13):
+        assert f"({tag})" in out
+    assert "control  fastopt/lbfgs/__init__.py" in out and "def _run(" in out
+    for backend, path in (("reference", "reference.py"), ("numba", "_numba.py"), ("cython", "_cython.pyx")):
+        assert f"{backend}  fastopt/lbfgs/{path}" in out
+    assert out.count("def add_scaled_then_dot(") == 3
+    page = tmp_path / "lbfgs.html"
+    assert cli.main(["show", "LBFGS", "--html", str(page)]) == 0
+    html = page.read_text()
+    assert 'class="unparsed"' not in html and "<h2>The control flow</h2>" in html
+    assert "<h2>Symbols</h2>" in html and "<h2>References</h2>" in html
+
+
+def test_bench_times_one_step_against_torch(capsys):
+    from fastopt import cli
+
+    assert cli.main(["bench", "-o", "LBFGS", "-n", "4096", "--quick", "--torch-models", "none", "--small", "none",
+                     "--json", "-"]) == 0
+    import json
+
+    document = json.loads(capsys.readouterr().out)
+    rows = [r for r in document["results"] if r["scenario"] == "closure"]
+    assert {r["impl"] for r in rows} >= {"reference", "numba", "cython", "torch default"}
+    assert all(r["speedup_vs_torch"] > 0 for r in rows if r["impl"] != "torch default")

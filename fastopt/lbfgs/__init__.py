@@ -7,19 +7,18 @@ own choosing: ``step(closure)`` calls the closure up to ``max_eval`` times and r
 gradient ``g`` and the history ``(s_i, y_i, rho_i)``, ``i = 0 .. m-1`` (oldest first; tags are
 used in ``reference.py``, ``_numba.py`` and ``_cython.pyx``)::
 
-    (1)   y = g_k - g_{k-1},   s = t_{k-1} d_{k-1}                   # the last gradient change and step
-    (2)   if y . s > 1e-10:    rho = 1 / (y . s);  append (s, y, rho), dropping the oldest beyond history_size
-    (3)                        gamma = (y . s) / (y . y)             # the initial inverse Hessian, gamma I
+    (1)   y = g_k - g_{k-1};  s = t_{k-1} * d_{k-1}                   # the last gradient change and step
+    (2)   rho = 1 / dot(y, s)                                          # kept only if dot(y, s) > 1e-10: (s, y, rho) joins the history, the oldest pair leaves beyond history_size
+    (3)   gamma = dot(y, s) / dot(y, y)                                # the initial inverse Hessian is gamma I
     (4)   q = -g_k
-    (5)   for i = m-1 .. 0:    alpha_i = rho_i (s_i . q);   q = q - alpha_i y_i
-    (6)   r = gamma q
-    (7)   for i = 0 .. m-1:    beta_i = rho_i (y_i . r);    r = r + (alpha_i - beta_i) s_i
-    (8)   d_k = r                                                    # = -H_k g_k
-    (9)   x_{k+1} = x_k + t_k d_k
-    (10)  g_k . d_k > -tolerance_change:  stop (not a descent direction)
-    (11)  stop when max|g_{k+1}| <= tolerance_grad, max|t_k d_k| <= tolerance_change,
-          |f_{k+1} - f_k| < tolerance_change, or max_iter / max_eval is reached
-    (12)  t_0 = min(1, 1 / |g_0|_1) lr on the first iteration, t_k = lr after
+    (5)   alpha_i = rho_i * dot(s_i, q);  q = q - alpha_i * y_i        # for i = m-1 down to 0
+    (6)   r = gamma * q
+    (7)   beta_i = rho_i * dot(y_i, r);  r = r + (alpha_i - beta_i) * s_i   # for i = 0 up to m-1
+    (8)   d_k = r                                                      # which is -H_k g_k
+    (9)   x_{k+1} = x_k + t_k * d_k
+    (10)  dot(g_k, d_k) > -tolerance_change                            # then stop: not a descent direction
+    (11)  max(abs(g_{k+1})) <= tolerance_grad                          # then stop; also when max|t_k d_k| <= tolerance_change, |f_{k+1} - f_k| < tolerance_change, or max_iter or max_eval is reached
+    (12)  t_0 = min(1, 1 / sum(abs(g_0))) * lr                         # on the first iteration; t_k = lr after
 
 (4)-(8) are the *two-loop recursion* [1]_ [2]_: ``r`` is the product of the L-BFGS inverse
 Hessian ``H_k`` (``m`` BFGS updates of ``gamma I``) with ``-g_k``, computed in ``4 m n``
@@ -100,7 +99,7 @@ recursion; Keras has no L-BFGS.)
 References
 ----------
 .. [1] J. Nocedal, "Updating quasi-Newton matrices with limited storage", Mathematics of
-   Computation 35(151), 1980, pp. 773-782.
+   Computation vol. 35, no. 151, 1980, pp. 773-782.
 .. [2] D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large scale
    optimization", Mathematical Programming 45, 1989, pp. 503-528.
 .. [3] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., Springer, 2006: ch. 7
@@ -511,6 +510,10 @@ class LBFGS:
     torch's keys and layout: ``func_evals``, ``n_iter``, ``d``, ``t``, ``old_dirs``, ``old_stps``,
     ``ro``, ``H_diag``, ``prev_flat_grad``, ``prev_loss``, ``al``.
     """
+
+    name = "lbfgs"  # the folder
+    control_flow = "_run"  # what `python -m fastopt show lbfgs` shows: the control flow ...
+    shown_kernel = "add_scaled_then_dot"  # ... and, side by side, the kernel of the two-loop recursion
 
     def __init__(self, params: Iterable, lr: float = 1, max_iter: int = 20, max_eval: int | None = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,

@@ -70,12 +70,24 @@ def difference(out, a, b):
 
 @jit_kernel
 def max_abs_scaled(x, alpha):
-    largest = 0.0
-    for i in range(x.shape[0]):
-        v = np.float64(abs(alpha * x[i]))                                         # (11)
-        if v > largest or v != v:  # a NaN stays: no later comparison is true
-            largest = v
-    return largest
+    # a maximum has no rounding: any order gives the same value, so 8 lanes (which vectorise) and
+    # a lane of NaNs seen beside them; NaN if any product is NaN, as NumPy's max
+    n = x.shape[0]
+    lanes = np.zeros(8, x.dtype)
+    nans = np.zeros(8, x.dtype)
+    whole = n - n % 8
+    for k in range(0, whole, 8):
+        for lane in range(8):
+            v = abs(alpha * x[k + lane])                                          # (11)
+            lanes[lane] = v if v > lanes[lane] else lanes[lane]
+            nans[lane] = v if v != v else nans[lane]
+    for k in range(whole, n):
+        v = abs(alpha * x[k])                                                     # (11)
+        lanes[k - whole] = v if v > lanes[k - whole] else lanes[k - whole]
+        nans[k - whole] = v if v != v else nans[k - whole]
+    if np.isnan(nans).any():
+        return np.nan
+    return np.float64(lanes.max())
 
 
 @jit_kernel
