@@ -13,7 +13,7 @@ checks the lengths and takes the arrays.
 
 from cython cimport floating
 from fastopt._sums.sums cimport combine_lanes
-from libc.math cimport fabs
+from libc.math cimport INFINITY, fabs
 
 from fastopt._checks import require_size
 
@@ -66,40 +66,36 @@ cdef void _difference(floating* out, const floating* a, const floating* b, Py_ss
         out[i] = a[i] - b[i]                                                      # (1)
 
 
-cdef void _max_abs_blocks(const floating* x, floating alpha, Py_ssize_t n, floating* lanes,
-                          floating* nans) noexcept nogil:
-    # x[k] into lanes k % 8: the largest |alpha x_k| and the NaNs seen, over n values (as in
-    # fastopt/_sums, the lanes' loop is a function of its own: gcc vectorises it there)
-    cdef Py_ssize_t k, lane
-    cdef floating v
-    for k in range(0, n - n % 8, 8):
-        for lane in range(8):
-            v = alpha * x[k + lane]                                               # (11)
-            v = v if v >= 0 else -v                                               # (11) |alpha x_i|
-            lanes[lane] = v if v > lanes[lane] else lanes[lane]
-            nans[lane] = v if v != v else nans[lane]
-    for k in range(n - n % 8, n):
-        v = alpha * x[k]                                                          # (11)
-        v = v if v >= 0 else -v                                                   # (11)
-        lanes[k % 8] = v if v > lanes[k % 8] else lanes[k % 8]
-        nans[k % 8] = v if v != v else nans[k % 8]
-
-
 cdef double _max_abs_scaled(const floating* x, floating alpha, Py_ssize_t n) noexcept nogil:
-    # a maximum has no rounding: any order gives the same value, so 8 lanes (which vectorise) and
-    # a lane of NaNs seen beside them; NaN if any product is NaN, as NumPy's max
+    # a maximum has no rounding: any order gives the same value, so 8 lanes of running maxima,
+    # which vectorise, and beside them a sum of |alpha x_i| * 0, which is NaN when any product is
+    # NaN or infinite; then one careful pass decides (NaN wins, as in NumPy's max)
+    cdef Py_ssize_t k, lane, whole = n - n % 8
     cdef floating lanes[8]
-    cdef floating nans[8]
-    cdef floating largest = 0, nan = 0
-    cdef Py_ssize_t lane
+    cdef floating probes[8]
+    cdef floating v, largest = 0, probe = 0
     for lane in range(8):
         lanes[lane] = 0
-        nans[lane] = 0
-    _max_abs_blocks(x, alpha, n, lanes, nans)
+        probes[lane] = 0
+    for k in range(0, whole, 8):
+        for lane in range(8):
+            v = fabs(alpha * x[k + lane])                                         # (11)
+            lanes[lane] = v if v > lanes[lane] else lanes[lane]
+            probes[lane] += v * 0
+    for k in range(whole, n):
+        v = fabs(alpha * x[k])                                                    # (11)
+        lanes[k - whole] = v if v > lanes[k - whole] else lanes[k - whole]
+        probes[k - whole] += v * 0
     for lane in range(8):
         largest = lanes[lane] if lanes[lane] > largest else largest
-        nan = nans[lane] if nans[lane] != nans[lane] else nan
-    return <double>(nan if nan != nan else largest)
+        probe += probes[lane]
+    if probe != probe:  # a NaN or an infinity: NaN if any product is NaN, else the infinity
+        for k in range(n):
+            v = fabs(alpha * x[k])
+            if v != v:
+                return <double>v
+        return INFINITY
+    return <double>largest
 
 
 cdef double _sum_abs(const floating* x, Py_ssize_t n) noexcept nogil:
