@@ -106,14 +106,23 @@ def write_if_changed(path: str, text: str) -> None:
         handle.write(text)
 
 
+# Folders whose _cython.pyx is a whole module of its own kernels, not one loop to generate entry
+# points around: L-BFGS's vector kernels (dot products, axpy-style updates), which a closure
+# optimizer's control flow calls one at a time.
+WHOLE_MODULES = ("fastopt.lbfgs",)
+
+
 def kernel_extensions():
     """Per optimizer folder, the module around its hand-written loop (generated entry points, see
     fastopt/_native/generate.py), compiled once per instruction-set build."""
     generator = load_generator()
     for source in sorted(glob(os.path.join("fastopt", "*", "_cython.pyx"))):
         package = os.path.dirname(source).replace(os.sep, ".")  # fastopt.adam
-        with open(source, encoding="utf-8") as handle:
-            module = generator.module_source(source.replace(os.sep, "/"), handle.read())
+        if package in WHOLE_MODULES:  # written whole: the generated module only includes it
+            module = f'include "{source.replace(os.sep, "/")}"\n'
+        else:
+            with open(source, encoding="utf-8") as handle:
+                module = generator.module_source(source.replace(os.sep, "/"), handle.read())
         for suffix, flags in ISA_BUILDS:
             # Cython names a module's init function after its file: one file per build
             path = os.path.join(GENERATED, os.path.dirname(source), f"_cython{suffix}.pyx")

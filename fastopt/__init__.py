@@ -25,6 +25,7 @@ from .adamw import AdamW
 from .adopt import ADOPT
 from .asgd import ASGD
 from .lamb import LAMB
+from .lbfgs import LBFGS
 from .lion import Lion
 from .nadam import NAdam
 from .radam import RAdam
@@ -41,7 +42,11 @@ OPTIMIZERS = {
     for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam,
                 AdaBelief, Adafactor, ADOPT, ScheduleFreeAdamW, LAMB)
 }
-"""Every optimizer class, by name, in teaching order."""
+"""Every optimizer class stepped with gradients (``step(grads)``), by name, in teaching order."""
+
+CLOSURE_OPTIMIZERS = {"LBFGS": LBFGS}
+"""The optimizers that evaluate the loss themselves (``step(closure)``, the closure returning
+``(loss, grads)``): L-BFGS. Outside ``OPTIMIZERS``, whose generic tests step with gradients."""
 
 __all__ = [
     "ADOPT",
@@ -56,8 +61,10 @@ __all__ = [
     "AdamW",
     "Adamax",
     "BackendUnavailable",
+    "CLOSURE_OPTIMIZERS",
     "FlatParameters",
     "LAMB",
+    "LBFGS",
     "Lion",
     "NAdam",
     "Optimizer",

@@ -19,6 +19,7 @@ from fastopt.cli.tour import (
     adafactor_memory,
     adagrad_stalls,
     backends,
+    lbfgs_curvature,
     lion_sign,
     lr_sweep,
     radam_warmup,
@@ -277,6 +278,30 @@ def test_schedule_free_verdict_can_fail():
     assert not schedule_free.verdict(1.2, 0.7).supported  # ends worse than the cosine schedule
     assert not schedule_free.verdict(1.0, 1.05).supported  # no better halfway
     assert not schedule_free.verdict(float("nan"), 0.7).supported
+
+
+def test_lbfgs_curvature_verdict_can_fail():
+    grid = {1e-3: 6000, 1e-2: 1400, 0.1: 645, 1.0: None}
+    assert lbfgs_curvature.verdict(159, grid, 20_000).supported  # 0.25x
+    assert not lbfgs_curvature.verdict(400, grid, 20_000).supported  # 0.62x: not enough fewer
+    assert not lbfgs_curvature.verdict(None, grid, 20_000).supported  # L-BFGS missed the target
+    # Adam's best lr at the edge of the grid: not a fair comparison, whatever the ratio
+    assert not lbfgs_curvature.verdict(10, {1e-3: 900, 1e-2: 700, 0.1: 500}, 20_000).supported
+    assert not lbfgs_curvature.verdict(10, {1e-3: 500, 1e-2: 700, 0.1: 900}, 20_000).supported
+    # a miss counts as the budget
+    assert lbfgs_curvature.verdict(100, {1e-3: None, 1e-2: 1000, 0.1: None}, 20_000).supported
+
+
+def test_lbfgs_curvature_problem_gradient_matches_finite_differences():
+    loss_and_grad, hessian = lbfgs_curvature.logistic_problem(0)
+    w = np.random.default_rng(1).standard_normal(lbfgs_curvature.DIMENSIONS) * 0.1
+    _, grad = loss_and_grad(w)
+    h = 1e-6
+    numeric = np.array([(loss_and_grad(w + h * e)[0] - loss_and_grad(w - h * e)[0]) / (2 * h)
+                        for e in np.eye(lbfgs_curvature.DIMENSIONS)])
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+    eigenvalues = np.linalg.eigvalsh(hessian(w))
+    assert 1e3 <= eigenvalues[-1] / eigenvalues[0] <= 1e5  # ill-conditioned, as the chapter says
 
 
 def test_schedule_free_evaluates_the_average_and_cosine_decays_to_zero():

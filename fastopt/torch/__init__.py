@@ -8,7 +8,9 @@ and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch'
 ``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch), ``fastopt.torch.ADOPT``
 with the authors' torch-adopt, and ``fastopt.torch.ScheduleFreeAdamW`` with the authors'
 ``schedulefree.AdamWScheduleFree`` (its ``train()`` and ``eval()`` included); ``fastopt.torch.LAMB``
-is optax's ``lamb`` with a torch.optim-style signature (torch.optim has none)::
+is optax's ``lamb`` with a torch.optim-style signature (torch.optim has none); ``fastopt.torch.LBFGS``
+is torch.optim.LBFGS (``step(closure)``, its state under the first parameter), stepped by
+fastopt's L-BFGS (``_lbfgs.py``; not the step engine below, which L-BFGS's closure loop does not use)::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
@@ -113,11 +115,12 @@ from fastopt._threads import one_at_a_time
 from fastopt._validation import check_flag, check_real
 
 from ._front import _FastoptOptimizer
+from ._lbfgs import LBFGS
 from ._tensors import as_float, check_param, fast_path_available, group_betas, numpy_view
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
-    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT", "ScheduleFreeAdamW", "LAMB",
+    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT", "ScheduleFreeAdamW", "LAMB", "LBFGS",
 ]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?

@@ -56,6 +56,14 @@ def dense_optimizers() -> list[str]:
     return [name for name, cls in OPTIMIZERS.items() if not cls.algorithm.sparse]
 
 
+def closure_optimizers() -> list[str]:
+    """The optimizers stepped with a closure (L-BFGS): timed as one ``step(closure)`` on a cheap
+    quadratic (:func:`closure_group`), not with the kernel and ceiling rows."""
+    from fastopt import CLOSURE_OPTIMIZERS
+
+    return list(CLOSURE_OPTIMIZERS)
+
+
 def _names(text: str, choices, what: str) -> list[str]:
     by_lower = {c.lower(): c for c in choices}
     out = []
@@ -87,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "  python -m fastopt bench --sizes 4Ki,256Ki --backends numba,cython --no-torch\n"
     )
     parser.add_argument("-o", "--optimizers", default="all", metavar="LIST",
-                        help=f"comma-separated, from {','.join(dense_optimizers())} (default: all)")
+                        help=f"comma-separated, from {','.join(dense_optimizers() + closure_optimizers())} (default: all)")
     parser.add_argument("-b", "--backends", default="all", metavar="LIST",
                         help=f"comma-separated, from {','.join(BACKENDS)} (default: all that load here)")
     parser.add_argument("-n", "--sizes", default=None, metavar="LIST",
@@ -127,7 +135,9 @@ class Settings:
         from fastopt import OPTIMIZERS, available_backends
 
         quick = QUICK if args.quick else {}
-        self.optimizers = _names(args.optimizers, dense_optimizers(), "optimizer")
+        chosen = _names(args.optimizers, dense_optimizers() + closure_optimizers(), "optimizer")
+        self.optimizers = [name for name in chosen if name not in closure_optimizers()]
+        self.closure_optimizers = [name for name in chosen if name in closure_optimizers()]
         self.backends = [b for b in _names(args.backends, list(available_backends()), "backend")]
         self.sizes = [_size(s) for s in (args.sizes or quick.get("sizes", DEFAULT_SIZES)).split(",") if s]
         self.dtypes = [np.dtype(d).name for d in _names(args.dtypes, ["float32", "float64"], "dtype")]
@@ -148,7 +158,7 @@ class Settings:
         self.quick = args.quick
         self.use_torch = not args.no_torch
         self.seed = args.seed
-        if not self.optimizers or not self.backends or not self.sizes or not self.dtypes or not self.threads:
+        if not (self.optimizers or self.closure_optimizers) or not self.backends or not self.sizes or not self.dtypes or not self.threads:
             raise SystemExit("bench: nothing to measure (an empty list of optimizers, backends, sizes, dtypes or threads)")
         if min(self.sizes) < 1 or min(self.threads) < 1 or (self.small and (len(self.small) != 2 or min(self.small) < 1)):
             raise SystemExit("bench: sizes, thread counts and the small scenario's COUNTxSIZE must be positive")
@@ -217,6 +227,68 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
         return w.ceiling_traffic(dtype).bytes_per_element if contestant.key["kind"] == "ceiling" else traffic.bytes_per_element
 
     return contestants, bytes_per_element, notes, traffic
+
+
+LBFGS_BENCH = dict(lr=1, max_iter=20, history_size=10)
+"""What a closure optimizer's bench step runs: 20 iterations of fixed steps, 10 pairs kept."""
+
+
+def closure_group(name, dtype, n, settings, torch, rng):
+    """One ``step(closure)`` of L-BFGS from the same start every time (the parameter and the state
+    are reset before each call, untimed), on ``f(x) = sum(c x^2) / 2`` with ``c`` in [1, 1e3]:
+    the closure costs two passes, the optimizer's 20 iterations the rest. fastopt's backends,
+    fastopt.torch and torch.optim.LBFGS, one thread."""
+    from functools import partial
+
+    from fastopt import CLOSURE_OPTIMIZERS
+    from .timing import Contestant
+
+    start = rng.standard_normal(n).astype(dtype)
+    curvature = np.exp(rng.uniform(0, np.log(1e3), n)).astype(dtype)
+    calls, notes = [], []
+
+    def numpy_setup(backend):
+        param = start.copy()
+        opt = CLOSURE_OPTIMIZERS[name]([param], backend=backend, **LBFGS_BENCH)
+
+        def closure():
+            grad = curvature * param
+            return 0.5 * float(np.dot(grad, param)), [grad]
+
+        def prepare():
+            param[...] = start
+            opt.state.clear()
+
+        return partial(opt.step, closure), prepare
+
+    for backend in settings.backends:
+        if backend == "reference" and n > settings.reference_max_size:
+            notes.append(f"reference backend skipped above {settings.reference_max_size:,} elements (--reference-max-size)")
+            continue
+        calls.append((backend, "step", *numpy_setup(backend)))
+    if torch is not None:
+        import fastopt.torch
+
+        c = torch.from_numpy(curvature)
+        for impl, cls in (("fastopt.torch", fastopt.torch.LBFGS), ("torch default", getattr(torch.optim, name))):
+            x = torch.from_numpy(start.copy())
+            opt = cls([x], **LBFGS_BENCH)
+
+            def closure(x=x):
+                x.grad = c * x
+                return 0.5 * torch.dot(x.grad, x)
+
+            def prepare(x=x, opt=opt):
+                x.copy_(torch.from_numpy(start))
+                opt.state.clear()
+
+            calls.append((impl, "torch" if impl.startswith("torch") else "step", partial(opt.step, closure), prepare))
+    base = dict(scenario="closure", optimizer=name, dtype=np.dtype(dtype).name, n=n)
+    contestants = [Contestant({**base, "threads": threads, "impl": impl, "kind": kind}, call, threads, prepare=prepare)
+                   for threads in settings.threads for impl, kind, call, prepare in calls]
+    notes.append(f"{name}: one step(closure) of {LBFGS_BENCH} from the same start, on sum(c x^2)/2 with c in [1, 1e3] "
+                 "(a closure of two passes); the state is cleared before each call, untimed")
+    return contestants, (lambda contestant: 0), notes, None
 
 
 def small_tensors_group(name, dtype, count, size, settings, torch, rng):
@@ -327,6 +399,8 @@ def _estimate_bytes(plan_item, settings) -> int:
     if scenario == "small":
         return 0
     itemsize = np.dtype(dtype).itemsize
+    if scenario == "closure":  # each contestant keeps its last step's history: 2 x 10 pairs and a few more
+        return (len(settings.backends) + 2) * (2 * LBFGS_BENCH["history_size"] + 6) * n * itemsize
     arrays = 2 + 4 + 2 + 3 * (len(settings.backends) + 3)  # p, g, kernel state, ceiling, states
     return arrays * n * itemsize
 
@@ -371,6 +445,8 @@ def run(args: argparse.Namespace) -> int:
         numba_version = f"not importable ({exc})"
 
     plan = [("single", name, dtype, n) for name in settings.optimizers for dtype in settings.dtypes for n in settings.sizes]
+    plan += [("closure", name, dtype, n) for name in settings.closure_optimizers for dtype in settings.dtypes
+             for n in settings.sizes]
     if settings.small:
         count, size = settings.small
         plan += [("small", name, dtype, size, count) for name in settings.small_optimizers for dtype in settings.dtypes]
@@ -388,7 +464,7 @@ def run(args: argparse.Namespace) -> int:
         current = progress.add_task("", total=1)
         for item in plan:
             scenario, name, dtype, n = item[:4]
-            if scenario == "single":
+            if scenario in ("single", "closure"):
                 label = f"{name} {dtype} N={n:,}"
             elif scenario == "small":
                 label = f"{name} {dtype} {item[4]}×{n:,}"
@@ -404,12 +480,15 @@ def run(args: argparse.Namespace) -> int:
             progress.update(current, description=f"{label}: warming up", completed=0)
             if scenario == "single":
                 contestants, bytes_of, group_notes, traffic = single_tensor_group(name, dtype, n, settings, torch, rng)
+            elif scenario == "closure":
+                contestants, bytes_of, group_notes, traffic = closure_group(name, dtype, n, settings, torch, rng)
             elif scenario == "small":
                 contestants, bytes_of, group_notes, traffic = small_tensors_group(name, dtype, item[4], n, settings, torch, rng)
             else:
                 contestants, bytes_of, group_notes, traffic = torch_model_group(item[4], settings, torch)
             notes.extend(note for note in group_notes if note not in notes)
-            traffic_lines[name] = f"{name}: {traffic.describe()} ({traffic.arrays} arrays)"
+            if traffic is not None:
+                traffic_lines[name] = f"{name}: {traffic.describe()} ({traffic.arrays} arrays)"
             before = timing.cpu_snapshot()
             for contestant in contestants:
                 timing.calibrate(contestant, control, settings.sample_seconds, settings.samples, settings.slow_samples)
@@ -455,6 +534,10 @@ def run(args: argparse.Namespace) -> int:
             "× torch = torch's step time / this step time, against torch fused where it exists, else torch's fastest.",
             highlight=False, style="dim",
         )
+    if any(r["scenario"] == "closure" for r in records):
+        console.print(report.closure_table(
+            records, settings.threads, "Closure optimizers: one step(closure), 20 iterations (see the note)"))
+        console.print("× torch = torch.optim's step time / this step time.", highlight=False, style="dim")
     small = [r for r in records if r["scenario"] == "small"]
     if small:
         count, size = settings.small
@@ -474,7 +557,8 @@ def run(args: argparse.Namespace) -> int:
                       + ". × fused = torch fused's step time / this step time.", highlight=False, style="dim")
     console.print("GB/s counts the bytes the algorithm must move per element: " + "; ".join(traffic_lines.values())
                   + "; ceiling a += s*b: reads a, b; writes a.", highlight=False, style="dim")
-    console.print(report.targets_table(targets, "Targets (the project's issue), computed from this run"))
+    if settings.optimizers:  # the targets are the element-wise optimizers' (none is L-BFGS's)
+        console.print(report.targets_table(targets, "Targets (the project's issue), computed from this run"))
     for note in notes:
         console.print(f"note: {note}", highlight=False, style="dim")
     busiest = max((g for g in group_loads if g["others_cpu"] is not None), key=lambda g: g["others_cpu"], default=None)

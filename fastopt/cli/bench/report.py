@@ -291,6 +291,33 @@ def single_table(records: list[dict], threads: list[int], title: str):
     return table
 
 
+def closure_table(records: list[dict], threads: list[int], title: str):
+    """The closure optimizers (L-BFGS): one ``step(closure)`` per row, fastopt's backends and torch."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for name, justify in (("optimizer", "left"), ("N", "right"), ("dtype", "left"), ("thr", "right"),
+                          ("implementation", "left"), ("µs per step \\[min–max]", "right"), ("ns/elem", "right"),
+                          ("× torch", "right")):
+        if name == "thr" and len(threads) < 2:
+            continue
+        table.add_column(name, justify=justify)
+    order = {"reference": 0, "numba": 1, "cython": 2, "fastopt.torch": 3, "torch default": 4}
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["scenario"] == "closure":
+            groups.setdefault((r["optimizer"], r["dtype"], r["elements"], r["threads"]), []).append(r)
+    for group_index, ((optimizer, dtype, n, thread_count), rows) in enumerate(groups.items()):
+        for index, r in enumerate(sorted(rows, key=lambda r: order.get(r["impl"], 9))):
+            cells = [optimizer if index == 0 else "", f"{n:,}" if index == 0 else "", dtype if index == 0 else ""]
+            if len(threads) > 1:
+                cells.append(str(thread_count))
+            cells += [r["impl"], _range(r), f"{r['ns_per_element']:.3g}", _x(r.get("speedup_vs_torch"))]
+            table.add_row(*cells)
+        table.rows[-1].end_section = group_index < len(groups) - 1
+    return table
+
+
 SMALL_LABELS = {
     "step separate": "opt.step(list of {count} arrays)",
     "step flat": "flat buffer: opt.step([flat.grad])",

@@ -81,11 +81,7 @@ def optimizer_page(view: OptimizerView, siblings: list[str] | None) -> str:
   {render_blocks(_section_blocks(math, ""), links)}
 </section>
 <section id="scalars">
-  <h2>The kernels' scalars</h2>
-  <p class="hint">Bias corrections, step sizes and the like are numbers, not arrays: they are
-  computed once per step, in float64, and rounded to the arrays' dtype before any kernel sees
-  them (so the three kernels get the very same numbers and do no scalar arithmetic of their own).
-  The tags are the equations' above.</p>
+  {_scalars_heading(view.scalars)}
   {scalars_block(view.scalars)}
 </section>
 <section id="code">
@@ -268,11 +264,24 @@ def code_grid(kernels: list[Kernel]) -> str:
             f'{"".join(cells)}</div></div>')
 
 
+def _scalars_heading(scalars: Kernel) -> str:
+    if scalars.backend == "control":
+        return """<h2>The control flow</h2>
+  <p class="hint">The iterations, the history and the line search are scalar decisions, written
+  once and shared by the three backends; every vector operation is a call to a kernel of the
+  chosen backend. The tags are the equations' above.</p>"""
+    return """<h2>The kernels' scalars</h2>
+  <p class="hint">Bias corrections, step sizes and the like are numbers, not arrays: they are
+  computed once per step, in float64, and rounded to the arrays' dtype before any kernel sees
+  them (so the three kernels get the very same numbers and do no scalar arithmetic of their own).
+  The tags are the equations' above.</p>"""
+
+
 def scalars_block(scalars: Kernel) -> str:
     """The method that forms the kernels' scalars, one column wide, tags in the margin."""
     highlighted = highlight_lines(scalars)
-    head = (f'<div class="head"><span class="backend">scalars</span> <code>{escape(scalars.path)}</code>'
-            f'<br><span class=desc>{escape(DESCRIPTION["scalars"])}</span></div>')
+    head = (f'<div class="head"><span class="backend">{scalars.backend}</span> <code>{escape(scalars.path)}</code>'
+            f'<br><span class=desc>{escape(DESCRIPTION[scalars.backend])}</span></div>')
     body = "".join(_code_line(line, highlighted) for line in scalars.lines)
     return (f'<div class="scroll-x code-scroll"><div class="code-grid hl" style="--columns: 1">'
             f'{head}<div class="cell plain">{body}</div></div></div>')

@@ -39,7 +39,8 @@ ACCENTS = {"hat": "ˆ", "bar": "¯"}
 SIGN_SUBSCRIPTS = {"plus": "+", "minus": "−"}  # Rprop's eta_plus and eta_minus: η₊, η₋
 LATEX_SYMBOLS = {"ge": "≥", "le": "≤", "ne": "≠", "cdot": "⋅", "times": "×", "to": "→", "infty": "∞"}
 OPERATORS = {"-": "−", "*": "⋅", "!=": "≠", ">=": "≥", "<=": "≤", "<": "&lt;", ">": "&gt;", "=": "=", "+": "+"}
-FUNCTIONS = ("sqrt", "max", "min", "exp", "log", "sign", "RMS", "lerp", "mean", "rowmean", "colmean", "outer", "norm")
+FUNCTIONS = ("sqrt", "max", "min", "exp", "log", "sign", "RMS", "lerp", "mean", "rowmean", "colmean", "outer", "norm",
+             "dot", "abs", "sum")
 
 _TOKEN = re.compile(
     r"""\s*(?:

@@ -16,11 +16,12 @@ from importlib import resources
 
 from fastopt._backends import _MODULES  # backend -> module name in an optimizer folder
 
-LANGUAGE = {"reference": "python", "numba": "python", "cython": "cython"}
+LANGUAGE = {"reference": "python", "numba": "python", "cython": "cython", "control": "python"}
 """The Pygments lexer for each backend's file."""
 
 DESCRIPTION = {
     "scalars": "once per step, in float64, then rounded to the arrays' dtype: the same numbers for all three kernels",
+    "control": "the control flow, written once for the three backends: it calls their kernels",
     "reference": "NumPy, whole-array expressions: the specification",
     "numba": "one element at a time, compiled by Numba",
     "cython": "the loop over pointers, compiled to C (the entry points follow it in the file)",
@@ -73,6 +74,26 @@ def read_kernel(package: str, name: str, backend: str) -> Kernel:
     lines = [split_tags(number, all_lines[number - 1]) for number in range(first, last + 1)]
     path = "/".join([*package.split("."), filename])
     return Kernel(backend, path, LANGUAGE[backend], lines, text)
+
+
+def read_function(package: str, function: str, backend: str) -> Kernel:
+    """The function ``function`` of ``backend``'s file in ``package`` (a closure optimizer's
+    kernels are several functions, not one ``<name>_update``)."""
+    filename = file_name(backend)
+    text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
+    first, last = _function_span(text, function, cython=backend == "cython")
+    all_lines = text.splitlines()
+    lines = [split_tags(number, all_lines[number - 1]) for number in range(first, last + 1)]
+    return Kernel(backend, "/".join([*package.split("."), filename]), LANGUAGE[backend], lines, text)
+
+
+def read_control(package: str, function: str) -> Kernel:
+    """A closure optimizer's control flow: ``function`` of the folder's ``__init__.py``."""
+    text = resources.files(package).joinpath("__init__.py").read_text(encoding="utf-8")
+    first, last = _function_span(text, function, cython=False)
+    all_lines = text.splitlines()
+    lines = [split_tags(number, all_lines[number - 1]) for number in range(first, last + 1)]
+    return Kernel("control", "/".join([*package.split("."), "__init__.py"]), "python", lines, text)
 
 
 def read_scalars(algorithm) -> Kernel:

@@ -108,6 +108,7 @@ COLOURS = {
     "Adamax": "#8c564b",
     "Adafactor": "#e6550d",
     "ScheduleFreeAdamW": "#31a354",
+    "LBFGS": "#000000",
 }
 
 
