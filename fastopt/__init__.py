@@ -26,6 +26,7 @@ from .adopt import ADOPT
 from .asgd import ASGD
 from .lamb import LAMB
 from .lion import Lion
+from .muon import Muon
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -59,6 +60,7 @@ __all__ = [
     "FlatParameters",
     "LAMB",
     "Lion",
+    "Muon",
     "NAdam",
     "Optimizer",
     "RAdam",

@@ -19,7 +19,7 @@
             "--param=max-unswitch-level=6"
         ],
         "include_dirs": [
-            "/work/venv-asgd/lib/python3.11/site-packages/numpy/_core/include"
+            "/work/venv/lib/python3.11/site-packages/numpy/_core/include"
         ],
         "name": "fastopt._sums.sums",
         "sources": [
@@ -3176,6 +3176,18 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_flo
 /* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(PyObject *, int writable_flag);
 
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(PyObject *, int writable_flag);
+
 /* MemviewSliceCopy.proto */
 static __Pyx_memviewslice
 __pyx_memoryview_copy_new_contig(const __Pyx_memviewslice *from_mvs,
@@ -3358,6 +3370,14 @@ static CYTHON_INLINE double __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_run_sum(fl
 static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_run_sum(double const *, Py_ssize_t); /*proto*/
 static CYTHON_INLINE double __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_run_sum_of_squares(float const *, Py_ssize_t); /*proto*/
 static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_run_sum_of_squares(double const *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_add_products(float const *, float const *, Py_ssize_t, double *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_add_products(double const *, double const *, Py_ssize_t, double *); /*proto*/
+static CYTHON_INLINE float __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot(float const *, float const *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot(double const *, double const *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2(float const *, float const *, float const *, float const *, Py_ssize_t, float *, float *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(double const *, double const *, double const *, double const *, Py_ssize_t, double *, double *); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(float const *, float const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, float *, int); /*proto*/
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(double const *, double const *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *, int); /*proto*/
 static PyObject *__pyx_ff_map_fused_2a7731_2_2_float__and_double(PyObject *, PyTypeObject *); /*proto*/
 static PyObject *__pyx_ff_match_signatures_single(PyObject *, PyObject *); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
@@ -3400,6 +3420,8 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *, 
 /* #### Code section: typeinfo ### */
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float__const__ = { "const float", NULL, sizeof(float const ), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_double__const__ = { "const double", NULL, sizeof(double const ), { 0 }, 0, 'R', 0, 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_float = { "float", NULL, sizeof(float), { 0 }, 0, 'R', 0, 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_double = { "double", NULL, sizeof(double), { 0 }, 0, 'R', 0, 0 };
 /* #### Code section: before_global_var ### */
 #define __Pyx_MODULE_NAME "fastopt._sums.sums"
 extern int __pyx_module_is_main_fastopt___sums__sums;
@@ -3471,11 +3493,14 @@ static PyObject *__pyx_pf___pyx_memoryviewslice___reduce_cython__(CYTHON_UNUSED 
 static PyObject *__pyx_pf___pyx_memoryviewslice_2__setstate_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_7fastopt_5_sums_4sums_total(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
-static PyObject *__pyx_pf_7fastopt_5_sums_4sums_4total(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values); /* proto */
 static PyObject *__pyx_pf_7fastopt_5_sums_4sums_6total(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values); /* proto */
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_8total(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values); /* proto */
 static PyObject *__pyx_pf_7fastopt_5_sums_4sums_2total_of_squares(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
-static PyObject *__pyx_pf_7fastopt_5_sums_4sums_10total_of_squares(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values); /* proto */
 static PyObject *__pyx_pf_7fastopt_5_sums_4sums_12total_of_squares(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values); /* proto */
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_14total_of_squares(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values); /* proto */
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_4matmul(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex); /* proto */
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_18matmul(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_left, __Pyx_memviewslice __pyx_v_right, __Pyx_memviewslice __pyx_v_out, int __pyx_v_symmetric); /* proto */
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_20matmul(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_left, __Pyx_memviewslice __pyx_v_right, __Pyx_memviewslice __pyx_v_out, int __pyx_v_symmetric); /* proto */
 static PyObject *__pyx_tp_new__initialisation_7fastopt_5_sums_4sums___pyx_defaults(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -3635,9 +3660,9 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[1];
-    PyObject *__pyx_tuple[2];
-    PyObject *__pyx_codeobj_tab[6];
-    PyObject *__pyx_string_tab[116];
+    PyObject *__pyx_tuple[3];
+    PyObject *__pyx_codeobj_tab[9];
+    PyObject *__pyx_string_tab[125];
     PyObject *__pyx_number_tab[4];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3721,98 +3746,107 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_fastopt__sums_sums_pyx __pyx_string_tab[21]
 #define __pyx_kp_u_gc __pyx_string_tab[22]
 #define __pyx_kp_u_isenabled __pyx_string_tab[23]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[24]
-#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[25]
-#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[26]
-#define __pyx_kp_u__5 __pyx_string_tab[27]
-#define __pyx_n_u_ASCII __pyx_string_tab[28]
-#define __pyx_n_u_Ellipsis __pyx_string_tab[29]
-#define __pyx_n_u_Sequence __pyx_string_tab[30]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[31]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[32]
-#define __pyx_n_u_annotate __pyx_string_tab[33]
-#define __pyx_n_u_class __pyx_string_tab[34]
-#define __pyx_n_u_class_getitem __pyx_string_tab[35]
-#define __pyx_n_u_dict __pyx_string_tab[36]
-#define __pyx_n_u_func __pyx_string_tab[37]
-#define __pyx_n_u_getstate __pyx_string_tab[38]
-#define __pyx_n_u_import __pyx_string_tab[39]
-#define __pyx_n_u_main __pyx_string_tab[40]
-#define __pyx_n_u_module __pyx_string_tab[41]
-#define __pyx_n_u_name_2 __pyx_string_tab[42]
-#define __pyx_n_u_new __pyx_string_tab[43]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[44]
-#define __pyx_n_u_pyx_state __pyx_string_tab[45]
-#define __pyx_n_u_pyx_type __pyx_string_tab[46]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[47]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[48]
-#define __pyx_n_u_qualname __pyx_string_tab[49]
-#define __pyx_n_u_reduce __pyx_string_tab[50]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[51]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[52]
-#define __pyx_n_u_set_name __pyx_string_tab[53]
-#define __pyx_n_u_setstate __pyx_string_tab[54]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[55]
-#define __pyx_n_u_test __pyx_string_tab[56]
-#define __pyx_n_u_fused_sigindex __pyx_string_tab[57]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[58]
-#define __pyx_n_u_abc __pyx_string_tab[59]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[60]
-#define __pyx_n_u_args __pyx_string_tab[61]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[62]
-#define __pyx_n_u_base __pyx_string_tab[63]
-#define __pyx_n_u_c __pyx_string_tab[64]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[65]
-#define __pyx_n_u_count __pyx_string_tab[66]
-#define __pyx_n_u_defaults __pyx_string_tab[67]
-#define __pyx_n_u_double __pyx_string_tab[68]
-#define __pyx_n_u_dtype __pyx_string_tab[69]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[70]
-#define __pyx_n_u_encode __pyx_string_tab[71]
-#define __pyx_n_u_enumerate __pyx_string_tab[72]
-#define __pyx_n_u_error __pyx_string_tab[73]
-#define __pyx_n_u_fastopt__sums_sums __pyx_string_tab[74]
-#define __pyx_n_u_flags __pyx_string_tab[75]
-#define __pyx_n_u_float __pyx_string_tab[76]
-#define __pyx_n_u_format __pyx_string_tab[77]
-#define __pyx_n_u_fortran __pyx_string_tab[78]
-#define __pyx_n_u_get __pyx_string_tab[79]
-#define __pyx_n_u_id __pyx_string_tab[80]
-#define __pyx_n_u_index __pyx_string_tab[81]
-#define __pyx_n_u_items __pyx_string_tab[82]
-#define __pyx_n_u_itemsize __pyx_string_tab[83]
-#define __pyx_n_u_kind __pyx_string_tab[84]
-#define __pyx_n_u_kwargs __pyx_string_tab[85]
-#define __pyx_n_u_memview __pyx_string_tab[86]
-#define __pyx_n_u_mode __pyx_string_tab[87]
-#define __pyx_n_u_name __pyx_string_tab[88]
-#define __pyx_n_u_ndim __pyx_string_tab[89]
-#define __pyx_n_u_numpy __pyx_string_tab[90]
-#define __pyx_n_u_obj __pyx_string_tab[91]
-#define __pyx_n_u_pack __pyx_string_tab[92]
-#define __pyx_n_u_pop __pyx_string_tab[93]
-#define __pyx_n_u_register __pyx_string_tab[94]
-#define __pyx_n_u_setdefault __pyx_string_tab[95]
-#define __pyx_n_u_shape __pyx_string_tab[96]
-#define __pyx_n_u_signatures __pyx_string_tab[97]
-#define __pyx_n_u_size __pyx_string_tab[98]
-#define __pyx_n_u_start __pyx_string_tab[99]
-#define __pyx_n_u_step __pyx_string_tab[100]
-#define __pyx_n_u_stop __pyx_string_tab[101]
-#define __pyx_n_u_struct __pyx_string_tab[102]
-#define __pyx_n_u_total __pyx_string_tab[103]
-#define __pyx_n_u_total_const_double_1 __pyx_string_tab[104]
-#define __pyx_n_u_total_const_float_1 __pyx_string_tab[105]
-#define __pyx_n_u_total_of_squares __pyx_string_tab[106]
-#define __pyx_n_u_total_of_squares_const_double_1 __pyx_string_tab[107]
-#define __pyx_n_u_total_of_squares_const_float_1 __pyx_string_tab[108]
-#define __pyx_n_u_unpack __pyx_string_tab[109]
-#define __pyx_n_u_update __pyx_string_tab[110]
-#define __pyx_n_u_values __pyx_string_tab[111]
-#define __pyx_n_u_x __pyx_string_tab[112]
-#define __pyx_n_b_O __pyx_string_tab[113]
-#define __pyx_kp_b_iso88591_7_1F_4vV1G6_q __pyx_string_tab[114]
-#define __pyx_kp_b_iso88591_QavQd_awfF_8ST __pyx_string_tab[115]
+#define __pyx_kp_u_matmul_shapes_do_not_match __pyx_string_tab[24]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[25]
+#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[26]
+#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[27]
+#define __pyx_kp_u__5 __pyx_string_tab[28]
+#define __pyx_n_u_ASCII __pyx_string_tab[29]
+#define __pyx_n_u_Ellipsis __pyx_string_tab[30]
+#define __pyx_n_u_Sequence __pyx_string_tab[31]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[32]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[33]
+#define __pyx_n_u_annotate __pyx_string_tab[34]
+#define __pyx_n_u_class __pyx_string_tab[35]
+#define __pyx_n_u_class_getitem __pyx_string_tab[36]
+#define __pyx_n_u_dict __pyx_string_tab[37]
+#define __pyx_n_u_func __pyx_string_tab[38]
+#define __pyx_n_u_getstate __pyx_string_tab[39]
+#define __pyx_n_u_import __pyx_string_tab[40]
+#define __pyx_n_u_main __pyx_string_tab[41]
+#define __pyx_n_u_module __pyx_string_tab[42]
+#define __pyx_n_u_name_2 __pyx_string_tab[43]
+#define __pyx_n_u_new __pyx_string_tab[44]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[45]
+#define __pyx_n_u_pyx_state __pyx_string_tab[46]
+#define __pyx_n_u_pyx_type __pyx_string_tab[47]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[48]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[49]
+#define __pyx_n_u_qualname __pyx_string_tab[50]
+#define __pyx_n_u_reduce __pyx_string_tab[51]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[52]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[53]
+#define __pyx_n_u_set_name __pyx_string_tab[54]
+#define __pyx_n_u_setstate __pyx_string_tab[55]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[56]
+#define __pyx_n_u_test __pyx_string_tab[57]
+#define __pyx_n_u_fused_sigindex __pyx_string_tab[58]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[59]
+#define __pyx_n_u_abc __pyx_string_tab[60]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[61]
+#define __pyx_n_u_args __pyx_string_tab[62]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[63]
+#define __pyx_n_u_base __pyx_string_tab[64]
+#define __pyx_n_u_c __pyx_string_tab[65]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[66]
+#define __pyx_n_u_count __pyx_string_tab[67]
+#define __pyx_n_u_defaults __pyx_string_tab[68]
+#define __pyx_n_u_double __pyx_string_tab[69]
+#define __pyx_n_u_dtype __pyx_string_tab[70]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[71]
+#define __pyx_n_u_encode __pyx_string_tab[72]
+#define __pyx_n_u_enumerate __pyx_string_tab[73]
+#define __pyx_n_u_error __pyx_string_tab[74]
+#define __pyx_n_u_fastopt__sums_sums __pyx_string_tab[75]
+#define __pyx_n_u_flags __pyx_string_tab[76]
+#define __pyx_n_u_float __pyx_string_tab[77]
+#define __pyx_n_u_format __pyx_string_tab[78]
+#define __pyx_n_u_fortran __pyx_string_tab[79]
+#define __pyx_n_u_get __pyx_string_tab[80]
+#define __pyx_n_u_id __pyx_string_tab[81]
+#define __pyx_n_u_index __pyx_string_tab[82]
+#define __pyx_n_u_items __pyx_string_tab[83]
+#define __pyx_n_u_itemsize __pyx_string_tab[84]
+#define __pyx_n_u_kind __pyx_string_tab[85]
+#define __pyx_n_u_kwargs __pyx_string_tab[86]
+#define __pyx_n_u_left __pyx_string_tab[87]
+#define __pyx_n_u_matmul __pyx_string_tab[88]
+#define __pyx_n_u_matmul_const_double_1_const_doub __pyx_string_tab[89]
+#define __pyx_n_u_matmul_const_float_1_const_float __pyx_string_tab[90]
+#define __pyx_n_u_memview __pyx_string_tab[91]
+#define __pyx_n_u_mode __pyx_string_tab[92]
+#define __pyx_n_u_name __pyx_string_tab[93]
+#define __pyx_n_u_ndim __pyx_string_tab[94]
+#define __pyx_n_u_numpy __pyx_string_tab[95]
+#define __pyx_n_u_obj __pyx_string_tab[96]
+#define __pyx_n_u_out __pyx_string_tab[97]
+#define __pyx_n_u_pack __pyx_string_tab[98]
+#define __pyx_n_u_pop __pyx_string_tab[99]
+#define __pyx_n_u_register __pyx_string_tab[100]
+#define __pyx_n_u_right __pyx_string_tab[101]
+#define __pyx_n_u_setdefault __pyx_string_tab[102]
+#define __pyx_n_u_shape __pyx_string_tab[103]
+#define __pyx_n_u_signatures __pyx_string_tab[104]
+#define __pyx_n_u_size __pyx_string_tab[105]
+#define __pyx_n_u_start __pyx_string_tab[106]
+#define __pyx_n_u_step __pyx_string_tab[107]
+#define __pyx_n_u_stop __pyx_string_tab[108]
+#define __pyx_n_u_struct __pyx_string_tab[109]
+#define __pyx_n_u_symmetric __pyx_string_tab[110]
+#define __pyx_n_u_total __pyx_string_tab[111]
+#define __pyx_n_u_total_const_double_1 __pyx_string_tab[112]
+#define __pyx_n_u_total_const_float_1 __pyx_string_tab[113]
+#define __pyx_n_u_total_of_squares __pyx_string_tab[114]
+#define __pyx_n_u_total_of_squares_const_double_1 __pyx_string_tab[115]
+#define __pyx_n_u_total_of_squares_const_float_1 __pyx_string_tab[116]
+#define __pyx_n_u_unpack __pyx_string_tab[117]
+#define __pyx_n_u_update __pyx_string_tab[118]
+#define __pyx_n_u_values __pyx_string_tab[119]
+#define __pyx_n_u_x __pyx_string_tab[120]
+#define __pyx_n_b_O __pyx_string_tab[121]
+#define __pyx_kp_b_iso88591_7_1F_4vV1G6_q __pyx_string_tab[122]
+#define __pyx_kp_b_iso88591_QavQd_awfF_8ST __pyx_string_tab[123]
+#define __pyx_kp_b_iso88591_t6_S_V1Cs_V1Cs_fAS_3fTUUXX_ffgg __pyx_string_tab[124]
 #define __pyx_float_0_0 __pyx_number_tab[0]
 #define __pyx_int_0 __pyx_number_tab[1]
 #define __pyx_int_neg_1 __pyx_number_tab[2]
@@ -3846,9 +3880,9 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
-  for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<6; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<116; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<9; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<125; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3890,9 +3924,9 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
-  for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<6; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<116; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<9; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<125; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -4895,6 +4929,885 @@ static PyObject *__pyx_ff_match_signatures_single(PyObject *__pyx_v_signatures, 
   __pyx_r = 0;
   __pyx_L0:;
   __Pyx_XDECREF(__pyx_v_found_match);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "__pyx_ff_map_fused_988187_2_2_float__and_double":14
+ *     __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(object, int)
+ * 
+ * @cname('__pyx_ff_map_fused_988187_2_2_float__and_double')             # <<<<<<<<<<<<<<
+ * cdef str map_fused_type(object arg, type ndarray):
+ * 
+*/
+
+static PyObject *__pyx_ff_map_fused_988187_2_2_float__and_double(PyObject *__pyx_v_arg, PyTypeObject *__pyx_v_ndarray) {
+  __Pyx_memviewslice __pyx_v_memslice;
+  Py_ssize_t __pyx_v_itemsize;
+  CYTHON_UNUSED int __pyx_v_dtype_signed;
+  Py_UCS4 __pyx_v_kind;
+  PyObject *__pyx_v_arg_as_memoryview = 0;
+  PyObject *__pyx_v_dtype = NULL;
+  PyObject *__pyx_v_arg_base = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_3;
+  long __pyx_t_4;
+  int __pyx_t_5;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  int __pyx_t_9;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("map_fused_type", 0);
+
+  /* "__pyx_ff_map_fused_988187_2_2_float__and_double":22
+ *     cdef Py_UCS4 kind
+ * 
+ *     itemsize = -1             # <<<<<<<<<<<<<<
+ * 
+ *     cdef memoryview arg_as_memoryview
+*/
+  __pyx_v_itemsize = -1L;
+
+  /* "__pyx_ff_map_fused_988187_2_2_float__and_double":27
+ * 
+ * 
+ *     if ndarray is not None:             # <<<<<<<<<<<<<<
+ *         if isinstance(arg, ndarray):
+ *             dtype = arg.dtype
+*/
+  __pyx_t_1 = (__pyx_v_ndarray != ((PyTypeObject*)Py_None));
+  if (__pyx_t_1) {
+
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":28
+ * 
+ *     if ndarray is not None:
+ *         if isinstance(arg, ndarray):             # <<<<<<<<<<<<<<
+ *             dtype = arg.dtype
+ * 
+*/
+    __pyx_t_1 = __Pyx_TypeCheck(__pyx_v_arg, __pyx_v_ndarray); 
+    if (__pyx_t_1) {
+
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":29
+ *     if ndarray is not None:
+ *         if isinstance(arg, ndarray):
+ *             dtype = arg.dtype             # <<<<<<<<<<<<<<
+ * 
+ *         elif __pyx_memoryview_check(arg):
+*/
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_arg, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 29, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_v_dtype = __pyx_t_2;
+      __pyx_t_2 = 0;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":28
+ * 
+ *     if ndarray is not None:
+ *         if isinstance(arg, ndarray):             # <<<<<<<<<<<<<<
+ *             dtype = arg.dtype
+ * 
+*/
+      goto __pyx_L4;
+    }
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":31
+ *             dtype = arg.dtype
+ * 
+ *         elif __pyx_memoryview_check(arg):             # <<<<<<<<<<<<<<
+ *             arg_base = arg.base
+ *             if isinstance(arg_base, ndarray):
+*/
+    __pyx_t_1 = __pyx_memoryview_check(__pyx_v_arg);
+
+    if (__pyx_t_1) {
+
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":32
+ * 
+ *         elif __pyx_memoryview_check(arg):
+ *             arg_base = arg.base             # <<<<<<<<<<<<<<
+ *             if isinstance(arg_base, ndarray):
+ *                 dtype = arg_base.dtype
+*/
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_arg, __pyx_mstate_global->__pyx_n_u_base); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 32, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_v_arg_base = __pyx_t_2;
+      __pyx_t_2 = 0;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":33
+ *         elif __pyx_memoryview_check(arg):
+ *             arg_base = arg.base
+ *             if isinstance(arg_base, ndarray):             # <<<<<<<<<<<<<<
+ *                 dtype = arg_base.dtype
+ *             else:
+*/
+      __pyx_t_1 = __Pyx_TypeCheck(__pyx_v_arg_base, __pyx_v_ndarray); 
+      if (__pyx_t_1) {
+
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":34
+ *             arg_base = arg.base
+ *             if isinstance(arg_base, ndarray):
+ *                 dtype = arg_base.dtype             # <<<<<<<<<<<<<<
+ *             else:
+ *                 dtype = None
+*/
+        __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_arg_base, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 34, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_2);
+        __pyx_v_dtype = __pyx_t_2;
+        __pyx_t_2 = 0;
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":33
+ *         elif __pyx_memoryview_check(arg):
+ *             arg_base = arg.base
+ *             if isinstance(arg_base, ndarray):             # <<<<<<<<<<<<<<
+ *                 dtype = arg_base.dtype
+ *             else:
+*/
+        goto __pyx_L5;
+      }
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":36
+ *                 dtype = arg_base.dtype
+ *             else:
+ *                 dtype = None             # <<<<<<<<<<<<<<
+ *         else:
+ *             dtype = None
+*/
+      /*else*/ {
+        __Pyx_INCREF(Py_None);
+        __pyx_v_dtype = Py_None;
+      }
+      __pyx_L5:;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":31
+ *             dtype = arg.dtype
+ * 
+ *         elif __pyx_memoryview_check(arg):             # <<<<<<<<<<<<<<
+ *             arg_base = arg.base
+ *             if isinstance(arg_base, ndarray):
+*/
+      goto __pyx_L4;
+    }
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":38
+ *                 dtype = None
+ *         else:
+ *             dtype = None             # <<<<<<<<<<<<<<
+ * 
+ *         itemsize = -1
+*/
+    /*else*/ {
+      __Pyx_INCREF(Py_None);
+      __pyx_v_dtype = Py_None;
+    }
+    __pyx_L4:;
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":40
+ *             dtype = None
+ * 
+ *         itemsize = -1             # <<<<<<<<<<<<<<
+ *         if dtype is not None:
+ *             itemsize = dtype.itemsize
+*/
+    __pyx_v_itemsize = -1L;
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":41
+ * 
+ *         itemsize = -1
+ *         if dtype is not None:             # <<<<<<<<<<<<<<
+ *             itemsize = dtype.itemsize
+ *             kind = ord(dtype.kind)
+*/
+    __pyx_t_1 = (__pyx_v_dtype != Py_None);
+    if (__pyx_t_1) {
+
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":42
+ *         itemsize = -1
+ *         if dtype is not None:
+ *             itemsize = dtype.itemsize             # <<<<<<<<<<<<<<
+ *             kind = ord(dtype.kind)
+ *             dtype_signed = kind == u'i'
+*/
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_dtype, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 42, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_2); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 42, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __pyx_v_itemsize = __pyx_t_3;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":43
+ *         if dtype is not None:
+ *             itemsize = dtype.itemsize
+ *             kind = ord(dtype.kind)             # <<<<<<<<<<<<<<
+ *             dtype_signed = kind == u'i'
+ *             if kind in u'iu':
+*/
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_dtype, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 43, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_t_4 = __Pyx_PyObject_Ord(__pyx_t_2); if (unlikely(__pyx_t_4 == ((long)(long)(Py_UCS4)-1))) __PYX_ERR(1, 43, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __pyx_v_kind = __pyx_t_4;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":44
+ *             itemsize = dtype.itemsize
+ *             kind = ord(dtype.kind)
+ *             dtype_signed = kind == u'i'             # <<<<<<<<<<<<<<
+ *             if kind in u'iu':
+ *                 pass
+*/
+      __pyx_v_dtype_signed = (__pyx_v_kind == 0x69);
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":45
+ *             kind = ord(dtype.kind)
+ *             dtype_signed = kind == u'i'
+ *             if kind in u'iu':             # <<<<<<<<<<<<<<
+ *                 pass
+ *             elif kind == u'f':
+*/
+      switch (__pyx_v_kind) {
+        case 0x69:
+        case 0x75:
+        break;
+        case 0x66:
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":49
+ *             elif kind == u'f':
+ *                 pass
+ *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 2:             # <<<<<<<<<<<<<<
+ *                     return 'float'
+ *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+*/
+        __pyx_t_5 = ((sizeof(float const )) == __pyx_v_itemsize);
+
+        if (__pyx_t_5) {
+
+        } else {
+
+          __pyx_t_1 = __pyx_t_5;
+
+          goto __pyx_L8_bool_binop_done;
+        }
+        __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_arg, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 49, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_2);
+        __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_2); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 49, __pyx_L1_error)
+        __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+        __pyx_t_5 = (((Py_ssize_t)__pyx_t_3) == 2);
+
+
+
+        __pyx_t_1 = __pyx_t_5;
+
+        __pyx_L8_bool_binop_done:;
+        if (__pyx_t_1) {
+
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":50
+ *                 pass
+ *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+ *                     return 'float'             # <<<<<<<<<<<<<<
+ *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+ *                     return 'double'
+*/
+          {
+            PyObject *__pyx_temp;
+            {
+              __pyx_temp = __pyx_r;
+              __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_float);
+              __pyx_r = __pyx_mstate_global->__pyx_n_u_float;
+            }
+            __Pyx_XDECREF(__pyx_temp);
+          }
+          goto __pyx_L0;
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":49
+ *             elif kind == u'f':
+ *                 pass
+ *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 2:             # <<<<<<<<<<<<<<
+ *                     return 'float'
+ *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+*/
+        }
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":51
+ *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+ *                     return 'float'
+ *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 2:             # <<<<<<<<<<<<<<
+ *                     return 'double'
+ *             elif kind == u'c':
+*/
+        __pyx_t_5 = ((sizeof(double const )) == __pyx_v_itemsize);
+
+        if (__pyx_t_5) {
+
+        } else {
+
+          __pyx_t_1 = __pyx_t_5;
+
+          goto __pyx_L11_bool_binop_done;
+        }
+        __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_arg, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 51, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_2);
+        __pyx_t_3 = __Pyx_PyIndex_AsSsize_t(__pyx_t_2); if (unlikely((__pyx_t_3 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 51, __pyx_L1_error)
+        __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+        __pyx_t_5 = (((Py_ssize_t)__pyx_t_3) == 2);
+
+
+
+        __pyx_t_1 = __pyx_t_5;
+
+        __pyx_L11_bool_binop_done:;
+        if (__pyx_t_1) {
+
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":52
+ *                     return 'float'
+ *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+ *                     return 'double'             # <<<<<<<<<<<<<<
+ *             elif kind == u'c':
+ *                 pass
+*/
+          {
+            PyObject *__pyx_temp;
+            {
+              __pyx_temp = __pyx_r;
+              __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_double);
+              __pyx_r = __pyx_mstate_global->__pyx_n_u_double;
+            }
+            __Pyx_XDECREF(__pyx_temp);
+          }
+          goto __pyx_L0;
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":51
+ *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+ *                     return 'float'
+ *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 2:             # <<<<<<<<<<<<<<
+ *                     return 'double'
+ *             elif kind == u'c':
+*/
+        }
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":47
+ *             if kind in u'iu':
+ *                 pass
+ *             elif kind == u'f':             # <<<<<<<<<<<<<<
+ *                 pass
+ *                 if sizeof(const float) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+*/
+        break;
+        case 99:
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":53
+ *                 if sizeof(const double) == itemsize and (<Py_ssize_t>arg.ndim) == 2:
+ *                     return 'double'
+ *             elif kind == u'c':             # <<<<<<<<<<<<<<
+ *                 pass
+ * 
+*/
+        break;
+        default: break;
+      }
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":41
+ * 
+ *         itemsize = -1
+ *         if dtype is not None:             # <<<<<<<<<<<<<<
+ *             itemsize = dtype.itemsize
+ *             kind = ord(dtype.kind)
+*/
+    }
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":27
+ * 
+ * 
+ *     if ndarray is not None:             # <<<<<<<<<<<<<<
+ *         if isinstance(arg, ndarray):
+ *             dtype = arg.dtype
+*/
+  }
+
+  /* "__pyx_ff_map_fused_988187_2_2_float__and_double":56
+ *                 pass
+ * 
+ *     if arg is None:             # <<<<<<<<<<<<<<
+ *         return 'float'
+ * 
+*/
+  __pyx_t_1 = (__pyx_v_arg == Py_None);
+  if (__pyx_t_1) {
+
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":57
+ * 
+ *     if arg is None:
+ *         return 'float'             # <<<<<<<<<<<<<<
+ * 
+ *     try:
+*/
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_float);
+        __pyx_r = __pyx_mstate_global->__pyx_n_u_float;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":56
+ *                 pass
+ * 
+ *     if arg is None:             # <<<<<<<<<<<<<<
+ *         return 'float'
+ * 
+*/
+  }
+
+  /* "__pyx_ff_map_fused_988187_2_2_float__and_double":59
+ *         return 'float'
+ * 
+ *     try:             # <<<<<<<<<<<<<<
+ *         arg_as_memoryview = memoryview(arg)
+ *     except (ValueError, TypeError):
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8);
+    __Pyx_XGOTREF(__pyx_t_6);
+    __Pyx_XGOTREF(__pyx_t_7);
+    __Pyx_XGOTREF(__pyx_t_8);
+    /*try:*/ {
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":60
+ * 
+ *     try:
+ *         arg_as_memoryview = memoryview(arg)             # <<<<<<<<<<<<<<
+ *     except (ValueError, TypeError):
+ *         pass
+*/
+      __pyx_t_2 = PyMemoryView_FromObject(__pyx_v_arg); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 60, __pyx_L14_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_v_arg_as_memoryview = ((PyObject*)__pyx_t_2);
+      __pyx_t_2 = 0;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":59
+ *         return 'float'
+ * 
+ *     try:             # <<<<<<<<<<<<<<
+ *         arg_as_memoryview = memoryview(arg)
+ *     except (ValueError, TypeError):
+*/
+    }
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":66
+ * 
+ *         # try const float
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
+ *                 or itemsize == sizeof(const float))
+ *                 and arg_as_memoryview.ndim == 2):
+*/
+    /*else:*/ {
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":67
+ *         # try const float
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))
+ *                 or itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(arg_as_memoryview, 0)
+*/
+      __pyx_t_5 = (__pyx_v_itemsize == -1L);
+
+      if (!__pyx_t_5) {
+
+        goto __pyx_L23_next_or;
+      } else {
+
+      }
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":66
+ * 
+ *         # try const float
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
+ *                 or itemsize == sizeof(const float))
+ *                 and arg_as_memoryview.ndim == 2):
+*/
+      __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 66, __pyx_L16_except_error)
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(float const )));
+
+
+      if (!__pyx_t_5) {
+
+      } else {
+
+        goto __pyx_L22_next_and;
+      }
+      __pyx_L23_next_or:;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":67
+ *         # try const float
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))
+ *                 or itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(arg_as_memoryview, 0)
+*/
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(float const )));
+
+      if (__pyx_t_5) {
+
+      } else {
+
+        __pyx_t_1 = __pyx_t_5;
+
+        goto __pyx_L21_bool_binop_done;
+      }
+      __pyx_L22_next_and:;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":68
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))
+ *                 or itemsize == sizeof(const float))
+ *                 and arg_as_memoryview.ndim == 2):             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(arg_as_memoryview, 0)
+ *             if memslice.memview:
+*/
+      __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 68, __pyx_L16_except_error)
+      __pyx_t_5 = (__pyx_t_9 == 2);
+
+
+
+      __pyx_t_1 = __pyx_t_5;
+
+      __pyx_L21_bool_binop_done:;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":66
+ * 
+ *         # try const float
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
+ *                 or itemsize == sizeof(const float))
+ *                 and arg_as_memoryview.ndim == 2):
+*/
+      if (__pyx_t_1) {
+
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":69
+ *                 or itemsize == sizeof(const float))
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             if memslice.memview:
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
+*/
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(__pyx_v_arg_as_memoryview, 0);
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":70
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(arg_as_memoryview, 0)
+ *             if memslice.memview:             # <<<<<<<<<<<<<<
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
+ *                 # print 'found a match for the buffer through format parsing'
+*/
+        __pyx_t_1 = (__pyx_v_memslice.memview != 0);
+
+        if (__pyx_t_1) {
+
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":71
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(arg_as_memoryview, 0)
+ *             if memslice.memview:
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
+ *                 # print 'found a match for the buffer through format parsing'
+ *                 return 'float'
+*/
+          __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":73
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
+ *                 # print 'found a match for the buffer through format parsing'
+ *                 return 'float'             # <<<<<<<<<<<<<<
+ *             else:
+ *                 __pyx_PyErr_Clear()
+*/
+          {
+            PyObject *__pyx_temp;
+            {
+              __pyx_temp = __pyx_r;
+              __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_float);
+              __pyx_r = __pyx_mstate_global->__pyx_n_u_float;
+            }
+            __Pyx_XDECREF(__pyx_temp);
+          }
+          goto __pyx_L17_except_return;
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":70
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(arg_as_memoryview, 0)
+ *             if memslice.memview:             # <<<<<<<<<<<<<<
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
+ *                 # print 'found a match for the buffer through format parsing'
+*/
+        }
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":75
+ *                 return 'float'
+ *             else:
+ *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
+ * 
+ *         # try const double
+*/
+        /*else*/ {
+          PyErr_Clear();
+        }
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":66
+ * 
+ *         # try const float
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const float))             # <<<<<<<<<<<<<<
+ *                 or itemsize == sizeof(const float))
+ *                 and arg_as_memoryview.ndim == 2):
+*/
+      }
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":78
+ * 
+ *         # try const double
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
+ *                 or itemsize == sizeof(const double))
+ *                 and arg_as_memoryview.ndim == 2):
+*/
+      __pyx_t_5 = (__pyx_v_itemsize == -1L);
+
+      if (!__pyx_t_5) {
+
+        goto __pyx_L29_next_or;
+      } else {
+
+      }
+      __pyx_t_3 = __Pyx_PyMemoryView_Get_itemsize(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 78, __pyx_L16_except_error)
+      __pyx_t_5 = (__pyx_t_3 == (sizeof(double const )));
+
+
+      if (!__pyx_t_5) {
+
+      } else {
+
+        goto __pyx_L28_next_and;
+      }
+      __pyx_L29_next_or:;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":79
+ *         # try const double
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))
+ *                 or itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(arg_as_memoryview, 0)
+*/
+      __pyx_t_5 = (__pyx_v_itemsize == (sizeof(double const )));
+
+      if (__pyx_t_5) {
+
+      } else {
+
+        __pyx_t_1 = __pyx_t_5;
+
+        goto __pyx_L27_bool_binop_done;
+      }
+      __pyx_L28_next_and:;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":80
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))
+ *                 or itemsize == sizeof(const double))
+ *                 and arg_as_memoryview.ndim == 2):             # <<<<<<<<<<<<<<
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(arg_as_memoryview, 0)
+ *             if memslice.memview:
+*/
+      __pyx_t_9 = __Pyx_PyMemoryView_Get_ndim(__pyx_v_arg_as_memoryview); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(1, 80, __pyx_L16_except_error)
+      __pyx_t_5 = (__pyx_t_9 == 2);
+
+
+
+      __pyx_t_1 = __pyx_t_5;
+
+      __pyx_L27_bool_binop_done:;
+
+      /* "__pyx_ff_map_fused_988187_2_2_float__and_double":78
+ * 
+ *         # try const double
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
+ *                 or itemsize == sizeof(const double))
+ *                 and arg_as_memoryview.ndim == 2):
+*/
+      if (__pyx_t_1) {
+
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":81
+ *                 or itemsize == sizeof(const double))
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(arg_as_memoryview, 0)             # <<<<<<<<<<<<<<
+ *             if memslice.memview:
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
+*/
+        __pyx_v_memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(__pyx_v_arg_as_memoryview, 0);
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":82
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(arg_as_memoryview, 0)
+ *             if memslice.memview:             # <<<<<<<<<<<<<<
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
+ *                 # print 'found a match for the buffer through format parsing'
+*/
+        __pyx_t_1 = (__pyx_v_memslice.memview != 0);
+
+        if (__pyx_t_1) {
+
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":83
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(arg_as_memoryview, 0)
+ *             if memslice.memview:
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)             # <<<<<<<<<<<<<<
+ *                 # print 'found a match for the buffer through format parsing'
+ *                 return 'double'
+*/
+          __PYX_XCLEAR_MEMVIEW((&__pyx_v_memslice), 1);
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":85
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
+ *                 # print 'found a match for the buffer through format parsing'
+ *                 return 'double'             # <<<<<<<<<<<<<<
+ *             else:
+ *                 __pyx_PyErr_Clear()
+*/
+          {
+            PyObject *__pyx_temp;
+            {
+              __pyx_temp = __pyx_r;
+              __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_double);
+              __pyx_r = __pyx_mstate_global->__pyx_n_u_double;
+            }
+            __Pyx_XDECREF(__pyx_temp);
+          }
+          goto __pyx_L17_except_return;
+
+          /* "__pyx_ff_map_fused_988187_2_2_float__and_double":82
+ *                 and arg_as_memoryview.ndim == 2):
+ *             memslice = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(arg_as_memoryview, 0)
+ *             if memslice.memview:             # <<<<<<<<<<<<<<
+ *                 __PYX_XCLEAR_MEMVIEW(&memslice, 1)
+ *                 # print 'found a match for the buffer through format parsing'
+*/
+        }
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":87
+ *                 return 'double'
+ *             else:
+ *                 __pyx_PyErr_Clear()             # <<<<<<<<<<<<<<
+ *     return None
+*/
+        /*else*/ {
+          PyErr_Clear();
+        }
+
+        /* "__pyx_ff_map_fused_988187_2_2_float__and_double":78
+ * 
+ *         # try const double
+ *         if (((itemsize == -1 and arg_as_memoryview.itemsize == sizeof(const double))             # <<<<<<<<<<<<<<
+ *                 or itemsize == sizeof(const double))
+ *                 and arg_as_memoryview.ndim == 2):
+*/
+      }
+    }
+    __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+    goto __pyx_L19_try_end;
+    __pyx_L14_error:;
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":61
+ *     try:
+ *         arg_as_memoryview = memoryview(arg)
+ *     except (ValueError, TypeError):             # <<<<<<<<<<<<<<
+ *         pass
+ *     else:
+*/
+    __pyx_t_9 = __Pyx_PyErr_ExceptionMatches2(((PyObject *)(((PyTypeObject*)PyExc_ValueError))), ((PyObject *)(((PyTypeObject*)PyExc_TypeError))));
+    if (__pyx_t_9) {
+      __Pyx_ErrRestore(0,0,0);
+      goto __pyx_L15_exception_handled;
+    }
+    goto __pyx_L16_except_error;
+
+    /* "__pyx_ff_map_fused_988187_2_2_float__and_double":59
+ *         return 'float'
+ * 
+ *     try:             # <<<<<<<<<<<<<<
+ *         arg_as_memoryview = memoryview(arg)
+ *     except (ValueError, TypeError):
+*/
+    __pyx_L16_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_6);
+    __Pyx_XGIVEREF(__pyx_t_7);
+    __Pyx_XGIVEREF(__pyx_t_8);
+    __Pyx_ExceptionReset(__pyx_t_6, __pyx_t_7, __pyx_t_8);
+    goto __pyx_L1_error;
+    __pyx_L17_except_return:;
+    __Pyx_XGIVEREF(__pyx_t_6);
+    __Pyx_XGIVEREF(__pyx_t_7);
+    __Pyx_XGIVEREF(__pyx_t_8);
+    __Pyx_ExceptionReset(__pyx_t_6, __pyx_t_7, __pyx_t_8);
+    goto __pyx_L0;
+    __pyx_L15_exception_handled:;
+    __Pyx_XGIVEREF(__pyx_t_6);
+    __Pyx_XGIVEREF(__pyx_t_7);
+    __Pyx_XGIVEREF(__pyx_t_8);
+    __Pyx_ExceptionReset(__pyx_t_6, __pyx_t_7, __pyx_t_8);
+    __pyx_L19_try_end:;
+  }
+
+  /* "__pyx_ff_map_fused_988187_2_2_float__and_double":88
+ *             else:
+ *                 __pyx_PyErr_Clear()
+ *     return None             # <<<<<<<<<<<<<<
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = ((PyObject*)Py_None); __Pyx_INCREF(Py_None);
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "__pyx_ff_map_fused_988187_2_2_float__and_double":14
+ *     __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(object, int)
+ * 
+ * @cname('__pyx_ff_map_fused_988187_2_2_float__and_double')             # <<<<<<<<<<<<<<
+ * cdef str map_fused_type(object arg, type ndarray):
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("__pyx_ff_map_fused_988187_2_2_float__and_double.map_fused_type", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+
+
+
+
+  __Pyx_XDECREF(__pyx_v_arg_as_memoryview);
+  __Pyx_XDECREF(__pyx_v_dtype);
+  __Pyx_XDECREF(__pyx_v_arg_base);
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
@@ -19730,6 +20643,7 @@ static CYTHON_INLINE double __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_run_sum_of
  *         lanes[k] = 0.0
  *     add_squares(values, count, lanes)             # <<<<<<<<<<<<<<
  *     return combine_lanes(lanes)
+ * 
 */
   __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_add_squares(__pyx_v_values, __pyx_v_count, __pyx_v_lanes);
 
@@ -19737,6 +20651,8 @@ static CYTHON_INLINE double __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_run_sum_of
  *         lanes[k] = 0.0
  *     add_squares(values, count, lanes)
  *     return combine_lanes(lanes)             # <<<<<<<<<<<<<<
+ * 
+ * 
 */
   {
 
@@ -19790,6 +20706,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_run_sum_of
  *         lanes[k] = 0.0
  *     add_squares(values, count, lanes)             # <<<<<<<<<<<<<<
  *     return combine_lanes(lanes)
+ * 
 */
   __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_add_squares(__pyx_v_values, __pyx_v_count, __pyx_v_lanes);
 
@@ -19797,6 +20714,8 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_run_sum_of
  *         lanes[k] = 0.0
  *     add_squares(values, count, lanes)
  *     return combine_lanes(lanes)             # <<<<<<<<<<<<<<
+ * 
+ * 
 */
   {
 
@@ -19817,6 +20736,1576 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_run_sum_of
 
 
   return __pyx_r;
+}
+
+/* "fastopt/_sums/sums.pxd":61
+ * # by the tree, rounded once to floating where stored.
+ * 
+ * cdef inline void add_products(const floating* left, const floating* right, Py_ssize_t count,             # <<<<<<<<<<<<<<
+ *                               double* lanes) noexcept nogil:
+ *     # left[k] * right[k] into lanes[k % 8]: whole blocks of 8, then the rest
+*/
+
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_add_products(float const *__pyx_v_left, float const *__pyx_v_right, Py_ssize_t __pyx_v_count, double *__pyx_v_lanes) {
+  Py_ssize_t __pyx_v_k;
+  Py_ssize_t __pyx_v_lane;
+  Py_ssize_t __pyx_v_whole;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+
+  /* "fastopt/_sums/sums.pxd":64
+ *                               double* lanes) noexcept nogil:
+ *     # left[k] * right[k] into lanes[k % 8]: whole blocks of 8, then the rest
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8             # <<<<<<<<<<<<<<
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):
+*/
+  __pyx_v_whole = (__pyx_v_count - (__pyx_v_count % 8));
+
+  /* "fastopt/_sums/sums.pxd":65
+ *     # left[k] * right[k] into lanes[k % 8]: whole blocks of 8, then the rest
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8
+ *     for k in range(0, whole, 8):             # <<<<<<<<<<<<<<
+ *         for lane in range(8):
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]
+*/
+
+  __pyx_t_1 = __pyx_v_whole;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=8) {
+    __pyx_v_k = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":66
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):             # <<<<<<<<<<<<<<
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]
+ *     for k in range(whole, count):
+*/
+    for (__pyx_t_4 = 0; __pyx_t_4 < 8; __pyx_t_4+=1) {
+      __pyx_v_lane = __pyx_t_4;
+
+      /* "fastopt/_sums/sums.pxd":67
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]             # <<<<<<<<<<<<<<
+ *     for k in range(whole, count):
+ *         lanes[k - whole] += <double>left[k] * <double>right[k]
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes[__pyx_t_5]) = ((__pyx_v_lanes[__pyx_t_5]) + (((double)(__pyx_v_left[(__pyx_v_k + __pyx_v_lane)])) * ((double)(__pyx_v_right[(__pyx_v_k + __pyx_v_lane)]))));
+    }
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":68
+ *         for lane in range(8):
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]
+ *     for k in range(whole, count):             # <<<<<<<<<<<<<<
+ *         lanes[k - whole] += <double>left[k] * <double>right[k]
+ * 
+*/
+
+  __pyx_t_1 = __pyx_v_count;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = __pyx_v_whole; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_k = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":69
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]
+ *     for k in range(whole, count):
+ *         lanes[k - whole] += <double>left[k] * <double>right[k]             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+
+    __pyx_t_4 = (__pyx_v_k - __pyx_v_whole);
+    (__pyx_v_lanes[__pyx_t_4]) = ((__pyx_v_lanes[__pyx_t_4]) + (((double)(__pyx_v_left[__pyx_v_k])) * ((double)(__pyx_v_right[__pyx_v_k]))));
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":61
+ * # by the tree, rounded once to floating where stored.
+ * 
+ * cdef inline void add_products(const floating* left, const floating* right, Py_ssize_t count,             # <<<<<<<<<<<<<<
+ *                               double* lanes) noexcept nogil:
+ *     # left[k] * right[k] into lanes[k % 8]: whole blocks of 8, then the rest
+*/
+
+  /* function exit code */
+
+
+
+}
+
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_add_products(double const *__pyx_v_left, double const *__pyx_v_right, Py_ssize_t __pyx_v_count, double *__pyx_v_lanes) {
+  Py_ssize_t __pyx_v_k;
+  Py_ssize_t __pyx_v_lane;
+  Py_ssize_t __pyx_v_whole;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+
+  /* "fastopt/_sums/sums.pxd":64
+ *                               double* lanes) noexcept nogil:
+ *     # left[k] * right[k] into lanes[k % 8]: whole blocks of 8, then the rest
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8             # <<<<<<<<<<<<<<
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):
+*/
+  __pyx_v_whole = (__pyx_v_count - (__pyx_v_count % 8));
+
+  /* "fastopt/_sums/sums.pxd":65
+ *     # left[k] * right[k] into lanes[k % 8]: whole blocks of 8, then the rest
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8
+ *     for k in range(0, whole, 8):             # <<<<<<<<<<<<<<
+ *         for lane in range(8):
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]
+*/
+
+  __pyx_t_1 = __pyx_v_whole;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=8) {
+    __pyx_v_k = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":66
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):             # <<<<<<<<<<<<<<
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]
+ *     for k in range(whole, count):
+*/
+    for (__pyx_t_4 = 0; __pyx_t_4 < 8; __pyx_t_4+=1) {
+      __pyx_v_lane = __pyx_t_4;
+
+      /* "fastopt/_sums/sums.pxd":67
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]             # <<<<<<<<<<<<<<
+ *     for k in range(whole, count):
+ *         lanes[k - whole] += <double>left[k] * <double>right[k]
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes[__pyx_t_5]) = ((__pyx_v_lanes[__pyx_t_5]) + (((double)(__pyx_v_left[(__pyx_v_k + __pyx_v_lane)])) * ((double)(__pyx_v_right[(__pyx_v_k + __pyx_v_lane)]))));
+    }
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":68
+ *         for lane in range(8):
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]
+ *     for k in range(whole, count):             # <<<<<<<<<<<<<<
+ *         lanes[k - whole] += <double>left[k] * <double>right[k]
+ * 
+*/
+
+  __pyx_t_1 = __pyx_v_count;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = __pyx_v_whole; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_k = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":69
+ *             lanes[lane] += <double>left[k + lane] * <double>right[k + lane]
+ *     for k in range(whole, count):
+ *         lanes[k - whole] += <double>left[k] * <double>right[k]             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+
+    __pyx_t_4 = (__pyx_v_k - __pyx_v_whole);
+    (__pyx_v_lanes[__pyx_t_4]) = ((__pyx_v_lanes[__pyx_t_4]) + (((double)(__pyx_v_left[__pyx_v_k])) * ((double)(__pyx_v_right[__pyx_v_k]))));
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":61
+ * # by the tree, rounded once to floating where stored.
+ * 
+ * cdef inline void add_products(const floating* left, const floating* right, Py_ssize_t count,             # <<<<<<<<<<<<<<
+ *                               double* lanes) noexcept nogil:
+ *     # left[k] * right[k] into lanes[k % 8]: whole blocks of 8, then the rest
+*/
+
+  /* function exit code */
+
+
+
+}
+
+/* "fastopt/_sums/sums.pxd":72
+ * 
+ * 
+ * cdef inline floating dot(const floating* left, const floating* right, Py_ssize_t count) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     # one element of rule 4, rounded to floating
+ *     cdef double lanes[8]
+*/
+
+static CYTHON_INLINE float __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot(float const *__pyx_v_left, float const *__pyx_v_right, Py_ssize_t __pyx_v_count) {
+  double __pyx_v_lanes[8];
+  Py_ssize_t __pyx_v_k;
+  float __pyx_r;
+  Py_ssize_t __pyx_t_1;
+
+  /* "fastopt/_sums/sums.pxd":76
+ *     cdef double lanes[8]
+ *     cdef Py_ssize_t k
+ *     for k in range(8):             # <<<<<<<<<<<<<<
+ *         lanes[k] = 0.0
+ *     add_products(left, right, count, lanes)
+*/
+  for (__pyx_t_1 = 0; __pyx_t_1 < 8; __pyx_t_1+=1) {
+    __pyx_v_k = __pyx_t_1;
+
+    /* "fastopt/_sums/sums.pxd":77
+ *     cdef Py_ssize_t k
+ *     for k in range(8):
+ *         lanes[k] = 0.0             # <<<<<<<<<<<<<<
+ *     add_products(left, right, count, lanes)
+ *     return <floating>combine_lanes(lanes)
+*/
+    (__pyx_v_lanes[__pyx_v_k]) = 0.0;
+  }
+
+  /* "fastopt/_sums/sums.pxd":78
+ *     for k in range(8):
+ *         lanes[k] = 0.0
+ *     add_products(left, right, count, lanes)             # <<<<<<<<<<<<<<
+ *     return <floating>combine_lanes(lanes)
+ * 
+*/
+  __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_add_products(__pyx_v_left, __pyx_v_right, __pyx_v_count, __pyx_v_lanes);
+
+  /* "fastopt/_sums/sums.pxd":79
+ *         lanes[k] = 0.0
+ *     add_products(left, right, count, lanes)
+ *     return <floating>combine_lanes(lanes)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes));
+  }
+  goto __pyx_L0;
+
+  /* "fastopt/_sums/sums.pxd":72
+ * 
+ * 
+ * cdef inline floating dot(const floating* left, const floating* right, Py_ssize_t count) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     # one element of rule 4, rounded to floating
+ *     cdef double lanes[8]
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot(double const *__pyx_v_left, double const *__pyx_v_right, Py_ssize_t __pyx_v_count) {
+  double __pyx_v_lanes[8];
+  Py_ssize_t __pyx_v_k;
+  double __pyx_r;
+  Py_ssize_t __pyx_t_1;
+
+  /* "fastopt/_sums/sums.pxd":76
+ *     cdef double lanes[8]
+ *     cdef Py_ssize_t k
+ *     for k in range(8):             # <<<<<<<<<<<<<<
+ *         lanes[k] = 0.0
+ *     add_products(left, right, count, lanes)
+*/
+  for (__pyx_t_1 = 0; __pyx_t_1 < 8; __pyx_t_1+=1) {
+    __pyx_v_k = __pyx_t_1;
+
+    /* "fastopt/_sums/sums.pxd":77
+ *     cdef Py_ssize_t k
+ *     for k in range(8):
+ *         lanes[k] = 0.0             # <<<<<<<<<<<<<<
+ *     add_products(left, right, count, lanes)
+ *     return <floating>combine_lanes(lanes)
+*/
+    (__pyx_v_lanes[__pyx_v_k]) = 0.0;
+  }
+
+  /* "fastopt/_sums/sums.pxd":78
+ *     for k in range(8):
+ *         lanes[k] = 0.0
+ *     add_products(left, right, count, lanes)             # <<<<<<<<<<<<<<
+ *     return <floating>combine_lanes(lanes)
+ * 
+*/
+  __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_add_products(__pyx_v_left, __pyx_v_right, __pyx_v_count, __pyx_v_lanes);
+
+  /* "fastopt/_sums/sums.pxd":79
+ *         lanes[k] = 0.0
+ *     add_products(left, right, count, lanes)
+ *     return <floating>combine_lanes(lanes)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes));
+  }
+  goto __pyx_L0;
+
+  /* "fastopt/_sums/sums.pxd":72
+ * 
+ * 
+ * cdef inline floating dot(const floating* left, const floating* right, Py_ssize_t count) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     # one element of rule 4, rounded to floating
+ *     cdef double lanes[8]
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "fastopt/_sums/sums.pxd":82
+ * 
+ * 
+ * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
+ *                          const floating* right1, Py_ssize_t count, floating* out0, floating* out1) noexcept nogil:
+ *     # four elements of rule 4 at once (rows left0, left1 against right0, right1), each with its own
+*/
+
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2(float const *__pyx_v_left0, float const *__pyx_v_left1, float const *__pyx_v_right0, float const *__pyx_v_right1, Py_ssize_t __pyx_v_count, float *__pyx_v_out0, float *__pyx_v_out1) {
+  double __pyx_v_lanes00[8];
+  double __pyx_v_lanes01[8];
+  double __pyx_v_lanes10[8];
+  double __pyx_v_lanes11[8];
+  double __pyx_v_a0;
+  double __pyx_v_a1;
+  double __pyx_v_b0;
+  double __pyx_v_b1;
+  Py_ssize_t __pyx_v_k;
+  Py_ssize_t __pyx_v_lane;
+  Py_ssize_t __pyx_v_whole;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+
+  /* "fastopt/_sums/sums.pxd":92
+ *     cdef double lanes11[8]
+ *     cdef double a0, a1, b0, b1
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8             # <<<<<<<<<<<<<<
+ *     for lane in range(8):
+ *         lanes00[lane] = 0.0
+*/
+  __pyx_v_whole = (__pyx_v_count - (__pyx_v_count % 8));
+
+  /* "fastopt/_sums/sums.pxd":93
+ *     cdef double a0, a1, b0, b1
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8
+ *     for lane in range(8):             # <<<<<<<<<<<<<<
+ *         lanes00[lane] = 0.0
+ *         lanes01[lane] = 0.0
+*/
+  for (__pyx_t_1 = 0; __pyx_t_1 < 8; __pyx_t_1+=1) {
+    __pyx_v_lane = __pyx_t_1;
+
+    /* "fastopt/_sums/sums.pxd":94
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8
+ *     for lane in range(8):
+ *         lanes00[lane] = 0.0             # <<<<<<<<<<<<<<
+ *         lanes01[lane] = 0.0
+ *         lanes10[lane] = 0.0
+*/
+    (__pyx_v_lanes00[__pyx_v_lane]) = 0.0;
+
+    /* "fastopt/_sums/sums.pxd":95
+ *     for lane in range(8):
+ *         lanes00[lane] = 0.0
+ *         lanes01[lane] = 0.0             # <<<<<<<<<<<<<<
+ *         lanes10[lane] = 0.0
+ *         lanes11[lane] = 0.0
+*/
+    (__pyx_v_lanes01[__pyx_v_lane]) = 0.0;
+
+    /* "fastopt/_sums/sums.pxd":96
+ *         lanes00[lane] = 0.0
+ *         lanes01[lane] = 0.0
+ *         lanes10[lane] = 0.0             # <<<<<<<<<<<<<<
+ *         lanes11[lane] = 0.0
+ *     for k in range(0, whole, 8):
+*/
+    (__pyx_v_lanes10[__pyx_v_lane]) = 0.0;
+
+    /* "fastopt/_sums/sums.pxd":97
+ *         lanes01[lane] = 0.0
+ *         lanes10[lane] = 0.0
+ *         lanes11[lane] = 0.0             # <<<<<<<<<<<<<<
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):
+*/
+    (__pyx_v_lanes11[__pyx_v_lane]) = 0.0;
+  }
+
+  /* "fastopt/_sums/sums.pxd":98
+ *         lanes10[lane] = 0.0
+ *         lanes11[lane] = 0.0
+ *     for k in range(0, whole, 8):             # <<<<<<<<<<<<<<
+ *         for lane in range(8):
+ *             a0 = <double>left0[k + lane]
+*/
+
+  __pyx_t_1 = __pyx_v_whole;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=8) {
+    __pyx_v_k = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":99
+ *         lanes11[lane] = 0.0
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):             # <<<<<<<<<<<<<<
+ *             a0 = <double>left0[k + lane]
+ *             a1 = <double>left1[k + lane]
+*/
+    for (__pyx_t_4 = 0; __pyx_t_4 < 8; __pyx_t_4+=1) {
+      __pyx_v_lane = __pyx_t_4;
+
+      /* "fastopt/_sums/sums.pxd":100
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):
+ *             a0 = <double>left0[k + lane]             # <<<<<<<<<<<<<<
+ *             a1 = <double>left1[k + lane]
+ *             b0 = <double>right0[k + lane]
+*/
+      __pyx_v_a0 = ((double)(__pyx_v_left0[(__pyx_v_k + __pyx_v_lane)]));
+
+      /* "fastopt/_sums/sums.pxd":101
+ *         for lane in range(8):
+ *             a0 = <double>left0[k + lane]
+ *             a1 = <double>left1[k + lane]             # <<<<<<<<<<<<<<
+ *             b0 = <double>right0[k + lane]
+ *             b1 = <double>right1[k + lane]
+*/
+      __pyx_v_a1 = ((double)(__pyx_v_left1[(__pyx_v_k + __pyx_v_lane)]));
+
+      /* "fastopt/_sums/sums.pxd":102
+ *             a0 = <double>left0[k + lane]
+ *             a1 = <double>left1[k + lane]
+ *             b0 = <double>right0[k + lane]             # <<<<<<<<<<<<<<
+ *             b1 = <double>right1[k + lane]
+ *             lanes00[lane] += a0 * b0
+*/
+      __pyx_v_b0 = ((double)(__pyx_v_right0[(__pyx_v_k + __pyx_v_lane)]));
+
+      /* "fastopt/_sums/sums.pxd":103
+ *             a1 = <double>left1[k + lane]
+ *             b0 = <double>right0[k + lane]
+ *             b1 = <double>right1[k + lane]             # <<<<<<<<<<<<<<
+ *             lanes00[lane] += a0 * b0
+ *             lanes01[lane] += a0 * b1
+*/
+      __pyx_v_b1 = ((double)(__pyx_v_right1[(__pyx_v_k + __pyx_v_lane)]));
+
+      /* "fastopt/_sums/sums.pxd":104
+ *             b0 = <double>right0[k + lane]
+ *             b1 = <double>right1[k + lane]
+ *             lanes00[lane] += a0 * b0             # <<<<<<<<<<<<<<
+ *             lanes01[lane] += a0 * b1
+ *             lanes10[lane] += a1 * b0
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes00[__pyx_t_5]) = ((__pyx_v_lanes00[__pyx_t_5]) + (__pyx_v_a0 * __pyx_v_b0));
+
+      /* "fastopt/_sums/sums.pxd":105
+ *             b1 = <double>right1[k + lane]
+ *             lanes00[lane] += a0 * b0
+ *             lanes01[lane] += a0 * b1             # <<<<<<<<<<<<<<
+ *             lanes10[lane] += a1 * b0
+ *             lanes11[lane] += a1 * b1
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes01[__pyx_t_5]) = ((__pyx_v_lanes01[__pyx_t_5]) + (__pyx_v_a0 * __pyx_v_b1));
+
+      /* "fastopt/_sums/sums.pxd":106
+ *             lanes00[lane] += a0 * b0
+ *             lanes01[lane] += a0 * b1
+ *             lanes10[lane] += a1 * b0             # <<<<<<<<<<<<<<
+ *             lanes11[lane] += a1 * b1
+ *     for k in range(whole, count):
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes10[__pyx_t_5]) = ((__pyx_v_lanes10[__pyx_t_5]) + (__pyx_v_a1 * __pyx_v_b0));
+
+      /* "fastopt/_sums/sums.pxd":107
+ *             lanes01[lane] += a0 * b1
+ *             lanes10[lane] += a1 * b0
+ *             lanes11[lane] += a1 * b1             # <<<<<<<<<<<<<<
+ *     for k in range(whole, count):
+ *         lane = k - whole
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes11[__pyx_t_5]) = ((__pyx_v_lanes11[__pyx_t_5]) + (__pyx_v_a1 * __pyx_v_b1));
+    }
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":108
+ *             lanes10[lane] += a1 * b0
+ *             lanes11[lane] += a1 * b1
+ *     for k in range(whole, count):             # <<<<<<<<<<<<<<
+ *         lane = k - whole
+ *         a0 = <double>left0[k]
+*/
+
+  __pyx_t_1 = __pyx_v_count;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = __pyx_v_whole; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_k = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":109
+ *             lanes11[lane] += a1 * b1
+ *     for k in range(whole, count):
+ *         lane = k - whole             # <<<<<<<<<<<<<<
+ *         a0 = <double>left0[k]
+ *         a1 = <double>left1[k]
+*/
+    __pyx_v_lane = (__pyx_v_k - __pyx_v_whole);
+
+    /* "fastopt/_sums/sums.pxd":110
+ *     for k in range(whole, count):
+ *         lane = k - whole
+ *         a0 = <double>left0[k]             # <<<<<<<<<<<<<<
+ *         a1 = <double>left1[k]
+ *         b0 = <double>right0[k]
+*/
+    __pyx_v_a0 = ((double)(__pyx_v_left0[__pyx_v_k]));
+
+    /* "fastopt/_sums/sums.pxd":111
+ *         lane = k - whole
+ *         a0 = <double>left0[k]
+ *         a1 = <double>left1[k]             # <<<<<<<<<<<<<<
+ *         b0 = <double>right0[k]
+ *         b1 = <double>right1[k]
+*/
+    __pyx_v_a1 = ((double)(__pyx_v_left1[__pyx_v_k]));
+
+    /* "fastopt/_sums/sums.pxd":112
+ *         a0 = <double>left0[k]
+ *         a1 = <double>left1[k]
+ *         b0 = <double>right0[k]             # <<<<<<<<<<<<<<
+ *         b1 = <double>right1[k]
+ *         lanes00[lane] += a0 * b0
+*/
+    __pyx_v_b0 = ((double)(__pyx_v_right0[__pyx_v_k]));
+
+    /* "fastopt/_sums/sums.pxd":113
+ *         a1 = <double>left1[k]
+ *         b0 = <double>right0[k]
+ *         b1 = <double>right1[k]             # <<<<<<<<<<<<<<
+ *         lanes00[lane] += a0 * b0
+ *         lanes01[lane] += a0 * b1
+*/
+    __pyx_v_b1 = ((double)(__pyx_v_right1[__pyx_v_k]));
+
+    /* "fastopt/_sums/sums.pxd":114
+ *         b0 = <double>right0[k]
+ *         b1 = <double>right1[k]
+ *         lanes00[lane] += a0 * b0             # <<<<<<<<<<<<<<
+ *         lanes01[lane] += a0 * b1
+ *         lanes10[lane] += a1 * b0
+*/
+
+    __pyx_t_4 = __pyx_v_lane;
+    (__pyx_v_lanes00[__pyx_t_4]) = ((__pyx_v_lanes00[__pyx_t_4]) + (__pyx_v_a0 * __pyx_v_b0));
+
+    /* "fastopt/_sums/sums.pxd":115
+ *         b1 = <double>right1[k]
+ *         lanes00[lane] += a0 * b0
+ *         lanes01[lane] += a0 * b1             # <<<<<<<<<<<<<<
+ *         lanes10[lane] += a1 * b0
+ *         lanes11[lane] += a1 * b1
+*/
+
+    __pyx_t_4 = __pyx_v_lane;
+    (__pyx_v_lanes01[__pyx_t_4]) = ((__pyx_v_lanes01[__pyx_t_4]) + (__pyx_v_a0 * __pyx_v_b1));
+
+    /* "fastopt/_sums/sums.pxd":116
+ *         lanes00[lane] += a0 * b0
+ *         lanes01[lane] += a0 * b1
+ *         lanes10[lane] += a1 * b0             # <<<<<<<<<<<<<<
+ *         lanes11[lane] += a1 * b1
+ *     out0[0] = <floating>combine_lanes(lanes00)
+*/
+
+    __pyx_t_4 = __pyx_v_lane;
+    (__pyx_v_lanes10[__pyx_t_4]) = ((__pyx_v_lanes10[__pyx_t_4]) + (__pyx_v_a1 * __pyx_v_b0));
+
+    /* "fastopt/_sums/sums.pxd":117
+ *         lanes01[lane] += a0 * b1
+ *         lanes10[lane] += a1 * b0
+ *         lanes11[lane] += a1 * b1             # <<<<<<<<<<<<<<
+ *     out0[0] = <floating>combine_lanes(lanes00)
+ *     out0[1] = <floating>combine_lanes(lanes01)
+*/
+
+    __pyx_t_4 = __pyx_v_lane;
+    (__pyx_v_lanes11[__pyx_t_4]) = ((__pyx_v_lanes11[__pyx_t_4]) + (__pyx_v_a1 * __pyx_v_b1));
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":118
+ *         lanes10[lane] += a1 * b0
+ *         lanes11[lane] += a1 * b1
+ *     out0[0] = <floating>combine_lanes(lanes00)             # <<<<<<<<<<<<<<
+ *     out0[1] = <floating>combine_lanes(lanes01)
+ *     out1[0] = <floating>combine_lanes(lanes10)
+*/
+  (__pyx_v_out0[0]) = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes00));
+
+  /* "fastopt/_sums/sums.pxd":119
+ *         lanes11[lane] += a1 * b1
+ *     out0[0] = <floating>combine_lanes(lanes00)
+ *     out0[1] = <floating>combine_lanes(lanes01)             # <<<<<<<<<<<<<<
+ *     out1[0] = <floating>combine_lanes(lanes10)
+ *     out1[1] = <floating>combine_lanes(lanes11)
+*/
+  (__pyx_v_out0[1]) = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes01));
+
+  /* "fastopt/_sums/sums.pxd":120
+ *     out0[0] = <floating>combine_lanes(lanes00)
+ *     out0[1] = <floating>combine_lanes(lanes01)
+ *     out1[0] = <floating>combine_lanes(lanes10)             # <<<<<<<<<<<<<<
+ *     out1[1] = <floating>combine_lanes(lanes11)
+ * 
+*/
+  (__pyx_v_out1[0]) = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes10));
+
+  /* "fastopt/_sums/sums.pxd":121
+ *     out0[1] = <floating>combine_lanes(lanes01)
+ *     out1[0] = <floating>combine_lanes(lanes10)
+ *     out1[1] = <floating>combine_lanes(lanes11)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  (__pyx_v_out1[1]) = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes11));
+
+  /* "fastopt/_sums/sums.pxd":82
+ * 
+ * 
+ * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
+ *                          const floating* right1, Py_ssize_t count, floating* out0, floating* out1) noexcept nogil:
+ *     # four elements of rule 4 at once (rows left0, left1 against right0, right1), each with its own
+*/
+
+  /* function exit code */
+
+
+
+
+
+
+
+
+
+
+
+}
+
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(double const *__pyx_v_left0, double const *__pyx_v_left1, double const *__pyx_v_right0, double const *__pyx_v_right1, Py_ssize_t __pyx_v_count, double *__pyx_v_out0, double *__pyx_v_out1) {
+  double __pyx_v_lanes00[8];
+  double __pyx_v_lanes01[8];
+  double __pyx_v_lanes10[8];
+  double __pyx_v_lanes11[8];
+  double __pyx_v_a0;
+  double __pyx_v_a1;
+  double __pyx_v_b0;
+  double __pyx_v_b1;
+  Py_ssize_t __pyx_v_k;
+  Py_ssize_t __pyx_v_lane;
+  Py_ssize_t __pyx_v_whole;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+
+  /* "fastopt/_sums/sums.pxd":92
+ *     cdef double lanes11[8]
+ *     cdef double a0, a1, b0, b1
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8             # <<<<<<<<<<<<<<
+ *     for lane in range(8):
+ *         lanes00[lane] = 0.0
+*/
+  __pyx_v_whole = (__pyx_v_count - (__pyx_v_count % 8));
+
+  /* "fastopt/_sums/sums.pxd":93
+ *     cdef double a0, a1, b0, b1
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8
+ *     for lane in range(8):             # <<<<<<<<<<<<<<
+ *         lanes00[lane] = 0.0
+ *         lanes01[lane] = 0.0
+*/
+  for (__pyx_t_1 = 0; __pyx_t_1 < 8; __pyx_t_1+=1) {
+    __pyx_v_lane = __pyx_t_1;
+
+    /* "fastopt/_sums/sums.pxd":94
+ *     cdef Py_ssize_t k, lane, whole = count - count % 8
+ *     for lane in range(8):
+ *         lanes00[lane] = 0.0             # <<<<<<<<<<<<<<
+ *         lanes01[lane] = 0.0
+ *         lanes10[lane] = 0.0
+*/
+    (__pyx_v_lanes00[__pyx_v_lane]) = 0.0;
+
+    /* "fastopt/_sums/sums.pxd":95
+ *     for lane in range(8):
+ *         lanes00[lane] = 0.0
+ *         lanes01[lane] = 0.0             # <<<<<<<<<<<<<<
+ *         lanes10[lane] = 0.0
+ *         lanes11[lane] = 0.0
+*/
+    (__pyx_v_lanes01[__pyx_v_lane]) = 0.0;
+
+    /* "fastopt/_sums/sums.pxd":96
+ *         lanes00[lane] = 0.0
+ *         lanes01[lane] = 0.0
+ *         lanes10[lane] = 0.0             # <<<<<<<<<<<<<<
+ *         lanes11[lane] = 0.0
+ *     for k in range(0, whole, 8):
+*/
+    (__pyx_v_lanes10[__pyx_v_lane]) = 0.0;
+
+    /* "fastopt/_sums/sums.pxd":97
+ *         lanes01[lane] = 0.0
+ *         lanes10[lane] = 0.0
+ *         lanes11[lane] = 0.0             # <<<<<<<<<<<<<<
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):
+*/
+    (__pyx_v_lanes11[__pyx_v_lane]) = 0.0;
+  }
+
+  /* "fastopt/_sums/sums.pxd":98
+ *         lanes10[lane] = 0.0
+ *         lanes11[lane] = 0.0
+ *     for k in range(0, whole, 8):             # <<<<<<<<<<<<<<
+ *         for lane in range(8):
+ *             a0 = <double>left0[k + lane]
+*/
+
+  __pyx_t_1 = __pyx_v_whole;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=8) {
+    __pyx_v_k = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":99
+ *         lanes11[lane] = 0.0
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):             # <<<<<<<<<<<<<<
+ *             a0 = <double>left0[k + lane]
+ *             a1 = <double>left1[k + lane]
+*/
+    for (__pyx_t_4 = 0; __pyx_t_4 < 8; __pyx_t_4+=1) {
+      __pyx_v_lane = __pyx_t_4;
+
+      /* "fastopt/_sums/sums.pxd":100
+ *     for k in range(0, whole, 8):
+ *         for lane in range(8):
+ *             a0 = <double>left0[k + lane]             # <<<<<<<<<<<<<<
+ *             a1 = <double>left1[k + lane]
+ *             b0 = <double>right0[k + lane]
+*/
+      __pyx_v_a0 = ((double)(__pyx_v_left0[(__pyx_v_k + __pyx_v_lane)]));
+
+      /* "fastopt/_sums/sums.pxd":101
+ *         for lane in range(8):
+ *             a0 = <double>left0[k + lane]
+ *             a1 = <double>left1[k + lane]             # <<<<<<<<<<<<<<
+ *             b0 = <double>right0[k + lane]
+ *             b1 = <double>right1[k + lane]
+*/
+      __pyx_v_a1 = ((double)(__pyx_v_left1[(__pyx_v_k + __pyx_v_lane)]));
+
+      /* "fastopt/_sums/sums.pxd":102
+ *             a0 = <double>left0[k + lane]
+ *             a1 = <double>left1[k + lane]
+ *             b0 = <double>right0[k + lane]             # <<<<<<<<<<<<<<
+ *             b1 = <double>right1[k + lane]
+ *             lanes00[lane] += a0 * b0
+*/
+      __pyx_v_b0 = ((double)(__pyx_v_right0[(__pyx_v_k + __pyx_v_lane)]));
+
+      /* "fastopt/_sums/sums.pxd":103
+ *             a1 = <double>left1[k + lane]
+ *             b0 = <double>right0[k + lane]
+ *             b1 = <double>right1[k + lane]             # <<<<<<<<<<<<<<
+ *             lanes00[lane] += a0 * b0
+ *             lanes01[lane] += a0 * b1
+*/
+      __pyx_v_b1 = ((double)(__pyx_v_right1[(__pyx_v_k + __pyx_v_lane)]));
+
+      /* "fastopt/_sums/sums.pxd":104
+ *             b0 = <double>right0[k + lane]
+ *             b1 = <double>right1[k + lane]
+ *             lanes00[lane] += a0 * b0             # <<<<<<<<<<<<<<
+ *             lanes01[lane] += a0 * b1
+ *             lanes10[lane] += a1 * b0
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes00[__pyx_t_5]) = ((__pyx_v_lanes00[__pyx_t_5]) + (__pyx_v_a0 * __pyx_v_b0));
+
+      /* "fastopt/_sums/sums.pxd":105
+ *             b1 = <double>right1[k + lane]
+ *             lanes00[lane] += a0 * b0
+ *             lanes01[lane] += a0 * b1             # <<<<<<<<<<<<<<
+ *             lanes10[lane] += a1 * b0
+ *             lanes11[lane] += a1 * b1
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes01[__pyx_t_5]) = ((__pyx_v_lanes01[__pyx_t_5]) + (__pyx_v_a0 * __pyx_v_b1));
+
+      /* "fastopt/_sums/sums.pxd":106
+ *             lanes00[lane] += a0 * b0
+ *             lanes01[lane] += a0 * b1
+ *             lanes10[lane] += a1 * b0             # <<<<<<<<<<<<<<
+ *             lanes11[lane] += a1 * b1
+ *     for k in range(whole, count):
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes10[__pyx_t_5]) = ((__pyx_v_lanes10[__pyx_t_5]) + (__pyx_v_a1 * __pyx_v_b0));
+
+      /* "fastopt/_sums/sums.pxd":107
+ *             lanes01[lane] += a0 * b1
+ *             lanes10[lane] += a1 * b0
+ *             lanes11[lane] += a1 * b1             # <<<<<<<<<<<<<<
+ *     for k in range(whole, count):
+ *         lane = k - whole
+*/
+
+      __pyx_t_5 = __pyx_v_lane;
+      (__pyx_v_lanes11[__pyx_t_5]) = ((__pyx_v_lanes11[__pyx_t_5]) + (__pyx_v_a1 * __pyx_v_b1));
+    }
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":108
+ *             lanes10[lane] += a1 * b0
+ *             lanes11[lane] += a1 * b1
+ *     for k in range(whole, count):             # <<<<<<<<<<<<<<
+ *         lane = k - whole
+ *         a0 = <double>left0[k]
+*/
+
+  __pyx_t_1 = __pyx_v_count;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = __pyx_v_whole; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_k = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":109
+ *             lanes11[lane] += a1 * b1
+ *     for k in range(whole, count):
+ *         lane = k - whole             # <<<<<<<<<<<<<<
+ *         a0 = <double>left0[k]
+ *         a1 = <double>left1[k]
+*/
+    __pyx_v_lane = (__pyx_v_k - __pyx_v_whole);
+
+    /* "fastopt/_sums/sums.pxd":110
+ *     for k in range(whole, count):
+ *         lane = k - whole
+ *         a0 = <double>left0[k]             # <<<<<<<<<<<<<<
+ *         a1 = <double>left1[k]
+ *         b0 = <double>right0[k]
+*/
+    __pyx_v_a0 = ((double)(__pyx_v_left0[__pyx_v_k]));
+
+    /* "fastopt/_sums/sums.pxd":111
+ *         lane = k - whole
+ *         a0 = <double>left0[k]
+ *         a1 = <double>left1[k]             # <<<<<<<<<<<<<<
+ *         b0 = <double>right0[k]
+ *         b1 = <double>right1[k]
+*/
+    __pyx_v_a1 = ((double)(__pyx_v_left1[__pyx_v_k]));
+
+    /* "fastopt/_sums/sums.pxd":112
+ *         a0 = <double>left0[k]
+ *         a1 = <double>left1[k]
+ *         b0 = <double>right0[k]             # <<<<<<<<<<<<<<
+ *         b1 = <double>right1[k]
+ *         lanes00[lane] += a0 * b0
+*/
+    __pyx_v_b0 = ((double)(__pyx_v_right0[__pyx_v_k]));
+
+    /* "fastopt/_sums/sums.pxd":113
+ *         a1 = <double>left1[k]
+ *         b0 = <double>right0[k]
+ *         b1 = <double>right1[k]             # <<<<<<<<<<<<<<
+ *         lanes00[lane] += a0 * b0
+ *         lanes01[lane] += a0 * b1
+*/
+    __pyx_v_b1 = ((double)(__pyx_v_right1[__pyx_v_k]));
+
+    /* "fastopt/_sums/sums.pxd":114
+ *         b0 = <double>right0[k]
+ *         b1 = <double>right1[k]
+ *         lanes00[lane] += a0 * b0             # <<<<<<<<<<<<<<
+ *         lanes01[lane] += a0 * b1
+ *         lanes10[lane] += a1 * b0
+*/
+
+    __pyx_t_4 = __pyx_v_lane;
+    (__pyx_v_lanes00[__pyx_t_4]) = ((__pyx_v_lanes00[__pyx_t_4]) + (__pyx_v_a0 * __pyx_v_b0));
+
+    /* "fastopt/_sums/sums.pxd":115
+ *         b1 = <double>right1[k]
+ *         lanes00[lane] += a0 * b0
+ *         lanes01[lane] += a0 * b1             # <<<<<<<<<<<<<<
+ *         lanes10[lane] += a1 * b0
+ *         lanes11[lane] += a1 * b1
+*/
+
+    __pyx_t_4 = __pyx_v_lane;
+    (__pyx_v_lanes01[__pyx_t_4]) = ((__pyx_v_lanes01[__pyx_t_4]) + (__pyx_v_a0 * __pyx_v_b1));
+
+    /* "fastopt/_sums/sums.pxd":116
+ *         lanes00[lane] += a0 * b0
+ *         lanes01[lane] += a0 * b1
+ *         lanes10[lane] += a1 * b0             # <<<<<<<<<<<<<<
+ *         lanes11[lane] += a1 * b1
+ *     out0[0] = <floating>combine_lanes(lanes00)
+*/
+
+    __pyx_t_4 = __pyx_v_lane;
+    (__pyx_v_lanes10[__pyx_t_4]) = ((__pyx_v_lanes10[__pyx_t_4]) + (__pyx_v_a1 * __pyx_v_b0));
+
+    /* "fastopt/_sums/sums.pxd":117
+ *         lanes01[lane] += a0 * b1
+ *         lanes10[lane] += a1 * b0
+ *         lanes11[lane] += a1 * b1             # <<<<<<<<<<<<<<
+ *     out0[0] = <floating>combine_lanes(lanes00)
+ *     out0[1] = <floating>combine_lanes(lanes01)
+*/
+
+    __pyx_t_4 = __pyx_v_lane;
+    (__pyx_v_lanes11[__pyx_t_4]) = ((__pyx_v_lanes11[__pyx_t_4]) + (__pyx_v_a1 * __pyx_v_b1));
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":118
+ *         lanes10[lane] += a1 * b0
+ *         lanes11[lane] += a1 * b1
+ *     out0[0] = <floating>combine_lanes(lanes00)             # <<<<<<<<<<<<<<
+ *     out0[1] = <floating>combine_lanes(lanes01)
+ *     out1[0] = <floating>combine_lanes(lanes10)
+*/
+  (__pyx_v_out0[0]) = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes00));
+
+  /* "fastopt/_sums/sums.pxd":119
+ *         lanes11[lane] += a1 * b1
+ *     out0[0] = <floating>combine_lanes(lanes00)
+ *     out0[1] = <floating>combine_lanes(lanes01)             # <<<<<<<<<<<<<<
+ *     out1[0] = <floating>combine_lanes(lanes10)
+ *     out1[1] = <floating>combine_lanes(lanes11)
+*/
+  (__pyx_v_out0[1]) = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes01));
+
+  /* "fastopt/_sums/sums.pxd":120
+ *     out0[0] = <floating>combine_lanes(lanes00)
+ *     out0[1] = <floating>combine_lanes(lanes01)
+ *     out1[0] = <floating>combine_lanes(lanes10)             # <<<<<<<<<<<<<<
+ *     out1[1] = <floating>combine_lanes(lanes11)
+ * 
+*/
+  (__pyx_v_out1[0]) = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes10));
+
+  /* "fastopt/_sums/sums.pxd":121
+ *     out0[1] = <floating>combine_lanes(lanes01)
+ *     out1[0] = <floating>combine_lanes(lanes10)
+ *     out1[1] = <floating>combine_lanes(lanes11)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  (__pyx_v_out1[1]) = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes11));
+
+  /* "fastopt/_sums/sums.pxd":82
+ * 
+ * 
+ * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
+ *                          const floating* right1, Py_ssize_t count, floating* out0, floating* out1) noexcept nogil:
+ *     # four elements of rule 4 at once (rows left0, left1 against right0, right1), each with its own
+*/
+
+  /* function exit code */
+
+
+
+
+
+
+
+
+
+
+
+}
+
+/* "fastopt/_sums/sums.pxd":124
+ * 
+ * 
+ * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
+ *                              Py_ssize_t depth, floating* out, bint symmetric) noexcept nogil:
+ *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 2 outputs at a
+*/
+
+static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(float const *__pyx_v_left, float const *__pyx_v_right, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_cols, Py_ssize_t __pyx_v_depth, float *__pyx_v_out, int __pyx_v_symmetric) {
+  Py_ssize_t __pyx_v_i;
+  Py_ssize_t __pyx_v_j;
+  Py_ssize_t __pyx_v_first;
+  Py_ssize_t __pyx_v_even_rows;
+  Py_ssize_t __pyx_v_even_cols;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  int __pyx_t_7;
+
+  /* "fastopt/_sums/sums.pxd":130
+ *     # copied to the lower one (the same sums, the same bits)
+ *     cdef Py_ssize_t i, j, first
+ *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2             # <<<<<<<<<<<<<<
+ *     for i in range(0, even_rows, 2):
+ *         first = i if symmetric else 0
+*/
+  __pyx_v_even_rows = (__pyx_v_rows - (__pyx_v_rows % 2));
+  __pyx_v_even_cols = (__pyx_v_cols - (__pyx_v_cols % 2));
+
+  /* "fastopt/_sums/sums.pxd":131
+ *     cdef Py_ssize_t i, j, first
+ *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
+ *     for i in range(0, even_rows, 2):             # <<<<<<<<<<<<<<
+ *         first = i if symmetric else 0
+ *         for j in range(first, even_cols, 2):
+*/
+
+  __pyx_t_1 = __pyx_v_even_rows;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=2) {
+    __pyx_v_i = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":132
+ *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
+ *     for i in range(0, even_rows, 2):
+ *         first = i if symmetric else 0             # <<<<<<<<<<<<<<
+ *         for j in range(first, even_cols, 2):
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+*/
+    if (__pyx_v_symmetric) {
+
+      __pyx_t_4 = __pyx_v_i;
+    } else {
+
+      __pyx_t_4 = 0;
+    }
+    __pyx_v_first = __pyx_t_4;
+
+    /* "fastopt/_sums/sums.pxd":133
+ *     for i in range(0, even_rows, 2):
+ *         first = i if symmetric else 0
+ *         for j in range(first, even_cols, 2):             # <<<<<<<<<<<<<<
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+*/
+
+    __pyx_t_4 = __pyx_v_even_cols;
+    __pyx_t_5 = __pyx_t_4;
+
+    for (__pyx_t_6 = __pyx_v_first; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=2) {
+      __pyx_v_j = __pyx_t_6;
+
+      /* "fastopt/_sums/sums.pxd":134
+ *         first = i if symmetric else 0
+ *         for j in range(first, even_cols, 2):
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,             # <<<<<<<<<<<<<<
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *         if even_cols < cols:  # the last, odd column
+*/
+      __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), (__pyx_v_right + ((__pyx_v_j + 1) * __pyx_v_depth)), __pyx_v_depth, ((__pyx_v_out + (__pyx_v_i * __pyx_v_cols)) + __pyx_v_j), ((__pyx_v_out + ((__pyx_v_i + 1) * __pyx_v_cols)) + __pyx_v_j));
+    }
+
+
+    /* "fastopt/_sums/sums.pxd":136
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
+ *             j = even_cols
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+*/
+    __pyx_t_7 = (__pyx_v_even_cols < __pyx_v_cols);
+
+    if (__pyx_t_7) {
+
+
+      /* "fastopt/_sums/sums.pxd":137
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *         if even_cols < cols:  # the last, odd column
+ *             j = even_cols             # <<<<<<<<<<<<<<
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+*/
+      __pyx_v_j = __pyx_v_even_cols;
+
+      /* "fastopt/_sums/sums.pxd":138
+ *         if even_cols < cols:  # the last, odd column
+ *             j = even_cols
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+ *     if even_rows < rows:  # the last, odd row
+*/
+      (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
+
+      /* "fastopt/_sums/sums.pxd":139
+ *             j = even_cols
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
+ *     if even_rows < rows:  # the last, odd row
+ *         i = even_rows
+*/
+      (__pyx_v_out[(((__pyx_v_i + 1) * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
+
+      /* "fastopt/_sums/sums.pxd":136
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
+ *             j = even_cols
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+*/
+    }
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":140
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+ *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
+ *         i = even_rows
+ *         for j in range(i if symmetric else 0, cols):
+*/
+  __pyx_t_7 = (__pyx_v_even_rows < __pyx_v_rows);
+
+  if (__pyx_t_7) {
+
+
+    /* "fastopt/_sums/sums.pxd":141
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+ *     if even_rows < rows:  # the last, odd row
+ *         i = even_rows             # <<<<<<<<<<<<<<
+ *         for j in range(i if symmetric else 0, cols):
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+*/
+    __pyx_v_i = __pyx_v_even_rows;
+
+    /* "fastopt/_sums/sums.pxd":142
+ *     if even_rows < rows:  # the last, odd row
+ *         i = even_rows
+ *         for j in range(i if symmetric else 0, cols):             # <<<<<<<<<<<<<<
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *     if symmetric:
+*/
+
+    __pyx_t_1 = __pyx_v_cols;
+    if (__pyx_v_symmetric) {
+
+      __pyx_t_2 = __pyx_v_i;
+    } else {
+
+      __pyx_t_2 = 0;
+    }
+    __pyx_t_3 = __pyx_t_1;
+
+    for (__pyx_t_4 = __pyx_t_2; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+      __pyx_v_j = __pyx_t_4;
+
+      /* "fastopt/_sums/sums.pxd":143
+ *         i = even_rows
+ *         for j in range(i if symmetric else 0, cols):
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
+ *     if symmetric:
+ *         for i in range(rows):
+*/
+      (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
+    }
+
+
+
+    /* "fastopt/_sums/sums.pxd":140
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+ *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
+ *         i = even_rows
+ *         for j in range(i if symmetric else 0, cols):
+*/
+  }
+
+  /* "fastopt/_sums/sums.pxd":144
+ *         for j in range(i if symmetric else 0, cols):
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *     if symmetric:             # <<<<<<<<<<<<<<
+ *         for i in range(rows):
+ *             for j in range(i):
+*/
+  if (__pyx_v_symmetric) {
+
+    /* "fastopt/_sums/sums.pxd":145
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *     if symmetric:
+ *         for i in range(rows):             # <<<<<<<<<<<<<<
+ *             for j in range(i):
+ *                 out[i * cols + j] = out[j * cols + i]
+*/
+
+    __pyx_t_1 = __pyx_v_rows;
+    __pyx_t_3 = __pyx_t_1;
+
+    for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_3; __pyx_t_2+=1) {
+      __pyx_v_i = __pyx_t_2;
+
+      /* "fastopt/_sums/sums.pxd":146
+ *     if symmetric:
+ *         for i in range(rows):
+ *             for j in range(i):             # <<<<<<<<<<<<<<
+ *                 out[i * cols + j] = out[j * cols + i]
+*/
+
+      __pyx_t_4 = __pyx_v_i;
+      __pyx_t_5 = __pyx_t_4;
+
+      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+        __pyx_v_j = __pyx_t_6;
+
+        /* "fastopt/_sums/sums.pxd":147
+ *         for i in range(rows):
+ *             for j in range(i):
+ *                 out[i * cols + j] = out[j * cols + i]             # <<<<<<<<<<<<<<
+*/
+        (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = (__pyx_v_out[((__pyx_v_j * __pyx_v_cols) + __pyx_v_i)]);
+      }
+
+    }
+
+
+    /* "fastopt/_sums/sums.pxd":144
+ *         for j in range(i if symmetric else 0, cols):
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *     if symmetric:             # <<<<<<<<<<<<<<
+ *         for i in range(rows):
+ *             for j in range(i):
+*/
+  }
+
+  /* "fastopt/_sums/sums.pxd":124
+ * 
+ * 
+ * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
+ *                              Py_ssize_t depth, floating* out, bint symmetric) noexcept nogil:
+ *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 2 outputs at a
+*/
+
+  /* function exit code */
+
+
+
+
+
+}
+
+static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(double const *__pyx_v_left, double const *__pyx_v_right, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_cols, Py_ssize_t __pyx_v_depth, double *__pyx_v_out, int __pyx_v_symmetric) {
+  Py_ssize_t __pyx_v_i;
+  Py_ssize_t __pyx_v_j;
+  Py_ssize_t __pyx_v_first;
+  Py_ssize_t __pyx_v_even_rows;
+  Py_ssize_t __pyx_v_even_cols;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  int __pyx_t_7;
+
+  /* "fastopt/_sums/sums.pxd":130
+ *     # copied to the lower one (the same sums, the same bits)
+ *     cdef Py_ssize_t i, j, first
+ *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2             # <<<<<<<<<<<<<<
+ *     for i in range(0, even_rows, 2):
+ *         first = i if symmetric else 0
+*/
+  __pyx_v_even_rows = (__pyx_v_rows - (__pyx_v_rows % 2));
+  __pyx_v_even_cols = (__pyx_v_cols - (__pyx_v_cols % 2));
+
+  /* "fastopt/_sums/sums.pxd":131
+ *     cdef Py_ssize_t i, j, first
+ *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
+ *     for i in range(0, even_rows, 2):             # <<<<<<<<<<<<<<
+ *         first = i if symmetric else 0
+ *         for j in range(first, even_cols, 2):
+*/
+
+  __pyx_t_1 = __pyx_v_even_rows;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=2) {
+    __pyx_v_i = __pyx_t_3;
+
+    /* "fastopt/_sums/sums.pxd":132
+ *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
+ *     for i in range(0, even_rows, 2):
+ *         first = i if symmetric else 0             # <<<<<<<<<<<<<<
+ *         for j in range(first, even_cols, 2):
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+*/
+    if (__pyx_v_symmetric) {
+
+      __pyx_t_4 = __pyx_v_i;
+    } else {
+
+      __pyx_t_4 = 0;
+    }
+    __pyx_v_first = __pyx_t_4;
+
+    /* "fastopt/_sums/sums.pxd":133
+ *     for i in range(0, even_rows, 2):
+ *         first = i if symmetric else 0
+ *         for j in range(first, even_cols, 2):             # <<<<<<<<<<<<<<
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+*/
+
+    __pyx_t_4 = __pyx_v_even_cols;
+    __pyx_t_5 = __pyx_t_4;
+
+    for (__pyx_t_6 = __pyx_v_first; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=2) {
+      __pyx_v_j = __pyx_t_6;
+
+      /* "fastopt/_sums/sums.pxd":134
+ *         first = i if symmetric else 0
+ *         for j in range(first, even_cols, 2):
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,             # <<<<<<<<<<<<<<
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *         if even_cols < cols:  # the last, odd column
+*/
+      __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), (__pyx_v_right + ((__pyx_v_j + 1) * __pyx_v_depth)), __pyx_v_depth, ((__pyx_v_out + (__pyx_v_i * __pyx_v_cols)) + __pyx_v_j), ((__pyx_v_out + ((__pyx_v_i + 1) * __pyx_v_cols)) + __pyx_v_j));
+    }
+
+
+    /* "fastopt/_sums/sums.pxd":136
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
+ *             j = even_cols
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+*/
+    __pyx_t_7 = (__pyx_v_even_cols < __pyx_v_cols);
+
+    if (__pyx_t_7) {
+
+
+      /* "fastopt/_sums/sums.pxd":137
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *         if even_cols < cols:  # the last, odd column
+ *             j = even_cols             # <<<<<<<<<<<<<<
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+*/
+      __pyx_v_j = __pyx_v_even_cols;
+
+      /* "fastopt/_sums/sums.pxd":138
+ *         if even_cols < cols:  # the last, odd column
+ *             j = even_cols
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+ *     if even_rows < rows:  # the last, odd row
+*/
+      (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
+
+      /* "fastopt/_sums/sums.pxd":139
+ *             j = even_cols
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
+ *     if even_rows < rows:  # the last, odd row
+ *         i = even_rows
+*/
+      (__pyx_v_out[(((__pyx_v_i + 1) * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
+
+      /* "fastopt/_sums/sums.pxd":136
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
+ *             j = even_cols
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+*/
+    }
+  }
+
+
+  /* "fastopt/_sums/sums.pxd":140
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+ *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
+ *         i = even_rows
+ *         for j in range(i if symmetric else 0, cols):
+*/
+  __pyx_t_7 = (__pyx_v_even_rows < __pyx_v_rows);
+
+  if (__pyx_t_7) {
+
+
+    /* "fastopt/_sums/sums.pxd":141
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+ *     if even_rows < rows:  # the last, odd row
+ *         i = even_rows             # <<<<<<<<<<<<<<
+ *         for j in range(i if symmetric else 0, cols):
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+*/
+    __pyx_v_i = __pyx_v_even_rows;
+
+    /* "fastopt/_sums/sums.pxd":142
+ *     if even_rows < rows:  # the last, odd row
+ *         i = even_rows
+ *         for j in range(i if symmetric else 0, cols):             # <<<<<<<<<<<<<<
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *     if symmetric:
+*/
+
+    __pyx_t_1 = __pyx_v_cols;
+    if (__pyx_v_symmetric) {
+
+      __pyx_t_2 = __pyx_v_i;
+    } else {
+
+      __pyx_t_2 = 0;
+    }
+    __pyx_t_3 = __pyx_t_1;
+
+    for (__pyx_t_4 = __pyx_t_2; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+      __pyx_v_j = __pyx_t_4;
+
+      /* "fastopt/_sums/sums.pxd":143
+ *         i = even_rows
+ *         for j in range(i if symmetric else 0, cols):
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
+ *     if symmetric:
+ *         for i in range(rows):
+*/
+      (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
+    }
+
+
+
+    /* "fastopt/_sums/sums.pxd":140
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
+ *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
+ *         i = even_rows
+ *         for j in range(i if symmetric else 0, cols):
+*/
+  }
+
+  /* "fastopt/_sums/sums.pxd":144
+ *         for j in range(i if symmetric else 0, cols):
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *     if symmetric:             # <<<<<<<<<<<<<<
+ *         for i in range(rows):
+ *             for j in range(i):
+*/
+  if (__pyx_v_symmetric) {
+
+    /* "fastopt/_sums/sums.pxd":145
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *     if symmetric:
+ *         for i in range(rows):             # <<<<<<<<<<<<<<
+ *             for j in range(i):
+ *                 out[i * cols + j] = out[j * cols + i]
+*/
+
+    __pyx_t_1 = __pyx_v_rows;
+    __pyx_t_3 = __pyx_t_1;
+
+    for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_3; __pyx_t_2+=1) {
+      __pyx_v_i = __pyx_t_2;
+
+      /* "fastopt/_sums/sums.pxd":146
+ *     if symmetric:
+ *         for i in range(rows):
+ *             for j in range(i):             # <<<<<<<<<<<<<<
+ *                 out[i * cols + j] = out[j * cols + i]
+*/
+
+      __pyx_t_4 = __pyx_v_i;
+      __pyx_t_5 = __pyx_t_4;
+
+      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+        __pyx_v_j = __pyx_t_6;
+
+        /* "fastopt/_sums/sums.pxd":147
+ *         for i in range(rows):
+ *             for j in range(i):
+ *                 out[i * cols + j] = out[j * cols + i]             # <<<<<<<<<<<<<<
+*/
+        (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = (__pyx_v_out[((__pyx_v_j * __pyx_v_cols) + __pyx_v_i)]);
+      }
+
+    }
+
+
+    /* "fastopt/_sums/sums.pxd":144
+ *         for j in range(i if symmetric else 0, cols):
+ *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
+ *     if symmetric:             # <<<<<<<<<<<<<<
+ *         for i in range(rows):
+ *             for j in range(i):
+*/
+  }
+
+  /* "fastopt/_sums/sums.pxd":124
+ * 
+ * 
+ * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
+ *                              Py_ssize_t depth, floating* out, bint symmetric) noexcept nogil:
+ *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 2 outputs at a
+*/
+
+  /* function exit code */
+
+
+
+
+
 }
 
 /* "fastopt/_sums/sums.pyx":7
@@ -20078,9 +22567,9 @@ static PyObject *__pyx_pf_7fastopt_5_sums_4sums_total(CYTHON_UNUSED PyObject *__
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_5total(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_5total = {"__pyx_fuse_0total", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_5total, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_total};
-static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_5total(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_7total(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_7total = {"__pyx_fuse_0total", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_7total, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_total};
+static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_7total(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_values = { 0, 0, { 0 }, { 0 }, { 0 } };
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
@@ -20137,7 +22626,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_5total(PyObject *__p
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_4total(__pyx_self, __pyx_v_values);
+  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_6total(__pyx_self, __pyx_v_values);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -20148,7 +22637,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_5total(PyObject *__p
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7fastopt_5_sums_4sums_4total(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values) {
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_6total(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -20212,9 +22701,9 @@ static PyObject *__pyx_pf_7fastopt_5_sums_4sums_4total(CYTHON_UNUSED PyObject *_
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_7total(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_7total = {"__pyx_fuse_1total", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_7total, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_total};
-static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_7total(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_9total(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_9total = {"__pyx_fuse_1total", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_9total, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_total};
+static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_9total(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_values = { 0, 0, { 0 }, { 0 }, { 0 } };
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
@@ -20271,7 +22760,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_7total(PyObject *__p
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_6total(__pyx_self, __pyx_v_values);
+  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_8total(__pyx_self, __pyx_v_values);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -20282,7 +22771,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_7total(PyObject *__p
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7fastopt_5_sums_4sums_6total(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values) {
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_8total(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -20604,9 +23093,9 @@ static PyObject *__pyx_pf_7fastopt_5_sums_4sums_2total_of_squares(CYTHON_UNUSED 
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_11total_of_squares(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_11total_of_squares = {"__pyx_fuse_0total_of_squares", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_11total_of_squares, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_2total_of_squares};
-static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_11total_of_squares(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_13total_of_squares(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_13total_of_squares = {"__pyx_fuse_0total_of_squares", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_13total_of_squares, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_2total_of_squares};
+static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_13total_of_squares(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_values = { 0, 0, { 0 }, { 0 }, { 0 } };
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
@@ -20663,7 +23152,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_11total_of_squares(P
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_10total_of_squares(__pyx_self, __pyx_v_values);
+  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_12total_of_squares(__pyx_self, __pyx_v_values);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -20674,7 +23163,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_11total_of_squares(P
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7fastopt_5_sums_4sums_10total_of_squares(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values) {
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_12total_of_squares(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -20690,6 +23179,8 @@ static PyObject *__pyx_pf_7fastopt_5_sums_4sums_10total_of_squares(CYTHON_UNUSED
  * def total_of_squares(const floating[::1] values):
  *     """Rule 2 over the squares of ``values``, each widened to float64 first."""
  *     return run_sum_of_squares(&values[0], values.shape[0]) if values.shape[0] else 0.0             # <<<<<<<<<<<<<<
+ * 
+ * 
 */
   __pyx_t_2 = ((__pyx_v_values.shape[0]) != 0);
 
@@ -20736,9 +23227,9 @@ static PyObject *__pyx_pf_7fastopt_5_sums_4sums_10total_of_squares(CYTHON_UNUSED
 }
 
 /* Python wrapper */
-static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_13total_of_squares(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyMethodDef __pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_13total_of_squares = {"__pyx_fuse_1total_of_squares", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_13total_of_squares, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_2total_of_squares};
-static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_13total_of_squares(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_15total_of_squares(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_15total_of_squares = {"__pyx_fuse_1total_of_squares", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_15total_of_squares, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_2total_of_squares};
+static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_15total_of_squares(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   __Pyx_memviewslice __pyx_v_values = { 0, 0, { 0 }, { 0 }, { 0 } };
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
@@ -20795,7 +23286,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_13total_of_squares(P
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_12total_of_squares(__pyx_self, __pyx_v_values);
+  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_14total_of_squares(__pyx_self, __pyx_v_values);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -20806,7 +23297,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_13total_of_squares(P
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7fastopt_5_sums_4sums_12total_of_squares(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values) {
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_14total_of_squares(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_values) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -20822,6 +23313,8 @@ static PyObject *__pyx_pf_7fastopt_5_sums_4sums_12total_of_squares(CYTHON_UNUSED
  * def total_of_squares(const floating[::1] values):
  *     """Rule 2 over the squares of ``values``, each widened to float64 first."""
  *     return run_sum_of_squares(&values[0], values.shape[0]) if values.shape[0] else 0.0             # <<<<<<<<<<<<<<
+ * 
+ * 
 */
   __pyx_t_2 = ((__pyx_v_values.shape[0]) != 0);
 
@@ -20860,6 +23353,910 @@ static PyObject *__pyx_pf_7fastopt_5_sums_4sums_12total_of_squares(CYTHON_UNUSED
   __Pyx_XDECREF(__pyx_t_1);
   __Pyx_XDECREF(__pyx_t_4);
   __Pyx_AddTraceback("fastopt._sums.sums.total_of_squares", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "fastopt/_sums/sums.pyx":17
+ * 
+ * 
+ * def matmul(const floating[:, ::1] left, const floating[:, ::1] right, floating[:, ::1] out, bint symmetric=False):             # <<<<<<<<<<<<<<
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_7fastopt_5_sums_4sums_5matmul(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7fastopt_5_sums_4sums_4matmul, "matmul(signatures, args, kwargs, defaults, _fused_sigindex={})\n\nRule 4: ``out = left @ right.T`` (``right`` holds the right operand\047s columns as rows),\nrounded to ``out``\047s dtype; ``symmetric`` computes one triangle of ``left @ left.T``.");
+static PyMethodDef __pyx_mdef_7fastopt_5_sums_4sums_5matmul = {"matmul", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7fastopt_5_sums_4sums_5matmul, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_4matmul};
+static PyObject *__pyx_pw_7fastopt_5_sums_4sums_5matmul(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+  PyObject *__pyx_v_signatures = 0;
+  PyObject *__pyx_v_args = 0;
+  PyObject *__pyx_v_kwargs = 0;
+  CYTHON_UNUSED PyObject *__pyx_v_defaults = 0;
+  CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex = 0;
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[5] = {0,0,0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__pyx_fused_cpdef (wrapper)", 0);
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
+    struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 17, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  5:
+        values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  4:
+        values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 17, __pyx_L3_error)
+      if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
+      for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 17, __pyx_L3_error) }
+      }
+    } else {
+      switch (__pyx_nargs) {
+        case  5:
+        values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  4:
+        values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 17, __pyx_L3_error)
+        values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 17, __pyx_L3_error)
+        values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 17, __pyx_L3_error)
+        values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 17, __pyx_L3_error)
+        break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
+    }
+    __pyx_v_signatures = values[0];
+    __pyx_v_args = values[1];
+    __pyx_v_kwargs = values[2];
+    __pyx_v_defaults = values[3];
+    __pyx_v__fused_sigindex = values[4];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 17, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("fastopt._sums.sums.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_4matmul(__pyx_self, __pyx_v_signatures, __pyx_v_args, __pyx_v_kwargs, __pyx_v_defaults, __pyx_v__fused_sigindex);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_4matmul(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_signatures, PyObject *__pyx_v_args, PyObject *__pyx_v_kwargs, CYTHON_UNUSED PyObject *__pyx_v_defaults, CYTHON_UNUSED PyObject *__pyx_v__fused_sigindex) {
+  Py_ssize_t __pyx_v_arg_count;
+  PyTypeObject *__pyx_v_ndarray = 0;
+  PyObject *__pyx_v_arg = NULL;
+  PyObject *__pyx_v_dest_sig0 = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  int __pyx_t_2;
+  int __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
+  int __pyx_t_6;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("matmul", 0);
+  __Pyx_INCREF(__pyx_v_kwargs);
+  __pyx_t_2 = (__pyx_v_kwargs != Py_None);
+  if (__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  if (__pyx_v_kwargs == Py_None) __pyx_t_2 = 0;
+  else
+  {
+    Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 17, __pyx_L1_error)
+    __pyx_t_2 = (__pyx_temp != 0);
+  }
+
+  __pyx_t_3 = (!__pyx_t_2);
+
+
+
+  __pyx_t_1 = __pyx_t_3;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_1) {
+
+    __Pyx_INCREF(Py_None);
+    __Pyx_DECREF_SET(__pyx_v_kwargs, Py_None);
+  }
+  if (unlikely(__pyx_v_args == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
+    __PYX_ERR(0, 17, __pyx_L1_error)
+  }
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 17, __pyx_L1_error)
+  __pyx_v_arg_count = __pyx_t_4;
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
+  __pyx_t_5 = 0;
+  __pyx_t_1 = (0 < __pyx_v_arg_count);
+
+  if (__pyx_t_1) {
+
+    if (unlikely(__pyx_v_args == Py_None)) {
+      PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+      __PYX_ERR(0, 17, __pyx_L1_error)
+    }
+    __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
+    __Pyx_INCREF(__pyx_t_5);
+    __pyx_v_arg = __pyx_t_5;
+    __pyx_t_5 = 0;
+    goto __pyx_L6;
+  }
+  __pyx_t_3 = (__pyx_v_kwargs != Py_None);
+  if (__pyx_t_3) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_3;
+
+    goto __pyx_L7_bool_binop_done;
+  }
+  if (unlikely(__pyx_v_kwargs == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
+    __PYX_ERR(0, 17, __pyx_L1_error)
+  }
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_left, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 17, __pyx_L1_error)
+
+  __pyx_t_1 = __pyx_t_3;
+
+  __pyx_L7_bool_binop_done:;
+  if (__pyx_t_1) {
+
+    if (unlikely(__pyx_v_kwargs == Py_None)) {
+      PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+      __PYX_ERR(0, 17, __pyx_L1_error)
+    }
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_left); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 17, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_v_arg = __pyx_t_5;
+    __pyx_t_5 = 0;
+    goto __pyx_L6;
+  }
+  /*else*/ {
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_left, 0, 3, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 17, __pyx_L1_error)
+
+  }
+  __pyx_L6:;
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 17, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
+  __pyx_t_5 = 0;
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_5;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_5 = 0;
+  goto __pyx_L0;
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_AddTraceback("fastopt._sums.sums.__pyx_fused_cpdef", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+  __Pyx_XDECREF((PyObject *)__pyx_v_ndarray);
+  __Pyx_XDECREF(__pyx_v_arg);
+  __Pyx_XDECREF(__pyx_v_dest_sig0);
+  __Pyx_XDECREF(__pyx_v_kwargs);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* Python wrapper */
+static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_19matmul(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_19matmul = {"__pyx_fuse_0matmul", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_19matmul, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_4matmul};
+static PyObject *__pyx_fuse_0__pyx_pw_7fastopt_5_sums_4sums_19matmul(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+  __Pyx_memviewslice __pyx_v_left = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_right = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_symmetric;
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[4] = {0,0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("matmul (wrapper)", 0);
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_left,&__pyx_mstate_global->__pyx_n_u_right,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_symmetric,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 17, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  4:
+        values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "matmul", 0) < (0)) __PYX_ERR(0, 17, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("matmul", 0, 3, 4, i); __PYX_ERR(0, 17, __pyx_L3_error) }
+      }
+    } else {
+      switch (__pyx_nargs) {
+        case  4:
+        values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 17, __pyx_L3_error)
+        values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 17, __pyx_L3_error)
+        values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 17, __pyx_L3_error)
+        break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+    }
+    __pyx_v_left = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_left.memview)) __PYX_ERR(0, 17, __pyx_L3_error)
+    __pyx_v_right = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_right.memview)) __PYX_ERR(0, 17, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[2], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 17, __pyx_L3_error)
+    if (values[3]) {
+      __pyx_v_symmetric = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_symmetric == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 17, __pyx_L3_error)
+    } else {
+      __pyx_v_symmetric = ((int)((int)0));
+    }
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("matmul", 0, 3, 4, __pyx_nargs); __PYX_ERR(0, 17, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_left, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_right, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_out, 1);
+  __Pyx_AddTraceback("fastopt._sums.sums.matmul", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_18matmul(__pyx_self, __pyx_v_left, __pyx_v_right, __pyx_v_out, __pyx_v_symmetric);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_left, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_right, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_out, 1);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_18matmul(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_left, __Pyx_memviewslice __pyx_v_right, __Pyx_memviewslice __pyx_v_out, int __pyx_v_symmetric) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__pyx_fuse_0matmul", 0);
+
+  /* "fastopt/_sums/sums.pyx":20
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:             # <<<<<<<<<<<<<<
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:
+*/
+  __pyx_t_2 = ((__pyx_v_left.shape[1]) != (__pyx_v_right.shape[1]));
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = ((__pyx_v_out.shape[0]) != (__pyx_v_left.shape[0]));
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = ((__pyx_v_out.shape[1]) != (__pyx_v_right.shape[0]));
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "fastopt/_sums/sums.pyx":21
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:
+ *         raise ValueError("matmul: shapes do not match")             # <<<<<<<<<<<<<<
+ *     if out.shape[0] * out.shape[1] == 0:
+ *         return
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_matmul_shapes_do_not_match};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 21, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(0, 21, __pyx_L1_error)
+
+    /* "fastopt/_sums/sums.pyx":20
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:             # <<<<<<<<<<<<<<
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:
+*/
+  }
+
+  /* "fastopt/_sums/sums.pyx":22
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:             # <<<<<<<<<<<<<<
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+*/
+  __pyx_t_1 = (((__pyx_v_out.shape[0]) * (__pyx_v_out.shape[1])) == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "fastopt/_sums/sums.pyx":23
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:
+ *         return             # <<<<<<<<<<<<<<
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+ *         out[:, :] = 0
+*/
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+
+    /* "fastopt/_sums/sums.pyx":22
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:             # <<<<<<<<<<<<<<
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+*/
+  }
+
+  /* "fastopt/_sums/sums.pyx":24
+ *     if out.shape[0] * out.shape[1] == 0:
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)             # <<<<<<<<<<<<<<
+ *         out[:, :] = 0
+ *         return
+*/
+  __pyx_t_1 = ((__pyx_v_left.shape[1]) == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "fastopt/_sums/sums.pyx":25
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+ *         out[:, :] = 0             # <<<<<<<<<<<<<<
+ *         return
+ *     matmul_rows(&left[0, 0], &right[0, 0], left.shape[0], right.shape[0], left.shape[1], &out[0, 0], symmetric)
+*/
+    {
+        float __pyx_temp_scalar = 0.0;
+        {
+            Py_ssize_t __pyx_temp_extent = __pyx_v_out.shape[0] * __pyx_v_out.shape[1];
+            Py_ssize_t __pyx_temp_idx;
+            float *__pyx_temp_pointer = (float *) __pyx_v_out.data;
+            for (__pyx_temp_idx = 0; __pyx_temp_idx < __pyx_temp_extent; __pyx_temp_idx++) {
+              *((float *) __pyx_temp_pointer) = __pyx_temp_scalar;
+              __pyx_temp_pointer += 1;
+            }
+        }
+    }
+
+    /* "fastopt/_sums/sums.pyx":26
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+ *         out[:, :] = 0
+ *         return             # <<<<<<<<<<<<<<
+ *     matmul_rows(&left[0, 0], &right[0, 0], left.shape[0], right.shape[0], left.shape[1], &out[0, 0], symmetric)
+*/
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+
+    /* "fastopt/_sums/sums.pyx":24
+ *     if out.shape[0] * out.shape[1] == 0:
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)             # <<<<<<<<<<<<<<
+ *         out[:, :] = 0
+ *         return
+*/
+  }
+
+  /* "fastopt/_sums/sums.pyx":27
+ *         out[:, :] = 0
+ *         return
+ *     matmul_rows(&left[0, 0], &right[0, 0], left.shape[0], right.shape[0], left.shape[1], &out[0, 0], symmetric)             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_6 = 0;
+  __pyx_t_7 = 0;
+  __pyx_t_8 = 0;
+  __pyx_t_9 = 0;
+  __pyx_t_10 = 0;
+  __pyx_t_11 = 0;
+  __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows((&(*((float const  *) ( /* dim=1 */ ((char *) (((float const  *) ( /* dim=0 */ (__pyx_v_left.data + __pyx_t_6 * __pyx_v_left.strides[0]) )) + __pyx_t_7)) )))), (&(*((float const  *) ( /* dim=1 */ ((char *) (((float const  *) ( /* dim=0 */ (__pyx_v_right.data + __pyx_t_8 * __pyx_v_right.strides[0]) )) + __pyx_t_9)) )))), (__pyx_v_left.shape[0]), (__pyx_v_right.shape[0]), (__pyx_v_left.shape[1]), (&(*((float *) ( /* dim=1 */ ((char *) (((float *) ( /* dim=0 */ (__pyx_v_out.data + __pyx_t_10 * __pyx_v_out.strides[0]) )) + __pyx_t_11)) )))), __pyx_v_symmetric);
+
+  /* "fastopt/_sums/sums.pyx":17
+ * 
+ * 
+ * def matmul(const floating[:, ::1] left, const floating[:, ::1] right, floating[:, ::1] out, bint symmetric=False):             # <<<<<<<<<<<<<<
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_AddTraceback("fastopt._sums.sums.matmul", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* Python wrapper */
+static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_21matmul(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyMethodDef __pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_21matmul = {"__pyx_fuse_1matmul", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_21matmul, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7fastopt_5_sums_4sums_4matmul};
+static PyObject *__pyx_fuse_1__pyx_pw_7fastopt_5_sums_4sums_21matmul(PyObject *__pyx_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+  __Pyx_memviewslice __pyx_v_left = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_right = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_out = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_symmetric;
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[4] = {0,0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("matmul (wrapper)", 0);
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_left,&__pyx_mstate_global->__pyx_n_u_right,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_symmetric,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 17, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  4:
+        values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "matmul", 0) < (0)) __PYX_ERR(0, 17, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("matmul", 0, 3, 4, i); __PYX_ERR(0, 17, __pyx_L3_error) }
+      }
+    } else {
+      switch (__pyx_nargs) {
+        case  4:
+        values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 17, __pyx_L3_error)
+        values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 17, __pyx_L3_error)
+        values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 17, __pyx_L3_error)
+        break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+    }
+    __pyx_v_left = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_left.memview)) __PYX_ERR(0, 17, __pyx_L3_error)
+    __pyx_v_right = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_right.memview)) __PYX_ERR(0, 17, __pyx_L3_error)
+    __pyx_v_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[2], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out.memview)) __PYX_ERR(0, 17, __pyx_L3_error)
+    if (values[3]) {
+      __pyx_v_symmetric = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_symmetric == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 17, __pyx_L3_error)
+    } else {
+      __pyx_v_symmetric = ((int)((int)0));
+    }
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("matmul", 0, 3, 4, __pyx_nargs); __PYX_ERR(0, 17, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_left, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_right, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_out, 1);
+  __Pyx_AddTraceback("fastopt._sums.sums.matmul", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_7fastopt_5_sums_4sums_20matmul(__pyx_self, __pyx_v_left, __pyx_v_right, __pyx_v_out, __pyx_v_symmetric);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_left, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_right, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_out, 1);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_7fastopt_5_sums_4sums_20matmul(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_left, __Pyx_memviewslice __pyx_v_right, __Pyx_memviewslice __pyx_v_out, int __pyx_v_symmetric) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  Py_ssize_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__pyx_fuse_1matmul", 0);
+
+  /* "fastopt/_sums/sums.pyx":20
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:             # <<<<<<<<<<<<<<
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:
+*/
+  __pyx_t_2 = ((__pyx_v_left.shape[1]) != (__pyx_v_right.shape[1]));
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = ((__pyx_v_out.shape[0]) != (__pyx_v_left.shape[0]));
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = ((__pyx_v_out.shape[1]) != (__pyx_v_right.shape[0]));
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "fastopt/_sums/sums.pyx":21
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:
+ *         raise ValueError("matmul: shapes do not match")             # <<<<<<<<<<<<<<
+ *     if out.shape[0] * out.shape[1] == 0:
+ *         return
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_matmul_shapes_do_not_match};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 21, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(0, 21, __pyx_L1_error)
+
+    /* "fastopt/_sums/sums.pyx":20
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:             # <<<<<<<<<<<<<<
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:
+*/
+  }
+
+  /* "fastopt/_sums/sums.pyx":22
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:             # <<<<<<<<<<<<<<
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+*/
+  __pyx_t_1 = (((__pyx_v_out.shape[0]) * (__pyx_v_out.shape[1])) == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "fastopt/_sums/sums.pyx":23
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:
+ *         return             # <<<<<<<<<<<<<<
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+ *         out[:, :] = 0
+*/
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+
+    /* "fastopt/_sums/sums.pyx":22
+ *     if left.shape[1] != right.shape[1] or out.shape[0] != left.shape[0] or out.shape[1] != right.shape[0]:
+ *         raise ValueError("matmul: shapes do not match")
+ *     if out.shape[0] * out.shape[1] == 0:             # <<<<<<<<<<<<<<
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+*/
+  }
+
+  /* "fastopt/_sums/sums.pyx":24
+ *     if out.shape[0] * out.shape[1] == 0:
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)             # <<<<<<<<<<<<<<
+ *         out[:, :] = 0
+ *         return
+*/
+  __pyx_t_1 = ((__pyx_v_left.shape[1]) == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "fastopt/_sums/sums.pyx":25
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+ *         out[:, :] = 0             # <<<<<<<<<<<<<<
+ *         return
+ *     matmul_rows(&left[0, 0], &right[0, 0], left.shape[0], right.shape[0], left.shape[1], &out[0, 0], symmetric)
+*/
+    {
+        double __pyx_temp_scalar = 0.0;
+        {
+            Py_ssize_t __pyx_temp_extent = __pyx_v_out.shape[0] * __pyx_v_out.shape[1];
+            Py_ssize_t __pyx_temp_idx;
+            double *__pyx_temp_pointer = (double *) __pyx_v_out.data;
+            for (__pyx_temp_idx = 0; __pyx_temp_idx < __pyx_temp_extent; __pyx_temp_idx++) {
+              *((double *) __pyx_temp_pointer) = __pyx_temp_scalar;
+              __pyx_temp_pointer += 1;
+            }
+        }
+    }
+
+    /* "fastopt/_sums/sums.pyx":26
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)
+ *         out[:, :] = 0
+ *         return             # <<<<<<<<<<<<<<
+ *     matmul_rows(&left[0, 0], &right[0, 0], left.shape[0], right.shape[0], left.shape[1], &out[0, 0], symmetric)
+*/
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+
+    /* "fastopt/_sums/sums.pyx":24
+ *     if out.shape[0] * out.shape[1] == 0:
+ *         return
+ *     if left.shape[1] == 0:  # sums of no products: +0.0 (no operand to point at)             # <<<<<<<<<<<<<<
+ *         out[:, :] = 0
+ *         return
+*/
+  }
+
+  /* "fastopt/_sums/sums.pyx":27
+ *         out[:, :] = 0
+ *         return
+ *     matmul_rows(&left[0, 0], &right[0, 0], left.shape[0], right.shape[0], left.shape[1], &out[0, 0], symmetric)             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_6 = 0;
+  __pyx_t_7 = 0;
+  __pyx_t_8 = 0;
+  __pyx_t_9 = 0;
+  __pyx_t_10 = 0;
+  __pyx_t_11 = 0;
+  __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows((&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_left.data + __pyx_t_6 * __pyx_v_left.strides[0]) )) + __pyx_t_7)) )))), (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_right.data + __pyx_t_8 * __pyx_v_right.strides[0]) )) + __pyx_t_9)) )))), (__pyx_v_left.shape[0]), (__pyx_v_right.shape[0]), (__pyx_v_left.shape[1]), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_out.data + __pyx_t_10 * __pyx_v_out.strides[0]) )) + __pyx_t_11)) )))), __pyx_v_symmetric);
+
+  /* "fastopt/_sums/sums.pyx":17
+ * 
+ * 
+ * def matmul(const floating[:, ::1] left, const floating[:, ::1] right, floating[:, ::1] out, bint symmetric=False):             # <<<<<<<<<<<<<<
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_AddTraceback("fastopt._sums.sums.matmul", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
@@ -23250,7 +26647,7 @@ __Pyx_RefNannySetupContext("PyInit_sums", 0);
 */
   __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 7, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_5total, 0, __pyx_mstate_global->__pyx_n_u_total_const_float_1, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 7, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_7total, 0, __pyx_mstate_global->__pyx_n_u_total_const_float_1, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 7, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -23258,7 +26655,7 @@ __Pyx_RefNannySetupContext("PyInit_sums", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 7, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_7total, 0, __pyx_mstate_global->__pyx_n_u_total_const_double_1, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 7, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_9total, 0, __pyx_mstate_global->__pyx_n_u_total_const_double_1, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 7, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
@@ -23296,7 +26693,7 @@ __Pyx_RefNannySetupContext("PyInit_sums", 0);
 */
   __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 12, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_11total_of_squares, 0, __pyx_mstate_global->__pyx_n_u_total_of_squares_const_float_1, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 12, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_13total_of_squares, 0, __pyx_mstate_global->__pyx_n_u_total_of_squares_const_float_1, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 12, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -23304,7 +26701,7 @@ __Pyx_RefNannySetupContext("PyInit_sums", 0);
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
   if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 12, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_13total_of_squares, 0, __pyx_mstate_global->__pyx_n_u_total_of_squares_const_double_1, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 12, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_15total_of_squares, 0, __pyx_mstate_global->__pyx_n_u_total_of_squares_const_double_1, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 12, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -23333,15 +26730,61 @@ __Pyx_RefNannySetupContext("PyInit_sums", 0);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
+  /* "fastopt/_sums/sums.pyx":17
+ * 
+ * 
+ * def matmul(const floating[:, ::1] left, const floating[:, ::1] right, floating[:, ::1] out, bint symmetric=False):             # <<<<<<<<<<<<<<
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+*/
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_7fastopt_5_sums_4sums_19matmul, 0, __pyx_mstate_global->__pyx_n_u_matmul_const_float_1_const_float, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_tuple[2]);
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_7fastopt_5_sums_4sums_21matmul, 0, __pyx_mstate_global->__pyx_n_u_matmul_const_double_1_const_doub, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_tuple[2]);
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_7fastopt_5_sums_4sums_5matmul, 0, __pyx_mstate_global->__pyx_n_u_matmul, NULL, __pyx_mstate_global->__pyx_n_u_fastopt__sums_sums, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
+  #endif
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_7fastopt_5_sums_4sums___pyx_defaults)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_9);
+  __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_9;
+  __Pyx_GIVEREF(__pyx_t_9);
+  __pyx_t_9 = 0;
+  __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_tuple[2]);
+  __Pyx_as_FusedFunctionObject(__pyx_t_5)->__signatures__ = __pyx_t_4;
+  __Pyx_GIVEREF(__pyx_t_4);
+  __pyx_t_4 = 0;
+  __pyx_t_4 = __pyx_t_5;
+  __Pyx_INCREF(__pyx_t_4);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_matmul, __pyx_t_4) < (0)) __PYX_ERR(0, 17, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
   /* "fastopt/_sums/sums.pyx":1
  * """The summation order's Cython twin (``sums.pxd``, which the loops cimport), callable from Python             # <<<<<<<<<<<<<<
  * so that ``tests/test_sums.py`` can check it against the reference and the Numba twin directly."""
  * 
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_test, __pyx_t_4) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  __pyx_t_5 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_test, __pyx_t_5) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   /*--- Wrapped vars code ---*/
 
@@ -23450,10 +26893,24 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
   if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 763, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
+
+  /* "fastopt/_sums/sums.pyx":17
+ * 
+ * 
+ * def matmul(const floating[:, ::1] left, const floating[:, ::1] right, floating[:, ::1] out, bint symmetric=False):             # <<<<<<<<<<<<<<
+ *     """Rule 4: ``out = left @ right.T`` (``right`` holds the right operand's columns as rows),
+ *     rounded to ``out``'s dtype; ``symmetric`` computes one triangle of ``left @ left.T``."""
+*/
+  {
+    PyObject* __pyx_temp[1] = {Py_False};
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 17, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_tuple;
-    for (Py_ssize_t i=0; i<2; ++i) {
+    for (Py_ssize_t i=0; i<3; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -23510,41 +26967,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{15},{7},{6},{22},{2},{9},{50},{30},{37},{1},{5},{8},{8},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{15},{4},{18},{4},{1},{18},{5},{8},{6},{5},{15},{6},{9},{5},{18},{5},{5},{6},{7},{3},{2},{5},{5},{8},{4},{6},{7},{4},{4},{4},{5},{3},{4},{3},{8},{10},{5},{10},{4},{5},{4},{4},{6},{5},{24},{23},{16},{35},{34},{6},{6},{6},{1}};
-    const struct { const unsigned int length: 6; } bytes_length_index[] = {{1},{35},{37}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{15},{7},{6},{22},{2},{9},{27},{50},{30},{37},{1},{5},{8},{8},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{15},{4},{18},{4},{1},{18},{5},{8},{6},{5},{15},{6},{9},{5},{18},{5},{5},{6},{7},{3},{2},{5},{5},{8},{4},{6},{4},{6},{64},{61},{7},{4},{4},{4},{5},{3},{3},{4},{3},{8},{5},{10},{5},{10},{4},{5},{4},{4},{6},{9},{5},{24},{23},{16},{35},{34},{6},{6},{6},{1}};
+    const struct { const unsigned int length: 8; } bytes_length_index[] = {{1},{35},{37},{207}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (847 bytes) */
-static const char cstring[] = "x\332}T;o\0347\020\206\001#\010\340>]\000\252\3115\326:\002\204\330\020\014\007\201\"\005*\254\310Q\340\3060\010.9\273\307\034\227\\q\310\323m\220\"eJ\225W\272T\251R\245K\225\376\t\376)\231\341\336\235\316\316\343\200\033\316r\206\363\370\370\r\205J\342\333\205\010\365o\240\323\213\352@<\177\t]\210\303k\013\227\"4\342\271\016>\3316\207\214By#\214\215\354\370\371\266\365k\003\246h\r\230-g\021\342\377\332?\335\333x\276\370\376Py\037\222P\210\266\365\"\005\021A\231\335\340\335 \272R\344\234\212<\361s\345\254\021]0\360X\300\242\247\263\024j\242\047\234w\322\204\230\242\362\223\307\242\245Pkg\234\252\036(\225P\013\213\3424\210N%=\265\276\025\234J\245\034A4!{s\032\022\2104%\220\016\2074\r^\220\273\001gk\210*\001\025\302\245S\302\310N^\234\035\235\355\356?\333/\215D`HQ`\256\265\243\036\000\031\317:[\227(q\032z\300J\2344b\010Yx\240\222\251\301\236\374\266\017\244)x\201\220X\021\223\002\207J6xI\307\251\332\311\nA;\007>}\254\034B\245\214\221\344\007:8\307\266\340\261R\2656\026U\355\000<\313Fa\n}z\"1w\370\204E\325\017\213V[\034\355\306\007j\263Q\331%!e\004\2235H)L.y|\360\273\324\366\334*GVm\275MR\346r\220\315\312\271\240\t\035\241bT\2030*\251\352_\254\343\0350R\343\365c\365\307\017\347\207\047\047G\316\331\036-\236\303E\006\257\201\231X\335\223R\312\263aA\377\037\tvy\n\213\364\0134R\256\240\241\"\251 \006\357^i!\331\004\035o\030>C\277&{\315+\231p}\312v=Q\205\265NY_\326`\262+6\257\272q\345\364R\022TROA\317\010\270\361k\025\205U\276\330Q\313\276\267zF\021\216\374\332o\236\030\006\216q\221\225[\207]\343\273\321t\341\332\326\006,\370\203\210\260)\005\267J\337\350\367\347\022`*\215\"\030I\234\246\251\242\030\026\245\0161d\" \020%\326W!\353\3344D\350\330\242\302\301k\033\252\215\033\326\nAkG\252$Xh\2264\324J\3174MGZQ\004M\310L\032n\275\010N4\276(t\2014\227@\000\224\201\201\030C\\\221\257*\344\253X4N\265$\202J4\256]\221<\264|s\246T\316\027\210\243\370\035f\2645\273\344j\351\025\340\047\200G\237q\241\227\243\243L\375@\271{\252\261\017}\204\326\"\215\047A\264.\226i\267\231r\344\200""\004^$\004\241\347\272\210\214Y\247DlrE\274\241\227\016\223\030[|sp\260\367\366\355\366~\251zk[\206F\"].\205\376\374\373\277\"\375\323e+(\221\210:\311=M\021\320\333\225\001\027?\377\371\340\343\303G\177=\275\332\271\332\273:^\356,\367\227\363w\257\257\367\256\177\272\371\356\366\253\333\213\367_\336=(.\037\036}\275|\265Td}\365\316\\\177s\363\305\215\272\271\274m\336\037\337\355\334=\373p\376\353\337\367\023W(";
-    PyObject *data = __Pyx_DecompressString(cstring, 847, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1090 bytes) */
+static const char cstring[] = "x\332}T\275o\0337\024\217\221\217\2520\320\"h\220\255\000\215\244\321b+5b$\251\021\244p]\273\360P\327\256\023#\211\2430\024\371\356\304\370\216<\037IY*:x\324x\243F\215\0325j\364\250\361F\217\375\023\372\047\364\361N\222e7\255\000\275#\371\276\177\357\2030K\276o\023\335\370\004\334\276\254\255\223\027\277B\254\323\316\241\204S\242\003\362\202kee\350\2643\204)A\204L\275\340\365g\251\246\014cS)@\314\t\023\235\376/\377\352\333L\362\345\217\233L)m\t3F\206\212XMR`bE\253\250C\342\"\310\026\006\271\243Z,\222\202\304Z\3002\201v\202\272h\252\312\253\336o5\320\251M\231\252.\223\020MM\205M\223%\200\256\010kKCv5\211\231\345M\251B\342]1\353R \201vJ\354j\013\3046\021\244\315\216mjEP\\@$\033\2202\013\030\210\017\035\035\246^H\221\275\255\275\225\265\347kE\")xH\r1\256\301#\314\001\214\307\263\341dd\321\261\355$`jd\047 \035\355\210\002\014\031\023LPn^\3016A\021\003\326\037H\265\200\203Y\251\025Eu\214\266:AP\266\300ko\263\310@\215\tAQ\016\270\216\"\317\323\312\324X\203\013iX#\002P\236\006\314X\235\330\307\324\270\330<\366\244\226t\332!\227\246\344\013\304#v\321z\t\024\246\254\211\257D\201\222\322\210@\300\\d\t\245)\010\307\201R\"\\\021\202\322j\005\021iI\026!\227K%-\245\256\260\351\331,\2124G\340\010KS\326!\202YV\373\014\267,\217\007\261\354\014S\373s\343`sgg+\212db\2449\200\023\007\212\203o\322\332e\277R\272\327i\343\377g\254\010\335\205\266\375\035\002J\047\250a\220\030\220\307\365\362\020\202\225\026b\377 \274\016\376\002\247\270\377\"\313L\265d\234`\027\371S\314\244*\276Z\270\250\340)\026\227_\357\236RD\221\362&\360c\304\264\274M\254\370\243\257yyr*\221\374\030-l\251\251\\\313z\030\274\215\023\307\242\251\331)\276\263\023/\332p\356\001\332\376\202=2\013\305\314\205>;_\352Y0\266H\324\200\240\330\3568phC\032\312u\252\035\366&`\267LKA\033.\010\260\327\323\3200\323Q\\\352\332L\3144\230\001\316#<R\204\005\307\214C\203\361c\216\203c\047-b\204v\276\237|\352\005\361\216\312e\203\005\304\221\005\004\240\230%HS\235N\372\262V\364e\315\223 b!\022\315,Nr\\P?\317\276r\242\210\334\027\320\224""\344\0178\306\247\343S\037-\366\270-\233\270\244G\270\260\214%e8G\353\313d}}\265\276\374\331\307\253\327\372\025\375\"\222k\352W\337\256\334\352\270\247\374\222\362\313\311\227\007w[\214\t\047\035\204\000AL\020\255D\047)\204\322\340\016Ie\330\264X\261)v\305\354M\367\221\361\371a-S,($\036&\234\r\207\013\246\023\307P,!\354\362\250 \327r\365q\314\277O\"\234=S\035P\203M\207>\256\337\377\313\322\277E\346\214bsc^.\301\351\006\\\267\016L\373\267\263\205\277n-v\237eK\331j\266\335[\352\255\365Z\375\303\301\352\340\227\341\323\321\375\321\311ye\274P\210\344\213\337\366\366{\014\271\373}1x4\2743d\303\323Qp\276=^\032?\317\017^\3457\336\347\357\353\177\337\271q\273rf\273O\263\273\331\203\354\240w\273w\330_\355o\366\315\340\301\340p\270:\334\034\232\321C\324\3328?\030\337\034?\031\007\371\253\327\371\3537\371\233\243\374\350c\3761\310\2030\017\233\027\225\257\272\237z\013\275\273\027\267\27683\335G\331B\366M\366S\306{\367{\047\375\233\375\047}vQ\371\322\363.\035-\\T\026\273?d\033\005\343\353\356\t\252\334\313\366Q\345\036F\rE\014v\2606h\r\367\207b\364\335\250u\276\177.\306\017\047\376\337\346o\337\345\357\352y\375C\376\201\345\014r\010\376\001_\236\360\036";
+    PyObject *data = __Pyx_DecompressString(cstring, 1090, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1140 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \237ecoll\321@+\000s\377.abcdisa\337bleen\002\001fa\377stopt/_s\357ums/\001\001.py\337xgcis\032\003dn\377o defaul\377t __redu\177ce__ duc\002\357non-\343@via\375l\033\000cinit_\363_uT\002\242Aallo\375c\233  array? data.\013\020\376#\374\320a\255cs.|ASC\377IIEllips\377isSequen\353ce\206\204\001.\213\204\007__P\373yx\001\000Dict_\377NextRef_\331_\224$\242\000__\351\"__\376\001\005getitem\362\r\001d0\001\027\000func\314\035\001\030\000st\305@)\001imyp\250`3\001main\003\002\357odulM\002nam\346\002\003ewT\001\250 _ch7eck\273 __\n\001?\004\364\025\001\227@e\017\003unpi{ck?\000Enum\"\003\363vt\200A\230\001qual\210O\005\330%\341&c\347b\277\001\364$e\tx\314\001\206`_\203\005\222`\262\006\003\006\336.\007test\344\002se\377d_sigind\376A\000is_coro\345u\376`e\220`\241E_bu\377fferargs\377asyncio.\376\036\006sbasecc\337line_\224 tr\377acebackc\357ount\234dsdo%u\330`d\367\001\000\002_f\000\314\207\003\266\276@od\362`um\254\205\002e\257rror\366d.\370b.\376\376aflagsfl\177oatform\001\002\244\261\206\001\266Ad\265\002\275As\000\002i\377zekindkw\216\252\001mem\377\206\001\367\206\001\237An\367dim\350 pyob\373jp\241\000popre\377gisterse\230\244\006\367\206\001\335\206\006ssN\000\201`r\365t#\000p\221\205\001stru\177cttotal\000\002\177[const \335\003?[::1]]\014\t\261\002\276\014\010_of_s\332@r\000\376 @\001\005\0102\025\021\017J\010\302`\353 ""\377updateva\377luesxO\200\001\377\340\004\013\2107\220!\220\3771\220F\230!\2304\230\377v\240V\2501\250G\260\3776\270\026\270q\300\010\310\375\001\036\002\320\013\035\230Q\230\375a\033\000Q\240d\250&\260\377\006\260a\260w\270f\300\377F\310!\3108\320ST";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1140, 1532);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1422 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \237ecoll\321@+\000s\377.abcdisa\337bleen\002\001fa\377stopt/_s\357ums/\001\001.py_xgcis\032\003d\215 \337mul: \244\"s \347do \206A\241\"no \377default \377__reduce\337__ du~\002no{n-\376@vial\033\000\377cinit__u|o\002\275Aalloc\266 \377 array d\017ata.\013\020\231C\353a\310c\377s.|ASCII\377Ellipsis\377Sequence\372\241\204\001.\246\204\007__Pyx\376\001\000Dict_Ne\177xtRef__\257$\266\242\000__\204B__\001\005g\277etitem\r\001d<0\001\027\000func\035\001\030\000sst\340@)\001imp\303`\3363\001main\003\002od\273ulM\002nam\002\003e\371wT\001\303 _chec\rk\326 __\n\001?\004\025\001\262@\375e\017\003unpick\336?\000Enum\"\003vt<\233A\230\001qualO\005\330%b\341&c\202\204\002\277\001\364$ex\314\001\202\241`_\203\005\255`\262\006\003\006.\007t\367est\344\002sed_\277sigindA\000i\377s_corout\347ine\253`\241E_bu\377fferargs\377asyncio.\376\036\006sbasecc\365l/\000_\224 trac\377ebackcou{nt\234dsdou\363`\211d\367\001\000\002_f\000\347\207\003\276@o\347dee\376\000\307\205\002err\253or\221\204\004.\223\204\002.\231\204\001f\377lagsfloa\037tform\001\002\314\206\001\266A\351d\265\002\275As\000\002ize\277kindkw\252\001l\347eft\277\204\003\305\204\003[co\357nst \211\003[:,? ::1],\000\022\026\013\301]3\n\205\0020\014\006\013\025\n]m\343em\241\210\001\231\210\001\246andi}m\357@pyobj\351 \375p\253 popreg\367ist\376\000ightcse\263&\241\210\001\207\210""\006ss\335\000_start(\000p\273\206\001\377structsy\377mmetrict\217otal\000\002\335\014\346\000]\370\014\t\275\004\016\006_of_s\002\362`r\226`@\001\005\0102\025\021\017J\010\373un\324\001updat\377evaluesx\377O\200\001\340\004\013\2107\377\220!\2201\220F\230!\377\2304\230v\240V\2501\377\250G\2606\270\026\270q\357\300\010\310\001\036\002\320\013\035\357\230Q\230a\033\000Q\240d\377\250&\260\006\260a\260w\377\270f\300F\310!\3108\377\320ST\320\000\\\320\\\377]\360\006\000\005\010\200t\377\2106\220\021\220#\220S\377\230\005\230V\2401\240C\377\240s\250#\250V\2601\277\260C\260s\270$3\000A\377\300S\310\003\3103\310f\377\320TU\320UX\320X\377[\320[`\320`f\320\377fg\320gh\330\010\016\377\210j\230\001\230\021\330\004\377\007\200s\210&\220\001\220\377\023\220B\220c\230\026\230\377q\240\003\2403\240a\330\363\010\t\030\001_\007\001\330\010\013\357\2109\220A\024\002\017\210q\2560\000\024\220Q0\000\024\263\000e\376\177\002t\2504\250v\260Q\377\260d\270%\270v\300Q\357\300d\310$y\004Y\320Y\377Z\320Z]\320]^\320\377^a\320ae\320ef";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1422, 1918);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (1532 bytes) */
-static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abcdisableenablefastopt/_sums/sums.pyxgcisenabledno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.|ASCIIEllipsisSequenceView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcallocate_bufferargsasyncio.coroutinesbaseccline_in_tracebackcountdefaultsdoubledtypedtype_is_objectencodeenumerateerrorfastopt._sums.sumsflagsfloatformatfortrangetidindexitemsitemsizekindkwargsmemviewmodenamendimnumpyobjpackpopregistersetdefaultshapesignaturessizestartstepstopstructtotaltotal[const double[::1]]total[const float[::1]]total_of_squarestotal_of_squares[const double[::1]]total_of_squares[const float[::1]]unpackupdatevaluesxO\200\001\340\004\013\2107\220!\2201\220F\230!\2304\230v\240V\2501\250G\2606\270\026\270q\300\010\310\001\200\001\340\004\013\320\013\035\230Q\230a\230v\240Q\240d\250&\260\006\260a\260w\270f\300F\310!\3108\320ST";
+    #else /* compression: none (1918 bytes) */
+static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abcdisableenablefastopt/_sums/sums.pyxgcisenabledmatmul: shapes do not matchno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.|ASCIIEllipsisSequenceView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcallocate_bufferargsasyncio.coroutinesbaseccline_in_tracebackcountdefaultsdoubledtypedtype_is_objectencodeenumerateerrorfastopt._sums.sumsflagsfloatformatfortrangetidindexitemsitemsizekindkwargsleftmatmulmatmul[const double[:, ::1],const double[:, ::1],double[:, ::1]]matmul[const float[:, ::1],const float[:, ::1],float[:, ::1]]memviewmodenamendimnumpyobjoutpackpopregisterrightsetdefaultshapesignaturessizestartstepstopstructsymmetrictotaltotal[const double[::1]]total[const float[::1]]total_of_squarestotal_of_squares[const double[::1]]total_of_squares[const float[::1]]unpackupdatevaluesxO\200\001\340\004\013\2107\220!\2201\220F\230!\2304\230v\240V\2501\250G\2606\270\026\270q\300\010\310\001\200\001\340\004\013\320\013\035\230Q\230a\230v\240Q\240d\250&\260\006\260a\260w\270f\300F\310!\3108\320ST\320\000\\\320\\]\360\006\000\005\010\200t\2106\220\021\220#\220S\230\005\230V\2401\240C\240s\250#\250V\2601\260C\260s\270$\270f\300A""\300S\310\003\3103\310f\320TU\320UX\320X[\320[`\320`f\320fg\320gh\330\010\016\210j\230\001\230\021\330\004\007\200s\210&\220\001\220\023\220B\220c\230\026\230q\240\003\2403\240a\330\010\t\330\004\007\200t\2106\220\021\220#\220S\230\001\330\010\013\2109\220A\330\010\t\330\004\017\210q\220\001\220\024\220Q\220c\230\024\230Q\230e\2401\240C\240t\2504\250v\260Q\260d\270%\270v\300Q\300d\310$\310f\320TU\320UY\320YZ\320Z]\320]^\320^a\320ae\320ef";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 113; i++) {
+    for (int i = 0; i < 121; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 28) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 29) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -23552,8 +27009,8 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 113; i < 116; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-113].length;
+    for (int i = 121; i < 125; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-121].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -23563,15 +27020,15 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 116; i++) {
+    for (Py_ssize_t i = 0; i < 125; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 113;
-      for (Py_ssize_t i=0; i<3; ++i) {
+      PyObject **table = stringtab + 121;
+      for (Py_ssize_t i=0; i<4; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -23641,12 +27098,12 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
 namespace {
 #endif
 typedef struct {
-    unsigned int argcount : 1;
+    unsigned int argcount : 3;
     unsigned int num_posonly_args : 1;
     unsigned int num_kwonly_args : 1;
-    unsigned int nlocals : 1;
+    unsigned int nlocals : 3;
     unsigned int flags : 10;
-    unsigned int first_line : 4;
+    unsigned int first_line : 5;
 } __Pyx_PyCode_New_function_description;
 #ifdef __cplusplus
 } /* anonymous namespace */
@@ -23694,6 +27151,21 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 12};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_values};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastopt__sums_sums_pyx, __pyx_mstate->__pyx_n_u_total_of_squares_const_float_1, __pyx_mstate->__pyx_kp_b_iso88591_QavQd_awfF_8ST, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 17};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_left, __pyx_mstate->__pyx_n_u_right, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_symmetric};
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastopt__sums_sums_pyx, __pyx_mstate->__pyx_n_u_matmul_const_float_1_const_float, __pyx_mstate->__pyx_kp_b_iso88591_t6_S_V1Cs_V1Cs_fAS_3fTUUXX_ffgg, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 17};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_left, __pyx_mstate->__pyx_n_u_right, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_symmetric};
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastopt__sums_sums_pyx, __pyx_mstate->__pyx_n_u_matmul_const_double_1_const_doub, __pyx_mstate->__pyx_kp_b_iso88591_t6_S_V1Cs_V1Cs_fAS_3fTUUXX_ffgg, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 17};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_left, __pyx_mstate->__pyx_n_u_right, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_symmetric};
+    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_fastopt__sums_sums_pyx, __pyx_mstate->__pyx_n_u_matmul_const_float_1_const_float, __pyx_mstate->__pyx_kp_b_iso88591_t6_S_V1Cs_V1Cs_fAS_3fTUUXX_ffgg, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -31164,6 +34636,98 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_dou
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
                                                  &__Pyx_TypeInfo_double__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
+                                                 &__Pyx_TypeInfo_float__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
+                                                 &__Pyx_TypeInfo_double__const__, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
+                                                 &__Pyx_TypeInfo_float, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
+                                                 &__Pyx_TypeInfo_double, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;
