@@ -246,3 +246,107 @@ def test_state_is_torchs_momentum_buffer_only():
     opt.step([np.ones((3, 4), np.float32)])
     assert list(opt.state[0]) == ["momentum_buffer"]
     assert opt.state[0]["momentum_buffer"].dtype == np.float32 and opt.state[0]["momentum_buffer"].shape == (3, 4)
+
+
+# --------------------------------------------------------------------------------------------
+# fastopt.torch.Muon
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+@pytest.mark.parametrize("options", OPTIONS, ids=["defaults", "plain-momentum-moonshot", "all-options"])
+def test_fastopt_torch_muon_matches_torch_without_the_bfloat16_cast(torch_muon_without_bfloat16, options, backend,
+                                                                    measured):
+    """Two models side by side (float64), trained on the same batches: fastopt.torch.Muon on the
+    matrices, and torch.optim.Muon (its Newton-Schulz in float64) on a copy."""
+    torch = torch_muon_without_bfloat16
+    import fastopt.torch as ft
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 20, bias=False), torch.nn.Tanh(), torch.nn.Linear(20, 3, bias=False)).double()
+    twin = torch.nn.Sequential(torch.nn.Linear(12, 20, bias=False), torch.nn.Tanh(), torch.nn.Linear(20, 3, bias=False)).double()
+    twin.load_state_dict(model.state_dict())
+    ours, theirs = ft.Muon(model.parameters(), backend=backend, **options), torch.optim.Muon(twin.parameters(), **options)
+    for _ in range(15):
+        x, y = torch.randn(32, 12, dtype=torch.float64), torch.randn(32, 3, dtype=torch.float64)
+        for net, opt in ((model, ours), (twin, theirs)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            opt.step()
+    worst = worst_relative([p.detach().numpy() for p in model.parameters()], [p.detach().numpy() for p in twin.parameters()])
+    key = "torch.optim.Muon without bfloat16, float64 (fastopt.torch)"
+    measured["conventions_worst"][key] = max(measured["conventions_worst"].get(key, 0.0), worst)
+    assert worst <= ORACLE_TOLERANCE, worst
+
+
+@pytest.mark.parametrize("backend", fastopt.BACKENDS)
+def test_fastopt_torch_muon_is_fastopt_muon_bit_for_bit(backend):
+    """The adapter adds no arithmetic: float32 tensors step to the NumPy class's bits."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    rng = np.random.default_rng(10)
+    shapes = [(5, 7), (40, 3), (1, 30)]
+    initial = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    options = dict(lr=0.03, weight_decay=0.05, adjust_lr_fn="match_rms_adamw")
+    expected, expected_opt = run(backend, initial, grads, **options)
+    tensors = [torch.tensor(p, requires_grad=True) for p in initial]
+    opt = ft.Muon(tensors, backend=backend, **options)
+    for step_grads in grads:
+        for tensor, grad in zip(tensors, step_grads):
+            tensor.grad = torch.tensor(grad)
+        opt.step()
+    for i, (tensor, p) in enumerate(zip(tensors, expected)):
+        assert_bits_equal(tensor.detach().numpy(), p)
+        assert_bits_equal(opt.state[tensor]["momentum_buffer"].numpy(), expected_opt.state[i]["momentum_buffer"])
+
+
+def test_state_dicts_move_between_torch_and_fastopt_torch(torch_muon_without_bfloat16):
+    """torch's layout (``momentum_buffer`` only, the group's hyperparameters): a state dict saved
+    by one loads in the other, and the next steps agree (float64, without torch's cast)."""
+    torch = torch_muon_without_bfloat16
+    import fastopt.torch as ft
+
+    rng = np.random.default_rng(11)
+    initial = [rng.standard_normal((6, 4)), rng.standard_normal((3, 8))]
+    grads = [[rng.standard_normal(p.shape) for p in initial] for _ in range(4)]
+
+    def stepped(cls, params, step_grads, state=None):
+        opt = cls(params, lr=0.02)
+        if state is not None:
+            opt.load_state_dict(state)
+        for gs in step_grads:
+            for p, g in zip(params, gs):
+                p.grad = torch.tensor(g)
+            opt.step()
+        return opt
+
+    theirs = [torch.tensor(p, requires_grad=True) for p in initial]
+    saved = stepped(torch.optim.Muon, theirs, grads[:2]).state_dict()
+    ours = [t.detach().clone().requires_grad_() for t in theirs]
+    ours_opt = stepped(ft.Muon, ours, grads[2:], saved)
+    stepped(torch.optim.Muon, theirs, grads[2:], saved)
+    assert worst_relative([p.detach().numpy() for p in ours], [p.detach().numpy() for p in theirs]) <= ORACLE_TOLERANCE
+    back = ours_opt.state_dict()
+    assert set(back["state"][0]) == {"momentum_buffer"}
+    # (torch.optim.Optimizer adds ``differentiable=False`` to a subclass's defaults; Muon's has none)
+    assert set(back["param_groups"][0]) - {"differentiable"} == set(saved["param_groups"][0])
+    torch.optim.Muon([t.detach().clone().requires_grad_() for t in ours], lr=0.02).load_state_dict(back)
+
+
+def test_fastopt_torch_muon_refuses_what_torch_refuses():
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['params'\]\[1\] has shape \(3,\).*2D parameters"):
+        ft.Muon([torch.zeros(2, 3, requires_grad=True), torch.zeros(3, requires_grad=True)])
+    with pytest.raises(ValueError, match="Learning rate should be >= 0 but is: -1"):
+        ft.Muon([torch.zeros(2, 3, requires_grad=True)], lr=-1)
+    with pytest.raises(ValueError, match="Adjust learning rate function nope is not supported"):
+        ft.Muon([torch.zeros(2, 3, requires_grad=True)], adjust_lr_fn="nope")
+    p = torch.zeros(2, 3, requires_grad=True)
+    opt = ft.Muon([p])
+    p.grad = torch.ones(2, 3)
+    opt.param_groups[0]["momentum"] = -0.5
+    with pytest.raises(ValueError, match="momentum should be >= 0"):
+        opt.step()
+    assert not opt.state and torch.equal(p.detach(), torch.zeros(2, 3))
