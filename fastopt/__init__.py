@@ -42,7 +42,12 @@ OPTIMIZERS = {
     for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam,
                 AdaBelief, Adafactor, ADOPT, ScheduleFreeAdamW, LAMB)
 }
-"""Every optimizer class, by name, in teaching order."""
+"""Every optimizer class of parameters of any shape, by name, in teaching order."""
+
+MATRIX_OPTIMIZERS = {"Muon": Muon}
+"""The optimizers of 2-D parameters only (Muon), by name: ``python -m fastopt show`` and ``bench``
+take them; the suites, demo and tours that step every class of :data:`OPTIMIZERS` on vectors do
+not."""
 
 __all__ = [
     "ADOPT",
@@ -59,6 +64,7 @@ __all__ = [
     "BackendUnavailable",
     "FlatParameters",
     "LAMB",
+    "MATRIX_OPTIMIZERS",
     "Lion",
     "Muon",
     "NAdam",

@@ -350,3 +350,31 @@ def test_fastopt_torch_muon_refuses_what_torch_refuses():
     with pytest.raises(ValueError, match="momentum should be >= 0"):
         opt.step()
     assert not opt.state and torch.equal(p.detach(), torch.zeros(2, 3))
+
+
+# --------------------------------------------------------------------------------------------
+# The command line: show and bench know Muon (it is not in fastopt.OPTIMIZERS: matrices only)
+# --------------------------------------------------------------------------------------------
+def test_show_explains_muon(capsys):
+    from fastopt import cli
+
+    assert "Muon" not in fastopt.OPTIMIZERS and fastopt.MATRIX_OPTIMIZERS["Muon"] is fastopt.Muon
+    assert cli.main(["show", "muon", "--width", "120"]) == 0
+    out = capsys.readouterr().out
+    for text in ("fastopt.muon", "(6)", "X_{s+1} = a * X_s + G_s X_s", "matmul_rows", "reference.py", "_cython.pyx"):
+        assert text in out, text
+
+
+def test_bench_times_muon_only_when_named():
+    import argparse
+
+    from fastopt.cli import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert "Muon" not in bench.Settings(parser.parse_args([])).optimizers
+    assert bench.Settings(parser.parse_args(["-o", "muon"])).optimizers == ["Muon"]
+    from fastopt.cli.bench import workloads
+
+    assert workloads.matrix_shape(65536) == (256, 256) and workloads.matrix_shape(1048576) == (1024, 1024)
+    assert list(workloads.torch_variants("Muon")) == ["bf16", "no-bf16"]

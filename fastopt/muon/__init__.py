@@ -3,7 +3,7 @@ r"""Muon: momentum, then the update orthogonalised by a Newton-Schulz iteration,
 The update of one ``rows x cols`` matrix, for step :math:`t \ge 1` (tags are used in
 ``reference.py``, ``_numba.py`` and ``_cython.pyx``)::
 
-    (1)  B_t = lerp(B_{t-1}, g_t, 1 - mu)                # = mu * B_{t-1} + (1 - mu) * g_t, B_0 = 0
+    (1)  B_t = lerp(B_{t-1}, g_t, 1 - mu)                # mu * B_{t-1} + (1 - mu) * g_t, B_0 = 0
     (2)  U_t = lerp(g_t, B_t, mu) if nesterov else B_t   # Nesterov: g_t + mu * (B_t - g_t)
     (3)  X_0 = U_t / max(norm(U_t), eps)                 # Frobenius norm; transposed if rows > cols
     (4)  A_s = X_s X_s^T                                 # s = 0 .. ns_steps - 1: the Gram matrix
@@ -182,7 +182,7 @@ class MuonAlgorithm(Algorithm):
             cast(1.0 - group["momentum"]),                                             # (1)
             cast(a), cast(b), cast(c),                                                 # (5), (6)
             cast(group["eps"]),                                                        # (3)
-            int(group["ns_steps"]),                                                    # (4)-(6)
+            int(group["ns_steps"]),                                                    # (4)
             cast(1.0 - group["lr"] * group["weight_decay"]),                           # (8)
             float(group["lr"]),                                                        # (9)
             1 if group["adjust_lr_fn"] == "match_rms_adamw" else 0,                    # (9)

@@ -34,7 +34,7 @@ cdef void _muon_loop(Py_ssize_t n, floating* param, const floating* grad,
     cdef double ratio
     if n == 0 or n != rows * cols:  # one matrix (the entry has checked a whole number of them)
         return
-    # (1)-(2): the update, into X in the wide orientation (X[j, i] = U[i, j] when rows > cols)
+    # the momentum and the update, into X in the wide orientation (X[j, i] = U[i, j] when rows > cols)
     for i in range(rows):
         for j in range(cols):
             k = i * cols + j
@@ -53,7 +53,7 @@ cdef void _muon_loop(Py_ssize_t n, floating* param, const floating* grad,
             else:
                 u = buffer
             x[j * rows + i if rows > cols else k] = u
-    # (3): the norm in U's own order (row after row), rule 2
+    # the norm in U's own order (row after row), rule 2
     if rows > cols:
         for i in range(rows):
             for j in range(cols):

@@ -30,7 +30,7 @@ def muon_update(param, grad, momentum_buffer, workspace, rows, cols, nesterov, m
     weight_complement = one - weight  # torch's lerp: 1 - w in the arrays' dtype
     momentum_complement = one - momentum
     x_at, t_at, y_at, gram_at, poly_at = 0, n, 2 * n, 3 * n, 3 * n + small * small
-    # (1)-(2): the update, into X in the wide orientation (X[j, i] = U[i, j] when rows > cols)
+    # the momentum and the update, into X in the wide orientation (X[j, i] = U[i, j] when rows > cols)
     for i in range(rows):
         for j in range(cols):
             k = i * cols + j
@@ -48,7 +48,7 @@ def muon_update(param, grad, momentum_buffer, workspace, rows, cols, nesterov, m
             else:
                 u = buffer
             workspace[x_at + (j * rows + i if rows > cols else k)] = u
-    # (3): the norm in U's own order (row after row), rule 2
+    # the norm in U's own order (row after row), rule 2
     lanes = NO_LANES
     if rows > cols:
         for i in range(rows):

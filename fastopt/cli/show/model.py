@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastopt import BACKENDS, OPTIMIZERS
+from fastopt import BACKENDS, MATRIX_OPTIMIZERS
+from fastopt import OPTIMIZERS as _VECTOR_OPTIMIZERS
+
+OPTIMIZERS = {**_VECTOR_OPTIMIZERS, **MATRIX_OPTIMIZERS}  # every class show explains (Muon's matrices included)
 from ._docstring import MathDoc, parse_math_doc, read_docstring
 from ._source import Kernel, read_kernel, read_scalars
 
