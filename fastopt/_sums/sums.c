@@ -1282,6 +1282,34 @@ static int __Pyx_init_tpflags_variables(void) {
 #define __PYX_HAVE__fastopt___sums__sums
 #define __PYX_HAVE_API__fastopt___sums__sums
 /* Early includes */
+
+    #include <string.h>
+    typedef double fastopt_lanes4 __attribute__((vector_size(32)));
+
+    typedef float fastopt_floats4 __attribute__((vector_size(16)));
+
+    static inline fastopt_lanes4 fastopt_wide4_float(const float* p) {  /* each float widened exactly */
+    #ifdef __AVX__
+        fastopt_lanes4 wide = {(double)p[0], (double)p[1], (double)p[2], (double)p[3]};  /* one vcvtps2pd */
+        return wide;
+    #else
+        fastopt_floats4 v;  /* SSE2: two cvtps2pd, which the element-wise form does not become */
+        memcpy(&v, p, sizeof v);
+        return __builtin_convertvector(v, fastopt_lanes4);
+    #endif
+    }
+    static inline fastopt_lanes4 fastopt_wide4_double(const double* p) {
+        fastopt_lanes4 v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
+    static inline double fastopt_tree(fastopt_lanes4 lo, fastopt_lanes4 hi) {
+        return ((lo[0] + lo[1]) + (lo[2] + lo[3])) + ((hi[0] + hi[1]) + (hi[2] + hi[3]));
+    }
+    #define FASTOPT_DOT_2X2(T)                                                                         static void fastopt_dot_2x2_##T(const T* a0, const T* a1, const T* b0, const T* b1,                                                Py_ssize_t count, T* out0, T* out1) {                                  fastopt_lanes4 s00l = {0, 0, 0, 0}, s00h = s00l, s01l = s00l, s01h = s00l;                         fastopt_lanes4 s10l = s00l, s10h = s00l, s11l = s00l, s11h = s00l;                                 Py_ssize_t k, whole = count - count % 8;                                                           for (k = 0; k < whole; k += 8) {                                                                       fastopt_lanes4 a0l = fastopt_wide4_##T(a0 + k), a0h = fastopt_wide4_##T(a0 + k + 4);               fastopt_lanes4 a1l = fastopt_wide4_##T(a1 + k), a1h = fastopt_wide4_##T(a1 + k + 4);               fastopt_lanes4 b0l = fastopt_wide4_##T(b0 + k), b0h = fastopt_wide4_##T(b0 + k + 4);               fastopt_lanes4 b1l = fastopt_wide4_##T(b1 + k), b1h = fastopt_wide4_##T(b1 + k + 4);               s00l += a0l * b0l; s00h += a0h * b0h; s01l += a0l * b1l; s01h += a0h * b1h;                        s10l += a1l * b0l; s10h += a1h * b0h; s11l += a1l * b1l; s11h += a1h * b1h;                    }                                                                                                  for (k = whole; k < count; k++) { /* the last, partial block: lane k - whole */                       Py_ssize_t lane = k - whole;                                                                       double x0 = (double)a0[k], x1 = (double)a1[k], y0 = (double)b0[k], y1 = (double)b1[k];              if (lane < 4) {                                                                                        s00l[lane] += x0 * y0; s01l[lane] += x0 * y1;                                                      s10l[lane] += x1 * y0; s11l[lane] += x1 * y1;                                                  } else {                                                                                               s00h[lane - 4] += x0 * y0; s01h[lane - 4] += x0 * y1;                                              s10h[lane - 4] += x1 * y0; s11h[lane - 4] += x1 * y1;                                          }                                                                                              }                                                                                                  out0[0] = (T)fastopt_tree(s00l, s00h); out0[1] = (T)fastopt_tree(s01l, s01h);                       out1[0] = (T)fastopt_tree(s10l, s10h); out1[1] = (T)fastopt_tree(s11l, s11h);                   }
+    FASTOPT_DOT_2X2(float)
+    FASTOPT_DOT_2X2(double)
+    
 #include "pythread.h"
 #include <string.h>
 
@@ -21076,7 +21104,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot(double
   return __pyx_r;
 }
 
-/* "fastopt/_sums/sums.pxd":82
+/* "fastopt/_sums/sums.pxd":149
  * 
  * 
  * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
@@ -21085,328 +21113,17 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot(double
 */
 
 static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2(float const *__pyx_v_left0, float const *__pyx_v_left1, float const *__pyx_v_right0, float const *__pyx_v_right1, Py_ssize_t __pyx_v_count, float *__pyx_v_out0, float *__pyx_v_out1) {
-  double __pyx_v_lanes00[8];
-  double __pyx_v_lanes01[8];
-  double __pyx_v_lanes10[8];
-  double __pyx_v_lanes11[8];
-  double __pyx_v_a0;
-  double __pyx_v_a1;
-  double __pyx_v_b0;
-  double __pyx_v_b1;
-  Py_ssize_t __pyx_v_k;
-  Py_ssize_t __pyx_v_lane;
-  Py_ssize_t __pyx_v_whole;
-  Py_ssize_t __pyx_t_1;
-  Py_ssize_t __pyx_t_2;
-  Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
 
-  /* "fastopt/_sums/sums.pxd":92
- *     cdef double lanes11[8]
- *     cdef double a0, a1, b0, b1
- *     cdef Py_ssize_t k, lane, whole = count - count % 8             # <<<<<<<<<<<<<<
- *     for lane in range(8):
- *         lanes00[lane] = 0.0
+  /* "fastopt/_sums/sums.pxd":155
+ *     # left1 . right1 (the C above)
+ *     if floating is float:
+ *         fastopt_dot_2x2_float(left0, left1, right0, right1, count, out0, out1)             # <<<<<<<<<<<<<<
+ *     else:
+ *         fastopt_dot_2x2_double(left0, left1, right0, right1, count, out0, out1)
 */
-  __pyx_v_whole = (__pyx_v_count - (__pyx_v_count % 8));
+  fastopt_dot_2x2_float(__pyx_v_left0, __pyx_v_left1, __pyx_v_right0, __pyx_v_right1, __pyx_v_count, __pyx_v_out0, __pyx_v_out1);
 
-  /* "fastopt/_sums/sums.pxd":93
- *     cdef double a0, a1, b0, b1
- *     cdef Py_ssize_t k, lane, whole = count - count % 8
- *     for lane in range(8):             # <<<<<<<<<<<<<<
- *         lanes00[lane] = 0.0
- *         lanes01[lane] = 0.0
-*/
-  for (__pyx_t_1 = 0; __pyx_t_1 < 8; __pyx_t_1+=1) {
-    __pyx_v_lane = __pyx_t_1;
-
-    /* "fastopt/_sums/sums.pxd":94
- *     cdef Py_ssize_t k, lane, whole = count - count % 8
- *     for lane in range(8):
- *         lanes00[lane] = 0.0             # <<<<<<<<<<<<<<
- *         lanes01[lane] = 0.0
- *         lanes10[lane] = 0.0
-*/
-    (__pyx_v_lanes00[__pyx_v_lane]) = 0.0;
-
-    /* "fastopt/_sums/sums.pxd":95
- *     for lane in range(8):
- *         lanes00[lane] = 0.0
- *         lanes01[lane] = 0.0             # <<<<<<<<<<<<<<
- *         lanes10[lane] = 0.0
- *         lanes11[lane] = 0.0
-*/
-    (__pyx_v_lanes01[__pyx_v_lane]) = 0.0;
-
-    /* "fastopt/_sums/sums.pxd":96
- *         lanes00[lane] = 0.0
- *         lanes01[lane] = 0.0
- *         lanes10[lane] = 0.0             # <<<<<<<<<<<<<<
- *         lanes11[lane] = 0.0
- *     for k in range(0, whole, 8):
-*/
-    (__pyx_v_lanes10[__pyx_v_lane]) = 0.0;
-
-    /* "fastopt/_sums/sums.pxd":97
- *         lanes01[lane] = 0.0
- *         lanes10[lane] = 0.0
- *         lanes11[lane] = 0.0             # <<<<<<<<<<<<<<
- *     for k in range(0, whole, 8):
- *         for lane in range(8):
-*/
-    (__pyx_v_lanes11[__pyx_v_lane]) = 0.0;
-  }
-
-  /* "fastopt/_sums/sums.pxd":98
- *         lanes10[lane] = 0.0
- *         lanes11[lane] = 0.0
- *     for k in range(0, whole, 8):             # <<<<<<<<<<<<<<
- *         for lane in range(8):
- *             a0 = <double>left0[k + lane]
-*/
-
-  __pyx_t_1 = __pyx_v_whole;
-  __pyx_t_2 = __pyx_t_1;
-
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=8) {
-    __pyx_v_k = __pyx_t_3;
-
-    /* "fastopt/_sums/sums.pxd":99
- *         lanes11[lane] = 0.0
- *     for k in range(0, whole, 8):
- *         for lane in range(8):             # <<<<<<<<<<<<<<
- *             a0 = <double>left0[k + lane]
- *             a1 = <double>left1[k + lane]
-*/
-    for (__pyx_t_4 = 0; __pyx_t_4 < 8; __pyx_t_4+=1) {
-      __pyx_v_lane = __pyx_t_4;
-
-      /* "fastopt/_sums/sums.pxd":100
- *     for k in range(0, whole, 8):
- *         for lane in range(8):
- *             a0 = <double>left0[k + lane]             # <<<<<<<<<<<<<<
- *             a1 = <double>left1[k + lane]
- *             b0 = <double>right0[k + lane]
-*/
-      __pyx_v_a0 = ((double)(__pyx_v_left0[(__pyx_v_k + __pyx_v_lane)]));
-
-      /* "fastopt/_sums/sums.pxd":101
- *         for lane in range(8):
- *             a0 = <double>left0[k + lane]
- *             a1 = <double>left1[k + lane]             # <<<<<<<<<<<<<<
- *             b0 = <double>right0[k + lane]
- *             b1 = <double>right1[k + lane]
-*/
-      __pyx_v_a1 = ((double)(__pyx_v_left1[(__pyx_v_k + __pyx_v_lane)]));
-
-      /* "fastopt/_sums/sums.pxd":102
- *             a0 = <double>left0[k + lane]
- *             a1 = <double>left1[k + lane]
- *             b0 = <double>right0[k + lane]             # <<<<<<<<<<<<<<
- *             b1 = <double>right1[k + lane]
- *             lanes00[lane] += a0 * b0
-*/
-      __pyx_v_b0 = ((double)(__pyx_v_right0[(__pyx_v_k + __pyx_v_lane)]));
-
-      /* "fastopt/_sums/sums.pxd":103
- *             a1 = <double>left1[k + lane]
- *             b0 = <double>right0[k + lane]
- *             b1 = <double>right1[k + lane]             # <<<<<<<<<<<<<<
- *             lanes00[lane] += a0 * b0
- *             lanes01[lane] += a0 * b1
-*/
-      __pyx_v_b1 = ((double)(__pyx_v_right1[(__pyx_v_k + __pyx_v_lane)]));
-
-      /* "fastopt/_sums/sums.pxd":104
- *             b0 = <double>right0[k + lane]
- *             b1 = <double>right1[k + lane]
- *             lanes00[lane] += a0 * b0             # <<<<<<<<<<<<<<
- *             lanes01[lane] += a0 * b1
- *             lanes10[lane] += a1 * b0
-*/
-
-      __pyx_t_5 = __pyx_v_lane;
-      (__pyx_v_lanes00[__pyx_t_5]) = ((__pyx_v_lanes00[__pyx_t_5]) + (__pyx_v_a0 * __pyx_v_b0));
-
-      /* "fastopt/_sums/sums.pxd":105
- *             b1 = <double>right1[k + lane]
- *             lanes00[lane] += a0 * b0
- *             lanes01[lane] += a0 * b1             # <<<<<<<<<<<<<<
- *             lanes10[lane] += a1 * b0
- *             lanes11[lane] += a1 * b1
-*/
-
-      __pyx_t_5 = __pyx_v_lane;
-      (__pyx_v_lanes01[__pyx_t_5]) = ((__pyx_v_lanes01[__pyx_t_5]) + (__pyx_v_a0 * __pyx_v_b1));
-
-      /* "fastopt/_sums/sums.pxd":106
- *             lanes00[lane] += a0 * b0
- *             lanes01[lane] += a0 * b1
- *             lanes10[lane] += a1 * b0             # <<<<<<<<<<<<<<
- *             lanes11[lane] += a1 * b1
- *     for k in range(whole, count):
-*/
-
-      __pyx_t_5 = __pyx_v_lane;
-      (__pyx_v_lanes10[__pyx_t_5]) = ((__pyx_v_lanes10[__pyx_t_5]) + (__pyx_v_a1 * __pyx_v_b0));
-
-      /* "fastopt/_sums/sums.pxd":107
- *             lanes01[lane] += a0 * b1
- *             lanes10[lane] += a1 * b0
- *             lanes11[lane] += a1 * b1             # <<<<<<<<<<<<<<
- *     for k in range(whole, count):
- *         lane = k - whole
-*/
-
-      __pyx_t_5 = __pyx_v_lane;
-      (__pyx_v_lanes11[__pyx_t_5]) = ((__pyx_v_lanes11[__pyx_t_5]) + (__pyx_v_a1 * __pyx_v_b1));
-    }
-  }
-
-
-  /* "fastopt/_sums/sums.pxd":108
- *             lanes10[lane] += a1 * b0
- *             lanes11[lane] += a1 * b1
- *     for k in range(whole, count):             # <<<<<<<<<<<<<<
- *         lane = k - whole
- *         a0 = <double>left0[k]
-*/
-
-  __pyx_t_1 = __pyx_v_count;
-  __pyx_t_2 = __pyx_t_1;
-
-  for (__pyx_t_3 = __pyx_v_whole; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_k = __pyx_t_3;
-
-    /* "fastopt/_sums/sums.pxd":109
- *             lanes11[lane] += a1 * b1
- *     for k in range(whole, count):
- *         lane = k - whole             # <<<<<<<<<<<<<<
- *         a0 = <double>left0[k]
- *         a1 = <double>left1[k]
-*/
-    __pyx_v_lane = (__pyx_v_k - __pyx_v_whole);
-
-    /* "fastopt/_sums/sums.pxd":110
- *     for k in range(whole, count):
- *         lane = k - whole
- *         a0 = <double>left0[k]             # <<<<<<<<<<<<<<
- *         a1 = <double>left1[k]
- *         b0 = <double>right0[k]
-*/
-    __pyx_v_a0 = ((double)(__pyx_v_left0[__pyx_v_k]));
-
-    /* "fastopt/_sums/sums.pxd":111
- *         lane = k - whole
- *         a0 = <double>left0[k]
- *         a1 = <double>left1[k]             # <<<<<<<<<<<<<<
- *         b0 = <double>right0[k]
- *         b1 = <double>right1[k]
-*/
-    __pyx_v_a1 = ((double)(__pyx_v_left1[__pyx_v_k]));
-
-    /* "fastopt/_sums/sums.pxd":112
- *         a0 = <double>left0[k]
- *         a1 = <double>left1[k]
- *         b0 = <double>right0[k]             # <<<<<<<<<<<<<<
- *         b1 = <double>right1[k]
- *         lanes00[lane] += a0 * b0
-*/
-    __pyx_v_b0 = ((double)(__pyx_v_right0[__pyx_v_k]));
-
-    /* "fastopt/_sums/sums.pxd":113
- *         a1 = <double>left1[k]
- *         b0 = <double>right0[k]
- *         b1 = <double>right1[k]             # <<<<<<<<<<<<<<
- *         lanes00[lane] += a0 * b0
- *         lanes01[lane] += a0 * b1
-*/
-    __pyx_v_b1 = ((double)(__pyx_v_right1[__pyx_v_k]));
-
-    /* "fastopt/_sums/sums.pxd":114
- *         b0 = <double>right0[k]
- *         b1 = <double>right1[k]
- *         lanes00[lane] += a0 * b0             # <<<<<<<<<<<<<<
- *         lanes01[lane] += a0 * b1
- *         lanes10[lane] += a1 * b0
-*/
-
-    __pyx_t_4 = __pyx_v_lane;
-    (__pyx_v_lanes00[__pyx_t_4]) = ((__pyx_v_lanes00[__pyx_t_4]) + (__pyx_v_a0 * __pyx_v_b0));
-
-    /* "fastopt/_sums/sums.pxd":115
- *         b1 = <double>right1[k]
- *         lanes00[lane] += a0 * b0
- *         lanes01[lane] += a0 * b1             # <<<<<<<<<<<<<<
- *         lanes10[lane] += a1 * b0
- *         lanes11[lane] += a1 * b1
-*/
-
-    __pyx_t_4 = __pyx_v_lane;
-    (__pyx_v_lanes01[__pyx_t_4]) = ((__pyx_v_lanes01[__pyx_t_4]) + (__pyx_v_a0 * __pyx_v_b1));
-
-    /* "fastopt/_sums/sums.pxd":116
- *         lanes00[lane] += a0 * b0
- *         lanes01[lane] += a0 * b1
- *         lanes10[lane] += a1 * b0             # <<<<<<<<<<<<<<
- *         lanes11[lane] += a1 * b1
- *     out0[0] = <floating>combine_lanes(lanes00)
-*/
-
-    __pyx_t_4 = __pyx_v_lane;
-    (__pyx_v_lanes10[__pyx_t_4]) = ((__pyx_v_lanes10[__pyx_t_4]) + (__pyx_v_a1 * __pyx_v_b0));
-
-    /* "fastopt/_sums/sums.pxd":117
- *         lanes01[lane] += a0 * b1
- *         lanes10[lane] += a1 * b0
- *         lanes11[lane] += a1 * b1             # <<<<<<<<<<<<<<
- *     out0[0] = <floating>combine_lanes(lanes00)
- *     out0[1] = <floating>combine_lanes(lanes01)
-*/
-
-    __pyx_t_4 = __pyx_v_lane;
-    (__pyx_v_lanes11[__pyx_t_4]) = ((__pyx_v_lanes11[__pyx_t_4]) + (__pyx_v_a1 * __pyx_v_b1));
-  }
-
-
-  /* "fastopt/_sums/sums.pxd":118
- *         lanes10[lane] += a1 * b0
- *         lanes11[lane] += a1 * b1
- *     out0[0] = <floating>combine_lanes(lanes00)             # <<<<<<<<<<<<<<
- *     out0[1] = <floating>combine_lanes(lanes01)
- *     out1[0] = <floating>combine_lanes(lanes10)
-*/
-  (__pyx_v_out0[0]) = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes00));
-
-  /* "fastopt/_sums/sums.pxd":119
- *         lanes11[lane] += a1 * b1
- *     out0[0] = <floating>combine_lanes(lanes00)
- *     out0[1] = <floating>combine_lanes(lanes01)             # <<<<<<<<<<<<<<
- *     out1[0] = <floating>combine_lanes(lanes10)
- *     out1[1] = <floating>combine_lanes(lanes11)
-*/
-  (__pyx_v_out0[1]) = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes01));
-
-  /* "fastopt/_sums/sums.pxd":120
- *     out0[0] = <floating>combine_lanes(lanes00)
- *     out0[1] = <floating>combine_lanes(lanes01)
- *     out1[0] = <floating>combine_lanes(lanes10)             # <<<<<<<<<<<<<<
- *     out1[1] = <floating>combine_lanes(lanes11)
- * 
-*/
-  (__pyx_v_out1[0]) = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes10));
-
-  /* "fastopt/_sums/sums.pxd":121
- *     out0[1] = <floating>combine_lanes(lanes01)
- *     out1[0] = <floating>combine_lanes(lanes10)
- *     out1[1] = <floating>combine_lanes(lanes11)             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  (__pyx_v_out1[1]) = ((float)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes11));
-
-  /* "fastopt/_sums/sums.pxd":82
+  /* "fastopt/_sums/sums.pxd":149
  * 
  * 
  * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
@@ -21415,342 +21132,20 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2(floa
 */
 
   /* function exit code */
-
-
-
-
-
-
-
-
-
-
-
 }
 
 static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(double const *__pyx_v_left0, double const *__pyx_v_left1, double const *__pyx_v_right0, double const *__pyx_v_right1, Py_ssize_t __pyx_v_count, double *__pyx_v_out0, double *__pyx_v_out1) {
-  double __pyx_v_lanes00[8];
-  double __pyx_v_lanes01[8];
-  double __pyx_v_lanes10[8];
-  double __pyx_v_lanes11[8];
-  double __pyx_v_a0;
-  double __pyx_v_a1;
-  double __pyx_v_b0;
-  double __pyx_v_b1;
-  Py_ssize_t __pyx_v_k;
-  Py_ssize_t __pyx_v_lane;
-  Py_ssize_t __pyx_v_whole;
-  Py_ssize_t __pyx_t_1;
-  Py_ssize_t __pyx_t_2;
-  Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
 
-  /* "fastopt/_sums/sums.pxd":92
- *     cdef double lanes11[8]
- *     cdef double a0, a1, b0, b1
- *     cdef Py_ssize_t k, lane, whole = count - count % 8             # <<<<<<<<<<<<<<
- *     for lane in range(8):
- *         lanes00[lane] = 0.0
-*/
-  __pyx_v_whole = (__pyx_v_count - (__pyx_v_count % 8));
-
-  /* "fastopt/_sums/sums.pxd":93
- *     cdef double a0, a1, b0, b1
- *     cdef Py_ssize_t k, lane, whole = count - count % 8
- *     for lane in range(8):             # <<<<<<<<<<<<<<
- *         lanes00[lane] = 0.0
- *         lanes01[lane] = 0.0
-*/
-  for (__pyx_t_1 = 0; __pyx_t_1 < 8; __pyx_t_1+=1) {
-    __pyx_v_lane = __pyx_t_1;
-
-    /* "fastopt/_sums/sums.pxd":94
- *     cdef Py_ssize_t k, lane, whole = count - count % 8
- *     for lane in range(8):
- *         lanes00[lane] = 0.0             # <<<<<<<<<<<<<<
- *         lanes01[lane] = 0.0
- *         lanes10[lane] = 0.0
-*/
-    (__pyx_v_lanes00[__pyx_v_lane]) = 0.0;
-
-    /* "fastopt/_sums/sums.pxd":95
- *     for lane in range(8):
- *         lanes00[lane] = 0.0
- *         lanes01[lane] = 0.0             # <<<<<<<<<<<<<<
- *         lanes10[lane] = 0.0
- *         lanes11[lane] = 0.0
-*/
-    (__pyx_v_lanes01[__pyx_v_lane]) = 0.0;
-
-    /* "fastopt/_sums/sums.pxd":96
- *         lanes00[lane] = 0.0
- *         lanes01[lane] = 0.0
- *         lanes10[lane] = 0.0             # <<<<<<<<<<<<<<
- *         lanes11[lane] = 0.0
- *     for k in range(0, whole, 8):
-*/
-    (__pyx_v_lanes10[__pyx_v_lane]) = 0.0;
-
-    /* "fastopt/_sums/sums.pxd":97
- *         lanes01[lane] = 0.0
- *         lanes10[lane] = 0.0
- *         lanes11[lane] = 0.0             # <<<<<<<<<<<<<<
- *     for k in range(0, whole, 8):
- *         for lane in range(8):
-*/
-    (__pyx_v_lanes11[__pyx_v_lane]) = 0.0;
-  }
-
-  /* "fastopt/_sums/sums.pxd":98
- *         lanes10[lane] = 0.0
- *         lanes11[lane] = 0.0
- *     for k in range(0, whole, 8):             # <<<<<<<<<<<<<<
- *         for lane in range(8):
- *             a0 = <double>left0[k + lane]
-*/
-
-  __pyx_t_1 = __pyx_v_whole;
-  __pyx_t_2 = __pyx_t_1;
-
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=8) {
-    __pyx_v_k = __pyx_t_3;
-
-    /* "fastopt/_sums/sums.pxd":99
- *         lanes11[lane] = 0.0
- *     for k in range(0, whole, 8):
- *         for lane in range(8):             # <<<<<<<<<<<<<<
- *             a0 = <double>left0[k + lane]
- *             a1 = <double>left1[k + lane]
-*/
-    for (__pyx_t_4 = 0; __pyx_t_4 < 8; __pyx_t_4+=1) {
-      __pyx_v_lane = __pyx_t_4;
-
-      /* "fastopt/_sums/sums.pxd":100
- *     for k in range(0, whole, 8):
- *         for lane in range(8):
- *             a0 = <double>left0[k + lane]             # <<<<<<<<<<<<<<
- *             a1 = <double>left1[k + lane]
- *             b0 = <double>right0[k + lane]
-*/
-      __pyx_v_a0 = ((double)(__pyx_v_left0[(__pyx_v_k + __pyx_v_lane)]));
-
-      /* "fastopt/_sums/sums.pxd":101
- *         for lane in range(8):
- *             a0 = <double>left0[k + lane]
- *             a1 = <double>left1[k + lane]             # <<<<<<<<<<<<<<
- *             b0 = <double>right0[k + lane]
- *             b1 = <double>right1[k + lane]
-*/
-      __pyx_v_a1 = ((double)(__pyx_v_left1[(__pyx_v_k + __pyx_v_lane)]));
-
-      /* "fastopt/_sums/sums.pxd":102
- *             a0 = <double>left0[k + lane]
- *             a1 = <double>left1[k + lane]
- *             b0 = <double>right0[k + lane]             # <<<<<<<<<<<<<<
- *             b1 = <double>right1[k + lane]
- *             lanes00[lane] += a0 * b0
-*/
-      __pyx_v_b0 = ((double)(__pyx_v_right0[(__pyx_v_k + __pyx_v_lane)]));
-
-      /* "fastopt/_sums/sums.pxd":103
- *             a1 = <double>left1[k + lane]
- *             b0 = <double>right0[k + lane]
- *             b1 = <double>right1[k + lane]             # <<<<<<<<<<<<<<
- *             lanes00[lane] += a0 * b0
- *             lanes01[lane] += a0 * b1
-*/
-      __pyx_v_b1 = ((double)(__pyx_v_right1[(__pyx_v_k + __pyx_v_lane)]));
-
-      /* "fastopt/_sums/sums.pxd":104
- *             b0 = <double>right0[k + lane]
- *             b1 = <double>right1[k + lane]
- *             lanes00[lane] += a0 * b0             # <<<<<<<<<<<<<<
- *             lanes01[lane] += a0 * b1
- *             lanes10[lane] += a1 * b0
-*/
-
-      __pyx_t_5 = __pyx_v_lane;
-      (__pyx_v_lanes00[__pyx_t_5]) = ((__pyx_v_lanes00[__pyx_t_5]) + (__pyx_v_a0 * __pyx_v_b0));
-
-      /* "fastopt/_sums/sums.pxd":105
- *             b1 = <double>right1[k + lane]
- *             lanes00[lane] += a0 * b0
- *             lanes01[lane] += a0 * b1             # <<<<<<<<<<<<<<
- *             lanes10[lane] += a1 * b0
- *             lanes11[lane] += a1 * b1
-*/
-
-      __pyx_t_5 = __pyx_v_lane;
-      (__pyx_v_lanes01[__pyx_t_5]) = ((__pyx_v_lanes01[__pyx_t_5]) + (__pyx_v_a0 * __pyx_v_b1));
-
-      /* "fastopt/_sums/sums.pxd":106
- *             lanes00[lane] += a0 * b0
- *             lanes01[lane] += a0 * b1
- *             lanes10[lane] += a1 * b0             # <<<<<<<<<<<<<<
- *             lanes11[lane] += a1 * b1
- *     for k in range(whole, count):
-*/
-
-      __pyx_t_5 = __pyx_v_lane;
-      (__pyx_v_lanes10[__pyx_t_5]) = ((__pyx_v_lanes10[__pyx_t_5]) + (__pyx_v_a1 * __pyx_v_b0));
-
-      /* "fastopt/_sums/sums.pxd":107
- *             lanes01[lane] += a0 * b1
- *             lanes10[lane] += a1 * b0
- *             lanes11[lane] += a1 * b1             # <<<<<<<<<<<<<<
- *     for k in range(whole, count):
- *         lane = k - whole
-*/
-
-      __pyx_t_5 = __pyx_v_lane;
-      (__pyx_v_lanes11[__pyx_t_5]) = ((__pyx_v_lanes11[__pyx_t_5]) + (__pyx_v_a1 * __pyx_v_b1));
-    }
-  }
-
-
-  /* "fastopt/_sums/sums.pxd":108
- *             lanes10[lane] += a1 * b0
- *             lanes11[lane] += a1 * b1
- *     for k in range(whole, count):             # <<<<<<<<<<<<<<
- *         lane = k - whole
- *         a0 = <double>left0[k]
-*/
-
-  __pyx_t_1 = __pyx_v_count;
-  __pyx_t_2 = __pyx_t_1;
-
-  for (__pyx_t_3 = __pyx_v_whole; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_k = __pyx_t_3;
-
-    /* "fastopt/_sums/sums.pxd":109
- *             lanes11[lane] += a1 * b1
- *     for k in range(whole, count):
- *         lane = k - whole             # <<<<<<<<<<<<<<
- *         a0 = <double>left0[k]
- *         a1 = <double>left1[k]
-*/
-    __pyx_v_lane = (__pyx_v_k - __pyx_v_whole);
-
-    /* "fastopt/_sums/sums.pxd":110
- *     for k in range(whole, count):
- *         lane = k - whole
- *         a0 = <double>left0[k]             # <<<<<<<<<<<<<<
- *         a1 = <double>left1[k]
- *         b0 = <double>right0[k]
-*/
-    __pyx_v_a0 = ((double)(__pyx_v_left0[__pyx_v_k]));
-
-    /* "fastopt/_sums/sums.pxd":111
- *         lane = k - whole
- *         a0 = <double>left0[k]
- *         a1 = <double>left1[k]             # <<<<<<<<<<<<<<
- *         b0 = <double>right0[k]
- *         b1 = <double>right1[k]
-*/
-    __pyx_v_a1 = ((double)(__pyx_v_left1[__pyx_v_k]));
-
-    /* "fastopt/_sums/sums.pxd":112
- *         a0 = <double>left0[k]
- *         a1 = <double>left1[k]
- *         b0 = <double>right0[k]             # <<<<<<<<<<<<<<
- *         b1 = <double>right1[k]
- *         lanes00[lane] += a0 * b0
-*/
-    __pyx_v_b0 = ((double)(__pyx_v_right0[__pyx_v_k]));
-
-    /* "fastopt/_sums/sums.pxd":113
- *         a1 = <double>left1[k]
- *         b0 = <double>right0[k]
- *         b1 = <double>right1[k]             # <<<<<<<<<<<<<<
- *         lanes00[lane] += a0 * b0
- *         lanes01[lane] += a0 * b1
-*/
-    __pyx_v_b1 = ((double)(__pyx_v_right1[__pyx_v_k]));
-
-    /* "fastopt/_sums/sums.pxd":114
- *         b0 = <double>right0[k]
- *         b1 = <double>right1[k]
- *         lanes00[lane] += a0 * b0             # <<<<<<<<<<<<<<
- *         lanes01[lane] += a0 * b1
- *         lanes10[lane] += a1 * b0
-*/
-
-    __pyx_t_4 = __pyx_v_lane;
-    (__pyx_v_lanes00[__pyx_t_4]) = ((__pyx_v_lanes00[__pyx_t_4]) + (__pyx_v_a0 * __pyx_v_b0));
-
-    /* "fastopt/_sums/sums.pxd":115
- *         b1 = <double>right1[k]
- *         lanes00[lane] += a0 * b0
- *         lanes01[lane] += a0 * b1             # <<<<<<<<<<<<<<
- *         lanes10[lane] += a1 * b0
- *         lanes11[lane] += a1 * b1
-*/
-
-    __pyx_t_4 = __pyx_v_lane;
-    (__pyx_v_lanes01[__pyx_t_4]) = ((__pyx_v_lanes01[__pyx_t_4]) + (__pyx_v_a0 * __pyx_v_b1));
-
-    /* "fastopt/_sums/sums.pxd":116
- *         lanes00[lane] += a0 * b0
- *         lanes01[lane] += a0 * b1
- *         lanes10[lane] += a1 * b0             # <<<<<<<<<<<<<<
- *         lanes11[lane] += a1 * b1
- *     out0[0] = <floating>combine_lanes(lanes00)
-*/
-
-    __pyx_t_4 = __pyx_v_lane;
-    (__pyx_v_lanes10[__pyx_t_4]) = ((__pyx_v_lanes10[__pyx_t_4]) + (__pyx_v_a1 * __pyx_v_b0));
-
-    /* "fastopt/_sums/sums.pxd":117
- *         lanes01[lane] += a0 * b1
- *         lanes10[lane] += a1 * b0
- *         lanes11[lane] += a1 * b1             # <<<<<<<<<<<<<<
- *     out0[0] = <floating>combine_lanes(lanes00)
- *     out0[1] = <floating>combine_lanes(lanes01)
-*/
-
-    __pyx_t_4 = __pyx_v_lane;
-    (__pyx_v_lanes11[__pyx_t_4]) = ((__pyx_v_lanes11[__pyx_t_4]) + (__pyx_v_a1 * __pyx_v_b1));
-  }
-
-
-  /* "fastopt/_sums/sums.pxd":118
- *         lanes10[lane] += a1 * b0
- *         lanes11[lane] += a1 * b1
- *     out0[0] = <floating>combine_lanes(lanes00)             # <<<<<<<<<<<<<<
- *     out0[1] = <floating>combine_lanes(lanes01)
- *     out1[0] = <floating>combine_lanes(lanes10)
-*/
-  (__pyx_v_out0[0]) = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes00));
-
-  /* "fastopt/_sums/sums.pxd":119
- *         lanes11[lane] += a1 * b1
- *     out0[0] = <floating>combine_lanes(lanes00)
- *     out0[1] = <floating>combine_lanes(lanes01)             # <<<<<<<<<<<<<<
- *     out1[0] = <floating>combine_lanes(lanes10)
- *     out1[1] = <floating>combine_lanes(lanes11)
-*/
-  (__pyx_v_out0[1]) = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes01));
-
-  /* "fastopt/_sums/sums.pxd":120
- *     out0[0] = <floating>combine_lanes(lanes00)
- *     out0[1] = <floating>combine_lanes(lanes01)
- *     out1[0] = <floating>combine_lanes(lanes10)             # <<<<<<<<<<<<<<
- *     out1[1] = <floating>combine_lanes(lanes11)
- * 
-*/
-  (__pyx_v_out1[0]) = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes10));
-
-  /* "fastopt/_sums/sums.pxd":121
- *     out0[1] = <floating>combine_lanes(lanes01)
- *     out1[0] = <floating>combine_lanes(lanes10)
- *     out1[1] = <floating>combine_lanes(lanes11)             # <<<<<<<<<<<<<<
+  /* "fastopt/_sums/sums.pxd":157
+ *         fastopt_dot_2x2_float(left0, left1, right0, right1, count, out0, out1)
+ *     else:
+ *         fastopt_dot_2x2_double(left0, left1, right0, right1, count, out0, out1)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  (__pyx_v_out1[1]) = ((double)__pyx_f_7fastopt_5_sums_4sums_combine_lanes(__pyx_v_lanes11));
+  fastopt_dot_2x2_double(__pyx_v_left0, __pyx_v_left1, __pyx_v_right0, __pyx_v_right1, __pyx_v_count, __pyx_v_out0, __pyx_v_out1);
 
-  /* "fastopt/_sums/sums.pxd":82
+  /* "fastopt/_sums/sums.pxd":149
  * 
  * 
  * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
@@ -21759,20 +21154,9 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(doub
 */
 
   /* function exit code */
-
-
-
-
-
-
-
-
-
-
-
 }
 
-/* "fastopt/_sums/sums.pxd":124
+/* "fastopt/_sums/sums.pxd":160
  * 
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
@@ -21794,7 +21178,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   Py_ssize_t __pyx_t_6;
   int __pyx_t_7;
 
-  /* "fastopt/_sums/sums.pxd":130
+  /* "fastopt/_sums/sums.pxd":166
  *     # copied to the lower one (the same sums, the same bits)
  *     cdef Py_ssize_t i, j, first
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2             # <<<<<<<<<<<<<<
@@ -21804,7 +21188,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   __pyx_v_even_rows = (__pyx_v_rows - (__pyx_v_rows % 2));
   __pyx_v_even_cols = (__pyx_v_cols - (__pyx_v_cols % 2));
 
-  /* "fastopt/_sums/sums.pxd":131
+  /* "fastopt/_sums/sums.pxd":167
  *     cdef Py_ssize_t i, j, first
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
  *     for i in range(0, even_rows, 2):             # <<<<<<<<<<<<<<
@@ -21818,7 +21202,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=2) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastopt/_sums/sums.pxd":132
+    /* "fastopt/_sums/sums.pxd":168
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
  *     for i in range(0, even_rows, 2):
  *         first = i if symmetric else 0             # <<<<<<<<<<<<<<
@@ -21834,7 +21218,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     }
     __pyx_v_first = __pyx_t_4;
 
-    /* "fastopt/_sums/sums.pxd":133
+    /* "fastopt/_sums/sums.pxd":169
  *     for i in range(0, even_rows, 2):
  *         first = i if symmetric else 0
  *         for j in range(first, even_cols, 2):             # <<<<<<<<<<<<<<
@@ -21848,7 +21232,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_6 = __pyx_v_first; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=2) {
       __pyx_v_j = __pyx_t_6;
 
-      /* "fastopt/_sums/sums.pxd":134
+      /* "fastopt/_sums/sums.pxd":170
  *         first = i if symmetric else 0
  *         for j in range(first, even_cols, 2):
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,             # <<<<<<<<<<<<<<
@@ -21859,7 +21243,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     }
 
 
-    /* "fastopt/_sums/sums.pxd":136
+    /* "fastopt/_sums/sums.pxd":172
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
  *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
@@ -21871,7 +21255,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     if (__pyx_t_7) {
 
 
-      /* "fastopt/_sums/sums.pxd":137
+      /* "fastopt/_sums/sums.pxd":173
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
  *         if even_cols < cols:  # the last, odd column
  *             j = even_cols             # <<<<<<<<<<<<<<
@@ -21880,7 +21264,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       __pyx_v_j = __pyx_v_even_cols;
 
-      /* "fastopt/_sums/sums.pxd":138
+      /* "fastopt/_sums/sums.pxd":174
  *         if even_cols < cols:  # the last, odd column
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21889,7 +21273,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
 
-      /* "fastopt/_sums/sums.pxd":139
+      /* "fastopt/_sums/sums.pxd":175
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21898,7 +21282,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       (__pyx_v_out[(((__pyx_v_i + 1) * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
 
-      /* "fastopt/_sums/sums.pxd":136
+      /* "fastopt/_sums/sums.pxd":172
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
  *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
@@ -21909,7 +21293,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   }
 
 
-  /* "fastopt/_sums/sums.pxd":140
+  /* "fastopt/_sums/sums.pxd":176
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
@@ -21921,7 +21305,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   if (__pyx_t_7) {
 
 
-    /* "fastopt/_sums/sums.pxd":141
+    /* "fastopt/_sums/sums.pxd":177
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row
  *         i = even_rows             # <<<<<<<<<<<<<<
@@ -21930,7 +21314,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
     __pyx_v_i = __pyx_v_even_rows;
 
-    /* "fastopt/_sums/sums.pxd":142
+    /* "fastopt/_sums/sums.pxd":178
  *     if even_rows < rows:  # the last, odd row
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):             # <<<<<<<<<<<<<<
@@ -21951,7 +21335,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_4 = __pyx_t_2; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
       __pyx_v_j = __pyx_t_4;
 
-      /* "fastopt/_sums/sums.pxd":143
+      /* "fastopt/_sums/sums.pxd":179
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21963,7 +21347,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 
 
 
-    /* "fastopt/_sums/sums.pxd":140
+    /* "fastopt/_sums/sums.pxd":176
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
@@ -21972,7 +21356,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   }
 
-  /* "fastopt/_sums/sums.pxd":144
+  /* "fastopt/_sums/sums.pxd":180
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:             # <<<<<<<<<<<<<<
@@ -21981,7 +21365,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   if (__pyx_v_symmetric) {
 
-    /* "fastopt/_sums/sums.pxd":145
+    /* "fastopt/_sums/sums.pxd":181
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:
  *         for i in range(rows):             # <<<<<<<<<<<<<<
@@ -21995,7 +21379,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_3; __pyx_t_2+=1) {
       __pyx_v_i = __pyx_t_2;
 
-      /* "fastopt/_sums/sums.pxd":146
+      /* "fastopt/_sums/sums.pxd":182
  *     if symmetric:
  *         for i in range(rows):
  *             for j in range(i):             # <<<<<<<<<<<<<<
@@ -22008,7 +21392,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_j = __pyx_t_6;
 
-        /* "fastopt/_sums/sums.pxd":147
+        /* "fastopt/_sums/sums.pxd":183
  *         for i in range(rows):
  *             for j in range(i):
  *                 out[i * cols + j] = out[j * cols + i]             # <<<<<<<<<<<<<<
@@ -22019,7 +21403,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     }
 
 
-    /* "fastopt/_sums/sums.pxd":144
+    /* "fastopt/_sums/sums.pxd":180
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:             # <<<<<<<<<<<<<<
@@ -22028,7 +21412,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   }
 
-  /* "fastopt/_sums/sums.pxd":124
+  /* "fastopt/_sums/sums.pxd":160
  * 
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
@@ -22058,7 +21442,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   Py_ssize_t __pyx_t_6;
   int __pyx_t_7;
 
-  /* "fastopt/_sums/sums.pxd":130
+  /* "fastopt/_sums/sums.pxd":166
  *     # copied to the lower one (the same sums, the same bits)
  *     cdef Py_ssize_t i, j, first
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2             # <<<<<<<<<<<<<<
@@ -22068,7 +21452,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   __pyx_v_even_rows = (__pyx_v_rows - (__pyx_v_rows % 2));
   __pyx_v_even_cols = (__pyx_v_cols - (__pyx_v_cols % 2));
 
-  /* "fastopt/_sums/sums.pxd":131
+  /* "fastopt/_sums/sums.pxd":167
  *     cdef Py_ssize_t i, j, first
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
  *     for i in range(0, even_rows, 2):             # <<<<<<<<<<<<<<
@@ -22082,7 +21466,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=2) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastopt/_sums/sums.pxd":132
+    /* "fastopt/_sums/sums.pxd":168
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
  *     for i in range(0, even_rows, 2):
  *         first = i if symmetric else 0             # <<<<<<<<<<<<<<
@@ -22098,7 +21482,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     }
     __pyx_v_first = __pyx_t_4;
 
-    /* "fastopt/_sums/sums.pxd":133
+    /* "fastopt/_sums/sums.pxd":169
  *     for i in range(0, even_rows, 2):
  *         first = i if symmetric else 0
  *         for j in range(first, even_cols, 2):             # <<<<<<<<<<<<<<
@@ -22112,7 +21496,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_6 = __pyx_v_first; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=2) {
       __pyx_v_j = __pyx_t_6;
 
-      /* "fastopt/_sums/sums.pxd":134
+      /* "fastopt/_sums/sums.pxd":170
  *         first = i if symmetric else 0
  *         for j in range(first, even_cols, 2):
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,             # <<<<<<<<<<<<<<
@@ -22123,7 +21507,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     }
 
 
-    /* "fastopt/_sums/sums.pxd":136
+    /* "fastopt/_sums/sums.pxd":172
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
  *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
@@ -22135,7 +21519,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     if (__pyx_t_7) {
 
 
-      /* "fastopt/_sums/sums.pxd":137
+      /* "fastopt/_sums/sums.pxd":173
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
  *         if even_cols < cols:  # the last, odd column
  *             j = even_cols             # <<<<<<<<<<<<<<
@@ -22144,7 +21528,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       __pyx_v_j = __pyx_v_even_cols;
 
-      /* "fastopt/_sums/sums.pxd":138
+      /* "fastopt/_sums/sums.pxd":174
  *         if even_cols < cols:  # the last, odd column
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -22153,7 +21537,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
 
-      /* "fastopt/_sums/sums.pxd":139
+      /* "fastopt/_sums/sums.pxd":175
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -22162,7 +21546,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       (__pyx_v_out[(((__pyx_v_i + 1) * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
 
-      /* "fastopt/_sums/sums.pxd":136
+      /* "fastopt/_sums/sums.pxd":172
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
  *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
@@ -22173,7 +21557,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   }
 
 
-  /* "fastopt/_sums/sums.pxd":140
+  /* "fastopt/_sums/sums.pxd":176
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
@@ -22185,7 +21569,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   if (__pyx_t_7) {
 
 
-    /* "fastopt/_sums/sums.pxd":141
+    /* "fastopt/_sums/sums.pxd":177
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row
  *         i = even_rows             # <<<<<<<<<<<<<<
@@ -22194,7 +21578,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
     __pyx_v_i = __pyx_v_even_rows;
 
-    /* "fastopt/_sums/sums.pxd":142
+    /* "fastopt/_sums/sums.pxd":178
  *     if even_rows < rows:  # the last, odd row
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):             # <<<<<<<<<<<<<<
@@ -22215,7 +21599,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_4 = __pyx_t_2; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
       __pyx_v_j = __pyx_t_4;
 
-      /* "fastopt/_sums/sums.pxd":143
+      /* "fastopt/_sums/sums.pxd":179
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -22227,7 +21611,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 
 
 
-    /* "fastopt/_sums/sums.pxd":140
+    /* "fastopt/_sums/sums.pxd":176
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
@@ -22236,7 +21620,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   }
 
-  /* "fastopt/_sums/sums.pxd":144
+  /* "fastopt/_sums/sums.pxd":180
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:             # <<<<<<<<<<<<<<
@@ -22245,7 +21629,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   if (__pyx_v_symmetric) {
 
-    /* "fastopt/_sums/sums.pxd":145
+    /* "fastopt/_sums/sums.pxd":181
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:
  *         for i in range(rows):             # <<<<<<<<<<<<<<
@@ -22259,7 +21643,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_3; __pyx_t_2+=1) {
       __pyx_v_i = __pyx_t_2;
 
-      /* "fastopt/_sums/sums.pxd":146
+      /* "fastopt/_sums/sums.pxd":182
  *     if symmetric:
  *         for i in range(rows):
  *             for j in range(i):             # <<<<<<<<<<<<<<
@@ -22272,7 +21656,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_j = __pyx_t_6;
 
-        /* "fastopt/_sums/sums.pxd":147
+        /* "fastopt/_sums/sums.pxd":183
  *         for i in range(rows):
  *             for j in range(i):
  *                 out[i * cols + j] = out[j * cols + i]             # <<<<<<<<<<<<<<
@@ -22283,7 +21667,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     }
 
 
-    /* "fastopt/_sums/sums.pxd":144
+    /* "fastopt/_sums/sums.pxd":180
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:             # <<<<<<<<<<<<<<
@@ -22292,7 +21676,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   }
 
-  /* "fastopt/_sums/sums.pxd":124
+  /* "fastopt/_sums/sums.pxd":160
  * 
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<

@@ -79,46 +79,82 @@ cdef inline floating dot(const floating* left, const floating* right, Py_ssize_t
     return <floating>combine_lanes(lanes)
 
 
+cdef extern from *:
+    # Four elements of rule 4 at once, in C with GCC's vector types (so that every ISA build keeps
+    # the 8 lanes of each element in registers: two vectors of 4 float64): rows a0, a1 against rows
+    # b0, b1, each output with its own 8 lanes (vector position j of block k is lane j), every
+    # loaded block of 8 values used twice. Element-wise vector arithmetic is IEEE per element, and
+    # -ffp-contract=off keeps each product and sum rounded on its own: the rule's bits.
+    """
+    #include <string.h>
+    typedef double fastopt_lanes4 __attribute__((vector_size(32)));
+
+    typedef float fastopt_floats4 __attribute__((vector_size(16)));
+
+    static inline fastopt_lanes4 fastopt_wide4_float(const float* p) {  /* each float widened exactly */
+    #ifdef __AVX__
+        fastopt_lanes4 wide = {(double)p[0], (double)p[1], (double)p[2], (double)p[3]};  /* one vcvtps2pd */
+        return wide;
+    #else
+        fastopt_floats4 v;  /* SSE2: two cvtps2pd, which the element-wise form does not become */
+        memcpy(&v, p, sizeof v);
+        return __builtin_convertvector(v, fastopt_lanes4);
+    #endif
+    }
+    static inline fastopt_lanes4 fastopt_wide4_double(const double* p) {
+        fastopt_lanes4 v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
+    static inline double fastopt_tree(fastopt_lanes4 lo, fastopt_lanes4 hi) {
+        return ((lo[0] + lo[1]) + (lo[2] + lo[3])) + ((hi[0] + hi[1]) + (hi[2] + hi[3]));
+    }
+    #define FASTOPT_DOT_2X2(T)                                                                     \
+    static void fastopt_dot_2x2_##T(const T* a0, const T* a1, const T* b0, const T* b1,            \
+                                    Py_ssize_t count, T* out0, T* out1) {                          \
+        fastopt_lanes4 s00l = {0, 0, 0, 0}, s00h = s00l, s01l = s00l, s01h = s00l;                 \
+        fastopt_lanes4 s10l = s00l, s10h = s00l, s11l = s00l, s11h = s00l;                         \
+        Py_ssize_t k, whole = count - count % 8;                                                   \
+        for (k = 0; k < whole; k += 8) {                                                           \
+            fastopt_lanes4 a0l = fastopt_wide4_##T(a0 + k), a0h = fastopt_wide4_##T(a0 + k + 4);   \
+            fastopt_lanes4 a1l = fastopt_wide4_##T(a1 + k), a1h = fastopt_wide4_##T(a1 + k + 4);   \
+            fastopt_lanes4 b0l = fastopt_wide4_##T(b0 + k), b0h = fastopt_wide4_##T(b0 + k + 4);   \
+            fastopt_lanes4 b1l = fastopt_wide4_##T(b1 + k), b1h = fastopt_wide4_##T(b1 + k + 4);   \
+            s00l += a0l * b0l; s00h += a0h * b0h; s01l += a0l * b1l; s01h += a0h * b1h;            \
+            s10l += a1l * b0l; s10h += a1h * b0h; s11l += a1l * b1l; s11h += a1h * b1h;            \
+        }                                                                                          \
+        for (k = whole; k < count; k++) { /* the last, partial block: lane k - whole */           \
+            Py_ssize_t lane = k - whole;                                                           \
+            double x0 = (double)a0[k], x1 = (double)a1[k], y0 = (double)b0[k], y1 = (double)b1[k];  \
+            if (lane < 4) {                                                                        \
+                s00l[lane] += x0 * y0; s01l[lane] += x0 * y1;                                      \
+                s10l[lane] += x1 * y0; s11l[lane] += x1 * y1;                                      \
+            } else {                                                                               \
+                s00h[lane - 4] += x0 * y0; s01h[lane - 4] += x0 * y1;                              \
+                s10h[lane - 4] += x1 * y0; s11h[lane - 4] += x1 * y1;                              \
+            }                                                                                      \
+        }                                                                                          \
+        out0[0] = (T)fastopt_tree(s00l, s00h); out0[1] = (T)fastopt_tree(s01l, s01h);               \
+        out1[0] = (T)fastopt_tree(s10l, s10h); out1[1] = (T)fastopt_tree(s11l, s11h);               \
+    }
+    FASTOPT_DOT_2X2(float)
+    FASTOPT_DOT_2X2(double)
+    """
+    void fastopt_dot_2x2_float(const float* a0, const float* a1, const float* b0, const float* b1,
+                               Py_ssize_t count, float* out0, float* out1) noexcept nogil
+    void fastopt_dot_2x2_double(const double* a0, const double* a1, const double* b0, const double* b1,
+                                Py_ssize_t count, double* out0, double* out1) noexcept nogil
+
+
 cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,
                          const floating* right1, Py_ssize_t count, floating* out0, floating* out1) noexcept nogil:
     # four elements of rule 4 at once (rows left0, left1 against right0, right1), each with its own
-    # 8 lanes: every loaded block of 8 values is used twice. out0[0], out0[1] = left0 . right0,
-    # left0 . right1; out1[0], out1[1] = left1 . right0, left1 . right1
-    cdef double lanes00[8]
-    cdef double lanes01[8]
-    cdef double lanes10[8]
-    cdef double lanes11[8]
-    cdef double a0, a1, b0, b1
-    cdef Py_ssize_t k, lane, whole = count - count % 8
-    for lane in range(8):
-        lanes00[lane] = 0.0
-        lanes01[lane] = 0.0
-        lanes10[lane] = 0.0
-        lanes11[lane] = 0.0
-    for k in range(0, whole, 8):
-        for lane in range(8):
-            a0 = <double>left0[k + lane]
-            a1 = <double>left1[k + lane]
-            b0 = <double>right0[k + lane]
-            b1 = <double>right1[k + lane]
-            lanes00[lane] += a0 * b0
-            lanes01[lane] += a0 * b1
-            lanes10[lane] += a1 * b0
-            lanes11[lane] += a1 * b1
-    for k in range(whole, count):
-        lane = k - whole
-        a0 = <double>left0[k]
-        a1 = <double>left1[k]
-        b0 = <double>right0[k]
-        b1 = <double>right1[k]
-        lanes00[lane] += a0 * b0
-        lanes01[lane] += a0 * b1
-        lanes10[lane] += a1 * b0
-        lanes11[lane] += a1 * b1
-    out0[0] = <floating>combine_lanes(lanes00)
-    out0[1] = <floating>combine_lanes(lanes01)
-    out1[0] = <floating>combine_lanes(lanes10)
-    out1[1] = <floating>combine_lanes(lanes11)
+    # 8 lanes: out0[0], out0[1] = left0 . right0, left0 . right1; out1[0], out1[1] = left1 . right0,
+    # left1 . right1 (the C above)
+    if floating is float:
+        fastopt_dot_2x2_float(left0, left1, right0, right1, count, out0, out1)
+    else:
+        fastopt_dot_2x2_double(left0, left1, right0, right1, count, out0, out1)
 
 
 cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,
