@@ -1309,6 +1309,17 @@ static int __Pyx_init_tpflags_variables(void) {
     #define FASTOPT_DOT_2X2(T)                                                                         static void fastopt_dot_2x2_##T(const T* a0, const T* a1, const T* b0, const T* b1,                                                Py_ssize_t count, T* out0, T* out1) {                                  fastopt_lanes4 s00l = {0, 0, 0, 0}, s00h = s00l, s01l = s00l, s01h = s00l;                         fastopt_lanes4 s10l = s00l, s10h = s00l, s11l = s00l, s11h = s00l;                                 Py_ssize_t k, whole = count - count % 8;                                                           for (k = 0; k < whole; k += 8) {                                                                       fastopt_lanes4 a0l = fastopt_wide4_##T(a0 + k), a0h = fastopt_wide4_##T(a0 + k + 4);               fastopt_lanes4 a1l = fastopt_wide4_##T(a1 + k), a1h = fastopt_wide4_##T(a1 + k + 4);               fastopt_lanes4 b0l = fastopt_wide4_##T(b0 + k), b0h = fastopt_wide4_##T(b0 + k + 4);               fastopt_lanes4 b1l = fastopt_wide4_##T(b1 + k), b1h = fastopt_wide4_##T(b1 + k + 4);               s00l += a0l * b0l; s00h += a0h * b0h; s01l += a0l * b1l; s01h += a0h * b1h;                        s10l += a1l * b0l; s10h += a1h * b0h; s11l += a1l * b1l; s11h += a1h * b1h;                    }                                                                                                  for (k = whole; k < count; k++) { /* the last, partial block: lane k - whole */                       Py_ssize_t lane = k - whole;                                                                       double x0 = (double)a0[k], x1 = (double)a1[k], y0 = (double)b0[k], y1 = (double)b1[k];              if (lane < 4) {                                                                                        s00l[lane] += x0 * y0; s01l[lane] += x0 * y1;                                                      s10l[lane] += x1 * y0; s11l[lane] += x1 * y1;                                                  } else {                                                                                               s00h[lane - 4] += x0 * y0; s01h[lane - 4] += x0 * y1;                                              s10h[lane - 4] += x1 * y0; s11h[lane - 4] += x1 * y1;                                          }                                                                                              }                                                                                                  out0[0] = (T)fastopt_tree(s00l, s00h); out0[1] = (T)fastopt_tree(s01l, s01h);                       out1[0] = (T)fastopt_tree(s10l, s10h); out1[1] = (T)fastopt_tree(s11l, s11h);                   }
     FASTOPT_DOT_2X2(float)
     FASTOPT_DOT_2X2(double)
+
+    /* 2 x 4 outputs where the ISA has 32 vector registers (AVX-512's, used at 256 bits): 16
+       accumulators and the loads fit, and every loaded block of the left rows serves 4 outputs */
+    #ifdef __AVX512F__
+    #define FASTOPT_WIDE_TILES 1
+    #else
+    #define FASTOPT_WIDE_TILES 0
+    #endif
+    #define FASTOPT_DOT_2X4(T)                                                                         static void fastopt_dot_2x4_##T(const T* a0, const T* a1, const T* b, Py_ssize_t stride,                                           Py_ssize_t count, T* out0, T* out1) {                                  fastopt_lanes4 s[2][4][2];                                                                         Py_ssize_t k, r, c, whole = count - count % 8;                                                     const T* rows[2] = {a0, a1};                                                                       T* outs[2] = {out0, out1};                                                                         for (r = 0; r < 2; r++) for (c = 0; c < 4; c++) {                                                      fastopt_lanes4 zero = {0, 0, 0, 0}; s[r][c][0] = zero; s[r][c][1] = zero; }                    for (k = 0; k < whole; k += 8) {                                                                       fastopt_lanes4 al[2], ah[2], bl[4], bh[4];                                                         for (r = 0; r < 2; r++) {                                                                              al[r] = fastopt_wide4_##T(rows[r] + k); ah[r] = fastopt_wide4_##T(rows[r] + k + 4); }             for (c = 0; c < 4; c++) {                                                                              bl[c] = fastopt_wide4_##T(b + c * stride + k);                                                     bh[c] = fastopt_wide4_##T(b + c * stride + k + 4); }                                           for (r = 0; r < 2; r++) for (c = 0; c < 4; c++) {                                                      s[r][c][0] += al[r] * bl[c]; s[r][c][1] += ah[r] * bh[c]; }                                }                                                                                                  for (k = whole; k < count; k++) { /* the last, partial block: lane k - whole */                       Py_ssize_t lane = k - whole;                                                                       for (r = 0; r < 2; r++) for (c = 0; c < 4; c++) {                                                      double product = (double)rows[r][k] * (double)b[c * stride + k];                                   s[r][c][lane / 4][lane % 4] += product; }                                                  }                                                                                                  for (r = 0; r < 2; r++) for (c = 0; c < 4; c++)                                                        outs[r][c] = (T)fastopt_tree(s[r][c][0], s[r][c][1]);                                      }
+    FASTOPT_DOT_2X4(float)
+    FASTOPT_DOT_2X4(double)
     
 #include "pythread.h"
 #include <string.h>
@@ -21104,7 +21115,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot(double
   return __pyx_r;
 }
 
-/* "fastopt/_sums/sums.pxd":149
+/* "fastopt/_sums/sums.pxd":192
  * 
  * 
  * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
@@ -21114,7 +21125,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot(double
 
 static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2(float const *__pyx_v_left0, float const *__pyx_v_left1, float const *__pyx_v_right0, float const *__pyx_v_right1, Py_ssize_t __pyx_v_count, float *__pyx_v_out0, float *__pyx_v_out1) {
 
-  /* "fastopt/_sums/sums.pxd":155
+  /* "fastopt/_sums/sums.pxd":198
  *     # left1 . right1 (the C above)
  *     if floating is float:
  *         fastopt_dot_2x2_float(left0, left1, right0, right1, count, out0, out1)             # <<<<<<<<<<<<<<
@@ -21123,7 +21134,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2(floa
 */
   fastopt_dot_2x2_float(__pyx_v_left0, __pyx_v_left1, __pyx_v_right0, __pyx_v_right1, __pyx_v_count, __pyx_v_out0, __pyx_v_out1);
 
-  /* "fastopt/_sums/sums.pxd":149
+  /* "fastopt/_sums/sums.pxd":192
  * 
  * 
  * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
@@ -21136,7 +21147,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2(floa
 
 static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(double const *__pyx_v_left0, double const *__pyx_v_left1, double const *__pyx_v_right0, double const *__pyx_v_right1, Py_ssize_t __pyx_v_count, double *__pyx_v_out0, double *__pyx_v_out1) {
 
-  /* "fastopt/_sums/sums.pxd":157
+  /* "fastopt/_sums/sums.pxd":200
  *         fastopt_dot_2x2_float(left0, left1, right0, right1, count, out0, out1)
  *     else:
  *         fastopt_dot_2x2_double(left0, left1, right0, right1, count, out0, out1)             # <<<<<<<<<<<<<<
@@ -21145,7 +21156,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(doub
 */
   fastopt_dot_2x2_double(__pyx_v_left0, __pyx_v_left1, __pyx_v_right0, __pyx_v_right1, __pyx_v_count, __pyx_v_out0, __pyx_v_out1);
 
-  /* "fastopt/_sums/sums.pxd":149
+  /* "fastopt/_sums/sums.pxd":192
  * 
  * 
  * cdef inline void dot_2x2(const floating* left0, const floating* left1, const floating* right0,             # <<<<<<<<<<<<<<
@@ -21156,7 +21167,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(doub
   /* function exit code */
 }
 
-/* "fastopt/_sums/sums.pxd":160
+/* "fastopt/_sums/sums.pxd":203
  * 
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
@@ -21167,33 +21178,32 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(doub
 static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(float const *__pyx_v_left, float const *__pyx_v_right, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_cols, Py_ssize_t __pyx_v_depth, float *__pyx_v_out, int __pyx_v_symmetric) {
   Py_ssize_t __pyx_v_i;
   Py_ssize_t __pyx_v_j;
-  Py_ssize_t __pyx_v_first;
   Py_ssize_t __pyx_v_even_rows;
   Py_ssize_t __pyx_v_even_cols;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
+  int __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  int __pyx_t_7;
+  Py_ssize_t __pyx_t_7;
 
-  /* "fastopt/_sums/sums.pxd":166
+  /* "fastopt/_sums/sums.pxd":209
  *     # copied to the lower one (the same sums, the same bits)
- *     cdef Py_ssize_t i, j, first
+ *     cdef Py_ssize_t i, j
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2             # <<<<<<<<<<<<<<
  *     for i in range(0, even_rows, 2):
- *         first = i if symmetric else 0
+ *         j = i if symmetric else 0
 */
   __pyx_v_even_rows = (__pyx_v_rows - (__pyx_v_rows % 2));
   __pyx_v_even_cols = (__pyx_v_cols - (__pyx_v_cols % 2));
 
-  /* "fastopt/_sums/sums.pxd":167
- *     cdef Py_ssize_t i, j, first
+  /* "fastopt/_sums/sums.pxd":210
+ *     cdef Py_ssize_t i, j
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
  *     for i in range(0, even_rows, 2):             # <<<<<<<<<<<<<<
- *         first = i if symmetric else 0
- *         for j in range(first, even_cols, 2):
+ *         j = i if symmetric else 0
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2
 */
 
   __pyx_t_1 = __pyx_v_even_rows;
@@ -21202,12 +21212,12 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=2) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastopt/_sums/sums.pxd":168
+    /* "fastopt/_sums/sums.pxd":211
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
  *     for i in range(0, even_rows, 2):
- *         first = i if symmetric else 0             # <<<<<<<<<<<<<<
- *         for j in range(first, even_cols, 2):
- *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *         j = i if symmetric else 0             # <<<<<<<<<<<<<<
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2
+ *             while j + 4 <= even_cols:
 */
     if (__pyx_v_symmetric) {
 
@@ -21216,47 +21226,107 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 
       __pyx_t_4 = 0;
     }
-    __pyx_v_first = __pyx_t_4;
+    __pyx_v_j = __pyx_t_4;
 
-    /* "fastopt/_sums/sums.pxd":169
+    /* "fastopt/_sums/sums.pxd":212
  *     for i in range(0, even_rows, 2):
- *         first = i if symmetric else 0
- *         for j in range(first, even_cols, 2):             # <<<<<<<<<<<<<<
+ *         j = i if symmetric else 0
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2             # <<<<<<<<<<<<<<
+ *             while j + 4 <= even_cols:
+ *                 if floating is float:
+*/
+    __pyx_t_5 = (FASTOPT_WIDE_TILES != 0);
+
+    if (__pyx_t_5) {
+
+
+      /* "fastopt/_sums/sums.pxd":213
+ *         j = i if symmetric else 0
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2
+ *             while j + 4 <= even_cols:             # <<<<<<<<<<<<<<
+ *                 if floating is float:
+ *                     fastopt_dot_2x4_float(left + i * depth, left + (i + 1) * depth, right + j * depth, depth,
+*/
+      while (1) {
+        __pyx_t_5 = ((__pyx_v_j + 4) <= __pyx_v_even_cols);
+
+
+        if (!__pyx_t_5) break;
+
+        /* "fastopt/_sums/sums.pxd":215
+ *             while j + 4 <= even_cols:
+ *                 if floating is float:
+ *                     fastopt_dot_2x4_float(left + i * depth, left + (i + 1) * depth, right + j * depth, depth,             # <<<<<<<<<<<<<<
+ *                                           depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *                 else:
+*/
+        fastopt_dot_2x4_float((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth, __pyx_v_depth, ((__pyx_v_out + (__pyx_v_i * __pyx_v_cols)) + __pyx_v_j), ((__pyx_v_out + ((__pyx_v_i + 1) * __pyx_v_cols)) + __pyx_v_j));
+
+        /* "fastopt/_sums/sums.pxd":220
+ *                     fastopt_dot_2x4_double(left + i * depth, left + (i + 1) * depth, right + j * depth, depth,
+ *                                            depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *                 j += 4             # <<<<<<<<<<<<<<
+ *         while j < even_cols:
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
- *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
 */
+        __pyx_v_j = (__pyx_v_j + 4);
+      }
 
-    __pyx_t_4 = __pyx_v_even_cols;
-    __pyx_t_5 = __pyx_t_4;
-
-    for (__pyx_t_6 = __pyx_v_first; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=2) {
-      __pyx_v_j = __pyx_t_6;
-
-      /* "fastopt/_sums/sums.pxd":170
- *         first = i if symmetric else 0
- *         for j in range(first, even_cols, 2):
- *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,             # <<<<<<<<<<<<<<
- *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
- *         if even_cols < cols:  # the last, odd column
+      /* "fastopt/_sums/sums.pxd":212
+ *     for i in range(0, even_rows, 2):
+ *         j = i if symmetric else 0
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2             # <<<<<<<<<<<<<<
+ *             while j + 4 <= even_cols:
+ *                 if floating is float:
 */
-      __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), (__pyx_v_right + ((__pyx_v_j + 1) * __pyx_v_depth)), __pyx_v_depth, ((__pyx_v_out + (__pyx_v_i * __pyx_v_cols)) + __pyx_v_j), ((__pyx_v_out + ((__pyx_v_i + 1) * __pyx_v_cols)) + __pyx_v_j));
     }
 
-
-    /* "fastopt/_sums/sums.pxd":172
+    /* "fastopt/_sums/sums.pxd":221
+ *                                            depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *                 j += 4
+ *         while j < even_cols:             # <<<<<<<<<<<<<<
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+*/
+    while (1) {
+      __pyx_t_5 = (__pyx_v_j < __pyx_v_even_cols);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "fastopt/_sums/sums.pxd":222
+ *                 j += 4
+ *         while j < even_cols:
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,             # <<<<<<<<<<<<<<
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *             j += 2
+*/
+      __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot_2x2((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), (__pyx_v_right + ((__pyx_v_j + 1) * __pyx_v_depth)), __pyx_v_depth, ((__pyx_v_out + (__pyx_v_i * __pyx_v_cols)) + __pyx_v_j), ((__pyx_v_out + ((__pyx_v_i + 1) * __pyx_v_cols)) + __pyx_v_j));
+
+      /* "fastopt/_sums/sums.pxd":224
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *             j += 2             # <<<<<<<<<<<<<<
+ *         if even_cols < cols:  # the last, odd column
+ *             j = even_cols
+*/
+      __pyx_v_j = (__pyx_v_j + 2);
+    }
+
+    /* "fastopt/_sums/sums.pxd":225
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *             j += 2
  *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
 */
-    __pyx_t_7 = (__pyx_v_even_cols < __pyx_v_cols);
+    __pyx_t_5 = (__pyx_v_even_cols < __pyx_v_cols);
 
-    if (__pyx_t_7) {
+    if (__pyx_t_5) {
 
 
-      /* "fastopt/_sums/sums.pxd":173
- *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+      /* "fastopt/_sums/sums.pxd":226
+ *             j += 2
  *         if even_cols < cols:  # the last, odd column
  *             j = even_cols             # <<<<<<<<<<<<<<
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
@@ -21264,7 +21334,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       __pyx_v_j = __pyx_v_even_cols;
 
-      /* "fastopt/_sums/sums.pxd":174
+      /* "fastopt/_sums/sums.pxd":227
  *         if even_cols < cols:  # the last, odd column
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21273,7 +21343,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
 
-      /* "fastopt/_sums/sums.pxd":175
+      /* "fastopt/_sums/sums.pxd":228
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21282,9 +21352,9 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       (__pyx_v_out[(((__pyx_v_i + 1) * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
 
-      /* "fastopt/_sums/sums.pxd":172
- *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+      /* "fastopt/_sums/sums.pxd":225
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *             j += 2
  *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
@@ -21293,19 +21363,19 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   }
 
 
-  /* "fastopt/_sums/sums.pxd":176
+  /* "fastopt/_sums/sums.pxd":229
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):
 */
-  __pyx_t_7 = (__pyx_v_even_rows < __pyx_v_rows);
+  __pyx_t_5 = (__pyx_v_even_rows < __pyx_v_rows);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_5) {
 
 
-    /* "fastopt/_sums/sums.pxd":177
+    /* "fastopt/_sums/sums.pxd":230
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row
  *         i = even_rows             # <<<<<<<<<<<<<<
@@ -21314,7 +21384,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
     __pyx_v_i = __pyx_v_even_rows;
 
-    /* "fastopt/_sums/sums.pxd":178
+    /* "fastopt/_sums/sums.pxd":231
  *     if even_rows < rows:  # the last, odd row
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):             # <<<<<<<<<<<<<<
@@ -21335,7 +21405,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_4 = __pyx_t_2; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
       __pyx_v_j = __pyx_t_4;
 
-      /* "fastopt/_sums/sums.pxd":179
+      /* "fastopt/_sums/sums.pxd":232
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21347,7 +21417,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 
 
 
-    /* "fastopt/_sums/sums.pxd":176
+    /* "fastopt/_sums/sums.pxd":229
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
@@ -21356,7 +21426,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   }
 
-  /* "fastopt/_sums/sums.pxd":180
+  /* "fastopt/_sums/sums.pxd":233
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:             # <<<<<<<<<<<<<<
@@ -21365,7 +21435,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   if (__pyx_v_symmetric) {
 
-    /* "fastopt/_sums/sums.pxd":181
+    /* "fastopt/_sums/sums.pxd":234
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:
  *         for i in range(rows):             # <<<<<<<<<<<<<<
@@ -21379,7 +21449,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_3; __pyx_t_2+=1) {
       __pyx_v_i = __pyx_t_2;
 
-      /* "fastopt/_sums/sums.pxd":182
+      /* "fastopt/_sums/sums.pxd":235
  *     if symmetric:
  *         for i in range(rows):
  *             for j in range(i):             # <<<<<<<<<<<<<<
@@ -21387,12 +21457,12 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
 
       __pyx_t_4 = __pyx_v_i;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_6 = __pyx_t_4;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_j = __pyx_t_6;
+      for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+        __pyx_v_j = __pyx_t_7;
 
-        /* "fastopt/_sums/sums.pxd":183
+        /* "fastopt/_sums/sums.pxd":236
  *         for i in range(rows):
  *             for j in range(i):
  *                 out[i * cols + j] = out[j * cols + i]             # <<<<<<<<<<<<<<
@@ -21403,7 +21473,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     }
 
 
-    /* "fastopt/_sums/sums.pxd":180
+    /* "fastopt/_sums/sums.pxd":233
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:             # <<<<<<<<<<<<<<
@@ -21412,7 +21482,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   }
 
-  /* "fastopt/_sums/sums.pxd":160
+  /* "fastopt/_sums/sums.pxd":203
  * 
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
@@ -21421,7 +21491,6 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
 
   /* function exit code */
-
 
 
 
@@ -21431,33 +21500,32 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(double const *__pyx_v_left, double const *__pyx_v_right, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_cols, Py_ssize_t __pyx_v_depth, double *__pyx_v_out, int __pyx_v_symmetric) {
   Py_ssize_t __pyx_v_i;
   Py_ssize_t __pyx_v_j;
-  Py_ssize_t __pyx_v_first;
   Py_ssize_t __pyx_v_even_rows;
   Py_ssize_t __pyx_v_even_cols;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
   Py_ssize_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
+  int __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  int __pyx_t_7;
+  Py_ssize_t __pyx_t_7;
 
-  /* "fastopt/_sums/sums.pxd":166
+  /* "fastopt/_sums/sums.pxd":209
  *     # copied to the lower one (the same sums, the same bits)
- *     cdef Py_ssize_t i, j, first
+ *     cdef Py_ssize_t i, j
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2             # <<<<<<<<<<<<<<
  *     for i in range(0, even_rows, 2):
- *         first = i if symmetric else 0
+ *         j = i if symmetric else 0
 */
   __pyx_v_even_rows = (__pyx_v_rows - (__pyx_v_rows % 2));
   __pyx_v_even_cols = (__pyx_v_cols - (__pyx_v_cols % 2));
 
-  /* "fastopt/_sums/sums.pxd":167
- *     cdef Py_ssize_t i, j, first
+  /* "fastopt/_sums/sums.pxd":210
+ *     cdef Py_ssize_t i, j
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
  *     for i in range(0, even_rows, 2):             # <<<<<<<<<<<<<<
- *         first = i if symmetric else 0
- *         for j in range(first, even_cols, 2):
+ *         j = i if symmetric else 0
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2
 */
 
   __pyx_t_1 = __pyx_v_even_rows;
@@ -21466,12 +21534,12 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=2) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "fastopt/_sums/sums.pxd":168
+    /* "fastopt/_sums/sums.pxd":211
  *     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
  *     for i in range(0, even_rows, 2):
- *         first = i if symmetric else 0             # <<<<<<<<<<<<<<
- *         for j in range(first, even_cols, 2):
- *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *         j = i if symmetric else 0             # <<<<<<<<<<<<<<
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2
+ *             while j + 4 <= even_cols:
 */
     if (__pyx_v_symmetric) {
 
@@ -21480,47 +21548,107 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 
       __pyx_t_4 = 0;
     }
-    __pyx_v_first = __pyx_t_4;
+    __pyx_v_j = __pyx_t_4;
 
-    /* "fastopt/_sums/sums.pxd":169
+    /* "fastopt/_sums/sums.pxd":212
  *     for i in range(0, even_rows, 2):
- *         first = i if symmetric else 0
- *         for j in range(first, even_cols, 2):             # <<<<<<<<<<<<<<
+ *         j = i if symmetric else 0
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2             # <<<<<<<<<<<<<<
+ *             while j + 4 <= even_cols:
+ *                 if floating is float:
+*/
+    __pyx_t_5 = (FASTOPT_WIDE_TILES != 0);
+
+    if (__pyx_t_5) {
+
+
+      /* "fastopt/_sums/sums.pxd":213
+ *         j = i if symmetric else 0
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2
+ *             while j + 4 <= even_cols:             # <<<<<<<<<<<<<<
+ *                 if floating is float:
+ *                     fastopt_dot_2x4_float(left + i * depth, left + (i + 1) * depth, right + j * depth, depth,
+*/
+      while (1) {
+        __pyx_t_5 = ((__pyx_v_j + 4) <= __pyx_v_even_cols);
+
+
+        if (!__pyx_t_5) break;
+
+        /* "fastopt/_sums/sums.pxd":218
+ *                                           depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *                 else:
+ *                     fastopt_dot_2x4_double(left + i * depth, left + (i + 1) * depth, right + j * depth, depth,             # <<<<<<<<<<<<<<
+ *                                            depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *                 j += 4
+*/
+        fastopt_dot_2x4_double((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth, __pyx_v_depth, ((__pyx_v_out + (__pyx_v_i * __pyx_v_cols)) + __pyx_v_j), ((__pyx_v_out + ((__pyx_v_i + 1) * __pyx_v_cols)) + __pyx_v_j));
+
+        /* "fastopt/_sums/sums.pxd":220
+ *                     fastopt_dot_2x4_double(left + i * depth, left + (i + 1) * depth, right + j * depth, depth,
+ *                                            depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *                 j += 4             # <<<<<<<<<<<<<<
+ *         while j < even_cols:
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
- *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
 */
+        __pyx_v_j = (__pyx_v_j + 4);
+      }
 
-    __pyx_t_4 = __pyx_v_even_cols;
-    __pyx_t_5 = __pyx_t_4;
-
-    for (__pyx_t_6 = __pyx_v_first; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=2) {
-      __pyx_v_j = __pyx_t_6;
-
-      /* "fastopt/_sums/sums.pxd":170
- *         first = i if symmetric else 0
- *         for j in range(first, even_cols, 2):
- *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,             # <<<<<<<<<<<<<<
- *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
- *         if even_cols < cols:  # the last, odd column
+      /* "fastopt/_sums/sums.pxd":212
+ *     for i in range(0, even_rows, 2):
+ *         j = i if symmetric else 0
+ *         if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2             # <<<<<<<<<<<<<<
+ *             while j + 4 <= even_cols:
+ *                 if floating is float:
 */
-      __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), (__pyx_v_right + ((__pyx_v_j + 1) * __pyx_v_depth)), __pyx_v_depth, ((__pyx_v_out + (__pyx_v_i * __pyx_v_cols)) + __pyx_v_j), ((__pyx_v_out + ((__pyx_v_i + 1) * __pyx_v_cols)) + __pyx_v_j));
     }
 
-
-    /* "fastopt/_sums/sums.pxd":172
+    /* "fastopt/_sums/sums.pxd":221
+ *                                            depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *                 j += 4
+ *         while j < even_cols:             # <<<<<<<<<<<<<<
  *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+*/
+    while (1) {
+      __pyx_t_5 = (__pyx_v_j < __pyx_v_even_cols);
+
+
+      if (!__pyx_t_5) break;
+
+      /* "fastopt/_sums/sums.pxd":222
+ *                 j += 4
+ *         while j < even_cols:
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,             # <<<<<<<<<<<<<<
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *             j += 2
+*/
+      __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), (__pyx_v_right + ((__pyx_v_j + 1) * __pyx_v_depth)), __pyx_v_depth, ((__pyx_v_out + (__pyx_v_i * __pyx_v_cols)) + __pyx_v_j), ((__pyx_v_out + ((__pyx_v_i + 1) * __pyx_v_cols)) + __pyx_v_j));
+
+      /* "fastopt/_sums/sums.pxd":224
+ *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *             j += 2             # <<<<<<<<<<<<<<
+ *         if even_cols < cols:  # the last, odd column
+ *             j = even_cols
+*/
+      __pyx_v_j = (__pyx_v_j + 2);
+    }
+
+    /* "fastopt/_sums/sums.pxd":225
+ *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *             j += 2
  *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
 */
-    __pyx_t_7 = (__pyx_v_even_cols < __pyx_v_cols);
+    __pyx_t_5 = (__pyx_v_even_cols < __pyx_v_cols);
 
-    if (__pyx_t_7) {
+    if (__pyx_t_5) {
 
 
-      /* "fastopt/_sums/sums.pxd":173
- *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+      /* "fastopt/_sums/sums.pxd":226
+ *             j += 2
  *         if even_cols < cols:  # the last, odd column
  *             j = even_cols             # <<<<<<<<<<<<<<
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
@@ -21528,7 +21656,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       __pyx_v_j = __pyx_v_even_cols;
 
-      /* "fastopt/_sums/sums.pxd":174
+      /* "fastopt/_sums/sums.pxd":227
  *         if even_cols < cols:  # the last, odd column
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21537,7 +21665,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       (__pyx_v_out[((__pyx_v_i * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + (__pyx_v_i * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
 
-      /* "fastopt/_sums/sums.pxd":175
+      /* "fastopt/_sums/sums.pxd":228
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21546,9 +21674,9 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
       (__pyx_v_out[(((__pyx_v_i + 1) * __pyx_v_cols) + __pyx_v_j)]) = __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot((__pyx_v_left + ((__pyx_v_i + 1) * __pyx_v_depth)), (__pyx_v_right + (__pyx_v_j * __pyx_v_depth)), __pyx_v_depth);
 
-      /* "fastopt/_sums/sums.pxd":172
- *             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
+      /* "fastopt/_sums/sums.pxd":225
  *                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+ *             j += 2
  *         if even_cols < cols:  # the last, odd column             # <<<<<<<<<<<<<<
  *             j = even_cols
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
@@ -21557,19 +21685,19 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
   }
 
 
-  /* "fastopt/_sums/sums.pxd":176
+  /* "fastopt/_sums/sums.pxd":229
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):
 */
-  __pyx_t_7 = (__pyx_v_even_rows < __pyx_v_rows);
+  __pyx_t_5 = (__pyx_v_even_rows < __pyx_v_rows);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_5) {
 
 
-    /* "fastopt/_sums/sums.pxd":177
+    /* "fastopt/_sums/sums.pxd":230
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row
  *         i = even_rows             # <<<<<<<<<<<<<<
@@ -21578,7 +21706,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
     __pyx_v_i = __pyx_v_even_rows;
 
-    /* "fastopt/_sums/sums.pxd":178
+    /* "fastopt/_sums/sums.pxd":231
  *     if even_rows < rows:  # the last, odd row
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):             # <<<<<<<<<<<<<<
@@ -21599,7 +21727,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_4 = __pyx_t_2; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
       __pyx_v_j = __pyx_t_4;
 
-      /* "fastopt/_sums/sums.pxd":179
+      /* "fastopt/_sums/sums.pxd":232
  *         i = even_rows
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)             # <<<<<<<<<<<<<<
@@ -21611,7 +21739,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 
 
 
-    /* "fastopt/_sums/sums.pxd":176
+    /* "fastopt/_sums/sums.pxd":229
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *             out[(i + 1) * cols + j] = dot(left + (i + 1) * depth, right + j * depth, depth)
  *     if even_rows < rows:  # the last, odd row             # <<<<<<<<<<<<<<
@@ -21620,7 +21748,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   }
 
-  /* "fastopt/_sums/sums.pxd":180
+  /* "fastopt/_sums/sums.pxd":233
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:             # <<<<<<<<<<<<<<
@@ -21629,7 +21757,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   if (__pyx_v_symmetric) {
 
-    /* "fastopt/_sums/sums.pxd":181
+    /* "fastopt/_sums/sums.pxd":234
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:
  *         for i in range(rows):             # <<<<<<<<<<<<<<
@@ -21643,7 +21771,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     for (__pyx_t_2 = 0; __pyx_t_2 < __pyx_t_3; __pyx_t_2+=1) {
       __pyx_v_i = __pyx_t_2;
 
-      /* "fastopt/_sums/sums.pxd":182
+      /* "fastopt/_sums/sums.pxd":235
  *     if symmetric:
  *         for i in range(rows):
  *             for j in range(i):             # <<<<<<<<<<<<<<
@@ -21651,12 +21779,12 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
 
       __pyx_t_4 = __pyx_v_i;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_6 = __pyx_t_4;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_j = __pyx_t_6;
+      for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+        __pyx_v_j = __pyx_t_7;
 
-        /* "fastopt/_sums/sums.pxd":183
+        /* "fastopt/_sums/sums.pxd":236
  *         for i in range(rows):
  *             for j in range(i):
  *                 out[i * cols + j] = out[j * cols + i]             # <<<<<<<<<<<<<<
@@ -21667,7 +21795,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
     }
 
 
-    /* "fastopt/_sums/sums.pxd":180
+    /* "fastopt/_sums/sums.pxd":233
  *         for j in range(i if symmetric else 0, cols):
  *             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
  *     if symmetric:             # <<<<<<<<<<<<<<
@@ -21676,7 +21804,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
   }
 
-  /* "fastopt/_sums/sums.pxd":160
+  /* "fastopt/_sums/sums.pxd":203
  * 
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
@@ -21685,7 +21813,6 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
 */
 
   /* function exit code */
-
 
 
 

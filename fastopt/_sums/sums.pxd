@@ -139,7 +139,50 @@ cdef extern from *:
     }
     FASTOPT_DOT_2X2(float)
     FASTOPT_DOT_2X2(double)
+
+    /* 2 x 4 outputs where the ISA has 32 vector registers (AVX-512's, used at 256 bits): 16
+       accumulators and the loads fit, and every loaded block of the left rows serves 4 outputs */
+    #ifdef __AVX512F__
+    #define FASTOPT_WIDE_TILES 1
+    #else
+    #define FASTOPT_WIDE_TILES 0
+    #endif
+    #define FASTOPT_DOT_2X4(T)                                                                     \
+    static void fastopt_dot_2x4_##T(const T* a0, const T* a1, const T* b, Py_ssize_t stride,       \
+                                    Py_ssize_t count, T* out0, T* out1) {                          \
+        fastopt_lanes4 s[2][4][2];                                                                 \
+        Py_ssize_t k, r, c, whole = count - count % 8;                                             \
+        const T* rows[2] = {a0, a1};                                                               \
+        T* outs[2] = {out0, out1};                                                                 \
+        for (r = 0; r < 2; r++) for (c = 0; c < 4; c++) {                                          \
+            fastopt_lanes4 zero = {0, 0, 0, 0}; s[r][c][0] = zero; s[r][c][1] = zero; }            \
+        for (k = 0; k < whole; k += 8) {                                                           \
+            fastopt_lanes4 al[2], ah[2], bl[4], bh[4];                                             \
+            for (r = 0; r < 2; r++) {                                                              \
+                al[r] = fastopt_wide4_##T(rows[r] + k); ah[r] = fastopt_wide4_##T(rows[r] + k + 4); } \
+            for (c = 0; c < 4; c++) {                                                              \
+                bl[c] = fastopt_wide4_##T(b + c * stride + k);                                     \
+                bh[c] = fastopt_wide4_##T(b + c * stride + k + 4); }                               \
+            for (r = 0; r < 2; r++) for (c = 0; c < 4; c++) {                                      \
+                s[r][c][0] += al[r] * bl[c]; s[r][c][1] += ah[r] * bh[c]; }                        \
+        }                                                                                          \
+        for (k = whole; k < count; k++) { /* the last, partial block: lane k - whole */           \
+            Py_ssize_t lane = k - whole;                                                           \
+            for (r = 0; r < 2; r++) for (c = 0; c < 4; c++) {                                      \
+                double product = (double)rows[r][k] * (double)b[c * stride + k];                   \
+                s[r][c][lane / 4][lane % 4] += product; }                                          \
+        }                                                                                          \
+        for (r = 0; r < 2; r++) for (c = 0; c < 4; c++)                                            \
+            outs[r][c] = (T)fastopt_tree(s[r][c][0], s[r][c][1]);                                  \
+    }
+    FASTOPT_DOT_2X4(float)
+    FASTOPT_DOT_2X4(double)
     """
+    const bint FASTOPT_WIDE_TILES
+    void fastopt_dot_2x4_float(const float* a0, const float* a1, const float* b, Py_ssize_t stride,
+                               Py_ssize_t count, float* out0, float* out1) noexcept nogil
+    void fastopt_dot_2x4_double(const double* a0, const double* a1, const double* b, Py_ssize_t stride,
+                                Py_ssize_t count, double* out0, double* out1) noexcept nogil
     void fastopt_dot_2x2_float(const float* a0, const float* a1, const float* b0, const float* b1,
                                Py_ssize_t count, float* out0, float* out1) noexcept nogil
     void fastopt_dot_2x2_double(const double* a0, const double* a1, const double* b0, const double* b1,
@@ -162,13 +205,23 @@ cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssi
     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 2 outputs at a
     # time; symmetric (left is right): the tiles on or above the diagonal, then the upper triangle
     # copied to the lower one (the same sums, the same bits)
-    cdef Py_ssize_t i, j, first
+    cdef Py_ssize_t i, j
     cdef Py_ssize_t even_rows = rows - rows % 2, even_cols = cols - cols % 2
     for i in range(0, even_rows, 2):
-        first = i if symmetric else 0
-        for j in range(first, even_cols, 2):
+        j = i if symmetric else 0
+        if FASTOPT_WIDE_TILES:  # 2 x 4 outputs at a time (AVX-512 builds), then 2 x 2
+            while j + 4 <= even_cols:
+                if floating is float:
+                    fastopt_dot_2x4_float(left + i * depth, left + (i + 1) * depth, right + j * depth, depth,
+                                          depth, out + i * cols + j, out + (i + 1) * cols + j)
+                else:
+                    fastopt_dot_2x4_double(left + i * depth, left + (i + 1) * depth, right + j * depth, depth,
+                                           depth, out + i * cols + j, out + (i + 1) * cols + j)
+                j += 4
+        while j < even_cols:
             dot_2x2(left + i * depth, left + (i + 1) * depth, right + j * depth, right + (j + 1) * depth,
                     depth, out + i * cols + j, out + (i + 1) * cols + j)
+            j += 2
         if even_cols < cols:  # the last, odd column
             j = even_cols
             out[i * cols + j] = dot(left + i * depth, right + j * depth, depth)
