@@ -378,3 +378,26 @@ def test_bench_times_muon_only_when_named():
 
     assert workloads.matrix_shape(65536) == (256, 256) and workloads.matrix_shape(1048576) == (1024, 1024)
     assert list(workloads.torch_variants("Muon")) == ["bf16", "no-bf16"]
+
+
+def test_three_kernels_share_one_signature():
+    import inspect
+
+    from fastopt.muon import _cython, _numba, reference
+
+    expected = list(inspect.signature(reference.muon_update).parameters)
+    assert list(inspect.signature(_numba.muon_update.py_func).parameters) == expected
+    assert list(inspect.signature(_cython.muon_update).parameters) == expected
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_a_kernel_called_with_a_wrong_workspace_raises(backend):
+    """The kernels check their arrays' lengths (no out-of-bounds write from a short workspace)."""
+    from fastopt._backends import get_kernel
+
+    kernel = get_kernel("muon", backend)
+    param, grad, buffer = np.zeros(12), np.ones(12), np.zeros(12)
+    scalars = (True, 0.95, 0.05, 3.4445, -4.775, 2.0315, 1e-7, 5, 1.0, 0.01, 0, 1)
+    with pytest.raises(ValueError, match="workspace"):
+        kernel(param, grad, buffer, np.empty(10), 3, 4, *scalars)
+    assert not param.any() and not buffer.any()

@@ -21172,7 +21172,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_dot_2x2(doub
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
  *                              Py_ssize_t depth, floating* out, bint symmetric) noexcept nogil:
- *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 2 outputs at a
+ *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 4 or 2 x 2 outputs at a
 */
 
 static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(float const *__pyx_v_left, float const *__pyx_v_right, Py_ssize_t __pyx_v_rows, Py_ssize_t __pyx_v_cols, Py_ssize_t __pyx_v_depth, float *__pyx_v_out, int __pyx_v_symmetric) {
@@ -21487,7 +21487,7 @@ static CYTHON_INLINE void __pyx_fuse_0__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
  *                              Py_ssize_t depth, floating* out, bint symmetric) noexcept nogil:
- *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 2 outputs at a
+ *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 4 or 2 x 2 outputs at a
 */
 
   /* function exit code */
@@ -21809,7 +21809,7 @@ static CYTHON_INLINE void __pyx_fuse_1__pyx_f_7fastopt_5_sums_4sums_matmul_rows(
  * 
  * cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,             # <<<<<<<<<<<<<<
  *                              Py_ssize_t depth, floating* out, bint symmetric) noexcept nogil:
- *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 2 outputs at a
+ *     # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 4 or 2 x 2 outputs at a
 */
 
   /* function exit code */

@@ -202,7 +202,7 @@ cdef inline void dot_2x2(const floating* left0, const floating* left1, const flo
 
 cdef inline void matmul_rows(const floating* left, const floating* right, Py_ssize_t rows, Py_ssize_t cols,
                              Py_ssize_t depth, floating* out, bint symmetric) noexcept nogil:
-    # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 2 outputs at a
+    # out (rows x cols) = left (rows x depth) @ right.T (right: cols x depth), 2 x 4 or 2 x 2 outputs at a
     # time; symmetric (left is right): the tiles on or above the diagonal, then the upper triangle
     # copied to the lower one (the same sums, the same bits)
     cdef Py_ssize_t i, j

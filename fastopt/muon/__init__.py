@@ -43,7 +43,8 @@ computed in float64 and rounded once to the dtype.
 (its order of additions changes with the size, the CPU and the threads), so the three twins agree
 bit for bit, and a step's bits never depend on the thread count: each parameter is one kernel call
 on one thread. The compiled twins read both operands of a product along ``k`` (the right one
-transposed), compute 2 x 2 outputs at a time, and compute one triangle of the symmetric products
+transposed), compute 2 x 2 outputs at a time (2 x 4 in the AVX-512 build), each with its own
+8 lanes in vector registers, and compute one triangle of the symmetric products
 ``X X^T`` and ``A A``. The iteration runs in the wide orientation (``X`` is ``min x max``), so
 the Gram matrices are the small ones, as in torch.
 

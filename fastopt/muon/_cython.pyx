@@ -6,7 +6,7 @@ entry points are generated from its signature at build time (``fastopt/_native/g
 Numba twin: the momentum (1)-(2) and the norm (3); Newton-Schulz (4)-(6) on the scratch matrices
 of ``workspace`` (``X``, its transpose ``T``, the product ``Y``, the Gram matrix ``A`` and the
 polynomial ``G``), every product ``left @ right.T`` in rule 4's order
-(``fastopt/_sums/sums.pxd``: both operands read along ``k``, 2 x 2 outputs at a time, one
+(``fastopt/_sums/sums.pxd``: both operands read along ``k``, 2 x 2 or 2 x 4 outputs at a time, one
 triangle of a symmetric product); the step (8)-(9).
 """
 
