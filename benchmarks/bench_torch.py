@@ -227,3 +227,55 @@ class TimeLAMB:
 
     def time_step(self, shape, implementation):
         self.optimizer.step()
+
+
+# ------------------------------------------------------------------------------------------------
+# Muon: one matrix, Newton-Schulz (n/a before fastopt.torch.Muon)
+# ------------------------------------------------------------------------------------------------
+MUON_SHAPES = ["256x256", "1024x1024"]  # float32; append-only
+MUON_IMPLEMENTATIONS = ["torch.optim bf16", "torch.optim no-bf16", "fastopt.torch cython", "fastopt.torch numba"]
+
+
+@functools.lru_cache(maxsize=1)
+def muon_problem(shape: str, implementation: str):
+    try:
+        import torch
+    except ImportError as exc:
+        raise NotImplementedError(f"torch is not installed: {exc}") from None
+    if not hasattr(torch.optim, "Muon"):
+        raise NotImplementedError("this torch has no torch.optim.Muon")
+    try:
+        from fastopt.cli.bench.workloads import _muon_step_in_dtype
+        from fastopt.torch import Muon
+    except ImportError as exc:
+        raise NotImplementedError(f"fastopt.torch.Muon is not available: {exc}") from None
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(SEED_MODEL)
+    rows, cols = map(int, shape.split("x"))
+    weight = torch.nn.Parameter(torch.randn(rows, cols, generator=generator))
+    weight.grad = torch.randn(rows, cols, generator=generator)
+    if implementation.startswith("torch.optim"):
+        optimizer = torch.optim.Muon([weight], lr=0.02)
+        step = _muon_step_in_dtype(torch, optimizer) if implementation.endswith("no-bf16") else optimizer.step
+    else:
+        optimizer = Muon([weight], lr=0.02, backend=implementation.split()[-1])
+        step = optimizer.step
+    step()  # the state exists (and Numba has compiled)
+    return weight, step
+
+
+class TimeMuon:
+    """One ``step()`` of Muon (torch's defaults, lr 0.02) on one float32 matrix, one thread:
+    torch.optim.Muon as shipped (Newton-Schulz in bfloat16) and with its bfloat16 cast removed
+    (float32, fastopt's arithmetic), fastopt.torch.Muon's Cython and Numba kernels."""
+
+    params = [MUON_SHAPES, MUON_IMPLEMENTATIONS]
+    param_names = ["shape", "implementation"]
+    repeat = (3, 10, 10.0)
+    timeout = 300
+
+    def setup(self, shape, implementation):
+        self.step = muon_problem(shape, implementation)[1]
+
+    def time_step(self, shape, implementation):
+        self.step()

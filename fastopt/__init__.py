@@ -27,6 +27,7 @@ from .asgd import ASGD
 from .lamb import LAMB
 from .lbfgs import LBFGS
 from .lion import Lion
+from .muon import Muon
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -42,11 +43,17 @@ OPTIMIZERS = {
     for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta, Adamax, NAdam, RAdam, Lion, Rprop, ASGD, SparseAdam,
                 AdaBelief, Adafactor, ADOPT, ScheduleFreeAdamW, LAMB)
 }
-"""Every optimizer class stepped with gradients (``step(grads)``), by name, in teaching order."""
+"""Every optimizer class stepped with gradients (``step(grads)``) on parameters of any shape, by
+name, in teaching order."""
 
 CLOSURE_OPTIMIZERS = {"LBFGS": LBFGS}
 """The optimizers that evaluate the loss themselves (``step(closure)``, the closure returning
 ``(loss, grads)``): L-BFGS. Outside ``OPTIMIZERS``, whose generic tests step with gradients."""
+
+MATRIX_OPTIMIZERS = {"Muon": Muon}
+"""The optimizers of 2-D parameters only (Muon), by name: ``python -m fastopt show`` and ``bench``
+take them; the suites, demo and tours that step every class of :data:`OPTIMIZERS` on vectors do
+not."""
 
 __all__ = [
     "ADOPT",
@@ -66,6 +73,8 @@ __all__ = [
     "LAMB",
     "LBFGS",
     "Lion",
+    "MATRIX_OPTIMIZERS",
+    "Muon",
     "NAdam",
     "Optimizer",
     "RAdam",

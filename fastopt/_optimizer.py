@@ -270,6 +270,7 @@ class Optimizer(Checkpoints):
         for offset, param in enumerate(members):
             index = first_index + offset
             check_param(f"params[{index}]", param)
+            self.algorithm.check_shape(f"params[{index}]", param.shape)
             if param.nbytes:
                 start, end = memory_extent(param)
                 position = bisect.bisect_left(extents, (start, end, index))
@@ -460,6 +461,7 @@ class Optimizer(Checkpoints):
             start = self._group_starts[group_index]
             for index in range(start, start + len(self._group_members[group_index])):
                 if flat_grads[index] is not None:
+                    self.algorithm.check_shape(f"params[{index}]", self._params[index].shape)
                     self._check_state(index, plan)
                     work.append((plan, (index, flat_grads[index])))
         return work

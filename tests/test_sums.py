@@ -4,7 +4,7 @@ enough to cross every block (8 lanes, 64-column blocks, many rows).
 
 The rule: float64 accumulation; a run of values in 8 lanes (value k into lane k % 8, each lane
 from +0.0 in order), the lanes combined as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)); a
-column in row order.
+column in row order; a matrix product's element as a run of float64 products (rule 4).
 """
 
 import math
@@ -154,3 +154,86 @@ def test_whole_tensor_optimizers_step_the_same_bits_whatever_the_thread_count(na
     finally:
         fastopt.set_num_threads(*before)
     assert_bits_equal(results[1], results[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Rule 4: matrix products (Muon's Newton-Schulz iteration)
+# --------------------------------------------------------------------------------------------
+def python_matmul(left, right) -> list[list[float]]:
+    """Rule 4 written out in Python floats: each element the rule-2 run of its float64 products."""
+    depth = left.shape[1]
+    return [[python_total([float(left[i, k]) * float(right[k, j]) for k in range(depth)]) for j in range(right.shape[1])]
+            for i in range(left.shape[0])]
+
+
+@pytest.fixture(scope="module")
+def numba_matmul():
+    from numba import njit
+
+    from fastopt._sums import _numba
+
+    @njit
+    def matmul(left, right_rows, out, symmetric):  # out = left @ right_rows.T, on flat copies
+        _numba.matmul_rows(left.ravel(), 0, right_rows.ravel(), 0, left.shape[0], right_rows.shape[0], left.shape[1],
+                           out.reshape(-1), 0, symmetric)
+
+    return matmul
+
+
+def check_matmul(left, right, numba_matmul, symmetric=False):
+    """The three twins against the Python transcription, rounded to the operands' dtype."""
+    from fastopt._sums import sums as cython_sums
+
+    dtype = left.dtype
+    with np.errstate(all="ignore"):  # overflow to inf and inf - inf are part of what is checked
+        expected = np.array(python_matmul(left, right), dtype=np.float64).reshape(left.shape[0], right.shape[1]).astype(dtype)
+        reference = _sums.matmul(left, right).astype(dtype)
+    right_rows = np.ascontiguousarray(right.T)
+    twins = {"reference": reference}
+    for name, twin in [("numba", numba_matmul), ("cython", cython_sums.matmul)]:
+        out = np.full((left.shape[0], right.shape[1]), np.nan, dtype)
+        twin(np.ascontiguousarray(left), right_rows, out, symmetric)
+        twins[name] = out
+    for name, got in twins.items():
+        assert_bits_equal(got, expected, f"{name} {left.shape} @ {right.shape}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_three_twins_multiply_matrices_in_the_rules_order(numba_matmul, dtype, data):
+    """Any sizes (0, 1 x N, N x 1, odd, across blocks of 8 along k and the compiled twins' 2 x 2
+    tiles) and any values: huge, subnormal, inf, NaN."""
+    elements = data.draw(st.sampled_from([finite_elements, any_elements]))(dtype)
+    rows, depth, cols = (data.draw(st.one_of(st.integers(0, 5), st.integers(6, 40))) for _ in range(3))
+    left = data.draw(hynp.arrays(dtype, (rows, depth), elements=elements))
+    right = data.draw(hynp.arrays(dtype, (depth, cols), elements=elements))
+    check_matmul(left, right, numba_matmul)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_a_symmetric_product_has_the_bits_of_the_full_one(numba_matmul, dtype, data):
+    """``X @ X.T`` computed as one triangle and copied: the same bits as every element computed."""
+    elements = data.draw(st.sampled_from([finite_elements, any_elements]))(dtype)
+    rows, depth = data.draw(st.integers(0, 30)), data.draw(st.integers(0, 40))
+    x = data.draw(hynp.arrays(dtype, (rows, depth), elements=elements))
+    check_matmul(x, np.ascontiguousarray(x.T), numba_matmul, symmetric=True)
+
+
+def test_products_of_every_small_shape(numba_matmul):
+    rng = np.random.default_rng(5)
+    for dtype in DTYPES:
+        for rows, depth, cols in [(1, 1, 1), (1, 17, 1), (3, 0, 2), (0, 4, 3), (2, 9, 5), (5, 16, 4), (7, 23, 9), (1, 64, 33)]:
+            left = (rng.standard_normal((rows, depth)) * 10.0 ** rng.integers(-10, 10, (rows, depth))).astype(dtype)
+            right = (rng.standard_normal((depth, cols)) * 10.0 ** rng.integers(-10, 10, (depth, cols))).astype(dtype)
+            check_matmul(left, right, numba_matmul)
+
+
+def test_a_float32_product_is_float64_accurate():
+    """The float64 products and lanes: each element of a float32 product of 1,000 terms is the
+    exact sum rounded to float32, within an ulp (math.fsum is exact)."""
+    rng = np.random.default_rng(6)
+    left, right = rng.standard_normal((3, 1000)).astype(np.float32), rng.standard_normal((1000, 4)).astype(np.float32)
+    exact = np.array([[math.fsum(left[i].astype(np.float64) * right[:, j].astype(np.float64)) for j in range(4)] for i in range(3)])
+    got = _sums.matmul(left, right)
+    assert np.max(np.abs(got - exact) / np.abs(exact)) <= 1e-12

@@ -25,6 +25,7 @@ from fastopt.cli.tour import (
     radam_warmup,
     rho_memory,
     rnn,
+    muon_singular_values,
     schedule_free,
     stepping_stones,
 )
@@ -343,3 +344,20 @@ def test_mlp_loss_matches_the_loss_with_gradients():
     params = mlp_init([2, 8, 4, 1], rng)
     x, y = two_moons(20, rng)
     assert mlp_loss(params, x, y) == mlp_loss_and_grads(params, x, y)[0]
+
+
+def test_muon_verdict_can_fail():
+    assert muon_singular_values.verdict(5e8, np.array([0.68, 0.94, 1.2])).supported
+    assert not muon_singular_values.verdict(50.0, np.array([0.68, 0.94])).supported  # no span to squeeze
+    assert not muon_singular_values.verdict(5e8, np.array([0.4, 0.94])).supported  # a direction left below the band
+    assert not muon_singular_values.verdict(5e8, np.array([0.7, 1.3])).supported  # one pushed above it
+    assert not muon_singular_values.verdict(5e8, np.array([])).supported  # nothing judged
+    assert not muon_singular_values.verdict(5e8, np.array([0.7, np.nan])).supported
+
+
+def test_muon_newton_schulz_is_the_kernels():
+    """The chapter's NS(B) is one fastopt.Muon step's update: orthogonal columns map to singular
+    values p^5(s / norm), the same for every direction of equal size."""
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 6)))
+    after = np.linalg.svd(muon_singular_values.newton_schulz(q, "reference"), compute_uv=False)
+    assert np.ptp(after) < 1e-12 and 0.6 <= after[0] <= 1.25

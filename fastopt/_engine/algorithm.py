@@ -85,6 +85,15 @@ class Algorithm:
         """What a ``whole_tensor`` kernel takes after its arrays about the parameter's shape."""
         return ()
 
+    def check_shape(self, where: str, shape: tuple[int, ...]) -> None:
+        """Raise ``ValueError`` naming ``where`` if the algorithm cannot step a parameter of
+        ``shape`` (Muon: matrices only). Checked when a parameter is registered and before a step."""
+
+    def workspace(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, ...]:
+        """Scratch arrays a ``whole_tensor`` kernel takes after the state arrays, made for each
+        step of a parameter of ``shape`` (Muon's Newton-Schulz matrices); none by default."""
+        return ()
+
     def fill(self, buffer: str, group: dict[str, Any]) -> float:
         """The value a new state array starts from."""
         return 0.0

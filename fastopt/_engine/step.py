@@ -13,7 +13,8 @@ arrays, the optimizers of ``fastopt.torch`` on tensors), in two ways that give t
 * **the careful path**: every check with its message first (a rejected step changes nothing),
   then per parameter: create the state it lacks, advance its counters, one kernel call (on the
   rows a sparse gradient names, gathered and written back: :mod:`.rows`; on one thread, with the
-  parameter's shape, for an algorithm whose kernel takes whole tensors, e.g. Adafactor's norms).
+  parameter's shape, for an algorithm whose kernel takes whole tensors, e.g. Adafactor's norms,
+  and the scratch arrays its ``workspace`` makes, e.g. Muon's Newton-Schulz matrices).
 
 What differs between NumPy arrays and tensors (how a state buffer is allocated, how a counter is
 stored, what the messages say) is the front end's; the order of events, the scalars and the
@@ -97,8 +98,10 @@ class Engine:
             scalars = plan.scalars(key, param.dtype)
             if plan.algorithm.whole_tensor:  # one call on one thread: sums in one order (fastopt._sums)
                 if param.size:  # a parameter with no elements has nothing to scale (torch raises)
-                    arguments = plan.algorithm.shape_arguments(front.shape(item))
-                    plan.kernels.single[param.dtype](param, grad, *buffers, *arguments, *scalars, 1)
+                    shape = front.shape(item)
+                    scratch = plan.algorithm.workspace(shape, param.dtype)
+                    arguments = plan.algorithm.shape_arguments(shape)
+                    plan.kernels.single[param.dtype](param, grad, *buffers, *scratch, *arguments, *scalars, 1)
                 continue
             sparse = type(grad) is SparseRows
             threads = threads_for(grad.values.size if sparse else param.size)

@@ -17,6 +17,13 @@ this module's rule:
    ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``.
 3. **A column** (down the rows of a matrix) is added in order, row after row, from ``+0.0``:
    the columns are the lanes.
+4. **A matrix product** ``C = P @ Q`` (Muon's Newton-Schulz iteration) is rule 2 once per
+   element: ``C[i, j]`` is the run of products ``P[i, k] * Q[k, j]``, ``k = 0, 1, ...``, each
+   product of the two values widened to float64 (exact for float32 values; one rounding for
+   float64 ones, never fused with the addition), into lane ``k % 8``, the lanes combined by rule
+   2's tree, and the sum rounded once to the arrays' dtype where it is stored. A product over
+   ``k`` of length 0 is ``+0.0``. No BLAS: its blocking, and with it the order of the additions,
+   changes with the matrix size, the CPU and the thread count.
 
 Eight lanes are what a compiled loop vectorises without reassociating anything (one AVX-512
 register of float64, two of AVX2), and the error of a sum of ``n`` values grows with ``n / 8``
@@ -24,9 +31,21 @@ instead of ``n``; with float64 accumulators a float32 sum of a 4-million-element
 within a few float32 ulp of the exact sum. NumPy reproduces rule 2 without a Python loop over
 elements: the values, padded with zeros to a multiple of 8, reshaped to ``(blocks, 8)`` and
 accumulated down axis 0 with ``np.add.accumulate`` (a running sum, sequential by definition);
-rule 3 is a loop over the rows adding whole rows. The compiled twins
+rule 3 is a loop over the rows adding whole rows; rule 4 is a loop over ``k`` in blocks of 8
+adding, for the 8 values of a block at once, the outer products ``P[:, k] * Q[k, :]`` into an
+array of ``(8, rows, cols)`` lanes (:func:`matmul`). The compiled twins
 (``fastopt/_sums/_numba.py``, ``fastopt/_sums/sums.pxd``) add in the same order, one element at a
-time. ``tests/test_sums.py`` checks the three against a pure-Python transcription of the rule.
+time; their matrix products read both operands along ``k`` (the right one transposed, so that
+``k`` is contiguous in both), several outputs at a time, each keeping its own 8 lanes, and
+compute one triangle of a symmetric product (``X @ X.T``), whose other triangle has the same bits
+(each product ``x * y`` is ``y * x``, added in the same lane in the same order).
+``tests/test_sums.py`` checks the three against a pure-Python transcription of the rule.
+
+Why float64 for rule 4 too, and not the arrays' dtype: a float32 dot product of 1,024 terms
+accumulated in float32 loses about 10 bits where cancellation is heavy (Newton-Schulz's Gram
+matrices cancel), and the float64 accumulators cost nothing in the compiled loops' order (the
+products of float32 values are exact in float64, so the only rounding is the final one per
+element). For float64 arrays, float64 accumulation is the dtype's own.
 
 Sums run on one thread: a parameter stepped by an optimizer with reductions is one kernel call,
 whatever ``set_num_threads`` says, so the bits never depend on the thread count.
@@ -72,3 +91,23 @@ def squares(values: np.ndarray) -> np.ndarray:
     """``values * values`` in float64 (exact for float32 values): what rule 1 sums for a norm."""
     wide = values.astype(np.float64)
     return wide * wide
+
+
+def matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Rule 4: ``left @ right`` (shapes ``(m, K)`` and ``(K, n)``) as a float64 ``(m, n)`` array,
+    each element the 8-lane float64 sum of its products; round it to the dtype to store it.
+
+    The lanes are an ``(8, m, n)`` array; block ``b`` of 8 values along ``k`` adds its products
+    ``left[:, 8b + l] * right[8b + l, :]`` to lane ``l`` for the 8 ``l`` at once (a running sum:
+    each lane adds its values in ``k`` order), then the lanes are combined by rule 2's tree.
+    """
+    m, depth = left.shape
+    n = right.shape[1]
+    wide_left, wide_right = left.astype(np.float64), right.astype(np.float64)
+    lanes = np.zeros((LANES, m, n))
+    for start in range(0, depth, LANES):
+        width = min(LANES, depth - start)
+        # products[l, i, j] = left[i, start + l] * right[start + l, j]
+        products = wide_left[:, start : start + width].T[:, :, None] * wide_right[start : start + width, None, :]
+        lanes[:width] += products
+    return combine_lanes(np.moveaxis(lanes, 0, -1))

@@ -8,9 +8,11 @@ and the other way round; ``fastopt.torch.Lion`` does the same with lion-pytorch'
 ``fastopt.torch.AdaBelief`` with the authors' package's (adabelief-pytorch), ``fastopt.torch.ADOPT``
 with the authors' torch-adopt, and ``fastopt.torch.ScheduleFreeAdamW`` with the authors'
 ``schedulefree.AdamWScheduleFree`` (its ``train()`` and ``eval()`` included); ``fastopt.torch.LAMB``
-is optax's ``lamb`` with a torch.optim-style signature (torch.optim has none); ``fastopt.torch.LBFGS``
-is torch.optim.LBFGS (``step(closure)``, its state under the first parameter), stepped by
-fastopt's L-BFGS (``_lbfgs.py``; not the step engine below, which L-BFGS's closure loop does not use)::
+is optax's ``lamb`` with a torch.optim-style signature (torch.optim has none); ``fastopt.torch.Muon``
+is ``torch.optim.Muon`` with Newton-Schulz in the parameters' dtype (torch's runs in bfloat16);
+``fastopt.torch.LBFGS`` is torch.optim.LBFGS (``step(closure)``, its state under the first
+parameter), stepped by fastopt's L-BFGS (``_lbfgs.py``; not the step engine below, which L-BFGS's
+closure loop does not use)::
 
     import fastopt.torch
     opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)    # where torch.optim.Adam was
@@ -120,7 +122,7 @@ from ._tensors import as_float, check_param, fast_path_available, group_betas, n
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
-    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT", "ScheduleFreeAdamW", "LAMB", "LBFGS",
+    "SparseAdam", "AdaBelief", "Adafactor", "ADOPT", "ScheduleFreeAdamW", "LAMB", "Muon", "LBFGS",
 ]
 
 _fast_path_available = fast_path_available  # for the tests: is the multi-tensor gather usable here?
@@ -389,6 +391,30 @@ class LAMB(_FastoptOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, *, eps_root=0.0,
                  maximize=False, backend="auto"):
+        super().__init__(params, _defaults(locals()), backend)
+
+
+class Muon(_FastoptOptimizer):
+    """``torch.optim.Muon`` stepped by fastopt's Muon kernel; see :mod:`fastopt.torch` and
+    :mod:`fastopt.muon`.
+
+    Same signature and defaults as torch (``lr=1e-3``, ``weight_decay=0.1``, ``momentum=0.95``,
+    ``nesterov=True``, ``ns_coefficients=(3.4445, -4.7750, 2.0315)``, ``eps=1e-7``,
+    ``ns_steps=5``, ``adjust_lr_fn=None``), plus keyword-only ``backend``; torch's checks and
+    messages, and 2-D parameters only (refused when registered, as torch). State:
+    ``momentum_buffer`` only, torch's layout, so state dicts move both ways. One difference:
+    torch runs Newton-Schulz in bfloat16, fastopt in the parameter's dtype (float64 agrees with
+    torch's algorithm without the cast to about 1e-15); each parameter is one kernel call on one
+    thread, its matrix products in :mod:`fastopt._sums`' order.
+    """
+
+    _algorithm = fastopt.Muon.algorithm
+    _hyperparameters = ("lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps",
+                        "adjust_lr_fn")
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7, ns_steps=5, adjust_lr_fn=None, *,
+                 backend="auto"):
         super().__init__(params, _defaults(locals()), backend)
 
 

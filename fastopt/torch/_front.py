@@ -127,7 +127,9 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         try:
             self._check_hyperparameters(group)
             for index, param in enumerate(group["params"]):
-                check_param(f"param_groups[{len(self.param_groups) - 1}]['params'][{index}]", param)
+                where = f"param_groups[{len(self.param_groups) - 1}]['params'][{index}]"
+                check_param(where, param)
+                self._algorithm.check_shape(where, tuple(param.shape))
         except Exception:
             self.param_groups.pop()
             raise
@@ -192,6 +194,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             for index, p in enumerate(group["params"]):
                 where = f"param_groups[{group_index}]['params'][{index}]"
                 check_param(where, p)
+                plan.algorithm.check_shape(where, tuple(p.shape))
                 written.append((*tensor_extent(p), len(written), where, None))
                 grad = p.grad
                 if grad is None:

@@ -64,12 +64,13 @@ def closure_optimizers() -> list[str]:
     return list(CLOSURE_OPTIMIZERS)
 
 
-def _names(text: str, choices, what: str) -> list[str]:
+def _names(text: str, choices, what: str, all_of=None) -> list[str]:
+    """The names in ``text`` (any case); ``all`` is every choice, or every one of ``all_of``."""
     by_lower = {c.lower(): c for c in choices}
     out = []
     for item in filter(None, (s.strip() for s in text.split(","))):
         if item.lower() == "all":
-            out.extend(c for c in choices if c not in out)
+            out.extend(c for c in (all_of or choices) if c not in out)
             continue
         if item.lower() not in by_lower:
             raise argparse.ArgumentTypeError(f"unknown {what} {item!r}; choose from {', '.join(choices)}")
@@ -95,7 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "  python -m fastopt bench --sizes 4Ki,256Ki --backends numba,cython --no-torch\n"
     )
     parser.add_argument("-o", "--optimizers", default="all", metavar="LIST",
-                        help=f"comma-separated, from {','.join(dense_optimizers() + closure_optimizers())} (default: all)")
+                        help=f"comma-separated, from {','.join(dense_optimizers() + closure_optimizers())} (default: all), "
+                        "or Muon (2-D only, timed on the squarest matrix of each size: -n 65536 is 256 x 256)")
     parser.add_argument("-b", "--backends", default="all", metavar="LIST",
                         help=f"comma-separated, from {','.join(BACKENDS)} (default: all that load here)")
     parser.add_argument("-n", "--sizes", default=None, metavar="LIST",
@@ -135,7 +137,11 @@ class Settings:
         from fastopt import OPTIMIZERS, available_backends
 
         quick = QUICK if args.quick else {}
-        chosen = _names(args.optimizers, dense_optimizers() + closure_optimizers(), "optimizer")
+        from fastopt import MATRIX_OPTIMIZERS
+
+        # Muon only when named: its matrix products take seconds at the default sizes
+        chosen = _names(args.optimizers, dense_optimizers() + closure_optimizers() + list(MATRIX_OPTIMIZERS), "optimizer",
+                        all_of=dense_optimizers() + closure_optimizers())
         self.optimizers = [name for name in chosen if name not in closure_optimizers()]
         self.closure_optimizers = [name for name in chosen if name in closure_optimizers()]
         self.backends = [b for b in _names(args.backends, list(available_backends()), "backend")]
@@ -174,14 +180,14 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
     """One parameter of ``n`` elements: ceiling, each backend's kernel and opt.step, torch."""
     from functools import partial
 
-    from fastopt import OPTIMIZERS
     from . import workloads as w
+    from .workloads import OPTIMIZERS
     from .timing import Contestant
 
     hp = w.hyperparameters(name)
     param, grad = w.random_array(rng, n, dtype), w.random_array(rng, n, dtype)
     whole_tensor = OPTIMIZERS[name].algorithm.whole_tensor
-    if whole_tensor:  # Adafactor, LAMB: one matrix (Adafactor's factored statistics), stepped through opt.step only
+    if whole_tensor:  # Adafactor, LAMB, Muon: one matrix (Adafactor's factored statistics, Muon's products), stepped through opt.step only
         shape = w.matrix_shape(n)
         param, grad = param.reshape(shape), grad.reshape(shape)
         state = {}
@@ -207,7 +213,7 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
     if torch is not None and not hasattr(torch.optim, name):  # Lion: torch.optim has none
         notes.append(f"torch.optim has no {name}: no torch rows for it")
     elif torch is not None:
-        for variant in w.TORCH_VARIANTS:
+        for variant in w.torch_variants(name):
             setup = w.torch_optimizer(torch, name, hp, variant, [param], [grad])
             if setup.step is None:
                 notes.append(f"torch.optim.{name} {variant}: {setup.error}")

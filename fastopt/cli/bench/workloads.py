@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastopt import OPTIMIZERS
+from fastopt import MATRIX_OPTIMIZERS
+from fastopt import OPTIMIZERS as _ANY_SHAPE
+
+OPTIMIZERS = {**_ANY_SHAPE, **MATRIX_OPTIMIZERS}
+"""Every class the bench can time (Muon's matrices included)."""
 from fastopt._backends import get_kernel
 from fastopt._memory import aligned_full
 
@@ -56,7 +60,7 @@ def hyperparameters(name: str) -> dict:
 # --------------------------------------------------------------------------------------------
 def _optimizer_for(name: str, hp: dict):
     """An optimizer of class ``name`` with hyperparameters ``hp``, to ask for its kernel layout."""
-    return OPTIMIZERS[name]([np.zeros(1)], backend="reference", **hp)
+    return OPTIMIZERS[name]([np.zeros((1, 1) if name in MATRIX_OPTIMIZERS else 1)], backend="reference", **hp)
 
 
 def state_arrays(name: str, hp: dict) -> tuple[str, ...]:
@@ -264,6 +268,52 @@ TORCH_VARIANTS = {"default": dict(foreach=False), "foreach": dict(foreach=True),
 """torch.optim's implementations: the for-loop (the CPU default), multi-tensor, fused C++."""
 
 
+MUON_TORCH_VARIANTS = {
+    "bf16": "torch.optim.Muon as shipped: Newton-Schulz in bfloat16",
+    "no-bf16": "torch.optim.Muon with its bfloat16 cast removed: Newton-Schulz in the parameter's dtype, as fastopt",
+}
+"""torch's Muon has one implementation (no foreach, no fused); timed as shipped and in fastopt's dtype."""
+
+
+def torch_variants(name: str) -> dict:
+    """The torch.optim implementations timed for optimizer ``name``."""
+    return MUON_TORCH_VARIANTS if name == "Muon" else TORCH_VARIANTS
+
+
+def _newton_schulz_in_dtype(torch):
+    """torch's ``_zeropower_via_newtonschulz`` without its ``.bfloat16()`` cast (the same steps
+    in the tensor's own dtype)."""
+
+    def newton_schulz(grad, ns_coefficients, ns_steps, eps):
+        a, b, c = ns_coefficients
+        x = grad.T if grad.size(0) > grad.size(1) else grad
+        x = x / x.norm().clamp(min=eps)
+        for _ in range(ns_steps):
+            gram = x @ x.T
+            polynomial = torch.addmm(gram, gram, gram, beta=b, alpha=c)
+            x = torch.addmm(x, polynomial, x, beta=a)
+        return x.T if grad.size(0) > grad.size(1) else x
+
+    return newton_schulz
+
+
+def _muon_step_in_dtype(torch, optimizer):
+    """``optimizer.step`` of a torch.optim.Muon with Newton-Schulz in the parameters' dtype."""
+    from torch.optim import _muon
+
+    in_dtype = _newton_schulz_in_dtype(torch)
+
+    def step():
+        shipped = _muon._zeropower_via_newtonschulz
+        _muon._zeropower_via_newtonschulz = in_dtype
+        try:
+            optimizer.step()
+        finally:
+            _muon._zeropower_via_newtonschulz = shipped
+
+    return step
+
+
 def torch_keywords(name: str, hp: dict) -> dict:
     """fastopt's hyperparameters under torch.optim's names (the same algorithm)."""
     keywords = dict(hp)
@@ -293,11 +343,13 @@ def torch_optimizer(torch, name: str, hp: dict, variant: str, params: Sequence[n
         tensor.grad = torch.from_numpy(g)
         tensors.append(tensor)
     try:
-        optimizer = getattr(torch.optim, name)(tensors, **torch_keywords(name, hp), **TORCH_VARIANTS[variant])
-        optimizer.step()  # creates the state (touches its pages) and fails early if unsupported
+        flags = {} if name == "Muon" else TORCH_VARIANTS[variant]
+        optimizer = getattr(torch.optim, name)(tensors, **torch_keywords(name, hp), **flags)
+        step = _muon_step_in_dtype(torch, optimizer) if (name, variant) == ("Muon", "no-bf16") else optimizer.step
+        step()  # creates the state (touches its pages) and fails early if unsupported
     except (TypeError, RuntimeError, ValueError) as exc:
         return TorchSetup(None, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-    return TorchSetup(optimizer.step, keep=[tensors, optimizer])
+    return TorchSetup(step, keep=[tensors, optimizer])
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,11 +21,12 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 
-from fastopt import OPTIMIZERS, __version__
+from fastopt import __version__
+
 from ._docstring import Block, Equation, MathDoc
 from ._mathml import GREEK, MathSyntaxError, formula_to_mathml, identifier_to_mathml, is_symbol
 from ._source import DESCRIPTION, CodeLine, Kernel, align
-from .model import OptimizerView, load_view
+from .model import OPTIMIZERS, OptimizerView, load_view
 
 PYGMENTS_STYLE = "default"
 INDEX = "index.html"

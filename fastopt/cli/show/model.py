@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastopt import BACKENDS, CLOSURE_OPTIMIZERS, OPTIMIZERS
+from fastopt import BACKENDS, CLOSURE_OPTIMIZERS, MATRIX_OPTIMIZERS
+from fastopt import OPTIMIZERS as _VECTOR_OPTIMIZERS
 from ._docstring import MathDoc, parse_math_doc, read_docstring
 from ._source import Kernel, read_control, read_function, read_kernel, read_scalars
+
+OPTIMIZERS = {**_VECTOR_OPTIMIZERS, **MATRIX_OPTIMIZERS}  # every class show explains (Muon's matrices included)
 
 
 @dataclass

@@ -18,6 +18,7 @@ side) to ``--out``.
  9    backends             the three implementations give bit-identical trajectories (every optimizer)
 10    adafactor_memory     Adafactor's factored state: a few percent of Adam's memory, about Adam's loss
 11    schedule_free        Schedule-Free AdamW: a cosine schedule's final loss, with no schedule and no stopping time
+12    muon_singular_values Muon's Newton-Schulz squeezes a momentum matrix's singular values into a band around 1
 13    lbfgs_curvature      L-BFGS uses curvature: a fraction of Adam's gradient evaluations on an ill-conditioned problem
 ====  ===================  ===========================================================
 """
@@ -41,7 +42,8 @@ EXPERIMENTS = {
     9: "backends",
     10: "adafactor_memory",
     11: "schedule_free",
-    13: "lbfgs_curvature",  # 12 is being added elsewhere at the same time; the registries merge
+    12: "muon_singular_values",
+    13: "lbfgs_curvature",
 }
 DEFAULT_OUT = "fastopt-tour"
 

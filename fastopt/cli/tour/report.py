@@ -81,7 +81,7 @@ def _highlight(source: str) -> str:
 
 def reference_source(optimizer: str) -> tuple[str, str]:
     """(relative path, source) of an optimizer's NumPy reference kernel."""
-    folder = fastopt.OPTIMIZERS[optimizer].kernel
+    folder = {**fastopt.OPTIMIZERS, **fastopt.MATRIX_OPTIMIZERS}[optimizer].kernel
     text = importlib.resources.files(f"fastopt.{folder}").joinpath("reference.py").read_text(encoding="utf-8")
     return f"fastopt/{folder}/reference.py", text
 
