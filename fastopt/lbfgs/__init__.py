@@ -116,12 +116,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import numpy as np
 
 from .. import _backends
+from .._threads import one_at_a_time
 from .._validation import check_grad, check_lr, check_param, check_real, flat_view, memory_extent
 
 CURVATURE_THRESHOLD = 1e-10
@@ -539,6 +541,7 @@ class LBFGS:
         check_hyperparameters(group)
         self.backend = _backends.resolve_backend(backend)
         self._kernels = _backends._load_module("lbfgs", self.backend)
+        self._lock = threading.RLock()  # one step (or checkpoint) at a time: _threads.one_at_a_time
         self.defaults = defaults
         self.param_groups = [{"params": arrays, **group}]
         self.state: dict[int, dict[str, Any]] = {}
@@ -547,6 +550,7 @@ class LBFGS:
     def params(self) -> list[np.ndarray]:
         return self.param_groups[0]["params"]
 
+    @one_at_a_time
     def step(self, closure: Callable[[], tuple[Any, list]]) -> Any:
         """Up to ``max_iter`` iterations (see the class); returns the closure's first loss."""
         if not callable(closure):
@@ -562,6 +566,7 @@ class LBFGS:
         self.state[0] = state
         return loss
 
+    @one_at_a_time
     def state_dict(self) -> dict[str, Any]:
         """torch's layout: ``{"state": {0: {...}}, "param_groups": [{..., "params": [0, 1, ...]}]}``;
         arrays are copied."""
@@ -572,6 +577,7 @@ class LBFGS:
                               "params": list(range(len(group["params"])))}],
         }
 
+    @one_at_a_time
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a :meth:`state_dict` (of any backend): checked whole, then copied in."""
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:

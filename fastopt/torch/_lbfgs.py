@@ -11,6 +11,7 @@ dict saved by torch.optim.LBFGS loads here and the other way round.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 
 from fastopt import _backends
 from fastopt import lbfgs as _lbfgs
+from fastopt._threads import one_at_a_time
 
 from ._tensors import as_float, check_disjoint, check_grad, check_param, numpy_view, tensor_extent
 
@@ -84,6 +86,7 @@ class LBFGS(torch.optim.Optimizer):
         _lbfgs.check_hyperparameters({**defaults, "lr": as_float("lr", lr)})
         self.backend = _backends.resolve_backend(backend)
         self._kernels = _backends._load_module("lbfgs", self.backend)
+        self._lock = threading.RLock()  # one step (or checkpoint) at a time: _threads.one_at_a_time
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
@@ -99,6 +102,7 @@ class LBFGS(torch.optim.Optimizer):
                                 "L-BFGS steps them as one vector of one dtype")
         check_disjoint([(*tensor_extent(p), i, f"params[{i}]", None) for i, p in enumerate(params)])
 
+    @one_at_a_time
     @torch.no_grad()
     def step(self, closure):  # type: ignore[override]
         """Up to ``max_iter`` iterations; returns the loss of the closure's first call."""
@@ -117,6 +121,16 @@ class LBFGS(torch.optim.Optimizer):
         loss = _lbfgs.lbfgs_step(_Tensors(params, closure, self._kernels), self._kernels, group, arrays)
         state.update(_as_tensors(arrays))
         return loss
+
+    @one_at_a_time
+    def state_dict(self) -> dict[str, Any]:
+        """torch's ``state_dict``, taken between steps (never half-way through one)."""
+        return super().state_dict()
+
+    @one_at_a_time
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's ``load_state_dict``, between steps."""
+        super().load_state_dict(state_dict)
 
 
 def _as_arrays(state: dict[str, Any], flat_params: list[np.ndarray], history_size: int) -> dict[str, Any]:
