@@ -54,18 +54,18 @@ def muon_update(
     def lerp(start, end, w):  # torch's two forms, chosen by the weight's size
         return start + w * (end - start) if abs(w) < 0.5 else end - (end - start) * (one - w)
 
-    momentum_buffer[:] = lerp(momentum_buffer, grad, weight)                          # (1)
-    update = lerp(grad, momentum_buffer, momentum) if nesterov else momentum_buffer   # (2)
-    norm = param.dtype.type(math.sqrt(_sums.total(_sums.squares(update))))           # (3)
+    momentum_buffer[:] = lerp(momentum_buffer, grad, weight)                           # (1)
+    update = lerp(grad, momentum_buffer, momentum) if nesterov else momentum_buffer    # (2)
+    norm = param.dtype.type(math.sqrt(_sums.total(_sums.squares(update))))             # (3)
     denominator = eps if norm < eps else norm  # torch's clamp(min=eps): a NaN norm stays NaN
     x = update.reshape(rows, cols) / denominator
     if rows > cols:
         x = np.ascontiguousarray(x.T)  # the wide orientation: the Gram matrices are the small ones
     for _ in range(ns_steps):
-        gram = _sums.matmul(x, x.T).astype(param.dtype)                              # (4)
+        gram = _sums.matmul(x, x.T).astype(param.dtype)                                # (4)
         square = _sums.matmul(gram, gram).astype(param.dtype)
-        polynomial = coefficient_b * gram + coefficient_c * square                                             # (5)
-        x = coefficient_a * x + _sums.matmul(polynomial, x).astype(param.dtype)                  # (6)
+        polynomial = coefficient_b * gram + coefficient_c * square                     # (5)
+        x = coefficient_a * x + _sums.matmul(polynomial, x).astype(param.dtype)        # (6)
     orthogonal = (x.T if rows > cols else x).reshape(-1)                               # (7)
     ratio = math.sqrt(max(1.0, rows / cols)) if adjust == 0 else 0.2 * math.sqrt(max(rows, cols))
     step = param.dtype.type(-(lr * ratio))                                             # (9)
