@@ -229,7 +229,9 @@ def test_concurrent_steps_on_one_optimizer(front, tmp_path):
     With the lock the steps run one after the other: step == 50 and the parameters are those of
     50 sequential steps, bit for bit (the same gradient every step, so order does not matter;
     L-BFGS's closure gives the same sequence whichever thread calls it)."""
-    backend = front.split()[-1] if front != "torch" else "cython"
+    if front == "torch":
+        pytest.importorskip("torch")  # CI's main pass has torch (its backend guard); the sanitizer pass has not
+    backend = front.split()[-1] if front not in ("torch", "lbfgs") else "cython"
     run_script(f'''
     FRONT = "{front}"
     def make(param):
