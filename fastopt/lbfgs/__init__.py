@@ -35,7 +35,7 @@ as minFunc and torch implement them): at most ``max_eval`` evaluations in the st
 
 This is torch.optim.LBFGS's algorithm and control flow (PyTorch 2.13), line for line: the same
 tests in the same order, the same history update, the same line search. The control flow is
-written once, here (:func:`lbfgs_step`), and shared by the three backends and by both front ends
+written once, here (``lbfgs_step``), and shared by the three backends and by both front ends
 (``fastopt.LBFGS`` on NumPy arrays, ``fastopt.torch.LBFGS`` on tensors); the vector work is a
 handful of kernels over the flat vector (``reference.py``, ``_numba.py``, ``_cython.pyx``):
 
