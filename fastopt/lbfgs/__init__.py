@@ -118,7 +118,7 @@ import math
 import numbers
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -142,22 +142,33 @@ STATE_KEYS = ("func_evals", "n_iter", "d", "t", "old_dirs", "old_stps", "ro", "H
 # --------------------------------------------------------------------------------------------
 # What a front end provides: the closure's results, and moving the parameters
 # --------------------------------------------------------------------------------------------
-class Front(Protocol):
-    """The parameters as one flat vector, seen by :func:`lbfgs_step` through a front end."""
+class Front:
+    """The parameters as one flat vector, seen by :func:`lbfgs_step` through a front end: each
+    front end gives the 1-D views of its parameters and says how to call the closure."""
 
-    dtype: np.dtype
+    def __init__(self, params: list, flat: list[np.ndarray], closure: Callable, kernels) -> None:
+        self.params, self.flat, self.closure, self.kernels = params, flat, closure, kernels
+        self.dtype = flat[0].dtype
+        self.offsets = np.cumsum([0] + [view.size for view in flat]).tolist()
 
     def evaluate(self) -> tuple[Any, float, np.ndarray]:
         """Call the closure: its loss as returned, as a float, and the flat gradient (a new array)."""
+        raise NotImplementedError
 
     def move(self, t: float, d: np.ndarray) -> None:
         """``x += t d`` (9), parameter by parameter."""
+        step = self.dtype.type(t)
+        for i, flat in enumerate(self.flat):
+            self.kernels.add_scaled(flat, d[self.offsets[i]:self.offsets[i + 1]], step)      # (9)
 
-    def save(self) -> object:
+    def save(self) -> list[np.ndarray]:
         """A copy of the parameters."""
+        return [flat.copy() for flat in self.flat]
 
-    def restore(self, saved: object) -> None:
+    def restore(self, saved: list[np.ndarray]) -> None:
         """Copy the saved values back into the parameters."""
+        for flat, values in zip(self.flat, saved):
+            np.copyto(flat, values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,14 +448,11 @@ def _run(front: Front, kernels, group: dict[str, Any], state: dict[str, Any]) ->
 # --------------------------------------------------------------------------------------------
 # The NumPy front end
 # --------------------------------------------------------------------------------------------
-class _Arrays:
+class _Arrays(Front):
     """:class:`Front` over NumPy arrays: the closure returns ``(loss, grads)``."""
 
     def __init__(self, params: list[np.ndarray], closure: Callable, kernels) -> None:
-        self.params, self.closure, self.kernels = params, closure, kernels
-        self.flat = [flat_view(p) for p in params]
-        self.dtype = params[0].dtype
-        self.offsets = np.cumsum([0] + [p.size for p in params]).tolist()
+        super().__init__(params, [flat_view(p) for p in params], closure, kernels)
 
     def evaluate(self) -> tuple[Any, float, np.ndarray]:
         result = self.closure()
@@ -462,18 +470,6 @@ class _Arrays:
             if grad is not None:
                 flat_grad[self.offsets[i]:self.offsets[i + 1]] = grad
         return value, value, flat_grad
-
-    def move(self, t: float, d: np.ndarray) -> None:
-        step = self.dtype.type(t)
-        for i, flat in enumerate(self.flat):
-            self.kernels.add_scaled(flat, d[self.offsets[i]:self.offsets[i + 1]], step)      # (9)
-
-    def save(self) -> list[np.ndarray]:
-        return [flat.copy() for flat in self.flat]
-
-    def restore(self, saved: list[np.ndarray]) -> None:
-        for flat, values in zip(self.flat, saved):
-            np.copyto(flat, values)
 
 
 def _loss_value(loss: object) -> float:

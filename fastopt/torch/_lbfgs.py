@@ -24,14 +24,11 @@ from fastopt._threads import one_at_a_time
 from ._tensors import as_float, check_disjoint, check_grad, check_param, numpy_view, tensor_extent
 
 
-class _Tensors:
+class _Tensors(_lbfgs.Front):
     """:class:`fastopt.lbfgs.Front` over tensors: torch's closure, gradients in ``.grad``."""
 
     def __init__(self, params: list[torch.Tensor], closure, kernels) -> None:
-        self.params, self.closure, self.kernels = params, closure, kernels
-        self.flat = [numpy_view(p) for p in params]
-        self.dtype = self.flat[0].dtype
-        self.offsets = np.cumsum([0] + [p.numel() for p in params]).tolist()
+        super().__init__(params, [numpy_view(p) for p in params], closure, kernels)
 
     def evaluate(self) -> tuple[Any, float, np.ndarray]:
         with torch.enable_grad():
@@ -50,18 +47,6 @@ class _Tensors:
             if grad is not None:
                 flat_grad[self.offsets[i]:self.offsets[i + 1]] = grad.detach().reshape(-1).numpy()
         return loss, value, flat_grad
-
-    def move(self, t: float, d: np.ndarray) -> None:
-        step = self.dtype.type(t)
-        for i, flat in enumerate(self.flat):
-            self.kernels.add_scaled(flat, d[self.offsets[i]:self.offsets[i + 1]], step)   # (9)
-
-    def save(self) -> list[np.ndarray]:
-        return [flat.copy() for flat in self.flat]
-
-    def restore(self, saved: list[np.ndarray]) -> None:
-        for flat, values in zip(self.flat, saved):
-            np.copyto(flat, values)
 
 
 class LBFGS(torch.optim.Optimizer):
