@@ -7,6 +7,7 @@ gradients); this file covers the same properties for it.
 """
 
 import copy
+import importlib.util
 import math
 
 import numpy as np
@@ -639,5 +640,10 @@ def test_bench_times_one_step_against_torch(capsys):
 
     document = json.loads(capsys.readouterr().out)
     rows = [r for r in document["results"] if r["scenario"] == "closure"]
-    assert {r["impl"] for r in rows} >= {"reference", "numba", "cython", "torch default"}
+    assert {r["impl"] for r in rows} >= {"reference", "numba", "cython"}
+    # The sanitizer pass of CI has no torch: the rows are then fastopt's alone, with no ratio.
+    if importlib.util.find_spec("torch") is None:
+        assert "torch default" not in {r["impl"] for r in rows}
+        return
+    assert "torch default" in {r["impl"] for r in rows}
     assert all(r["speedup_vs_torch"] > 0 for r in rows if r["impl"] != "torch default")
