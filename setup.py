@@ -142,6 +142,8 @@ def native_extensions():
         yield Extension(f"fastopt._native.{name}", [f"fastopt/_native/{name}.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
     # the summation order's Cython twin, callable from Python (its loops are inline in sums.pxd)
     yield Extension("fastopt._sums.sums", ["fastopt/_sums/sums.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
+    # the float16/bfloat16 conversions' Cython twin, callable from Python (inline in rounding.pxd)
+    yield Extension("fastopt._rounding.rounding", ["fastopt/_rounding/rounding.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
 
 
 extensions = [*native_extensions(), *kernel_extensions()]
