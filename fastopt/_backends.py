@@ -131,6 +131,12 @@ def get_kernel(optimizer: str, backend: str, parallel: bool = False, many: bool 
     return getattr(module, f"{optimizer}_update")
 
 
+def get_kernel_module(optimizer: str, backend: str):
+    """The module that holds ``<optimizer>_update`` on ``backend`` (its generated entry points,
+    for Cython: the 16-bit ones among them)."""
+    return _load_module(optimizer, backend)
+
+
 @cache
 def _numba_twin(optimizer: str, kind: str, arrays: int | None):
     """A twin of a Numba kernel (see :mod:`fastopt._jit`), made once per process."""

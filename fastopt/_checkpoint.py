@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._memory import aligned_copy
+from ._rounding import state_dtype
 from ._threads import one_at_a_time
 
 
@@ -125,11 +126,12 @@ class Checkpoints:
             shape = self.algorithm.buffer_shape(key, param.shape)
             if shape is None:
                 raise ValueError(f"{where}[{key!r}]: a parameter of shape {param.shape} has no {key!r}")
-            if value.shape != shape or value.dtype != param.dtype:
+            dtype = state_dtype(param.dtype)  # float32 for a float16 or bfloat16 parameter
+            if value.shape != shape or value.dtype != dtype:
                 raise ValueError(
                     f"{where}[{key!r}] has shape {value.shape} and dtype {value.dtype}, but its "
-                    f"parameter (shape {param.shape}, dtype {param.dtype}) needs shape {shape} and dtype {param.dtype}"
-                    if shape != param.shape else
+                    f"parameter (shape {param.shape}, dtype {param.dtype}) needs shape {shape} and dtype {dtype}"
+                    if shape != param.shape or dtype != param.dtype else
                     f"{where}[{key!r}] has shape {value.shape} and dtype {value.dtype}, but its "
                     f"parameter has shape {param.shape} and dtype {param.dtype}"
                 )

@@ -32,7 +32,11 @@ import numba
 from numba import types
 from numba.extending import intrinsic, overload, register_jitable
 
+import numpy as np
+
 from . import _checks
+from ._rounding import BLOCK
+from ._rounding._numba import narrow_block, widen_block
 
 KERNEL_OPTIONS = {"nogil": True, "error_model": "numpy"}
 
@@ -124,6 +128,74 @@ def _update_many(table, sizes, like, scalars):
         n = sizes[k]
         if n > 0:
             KERNEL(*_row_arrays(table, k, n, like, ARRAYS), *scalars)  # noqa: F821
+
+
+def _update_narrow(param_bits, grad_bits, states, scalars, storage, parts):
+    """The 16-bit twin's body (see :func:`narrow_twin`): ``parts`` chunks of whole blocks, each
+    block widened to float32, stepped by ``KERNEL``, its new values rounded once."""
+    n = param_bits.shape[0]
+    chunk = ((n + parts - 1) // parts + BLOCK - 1) // BLOCK * BLOCK
+    for part in numba.prange(parts):
+        wide_param = np.empty(BLOCK, np.float32)
+        wide_grad = np.empty(BLOCK, np.float32)
+        for start in range(part * chunk, min(n, part * chunk + chunk), BLOCK):
+            stop = min(n, start + BLOCK)
+            size = stop - start
+            widen_block(param_bits[start:stop], wide_param[:size], storage)
+            widen_block(grad_bits[start:stop], wide_grad[:size], storage)
+            KERNEL(wide_param[:size], wide_grad[:size], *_chunks(states, start, stop, STATES), *scalars)  # noqa: F821
+            narrow_block(wide_param[:size], param_bits[start:stop], storage)
+
+
+def _update_copy(param, grad, states, scalars, copy_bits, storage, parts):
+    """The master-weights twin's body (see :func:`narrow_twin`): ``param`` (float32) stepped in
+    place a block at a time, each block rounded into ``copy_bits`` while it is in cache."""
+    n = param.shape[0]
+    chunk = ((n + parts - 1) // parts + BLOCK - 1) // BLOCK * BLOCK
+    for part in numba.prange(parts):
+        for start in range(part * chunk, min(n, part * chunk + chunk), BLOCK):
+            stop = min(n, start + BLOCK)
+            KERNEL(param[start:stop], grad[start:stop], *_chunks(states, start, stop, STATES), *scalars)  # noqa: F821
+            narrow_block(param[start:stop], copy_bits[start:stop], storage)
+
+
+def _chunks(states, start, stop, count):
+    """``states[k][start:stop]`` for the ``count`` state arrays (compiled code only)."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(_chunks)
+def _chunks_overload(states, start, stop, count):
+    """Written out for the kernel's constant number of state arrays (an unused one is empty, and
+    so is its chunk)."""
+    if not isinstance(count, types.IntegerLiteral):
+        raise numba.core.errors.TypingError("_chunks: count must be a constant")
+    items = "".join(f"states[{k}][start:stop], " for k in range(count.literal_value))
+    namespace: dict = {}
+    exec(f"def chunks(states, start, stop, count):\n    return ({items})", namespace)
+    return namespace["chunks"]
+
+
+def narrow_twin(kernel, arrays: int, copy: bool, parallel: bool):
+    """The kernel for 16-bit parameters (:mod:`fastopt._rounding`), ``copy=False``::
+
+        update_narrow(param_bits, grad_bits, states, scalars, storage, parts)
+
+    param and grad as uint16 arrays, ``states`` the float32 state arrays as a tuple, ``scalars``
+    the kernel's float32 scalars with its thread count (1) last, ``storage`` the 16-bit format's
+    code, ``parts`` the number of chunks (threads, with ``parallel=True``). With ``copy=True``,
+    the master-weights step: ``update_copy(param, grad, states, scalars, copy_bits, storage,
+    parts)``. Made as :func:`many_twin` makes its copy (cached on disk unless ``parallel``).
+    """
+    body = _update_copy if copy else _update_narrow
+    source = hashlib.sha256(inspect.getsource(kernel.py_func).encode()).hexdigest()[:12]
+    namespace = {**body.__globals__, "KERNEL": kernel, "STATES": arrays - 2}
+    twin = pytypes.FunctionType(body.__code__, namespace, body.__name__.lstrip("_"))
+    twin.__qualname__ = f"{twin.__name__}_{kernel.__name__}_{source}"
+    twin.__module__ = __name__
+    if parallel:
+        return numba.njit(parallel=True, **KERNEL_OPTIONS)(twin)
+    return jit_kernel(twin)
 
 
 def many_twin(kernel, arrays: int):

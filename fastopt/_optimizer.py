@@ -35,6 +35,7 @@ from ._checkpoint import Checkpoints
 from ._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
 from ._engine.rows import check_sparse_grad
 from ._memory import aligned_full
+from ._rounding import state_dtype
 from ._validation import check_grad, check_param, check_state_array, flat_view, memory_extent
 
 
@@ -215,11 +216,11 @@ class Optimizer(Checkpoints):
             self.add_param_group(group)
 
     def _new_buffer(self, key: str, param: np.ndarray, group: dict[str, Any]) -> np.ndarray:
-        """State buffer ``key`` for ``param``: its dtype, the algorithm's shape for it (the
+        """State buffer ``key`` for ``param``: its dtype (float32 for a 16-bit one), the algorithm's shape for it (the
         parameter's, but Adafactor's factors), 64-byte aligned, filled with its first value."""
         shape = self.algorithm.buffer_shape(key, param.shape)
         with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
-            return aligned_full(shape, param.dtype, self.algorithm.fill(key, group))
+            return aligned_full(shape, state_dtype(param.dtype), self.algorithm.fill(key, group))
 
     def _new_state(self, param: np.ndarray, group: dict[str, Any]) -> dict[str, Any]:
         """A parameter's state before its first step: its counters, and its kernel's buffers."""
@@ -270,6 +271,11 @@ class Optimizer(Checkpoints):
         for offset, param in enumerate(members):
             index = first_index + offset
             check_param(f"params[{index}]", param)
+            if not self.algorithm.low_precision and state_dtype(param.dtype) is not param.dtype:
+                raise TypeError(
+                    f"params[{index}] has dtype {param.dtype}; {type(self).__name__} steps float32 and "
+                    "float64 arrays only (keep float32 master weights and step those)"
+                )
             self.algorithm.check_shape(f"params[{index}]", param.shape)
             if param.nbytes:
                 start, end = memory_extent(param)
@@ -422,6 +428,8 @@ class Optimizer(Checkpoints):
             return EMPTY
         states = list(map(self.state.get, range(start, end)))
         dtype = members[0].dtype
+        if dtype not in _EMPTY:
+            return None  # float16 and bfloat16 parameters: per parameter, a block at a time
         counters = self.algorithm.counters
         if batch.gather(members, group_grads, states, plan.slots, counters, dtype.num) != -1:
             return None
@@ -550,7 +558,7 @@ class Optimizer(Checkpoints):
         cached = self._flat_state_cache.get(index)
         if cached is not None and cached[0] == slots and all(state.get(k) is a for k, a in cached[1]):
             return cached[2]
-        dtype = self._params[index].dtype
+        dtype = state_dtype(self._params[index].dtype)
         # a slot this parameter does not use (None, or a buffer its shape has none of) is empty
         slots_used = tuple(key if key in state else None for key in slots)
         arrays = tuple((key, state[key]) for key in slots_used if key is not None)

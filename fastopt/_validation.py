@@ -17,7 +17,11 @@ import numbers
 
 import numpy as np
 
+from ._rounding import is_low_precision, state_dtype
+
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+"""The dtypes the kernels compute in; float16 and bfloat16 parameters are stepped in float32
+(:mod:`fastopt._rounding`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,16 +105,21 @@ def _reject_masked(where: str, array: np.ndarray) -> None:
 
 
 def check_param(where: str, param: object) -> np.ndarray:
-    """A parameter must be a writeable, C-contiguous float32/float64 ndarray: it is updated in place,
-    so fastopt never copies it (a copy would silently detach the caller's array)."""
+    """A parameter must be a writeable, C-contiguous ndarray of float32, float64, float16 or
+    bfloat16: it is updated in place, so fastopt never copies it (a copy would silently detach
+    the caller's array)."""
     if not isinstance(param, np.ndarray):
         raise TypeError(
-            f"{where} must be a numpy.ndarray of float32 or float64, got {type(param).__name__}"
+            f"{where} must be a numpy.ndarray of float32, float64, float16 or bfloat16, got {type(param).__name__}"
         )
     _reject_masked(where, param)
-    if param.dtype not in SUPPORTED_DTYPES:
+    if param.dtype not in SUPPORTED_DTYPES and not is_low_precision(param.dtype):
+        hint = ""
+        if param.dtype.name == "bfloat16":  # a bfloat16 that is not ml_dtypes'
+            hint = " (bfloat16 is ml_dtypes.bfloat16: `pip install ml_dtypes`)"
         raise TypeError(
-            f"{where} has dtype {param.dtype}; fastopt optimizes native float32 and float64 arrays"
+            f"{where} has dtype {param.dtype}; fastopt optimizes native float32 and float64 arrays, "
+            f"and float16 and bfloat16 ones with float32 state{hint}"
         )
     if not param.flags.c_contiguous:
         raise ValueError(
@@ -185,16 +194,18 @@ def check_state_array(where: str, value: object, param: np.ndarray, shape: tuple
     NumPy reference and the element loops would then differ)."""
     if not isinstance(value, np.ndarray) or isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{where} must be a numpy.ndarray, got {type(value).__name__}")
-    if shape is None or shape == param.shape:
-        if value.dtype != param.dtype or value.shape != param.shape:
+    dtype = state_dtype(param.dtype)  # float32 for a float16 or bfloat16 parameter
+    if shape is None:
+        shape = param.shape
+    if value.dtype != dtype or value.shape != shape:
+        if shape == param.shape and dtype == param.dtype:
             raise ValueError(
                 f"{where} has shape {value.shape} and dtype {value.dtype}, but its parameter has "
                 f"shape {param.shape} and dtype {param.dtype}"
             )
-    elif value.dtype != param.dtype or value.shape != shape:
         raise ValueError(
             f"{where} has shape {value.shape} and dtype {value.dtype}, but a parameter of shape "
-            f"{param.shape} and dtype {param.dtype} needs shape {shape} and dtype {param.dtype}"
+            f"{param.shape} and dtype {param.dtype} needs shape {shape} and dtype {dtype}"
         )
     flags = value.flags
     if not (flags.c_contiguous and flags.writeable and flags.aligned):

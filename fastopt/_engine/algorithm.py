@@ -57,6 +57,9 @@ class Algorithm:
     parameter is then one kernel call on one thread, on the careful path, with the arguments
     ``shape_arguments`` gives after its arrays, and its state arrays may have other shapes than
     the parameter's (``buffer_shape``)."""
+    low_precision: ClassVar[bool] = True
+    """False if it cannot step float16 and bfloat16 parameters (with float32 state, see
+    :mod:`fastopt._rounding`): they are then refused when added."""
     sparse: ClassVar[bool] = False
     """True if its gradients are sparse rows (SparseAdam's): each step takes the careful path,
     which steps only the rows a gradient names (``fastopt/_engine/rows.py``)."""

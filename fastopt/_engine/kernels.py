@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import _backends
+from .. import _backends, _rounding
 
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+FLOAT32 = np.dtype(np.float32)
+_DTYPES = (FLOAT32, np.dtype(np.float64))
 _LIKE = {dtype: np.empty(0, dtype) for dtype in _DTYPES}  # tells a Numba twin the dtype of a row
 
 
@@ -70,6 +71,11 @@ class Kernels:
             self._parallel = specialise(kernel)
         return self._parallel[dtype]
 
+    @functools.cached_property
+    def sixteen(self) -> Sixteen:
+        """The steps of float16 and bfloat16 parameters (see :class:`Sixteen`)."""
+        return Sixteen(self)
+
     def step_batch(self, dtype: np.dtype, batch, scalars: tuple, num_threads: int, min_size: int) -> None:
         """Every row of a gathered ``batch`` (a :class:`fastopt._native.batch.Batch`) in one call;
         Cython splits the rows of at least ``min_size`` elements across ``num_threads`` threads
@@ -81,6 +87,89 @@ class Kernels:
             many[dtype](batch, *scalars, num_threads, min_size)
         else:
             many[dtype](batch.table, batch.row_sizes, _LIKE[dtype], (*scalars, 1))
+
+
+class Sixteen:
+    """The steps of 16-bit parameters (:mod:`fastopt._rounding`) of folder ``folder`` on
+    ``backend``, all of them the float32 kernel's arithmetic with one rounding per element:
+
+    * ``step(param, grad, buffers, scalars, threads)``: float16/bfloat16 ``param`` and ``grad``
+      (flat), float32 ``buffers``, in place;
+    * ``step_copy(param, grad, buffers, scalars, copy, threads)``: float32 master weights
+      ``param`` stepped in place, their 16-bit ``copy`` written in the same pass;
+    * ``widen(values)`` / ``narrow(values, out)``: the backend's own conversions on whole arrays,
+      for the kernels that take a whole tensor (widened, stepped, rounded back).
+    """
+
+    def __init__(self, kernels: Kernels) -> None:
+        self.kernels = kernels
+        folder, backend = kernels.folder, kernels.backend
+        self.backend = backend
+        self._module = _backends.get_kernel_module(folder, backend) if backend == "cython" else None
+        self._twins: dict = {}
+
+    def _numba_twin(self, copy: bool, threads: int):
+        import numba
+
+        from .. import _jit
+
+        parallel = threads > 1
+        twin = self._twins.get((copy, parallel))
+        if twin is None:
+            kernel = _backends.get_kernel(self.kernels.folder, "numba")
+            twin = self._twins[(copy, parallel)] = _jit.narrow_twin(kernel, self.kernels.arrays, copy, parallel)
+        if parallel:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        return twin
+
+    def step(self, param, grad, buffers, scalars, threads: int) -> None:
+        storage = _rounding.storage_code(param.dtype)
+        if self.backend == "reference":
+            _rounding.step_in_float32(self.kernels.single[FLOAT32], param, grad, buffers, scalars, threads)
+        elif self.backend == "cython":
+            update = getattr(self._module, f"{self.kernels.folder}_update_narrow")
+            update(param.view(np.uint16), grad.view(np.uint16), *buffers, *scalars, storage, threads)
+        else:
+            twin = self._numba_twin(False, threads)
+            twin(param.view(np.uint16), grad.view(np.uint16), tuple(buffers), (*scalars, 1), storage, threads)
+
+    def step_copy(self, param, grad, buffers, scalars, copy, threads: int) -> None:
+        storage = _rounding.storage_code(copy.dtype)
+        if self.backend == "reference":
+            self.kernels.single[FLOAT32](param, grad, *buffers, *scalars, threads)
+            _rounding.narrow(param, copy)
+        elif self.backend == "cython":
+            update = getattr(self._module, f"{self.kernels.folder}_update_copy")
+            update(param, grad, *buffers, *scalars, copy.view(np.uint16), storage, threads)
+        else:
+            twin = self._numba_twin(True, threads)
+            twin(param, grad, tuple(buffers), (*scalars, 1), copy.view(np.uint16), storage, threads)
+
+    def widen(self, values: np.ndarray) -> np.ndarray:
+        if self.backend == "reference":
+            return _rounding.widen(values)
+        wide = np.empty(values.shape, np.float32)
+        _conversions(self.backend)[0](values.reshape(-1).view(np.uint16), wide.reshape(-1), _rounding.storage_code(values.dtype))
+        return wide
+
+    def narrow(self, values: np.ndarray, out: np.ndarray) -> None:
+        if self.backend == "reference":
+            _rounding.narrow(values, out)
+        else:
+            _conversions(self.backend)[1](values.reshape(-1), out.reshape(-1).view(np.uint16), _rounding.storage_code(out.dtype))
+
+
+@functools.cache
+def _conversions(backend: str) -> tuple:
+    """``(widen, narrow)`` on whole flat arrays, as the compiled backend writes them."""
+    if backend == "cython":
+        from .._rounding import rounding
+
+        return rounding.widen, rounding.narrow
+    from .. import _jit
+    from .._rounding import _numba
+
+    return _jit.jit_kernel(_numba.widen_block), _jit.jit_kernel(_numba.narrow_block)
 
 
 @functools.cache

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _threads
+from .._rounding import state_dtype
 from .rows import SparseRows, step_rows
 
 EMPTY = object()
@@ -95,18 +96,28 @@ class Engine:
             param, grad, buffers, counters, created = front.prepare(plan, item)
             key = plan.algorithm.advance(plan.group, counters, created)
             front.finish(plan, item, counters)
-            scalars = plan.scalars(key, param.dtype)
+            dtype = state_dtype(param.dtype)  # the arithmetic's: float32 for a 16-bit parameter
+            sixteen = dtype is not param.dtype
+            scalars = plan.scalars(key, dtype)
+            kernels = plan.kernels
             if plan.algorithm.whole_tensor:  # one call on one thread: sums in one order (fastopt._sums)
                 if param.size:  # a parameter with no elements has nothing to scale (torch raises)
                     shape = front.shape(item)
-                    scratch = plan.algorithm.workspace(shape, param.dtype)
+                    scratch = plan.algorithm.workspace(shape, dtype)
                     arguments = plan.algorithm.shape_arguments(shape)
-                    plan.kernels.single[param.dtype](param, grad, *buffers, *scratch, *arguments, *scalars, 1)
+                    if sixteen:  # widened whole, stepped, rounded back once (fastopt._rounding)
+                        wide_param = kernels.sixteen.widen(param)
+                        kernels.single[dtype](wide_param, kernels.sixteen.widen(grad), *buffers, *scratch, *arguments, *scalars, 1)
+                        kernels.sixteen.narrow(wide_param, param)
+                    else:
+                        kernels.single[dtype](param, grad, *buffers, *scratch, *arguments, *scalars, 1)
                 continue
             sparse = type(grad) is SparseRows
             threads = threads_for(grad.values.size if sparse else param.size)
-            kernels = plan.kernels
-            kernel = kernels.single[param.dtype] if threads == 1 else kernels.parallel(param.dtype)
+            if sixteen:  # a block at a time, widened, stepped, rounded back (fastopt._rounding)
+                kernels.sixteen.step(param, grad, buffers, scalars, threads)
+                continue
+            kernel = kernels.single[dtype] if threads == 1 else kernels.parallel(dtype)
             if sparse:  # the rows it names: gathered, stepped, written back
                 step_rows(kernel, param, grad, buffers, scalars, threads)
             else:

@@ -220,6 +220,15 @@ def _argument_lists(loop: Loop) -> dict[str, object]:
         buffer_sizes=joined(f"{array.name}.shape[0]" for array in arrays),
         buffer_pointers=joined(f"{'const_data' if array.const else 'data'}({array.name})" for array in arrays),
         row_pointers=joined(f"<{const(array)}floating*> row[{k}]" for k, array in enumerate(arrays)),
+        size_names=joined(f"{array.name}_size" for array in arrays[1:]),
+        # the 16-bit entries (fastopt/_rounding): float32 state and scalars, a block at a time
+        float_state_declarations=joined(f"float* {array.name}" for array in loop.states),
+        float_scalar_declarations=joined(scalar.declaration.replace("floating ", "float ", 1) for scalar in scalars),
+        float_state_buffers=joined(f"float[::1] {array.name}" for array in loop.states),
+        python_scalar_declarations=joined(s.python_declaration for s in scalars),
+        state_sizes=joined(f"{array.name}.shape[0]" for array in loop.states),
+        state_pointers=joined(f"data({array.name})" for array in loop.states),
+        state_chunk_names=joined(chunk(array) for array in loop.states),
     )
 
 

@@ -124,7 +124,7 @@ import numpy as np
 
 from .. import _backends
 from .._threads import one_at_a_time
-from .._validation import check_grad, check_lr, check_param, check_real, flat_view, memory_extent
+from .._validation import SUPPORTED_DTYPES, check_grad, check_lr, check_param, check_real, flat_view, memory_extent
 
 CURVATURE_THRESHOLD = 1e-10
 """(2): a pair ``(s, y)`` enters the history only if ``y . s`` exceeds this (torch's constant)."""
@@ -626,6 +626,9 @@ def _check_params(params: object) -> list[np.ndarray] | dict:
         return {**group, "params": arrays}
     for i, p in enumerate(params):
         check_param(f"params[{i}]", p)
+        if p.dtype not in SUPPORTED_DTYPES:  # its dot products and line search are in the arrays' dtype
+            raise TypeError(f"params[{i}] has dtype {p.dtype}; LBFGS steps float32 and float64 arrays only "
+                            "(keep float32 master weights and step those)")
         if p.dtype != params[0].dtype:
             raise TypeError(f"params[{i}] has dtype {p.dtype} but params[0] has dtype {params[0].dtype}: "
                             "L-BFGS steps them as one vector of one dtype")

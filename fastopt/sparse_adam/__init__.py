@@ -80,6 +80,7 @@ class SparseAdamAlgorithm(Algorithm):
     buffers = ("exp_avg", "exp_avg_sq")
     required = ("step", "exp_avg", "exp_avg_sq")
     sparse = True
+    low_precision = False  # rows gathered and written back: not with 16-bit rounding (yet)
 
     def check(self, group: dict[str, Any]) -> None:
         """torch.optim's checks, in torch's order (``lr`` and ``eps`` strictly positive)."""

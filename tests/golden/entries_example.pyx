@@ -13,6 +13,8 @@ from numpy cimport NPY_FLOAT
 from fastopt._native.arrays cimport Arrays, const_data, data, offset, plain_arrays
 from fastopt._native.batch cimport Batch
 from fastopt._native.checks cimport require_length, require_matrices, require_size
+from libc.stdint cimport uint16_t
+from fastopt._rounding.rounding cimport BLOCK, narrow_block, widen_block
 
 
 cdef void _example_threads(Py_ssize_t n, floating* param, const floating* grad, floating* velocity, floating* peak, bint maximize, floating lr, int stride, bint track_peak, int num_threads) noexcept nogil:
@@ -27,12 +29,17 @@ cdef void _example_threads(Py_ssize_t n, floating* param, const floating* grad, 
             _example_loop(stop - start, param + start, grad + start, velocity + start, offset(peak, start), maximize, lr, stride, track_peak)
 
 
-cdef int _example_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t velocity_size, Py_ssize_t peak_size, floating* param, const floating* grad, floating* velocity, floating* peak, bint maximize, floating lr, int stride, bint track_peak, int num_threads) except -1:
+cdef int _example_check(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t velocity_size, Py_ssize_t peak_size, bint maximize, floating lr, int stride, bint track_peak) except -1:
     # every array this step touches has param's length, or the length it declares (the loop is unchecked)
     require_length("example_update", "grad", grad_size, n)
     require_length("example_update", "velocity", velocity_size, n)
     if track_peak:
         require_length("example_update", "peak", peak_size, n)
+    return 0
+
+
+cdef int _example_run(Py_ssize_t n, Py_ssize_t grad_size, Py_ssize_t velocity_size, Py_ssize_t peak_size, floating* param, const floating* grad, floating* velocity, floating* peak, bint maximize, floating lr, int stride, bint track_peak, int num_threads) except -1:
+    _example_check(n, grad_size, velocity_size, peak_size, maximize, lr, stride, track_peak)
     with nogil:
         if num_threads > 1:
             _example_threads(n, param, grad, velocity, peak, maximize, lr, stride, track_peak, num_threads)
@@ -72,3 +79,83 @@ def example_update_many(Batch batch, bint maximize, floating lr, int stride, bin
                 _example_threads(batch.sizes[k], <floating*> row[0], <const floating*> row[1], <floating*> row[2], <floating*> row[3], maximize, lr, stride, track_peak, num_threads)
             else:
                 _example_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1], <floating*> row[2], <floating*> row[3], maximize, lr, stride, track_peak)
+
+
+# ---- 16-bit parameters (fastopt/_rounding): the same float32 loop, a block at a time ----------
+
+
+cdef void _example_narrow_loop(Py_ssize_t n, uint16_t* param, const uint16_t* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak, int storage) noexcept nogil:
+    # param and grad in 16 bits: each block widened to float32 (exact), stepped by the float32
+    # loop, its new values rounded once. The two widened blocks stay in L1 cache.
+    cdef float wide_param[BLOCK]
+    cdef float wide_grad[BLOCK]
+    cdef Py_ssize_t block, start, size
+    for block in range((n + BLOCK - 1) // BLOCK):
+        start = block * BLOCK
+        size = min(BLOCK, n - start)
+        widen_block(param + start, wide_param, size, storage)
+        widen_block(grad + start, wide_grad, size, storage)
+        _example_loop[float](size, wide_param, wide_grad, velocity + start, offset(peak, start), maximize, lr, stride, track_peak)
+        narrow_block(wide_param, param + start, size, storage)
+
+
+cdef void _example_copy_loop(Py_ssize_t n, float* param, const float* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak, uint16_t* copy, int storage) noexcept nogil:
+    # float32 master weights stepped in place, and their 16-bit copy written in the same pass
+    # (each block rounded while it is still in cache)
+    cdef Py_ssize_t block, start, size
+    for block in range((n + BLOCK - 1) // BLOCK):
+        start = block * BLOCK
+        size = min(BLOCK, n - start)
+        _example_loop[float](size, param + start, grad + start, velocity + start, offset(peak, start), maximize, lr, stride, track_peak)
+        narrow_block(param + start, copy + start, size, storage)
+
+
+cdef void _example_narrow_threads(Py_ssize_t n, uint16_t* param, const uint16_t* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak, int storage, int num_threads) noexcept nogil:
+    # one chunk of whole blocks per thread, each stepped by _example_narrow_loop
+    cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + BLOCK - 1) // BLOCK * BLOCK
+    cdef Py_ssize_t part, start, stop
+    for part in prange(num_threads, schedule="static", num_threads=num_threads):
+        start = part * chunk
+        stop = min(n, start + chunk)
+        if start < stop:
+            _example_narrow_loop(stop - start, param + start, grad + start, velocity + start, offset(peak, start), maximize, lr, stride, track_peak, storage)
+
+
+cdef void _example_copy_threads(Py_ssize_t n, float* param, const float* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak, uint16_t* copy, int storage, int num_threads) noexcept nogil:
+    # one chunk of whole blocks per thread, each stepped by _example_copy_loop
+    cdef Py_ssize_t chunk = ((n + num_threads - 1) // num_threads + BLOCK - 1) // BLOCK * BLOCK
+    cdef Py_ssize_t part, start, stop
+    for part in prange(num_threads, schedule="static", num_threads=num_threads):
+        start = part * chunk
+        stop = min(n, start + chunk)
+        if start < stop:
+            _example_copy_loop(stop - start, param + start, grad + start, velocity + start, offset(peak, start), maximize, lr, stride, track_peak, copy + start, storage)
+
+
+def example_update_narrow(uint16_t[::1] param, const uint16_t[::1] grad, float[::1] velocity, float[::1] peak, bint maximize, double lr, int stride, bint track_peak, int storage, int num_threads):
+    """One step of a float16 or bfloat16 parameter (``storage``: fastopt._rounding's code; both
+    arrays viewed as uint16) with float32 state: the float32 loop, a block at a time."""
+    cdef Py_ssize_t n = param.shape[0]
+    _example_check[float](n, grad.shape[0], velocity.shape[0], peak.shape[0], maximize, lr, stride, track_peak)
+    if n == 0:
+        return
+    with nogil:
+        if num_threads > 1:
+            _example_narrow_threads(n, &param[0], &grad[0], data(velocity), data(peak), maximize, lr, stride, track_peak, storage, num_threads)
+        else:
+            _example_narrow_loop(n, &param[0], &grad[0], data(velocity), data(peak), maximize, lr, stride, track_peak, storage)
+
+
+def example_update_copy(float[::1] param, const float[::1] grad, float[::1] velocity, float[::1] peak, bint maximize, double lr, int stride, bint track_peak, uint16_t[::1] copy, int storage, int num_threads):
+    """One step of float32 master weights ``param``, in place, writing their float16 or bfloat16
+    ``copy`` (viewed as uint16) in the same pass."""
+    cdef Py_ssize_t n = param.shape[0]
+    _example_check[float](n, grad.shape[0], velocity.shape[0], peak.shape[0], maximize, lr, stride, track_peak)
+    require_length("example_update_copy", "copy", copy.shape[0], n)
+    if n == 0:
+        return
+    with nogil:
+        if num_threads > 1:
+            _example_copy_threads(n, &param[0], &grad[0], data(velocity), data(peak), maximize, lr, stride, track_peak, &copy[0], storage, num_threads)
+        else:
+            _example_copy_loop(n, &param[0], &grad[0], data(velocity), data(peak), maximize, lr, stride, track_peak, &copy[0], storage)

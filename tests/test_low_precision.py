@@ -1,0 +1,182 @@
+"""float16 and bfloat16 parameters (fastopt._rounding): every optimizer's three twins give the
+same bits, and those bits are the float32 step on the widened values rounded once; the state is
+float32; what cannot be stepped in 16 bits is refused before anything changes."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hynp
+from specs import FAST_BACKENDS, SPECS, assert_bits_equal, assert_same_state
+from strategies import array_shapes
+from test_threads import two_threads  # noqa: F401  (the fixture: 2 threads above 1,000 elements)
+
+import fastopt
+from fastopt import _rounding
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+SIXTEEN = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+
+
+def sixteen_bit_arrays(dtype, shape, any_value: bool):
+    """Arrays of ``dtype`` drawn as their 16 bits: any value (NaN, inf, subnormal) or finite
+    values of moderate size."""
+    if any_value:
+        return hynp.arrays(np.uint16, shape).map(lambda bits: bits.view(dtype))
+    return hynp.arrays(np.float32, shape, elements=st.floats(-100, 100, width=32)).map(lambda a: a.astype(dtype))
+
+
+def assert_same_bits(actual, expected, what):
+    """16-bit arrays: identical bits, any NaN equal to any NaN."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape, what
+    assert_bits_equal(actual.astype(np.float32), expected.astype(np.float32), what)
+
+
+def run_sixteen(spec, backend, data, any_value):
+    dtype = SIXTEEN[data.draw(st.sampled_from(sorted(SIXTEEN)), label="dtype")]
+    options = data.draw(spec.options, label="options")
+    shapes = data.draw(st.lists(array_shapes, min_size=1, max_size=3), label="shapes")
+    initial = [data.draw(sixteen_bit_arrays(dtype, shape, any_value), label="param") for shape in shapes]
+    reference_params, backend_params = [p.copy() for p in initial], [p.copy() for p in initial]
+    reference = spec.cls(reference_params, backend="reference", **options)
+    fast = spec.cls(backend_params, backend=backend, **options)
+    for _ in range(data.draw(st.integers(1, 6), label="steps")):
+        grads = [data.draw(sixteen_bit_arrays(dtype, p.shape, any_value), label="grad") for p in initial]
+        with np.errstate(all="ignore"):
+            reference.step(grads)
+        fast.step(grads)
+    for index, (actual, expected) in enumerate(zip(backend_params, reference_params)):
+        assert_same_bits(actual, expected, f"params[{index}]")
+    assert_same_state(fast, reference, backend)
+    for entry in fast.state.values():  # the state is float32
+        assert all(v.dtype == np.float32 for v in entry.values() if isinstance(v, np.ndarray))
+
+
+SIXTEEN_SPECS = [name for name in SPECS if SPECS[name].cls.algorithm.low_precision]
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("name", SIXTEEN_SPECS)
+@given(data=st.data())
+def test_16_bit_parameters_are_bit_identical_across_backends(name, backend, data, measured):
+    run_sixteen(SPECS[name], backend, data, any_value=False)
+    measured["examples"][f"{name}-{backend} (16-bit finite)"] += 1
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("name", SIXTEEN_SPECS)
+@given(data=st.data())
+def test_16_bit_parameters_of_any_value_are_bit_identical_across_backends(name, backend, data, measured):
+    run_sixteen(SPECS[name], backend, data, any_value=True)
+    measured["examples"][f"{name}-{backend} (16-bit any)"] += 1
+
+
+def test_every_optimizer_but_the_sparse_one_and_lbfgs_takes_16_bit_parameters():
+    classes = {**fastopt.OPTIMIZERS, **fastopt.MATRIX_OPTIMIZERS}
+    assert {name for name, cls in classes.items() if not cls.algorithm.low_precision} == {"SparseAdam"}
+    assert set(SIXTEEN_SPECS) == set(SPECS)
+    with pytest.raises(TypeError, match=r"params\[1\] has dtype bfloat16; LBFGS steps float32 and float64 arrays only"):
+        fastopt.LBFGS([np.zeros(3, np.float32), np.zeros(3, ml_dtypes.bfloat16)])
+
+
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+@pytest.mark.parametrize("name", list(SPECS) + ["Muon"])
+def test_a_16_bit_step_is_the_float32_step_rounded_once(name, dtype):
+    """The oracle of the contract, on the reference: at every step, the 16-bit parameter is the
+    float32 optimizer's step from the widened parameter (with the same float32 state), rounded to
+    nearest even; the state is that float32 optimizer's state, bit for bit."""
+    dtype = SIXTEEN[dtype]
+    options = dict(SPECS[name].torch_configs[-1]) if name in SPECS else dict(lr=0.02)
+    cls = getattr(fastopt, name)
+    rng = np.random.default_rng(5)
+    shape = (6, 40)
+    param16 = rng.standard_normal(shape).astype(dtype)
+    param32, initial = param16.astype(np.float32), param16.copy()
+    sixteen, single = cls([param16], backend="reference", **options), cls([param32], backend="reference", **options)
+    for step in range(5):
+        grad16 = (rng.standard_normal(shape) * 3).astype(dtype)
+        param32[...] = param16.astype(np.float32)  # the float32 optimizer starts from the widened value
+        sixteen.step([grad16])
+        single.step([grad16.astype(np.float32)])
+        assert_same_bits(param16, param32.astype(dtype), f"step {step}")
+        assert_same_state(sixteen, single, f"step {step}")
+    assert (param16 != initial).any(), "the parameter moved"
+
+
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("name", ["Adam", "SGD", "RMSprop", "Adafactor"])
+def test_large_16_bit_parameters_on_threads_are_bit_identical(name, backend, dtype, two_threads):
+    """Several blocks per thread, and a last block cut short, on two threads."""
+    dtype = SIXTEEN[dtype]
+    rng = np.random.default_rng(7)
+    shape = (3, 2 * _rounding.BLOCK + 5)  # 12,303 elements: two chunks of whole blocks, a short one
+    initial = rng.standard_normal(shape).astype(dtype)
+    options = dict(SPECS[name].torch_configs[-1])
+    params = {b: initial.copy() for b in ("reference", backend)}
+    opts = {b: SPECS[name].cls([params[b]], backend=b, **options) for b in params}
+    for _ in range(3):
+        grad = (rng.standard_normal(shape) * rng.choice([1e-3, 1.0, 1e3])).astype(dtype)
+        for opt in opts.values():
+            opt.step([grad])
+    assert_same_bits(params[backend], params["reference"], "param")
+    assert_same_state(opts[backend], opts["reference"], backend)
+
+
+# ---- what is refused, and how --------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["reference", *FAST_BACKENDS])
+def test_a_gradient_of_another_dtype_is_refused_and_nothing_changes(backend):
+    param = np.ones(8, ml_dtypes.bfloat16)
+    opt = fastopt.Adam([param], backend=backend, lr=0.1)
+    for grad in (np.ones(8, np.float32), np.ones(8, np.float16)):
+        with pytest.raises(TypeError, match=r"grads\[0\] has dtype .* but params\[0\] has dtype bfloat16"):
+            opt.step([grad])
+    assert opt.state == {} and (param == 1).all()
+
+
+def test_the_sparse_optimizer_refuses_16_bit_parameters_naming_them():
+    with pytest.raises(TypeError, match=r"params\[1\] has dtype float16; SparseAdam steps float32 and float64"):
+        fastopt.SparseAdam([np.zeros(4, np.float32), np.zeros(4, np.float16)])
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.complex64])
+def test_other_dtypes_are_still_refused(dtype):
+    with pytest.raises(TypeError, match=r"params\[0\] has dtype .*; fastopt optimizes native float32 and float64 arrays, and float16 and bfloat16"):
+        fastopt.Adam([np.zeros(4, dtype)])
+
+
+def test_a_16_bit_state_entry_is_refused_float32_is_asked_for():
+    param = np.ones(8, np.float16)
+    opt = fastopt.Adam([param], lr=0.1)
+    opt.step([np.ones(8, np.float16)])
+    saved = opt.state_dict()
+    assert saved["state"][0]["exp_avg"].dtype == np.float32
+    saved["state"][0]["exp_avg"] = saved["state"][0]["exp_avg"].astype(np.float16)
+    with pytest.raises(ValueError, match=r"\['exp_avg'\] has shape \(8,\) and dtype float16, but .* needs shape \(8,\) and dtype float32"):
+        opt.load_state_dict(saved)
+    opt.state[0]["exp_avg_sq"] = opt.state[0]["exp_avg_sq"].astype(np.float16)
+    before = param.copy()
+    with pytest.raises(ValueError, match=r"dtype float32"):
+        opt.step([np.ones(8, np.float16)])
+    assert_same_bits(param, before, "param unchanged")
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_a_checkpoint_of_16_bit_parameters_resumes_bit_for_bit(backend):
+    rng = np.random.default_rng(3)
+    param = rng.standard_normal(300).astype(ml_dtypes.bfloat16)
+    grads = [rng.standard_normal(300).astype(ml_dtypes.bfloat16) for _ in range(4)]
+    straight = fastopt.AdamW([param.copy()], backend=backend, lr=0.01)
+    for grad in grads:
+        straight.step([grad])
+    first = fastopt.AdamW([resumed := param.copy()], backend=backend, lr=0.01)
+    for grad in grads[:2]:
+        first.step([grad])
+    second = fastopt.AdamW([resumed], backend=backend, lr=0.01)
+    second.load_state_dict(first.state_dict())
+    for grad in grads[2:]:
+        second.step([grad])
+    assert_same_bits(resumed, straight._params[0], "param")
+    assert_same_state(second, straight, backend)
