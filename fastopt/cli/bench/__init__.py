@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from fastopt._rounding import bfloat16, is_low_precision, state_dtype
+
 DEFAULT_SIZES = "4096,262144,4194304,33554432"
 QUICK = dict(sizes="1024,4096", samples=3, slow_samples=2, sample_ms=2.0, small="20x100")
 
@@ -102,7 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated, from {','.join(BACKENDS)} (default: all that load here)")
     parser.add_argument("-n", "--sizes", default=None, metavar="LIST",
                         help=f"elements per parameter, e.g. 4096,256Ki,4Mi,32Mi (default: {DEFAULT_SIZES})")
-    parser.add_argument("-d", "--dtypes", default="float32", metavar="LIST", help="float32,float64 (default: float32)")
+    parser.add_argument("-d", "--dtypes", default="float32", metavar="LIST",
+                        help="float32,float64,float16,bfloat16 (default: float32); 16-bit parameters have float32 state")
     parser.add_argument("-t", "--threads", default="1", metavar="LIST",
                         help="thread counts for fastopt, numba and torch, e.g. 1,2; several are interleaved (default: 1)")
     parser.add_argument("--small", default=None, metavar="COUNTxSIZE",
@@ -146,7 +149,9 @@ class Settings:
         self.closure_optimizers = [name for name in chosen if name in closure_optimizers()]
         self.backends = [b for b in _names(args.backends, list(available_backends()), "backend")]
         self.sizes = [_size(s) for s in (args.sizes or quick.get("sizes", DEFAULT_SIZES)).split(",") if s]
-        self.dtypes = [np.dtype(d).name for d in _names(args.dtypes, ["float32", "float64"], "dtype")]
+        self.dtypes = _names(args.dtypes, ["float32", "float64", "float16", "bfloat16"], "dtype", all_of=["float32", "float64"])
+        if "bfloat16" in self.dtypes and bfloat16() is None:
+            raise SystemExit("bench: bfloat16 needs ml_dtypes (`pip install ml_dtypes`)")
         self.threads = _thread_counts(args.threads)
         small = args.small or quick.get("small", "200x1000")
         self.small = None if small.lower() == "none" else tuple(int(x) for x in small.lower().split("x"))
@@ -176,6 +181,11 @@ class Settings:
 # --------------------------------------------------------------------------------------------
 # Building the contestants of one group
 # --------------------------------------------------------------------------------------------
+def _dtype(name: str) -> np.dtype:
+    """A dtype by name; bfloat16 is ml_dtypes'."""
+    return bfloat16() if name == "bfloat16" else np.dtype(name)
+
+
 def single_tensor_group(name, dtype, n, settings, torch, rng):
     """One parameter of ``n`` elements: ceiling, each backend's kernel and opt.step, torch."""
     from functools import partial
@@ -185,15 +195,18 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
     from .timing import Contestant
 
     hp = w.hyperparameters(name)
+    dtype = _dtype(dtype)
     param, grad = w.random_array(rng, n, dtype), w.random_array(rng, n, dtype)
     whole_tensor = OPTIMIZERS[name].algorithm.whole_tensor
+    sixteen = is_low_precision(dtype)  # float16/bfloat16 parameters, float32 state: opt.step only
     if whole_tensor:  # Adafactor, LAMB, Muon: one matrix (Adafactor's factored statistics, Muon's products), stepped through opt.step only
         shape = w.matrix_shape(n)
         param, grad = param.reshape(shape), grad.reshape(shape)
         state = {}
     else:
         state = w.random_state(name, hp, n, dtype, rng)
-    a, b = w.random_array(rng, n, dtype), w.random_array(rng, n, dtype)
+    ceiling_dtype = state_dtype(dtype)  # the bandwidth ceiling is measured on float32 for 16-bit parameters
+    a, b = w.random_array(rng, n, ceiling_dtype), w.random_array(rng, n, ceiling_dtype)
     ceiling_scale = a.dtype.type(1e-7)  # tiny, so a keeps its magnitude however often it runs
 
     calls = []  # (impl, kind, call, threads or None for "any": set before each sample)
@@ -202,7 +215,7 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
         if backend == "reference" and n > settings.reference_max_size:
             notes.append(f"reference backend skipped above {settings.reference_max_size:,} elements (--reference-max-size)")
             continue
-        for threads in settings.threads if not whole_tensor else ():  # a kernel takes its thread count
+        for threads in settings.threads if not (whole_tensor or sixteen) else ():  # a kernel takes its thread count
             args = w.positional(name, w.kernel_keywords(name, hp, param, grad, state, threads))
             calls.append((backend, "kernel", w.kernel_call(name, backend, args, threads), threads))
         optimizer = OPTIMIZERS[name]([param], backend=backend, **hp)  # its own state, as a user has
@@ -210,6 +223,10 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
     if whole_tensor:
         notes.append(f"{name}: one {param.shape[0]:,} x {param.shape[1]:,} matrix, timed through opt.step (its kernel "
                      "takes whole tensors, on one thread); bytes counted: " + w.optimizer_traffic(name, hp, dtype).describe())
+    if sixteen:
+        notes.append(f"{dtype.name} parameters and gradients with float32 state, timed through opt.step; the ceiling "
+                     "is float32's; bytes counted: " + w.optimizer_traffic(name, hp, dtype).describe() +
+                     "; torch.optim keeps its state in the parameters' dtype (fewer bytes)")
     if torch is not None and not hasattr(torch.optim, name):  # Lion: torch.optim has none
         notes.append(f"torch.optim has no {name}: no torch rows for it")
     elif torch is not None:
@@ -230,7 +247,7 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
     traffic = w.optimizer_traffic(name, hp, dtype)
 
     def bytes_per_element(contestant):
-        return w.ceiling_traffic(dtype).bytes_per_element if contestant.key["kind"] == "ceiling" else traffic.bytes_per_element
+        return w.ceiling_traffic(ceiling_dtype).bytes_per_element if contestant.key["kind"] == "ceiling" else traffic.bytes_per_element
 
     return contestants, bytes_per_element, notes, traffic
 
@@ -451,11 +468,11 @@ def run(args: argparse.Namespace) -> int:
         numba_version = f"not importable ({exc})"
 
     plan = [("single", name, dtype, n) for name in settings.optimizers for dtype in settings.dtypes for n in settings.sizes]
-    plan += [("closure", name, dtype, n) for name in settings.closure_optimizers for dtype in settings.dtypes
-             for n in settings.sizes]
+    wide = [dtype for dtype in settings.dtypes if dtype in ("float32", "float64")]  # L-BFGS and the flat buffers: not 16-bit
+    plan += [("closure", name, dtype, n) for name in settings.closure_optimizers for dtype in wide for n in settings.sizes]
     if settings.small:
         count, size = settings.small
-        plan += [("small", name, dtype, size, count) for name in settings.small_optimizers for dtype in settings.dtypes]
+        plan += [("small", name, dtype, size, count) for name in settings.small_optimizers for dtype in wide]
     if torch is not None:
         plan += [("torch-model", "Adam", "float32", 0, model) for model in settings.torch_models]
 

@@ -30,6 +30,7 @@ OPTIMIZERS = {**_ANY_SHAPE, **MATRIX_OPTIMIZERS}
 """Every class the bench can time (Muon's matrices included)."""
 from fastopt._backends import get_kernel
 from fastopt._memory import aligned_full
+from fastopt._rounding import BFLOAT16, is_low_precision, state_dtype, storage_code
 
 # --------------------------------------------------------------------------------------------
 # The hyperparameters benchmarked
@@ -82,17 +83,25 @@ class Traffic:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     itemsize: int
+    state_itemsize: int | None = None  # the state's, if not the parameter's (float32 for 16-bit parameters)
 
     @property
     def arrays(self) -> int:
         return len(self.reads) + len(self.writes)
 
+    def _size(self, array: str) -> int:
+        own = array in ("param", "grad", "a", "b") or self.state_itemsize is None
+        return self.itemsize if own else self.state_itemsize
+
     @property
     def bytes_per_element(self) -> int:
-        return self.arrays * self.itemsize
+        return sum(map(self._size, self.reads + self.writes))
 
     def describe(self) -> str:
-        return f"reads {', '.join(self.reads)}; writes {', '.join(self.writes)}"
+        text = f"reads {', '.join(self.reads)}; writes {', '.join(self.writes)}"
+        if self.state_itemsize is not None:
+            text += f" ({self.itemsize}-byte parameter and gradient, {self.state_itemsize}-byte state: {self.bytes_per_element} bytes)"
+        return text
 
 
 def optimizer_traffic(name: str, hp: dict, dtype) -> Traffic:
@@ -101,7 +110,9 @@ def optimizer_traffic(name: str, hp: dict, dtype) -> Traffic:
     if algorithm.whole_tensor:  # the state arrays of param's size (LAMB's moments); Adafactor's factors are negligible
         shape = (64, 64)  # any matrix: a state array of param's shape has it
         state = tuple(slot for slot in state if algorithm.buffer_shape(slot, shape) == shape)
-    return Traffic(("param", "grad", *state), ("param", *state), np.dtype(dtype).itemsize)
+    dtype = np.dtype(dtype)
+    state_itemsize = state_dtype(dtype).itemsize if is_low_precision(dtype) else None
+    return Traffic(("param", "grad", *state), ("param", *state), dtype.itemsize, state_itemsize)
 
 
 def matrix_shape(n: int) -> tuple[int, int]:
@@ -124,7 +135,7 @@ def random_array(rng: np.random.Generator, n: int, dtype, low: float | None = No
     """An aligned 1-D array of ``n`` random values: standard normal, or uniform in [low, high)."""
     out = aligned_full((n,), dtype)
     if low is None:
-        out[...] = rng.standard_normal(n, dtype=np.float32 if out.dtype == np.float32 else np.float64)
+        out[...] = rng.standard_normal(n, dtype=np.float64 if out.dtype == np.float64 else np.float32)
     else:
         out[...] = rng.uniform(low, high, n)
     return out
@@ -322,6 +333,13 @@ def torch_keywords(name: str, hp: dict) -> dict:
     return keywords
 
 
+def shared_tensor(torch, array: np.ndarray):
+    """A tensor over ``array``'s memory; a bfloat16 array (ml_dtypes') through its 16 bits."""
+    if storage_code(array.dtype) == BFLOAT16:
+        return torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
 @dataclass
 class TorchSetup:
     """A torch optimizer over tensors sharing memory with NumPy arrays, gradients already set."""
@@ -339,8 +357,8 @@ def torch_optimizer(torch, name: str, hp: dict, variant: str, params: Sequence[n
     """
     tensors = []
     for p, g in zip(params, grads):
-        tensor = torch.nn.Parameter(torch.from_numpy(p))
-        tensor.grad = torch.from_numpy(g)
+        tensor = torch.nn.Parameter(shared_tensor(torch, p))
+        tensor.grad = shared_tensor(torch, g)
         tensors.append(tensor)
     try:
         flags = {} if name == "Muon" else TORCH_VARIANTS[variant]
