@@ -180,3 +180,40 @@ def test_a_checkpoint_of_16_bit_parameters_resumes_bit_for_bit(backend):
         second.step([grad])
     assert_same_bits(resumed, straight._params[0], "param")
     assert_same_state(second, straight, backend)
+
+
+# ---- float32 master weights and their 16-bit copy in one pass (the kernels; no API yet) ----------
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", ["Adam", "SGD", "RMSprop"])
+def test_master_weights_step_and_write_their_copy_in_one_pass(name, threads, dtype):
+    """Each backend's ``step_copy``: the master weights get the float32 kernel's bits, the copy is
+    their rounding, the same bits in the three backends."""
+    from fastopt._engine.kernels import kernels_for
+    from fastopt.cli.bench import workloads as w
+
+    dtype = SIXTEEN[dtype]
+    rng = np.random.default_rng(11)
+    n = 2 * _rounding.BLOCK + 77
+    hp = w.hyperparameters(name)
+    start_param, grad = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    start_state = w.random_state(name, hp, n, np.float32, rng)
+    results = {}
+    for backend in ("reference", *FAST_BACKENDS):
+        param, state = start_param.copy(), {k: v.copy() for k, v in start_state.items()}
+        arguments = w.positional(name, w.kernel_keywords(name, hp, param, grad, state, threads))
+        arrays = sum(isinstance(argument, np.ndarray) for argument in arguments)  # param, grad, the state slots
+        buffers = arguments[2:arrays]
+        scalars = arguments[arrays:-1]
+        copy = np.empty(n, dtype)
+        kernels_for(fastopt.OPTIMIZERS[name].kernel, backend, arrays).sixteen.step_copy(param, grad, buffers, scalars, copy, threads)
+        results[backend] = (param, copy, buffers)
+    expected_param = start_param.copy()
+    expected_state = {k: v.copy() for k, v in start_state.items()}
+    w.kernel_call(name, "reference", w.positional(name, w.kernel_keywords(name, hp, expected_param, grad, expected_state, 1)), 1)()
+    for backend, (param, copy, buffers) in results.items():
+        assert_bits_equal(param, expected_param, f"{backend} master")
+        assert_same_bits(copy, expected_param.astype(dtype), f"{backend} copy")
+        for buffer, reference_buffer in zip(buffers, results["reference"][2]):
+            assert_bits_equal(buffer, reference_buffer, f"{backend} state")
+    assert not np.array_equal(expected_param, start_param)
