@@ -32,6 +32,7 @@ from ._tensors import (
     COUNTER_TYPE,
     DTYPES,
     EMPTY_ARRAYS,
+    STATE_DTYPES,
     as_float,
     check_disjoint,
     check_grad,
@@ -129,10 +130,16 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             for index, param in enumerate(group["params"]):
                 where = f"param_groups[{len(self.param_groups) - 1}]['params'][{index}]"
                 check_param(where, param)
+                self._check_sixteen_bit(where, param)
                 self._algorithm.check_shape(where, tuple(param.shape))
         except Exception:
             self.param_groups.pop()
             raise
+
+    def _check_sixteen_bit(self, where: str, param: torch.Tensor) -> None:
+        if STATE_DTYPES[param.dtype] is not param.dtype and not self._algorithm.low_precision:
+            raise TypeError(f"{where} has dtype {param.dtype}; {type(self).__name__} steps float32 and float64 "
+                            "tensors only (keep float32 master weights and step those)")
 
     # The step ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -194,6 +201,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             for index, p in enumerate(group["params"]):
                 where = f"param_groups[{group_index}]['params'][{index}]"
                 check_param(where, p)
+                self._check_sixteen_bit(where, p)
                 plan.algorithm.check_shape(where, tuple(p.shape))
                 written.append((*tensor_extent(p), len(written), where, None))
                 grad = p.grad
@@ -228,11 +236,11 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             counters[name] = COUNTER_TYPE[name](array[()])
         keys = tuple(key for key in plan.keys if key in state)  # not those its shape has none of (Adafactor's)
         views = self._views(p, state, keys)
-        dtype = views[0].dtype
+        empty = EMPTY_ARRAYS[DTYPES[STATE_DTYPES[p.dtype]]]
         if type(grad) is not SparseRows:
             grad = numpy_view(grad if grad.is_contiguous() else grad.contiguous())
         buffers = dict(zip(keys, views[1:]))
-        return views[0], grad, tuple(buffers.get(name, EMPTY_ARRAYS[dtype]) for name in plan.slots), counters, created
+        return views[0], grad, tuple(buffers.get(name, empty) for name in plan.slots), counters, created
 
     def shape(self, item: tuple) -> tuple[int, ...]:
         return tuple(item[0].shape)
@@ -316,7 +324,9 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         if not isinstance(state, dict):
             raise TypeError(f"{prefix} must be a dict, got {type(state).__name__}")
         buffers = []
-        dtype = DTYPES[param.dtype]
+        state_dtype = STATE_DTYPES[param.dtype]  # float32 for a float16 or bfloat16 parameter
+        dtype = DTYPES[state_dtype]
+        what = "its parameter's dtype and size" if state_dtype is param.dtype else "float32 (its parameter's is 16-bit) and its parameter's size"
         for key in keys:
             shape = self._algorithm.buffer_shape(key, tuple(param.shape))
             if key not in state or shape is None:
@@ -329,8 +339,8 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 array = entry[1]
                 if array.size != numel or array.dtype != dtype:
                     raise ValueError(
-                        f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
-                        f"({param.dtype}, {numel} elements), got {value.dtype} with {array.size} elements"
+                        f"{name} must be a contiguous CPU tensor of {what} "
+                        f"({state_dtype}, {numel} elements), got {value.dtype} with {array.size} elements"
                     )
                 buffers.append((name, entry[2]))
                 continue
@@ -339,13 +349,13 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             if (
                 value.device.type != "cpu"
                 or value.layout is not torch.strided
-                or value.dtype != param.dtype
+                or value.dtype != state_dtype
                 or value.numel() != numel
                 or not value.is_contiguous()
             ):
                 raise ValueError(
-                    f"{name} must be a contiguous CPU tensor of its parameter's dtype and size "
-                    f"({param.dtype}, {numel} elements), got {value.dtype} with "
+                    f"{name} must be a contiguous CPU tensor of {what} "
+                    f"({state_dtype}, {numel} elements), got {value.dtype} with "
                     f"{value.numel()} elements on {value.device}"
                 )
             buffers.append((name, tensor_extent(value)))
@@ -365,11 +375,12 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         return buffers
 
     def _new_buffer(self, p: torch.Tensor, value: float, shape: tuple[int, ...] | None = None) -> torch.Tensor:
-        """A state buffer for ``p``: its dtype and shape (or the algorithm's ``shape`` for it),
-        64-byte aligned, filled with ``value``."""
+        """A state buffer for ``p``: its dtype (float32 for a 16-bit one) and shape (or the
+        algorithm's ``shape`` for it), 64-byte aligned, filled with ``value``."""
+        dtype = DTYPES[STATE_DTYPES[p.dtype]]
         with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
             # 64-byte aligned but not on huge pages beside torch's tensors: see fastopt/_memory.py
-            return self._own(aligned_full(tuple(p.shape) if shape is None else shape, DTYPES[p.dtype], value, huge_pages=False))
+            return self._own(aligned_full(tuple(p.shape) if shape is None else shape, dtype, value, huge_pages=False))
 
     def _counter(self, state: dict, key: str, dtype: type, initial: float) -> np.ndarray:
         """The 0-d array of the counter ``state[key]`` (fastopt's own, of ``dtype``), made from the
@@ -387,18 +398,23 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         live = {id(value) for state in self.state.values() if type(state) is dict for value in state.values()}
         self._owned = {key: entry for key, entry in self._owned.items() if key in live}
 
-    def _adopt(self, state: dict) -> None:
+    def _adopt(self, param: object, state: dict) -> None:
         """Copy a loaded state's tensors into memory fastopt owns (the counters normalised: a
-        float64 ``step``, NAdam's float32 ``mu_product``)."""
+        float64 ``step``, NAdam's float32 ``mu_product``; a 16-bit parameter's state in float32,
+        widened if torch.optim saved it in the parameter's dtype)."""
         counters = {key: (np.float64 if bits == 64 else np.float32) for key, bits in COUNTER_BITS.items()}
+        sixteen = isinstance(param, torch.Tensor) and STATE_DTYPES.get(param.dtype, param.dtype) is not param.dtype
         for key, value in list(state.items()):
+            if type(value) is _KeepFloat32:
+                state[key] = value = value.tensor
             if key in counters:
                 if isinstance(value, torch.Tensor) and value.numel() == 1 or isinstance(value, numbers.Real) and not isinstance(value, bool):
                     self._counter(state, key, counters[key], 0.0)
-            elif (isinstance(value, torch.Tensor) and value.dtype in DTYPES and value.device.type == "cpu"
-                  and value.layout is torch.strided and self._owned_array(value) is None):
-                copy = self._own(aligned_full(tuple(value.shape), DTYPES[value.dtype], huge_pages=False))
-                copy.copy_(value.detach())
+            elif (isinstance(value, torch.Tensor) and value.dtype in STATE_DTYPES and value.device.type == "cpu"
+                  and value.layout is torch.strided and (self._owned_array(value) is None or sixteen)):
+                dtype = torch.float32 if sixteen else STATE_DTYPES[value.dtype]
+                copy = self._own(aligned_full(tuple(value.shape), DTYPES[dtype], huge_pages=False))
+                copy.copy_(value.detach())  # exact: float16 and bfloat16 values are float32 values
                 state[key] = copy
 
     # Checkpoints -------------------------------------------------------------------------------
@@ -416,15 +432,32 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         float64)."""
         for saved in state_dict["param_groups"]:
             self._check_hyperparameters({**self.defaults, **saved})
-        super().load_state_dict(state_dict)
+        super().load_state_dict(self._float32_state_kept(state_dict))
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
         self._owned = {}
-        for state in self.state.values():
+        for param, state in self.state.items():
             if type(state) is dict:
-                self._adopt(state)
+                self._adopt(param, state)
         self._forget_caches()
+
+    def _float32_state_kept(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        """``state_dict`` with the float32 state tensors of 16-bit parameters wrapped, so that
+        torch's ``load_state_dict``, which casts floating state to its parameter's dtype, leaves
+        them float32 (:meth:`_adopt` unwraps them)."""
+        saved_groups, state = state_dict.get("param_groups"), state_dict.get("state")
+        if not isinstance(saved_groups, list) or not isinstance(state, dict) or len(saved_groups) != len(self.param_groups):
+            return state_dict  # torch's own checks say what is wrong
+        kept = dict(state)
+        for saved, group in zip(saved_groups, self.param_groups):
+            for saved_id, param in zip(saved.get("params", ()), group["params"]):
+                entry = kept.get(saved_id)
+                if STATE_DTYPES.get(param.dtype, param.dtype) is param.dtype or not isinstance(entry, dict):
+                    continue
+                kept[saved_id] = {key: _KeepFloat32(value) if isinstance(value, torch.Tensor) and key not in COUNTER_BITS
+                                  and value.dtype == torch.float32 else value for key, value in entry.items()}
+        return {**state_dict, "state": kept}
 
     def __getstate__(self) -> dict[str, Any]:
         """torch's (defaults, state, groups), plus the backend and the class's own settings."""
@@ -439,6 +472,16 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         if "backend" not in self.__dict__:  # pickled by an older version: torch's three keys only
             self.backend = _backends.resolve_backend("auto")
         self._setup_caches()
-        for entry in self.state.values():
+        for param, entry in self.state.items():
             if type(entry) is dict:
-                self._adopt(entry)
+                self._adopt(param, entry)
+
+
+class _KeepFloat32:
+    """A float32 state tensor of a 16-bit parameter, passed through torch's ``load_state_dict``
+    untouched (it casts tensors, and iterables of them, to the parameter's dtype)."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor

@@ -21,7 +21,7 @@ from fastopt import _backends
 from fastopt import lbfgs as _lbfgs
 from fastopt._threads import one_at_a_time
 
-from ._tensors import as_float, check_disjoint, check_grad, check_param, numpy_view, tensor_extent
+from ._tensors import DTYPES, as_float, check_disjoint, check_grad, check_param, numpy_view, tensor_extent
 
 
 class _Tensors(_lbfgs.Front):
@@ -82,6 +82,9 @@ class LBFGS(torch.optim.Optimizer):
         params = self.param_groups[0]["params"]
         for i, p in enumerate(params):
             check_param(f"params[{i}]", p)
+            if p.dtype not in DTYPES:  # its dot products and line search are in the parameters' dtype
+                raise TypeError(f"params[{i}] has dtype {p.dtype}; LBFGS steps float32 and float64 tensors only "
+                                "(keep float32 master weights and step those)")
             if p.dtype != params[0].dtype:
                 raise TypeError(f"params[{i}] has dtype {p.dtype} but params[0] has dtype {params[0].dtype}: "
                                 "L-BFGS steps them as one vector of one dtype")

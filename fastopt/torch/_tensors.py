@@ -10,8 +10,18 @@ import numpy as np
 import torch
 
 from fastopt._engine.rows import SparseRows, coalesce
+from fastopt._rounding import bfloat16
 
 DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+"""The dtypes the kernels compute in, torch's -> NumPy's."""
+SIXTEEN_BIT = {torch.float16: np.dtype(np.float16)}
+"""16-bit parameters, stepped in float32 with float32 state (fastopt._rounding); bfloat16 with
+ml_dtypes (a NumPy bfloat16 dtype to view the tensors as)."""
+if bfloat16() is not None:
+    SIXTEEN_BIT[torch.bfloat16] = bfloat16()
+PARAM_DTYPES = {**DTYPES, **SIXTEEN_BIT}
+STATE_DTYPES = {**{dtype: dtype for dtype in DTYPES}, torch.float16: torch.float32, torch.bfloat16: torch.float32}
+"""A parameter's dtype -> its state's (float32 for 16-bit parameters)."""
 BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
 # torch's layout of the counters: the step a float64 0-d tensor (torch's float32 stops counting
 # at 2**24), NAdam's mu_product a float32 one, as torch; and fastopt's type of each, for the
@@ -37,7 +47,8 @@ def fast_path_available() -> bool:
 # Checks on tensors (clear messages; run before anything is modified)
 # --------------------------------------------------------------------------------------------
 def check_param(where: str, param: object) -> None:
-    """A parameter must be a dense, contiguous float32/float64 tensor in CPU memory."""
+    """A parameter must be a dense, contiguous float32/float64 tensor in CPU memory (or float16 and
+    bfloat16, stepped in float32: :mod:`fastopt._rounding`)."""
     if not isinstance(param, torch.Tensor):
         raise TypeError(f"{where} must be a torch.Tensor, got {type(param).__name__}")
     if param.device.type != "cpu":
@@ -47,10 +58,13 @@ def check_param(where: str, param: object) -> None:
         )
     if param.layout is not torch.strided:
         raise ValueError(f"{where} has layout {param.layout}; fastopt.torch steps dense tensors only")
-    if param.dtype not in DTYPES:
+    if param.dtype not in PARAM_DTYPES:
+        if param.dtype == torch.bfloat16:
+            raise TypeError(f"{where} has dtype torch.bfloat16, which fastopt.torch steps through ml_dtypes' "
+                            "NumPy bfloat16: `pip install ml_dtypes`")
         raise TypeError(
-            f"{where} has dtype {param.dtype}; fastopt.torch steps float32 and float64 tensors "
-            "(float16, bfloat16 and complex parameters are not supported)"
+            f"{where} has dtype {param.dtype}; fastopt.torch steps float32, float64, float16 and bfloat16 "
+            "tensors (complex parameters are not supported)"
         )
     if not param.is_contiguous():
         raise ValueError(
@@ -122,7 +136,10 @@ def check_disjoint(entries: list) -> None:
 
 
 def numpy_view(tensor: torch.Tensor) -> np.ndarray:
-    """A flat NumPy view of a contiguous CPU tensor (shares its memory; never a copy)."""
+    """A flat NumPy view of a contiguous CPU tensor (shares its memory; never a copy); a bfloat16
+    one through its 16 bits, as ml_dtypes' bfloat16."""
+    if tensor.dtype == torch.bfloat16:
+        return tensor.detach().view(torch.int16).numpy().view(SIXTEEN_BIT[torch.bfloat16]).reshape(-1)
     return tensor.detach().numpy().reshape(-1)
 
 

@@ -1,0 +1,198 @@
+"""fastopt.torch on float16 and bfloat16 parameters (fastopt._rounding): float32 state, each step
+the float32 step rounded once; models train as with torch.optim (within what torch's own fused
+and for-loop paths differ by); checkpoints move both ways; the 16-bit bits are the NumPy classes'.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+from specs import assert_bits_equal
+
+torch = pytest.importorskip("torch")
+ml_dtypes = pytest.importorskip("ml_dtypes")
+import fastopt  # noqa: E402
+import fastopt.torch as ft  # noqa: E402
+
+SIXTEEN = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+BACKENDS = ["reference", "numba", "cython"]
+# (optimizer, options) with a torch.optim twin: the per-step oracle below runs every one of them
+CASES = [
+    ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01)),
+    ("Adagrad", dict(lr=0.05)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+    ("Adadelta", dict(lr=0.5)),
+    ("Adamax", dict(lr=0.01)),
+    ("NAdam", dict(lr=0.01)),
+    ("RAdam", dict(lr=0.01)),
+    ("Rprop", dict()),
+    ("ASGD", dict(lr=0.05, t0=0)),
+    ("Adafactor", dict(lr=0.05)),
+]
+
+
+def model(dtype, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(12, 24), torch.nn.Tanh(), torch.nn.Linear(24, 3)).to(dtype)
+
+
+def batches(steps, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(32, 12, generator=generator), torch.randn(32, 3, generator=generator)) for _ in range(steps)]
+
+
+def backward(net, x, y):
+    dtype = next(net.parameters()).dtype
+    torch.nn.functional.mse_loss(net(x.to(dtype)).float(), y).backward()
+
+
+def ordered(tensor):
+    """16-bit values as integers in the order of the values (adjacent values differ by 1)."""
+    bits = tensor.detach().view(torch.int16).numpy().astype(np.int32).ravel()
+    return np.where(bits < 0, -(bits & 0x7FFF), bits)
+
+
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+@pytest.mark.parametrize(("name", "options"), CASES, ids=[name for name, _ in CASES])
+def test_each_step_is_torchs_float32_step_rounded_once(name, options, dtype):
+    """At every step: fastopt.torch's 16-bit parameters are torch.optim's float32 step (for-loop,
+    from the widened parameters, with fastopt's float32 state loaded) rounded to the dtype, within
+    one unit in the last place (torch's float32 differs from fastopt's by an FMA or a sqrt ulp,
+    which can cross a rounding boundary); the float32 state agrees to float32 rounding."""
+    dtype = SIXTEEN[dtype]
+    ours = model(dtype)
+    optimizer = getattr(ft, name)(ours.parameters(), **options)
+    differing = total = 0
+    for step, (x, y) in enumerate(batches(6)):
+        optimizer.zero_grad()
+        backward(ours, x, y)
+        wide = copy.deepcopy(ours).float()
+        for p, q in zip(wide.parameters(), ours.parameters()):
+            p.grad = q.grad.float()
+        theirs = getattr(torch.optim, name)(wide.parameters(), foreach=False, **_torch_names(name, options))
+        if step:
+            # fastopt's float32 state, copied (torch's loader keeps a float32 tensor as it is, and
+            # fastopt's step, first, would update it under torch's feet)
+            theirs.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+        optimizer.step()
+        theirs.step()
+        for p, q in zip(ours.parameters(), wide.parameters()):
+            gap = np.abs(ordered(p) - ordered(q.to(dtype)))
+            assert gap.max() <= 1, f"step {step}: {gap.max()} ulp"
+            differing += int((gap > 0).sum())
+            total += gap.size
+        for entry, theirs_entry in zip(optimizer.state.values(), theirs.state.values()):
+            for key, value in entry.items():
+                assert value.dtype == (torch.float64 if key == "step" else torch.float32), key
+                if key != "step" and value.dim():
+                    torch.testing.assert_close(value, theirs_entry[key], rtol=1e-4, atol=1e-6)
+    assert differing <= total // 100, f"{differing} of {total} elements one ulp apart"
+    moved = max((p.detach().float() - q.detach().float()).abs().max().item() for p, q in zip(ours.parameters(), model(dtype).parameters()))
+    assert moved > 1e-3
+
+
+def _torch_names(name, options):
+    return {("alpha" if key == "rho" else key): value for key, value in options.items()}
+
+
+FUSED = ["SGD", "Adagrad", "Adam", "AdamW"]  # torch.optim has a fused path for these
+
+
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+@pytest.mark.parametrize("name", FUSED)
+def test_a_16_bit_model_trains_as_with_torch_optim(name, dtype):
+    """50 steps of a 16-bit model: fastopt.torch's parameters are as far from torch.optim's for-loop
+    ones as torch's own fused ones are, or nearer (fastopt keeps float32 state, as fused computes
+    in float32). float16 needs an eps torch's for-loop can represent (its default underflows)."""
+    dtype = SIXTEEN[dtype]
+    options = dict(lr=0.01, eps=1e-4) if name in ("Adam", "AdamW", "Adagrad") and dtype == torch.float16 else dict(lr=0.01)
+    nets = {kind: model(dtype) for kind in ("ours", "for-loop", "fused")}
+    optimizers = {
+        "ours": getattr(ft, name)(nets["ours"].parameters(), **options),
+        "for-loop": getattr(torch.optim, name)(nets["for-loop"].parameters(), foreach=False, **options),
+        "fused": getattr(torch.optim, name)(nets["fused"].parameters(), fused=True, **options),
+    }
+    for x, y in batches(50):
+        for kind, net in nets.items():
+            optimizers[kind].zero_grad()
+            backward(net, x, y)
+            optimizers[kind].step()
+    flat = {kind: torch.cat([p.detach().float().ravel() for p in net.parameters()]) for kind, net in nets.items()}
+    assert torch.isfinite(flat["ours"]).all()
+    ours_gap = (flat["ours"] - flat["for-loop"]).abs().max().item()
+    fused_gap = (flat["fused"] - flat["for-loop"]).abs().max().item()
+    assert fused_gap > 0, "torch's fused and for-loop paths agree: the bound would be zero"
+    assert ours_gap <= 1.5 * fused_gap, f"{ours_gap:.3g} from torch's for-loop; torch's fused is {fused_gap:.3g} from it"
+
+
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+@pytest.mark.parametrize("name", ["Adam", "SGD", "Lion", "LAMB", "Adafactor", "ScheduleFreeAdamW", "AdaBelief", "ADOPT"])
+def test_16_bit_tensors_step_to_the_numpy_classes_bits_on_every_backend(name, dtype):
+    torch_dtype = SIXTEEN[dtype]
+    numpy_dtype = np.dtype(np.float16) if dtype == "float16" else np.dtype(ml_dtypes.bfloat16)
+    options = dict(lr=0.01)
+    rng = np.random.default_rng(4)
+    initial = rng.standard_normal((8, 40)).astype(np.float32)
+    grads = [rng.standard_normal((8, 40)).astype(np.float32) for _ in range(4)]
+    expected = initial.astype(numpy_dtype)
+    numpy_optimizer = getattr(fastopt, name)([expected], backend="reference", **options)
+    if hasattr(numpy_optimizer, "train"):  # Schedule-Free: train mode for training steps
+        numpy_optimizer.train()
+    for grad in grads:
+        numpy_optimizer.step([grad.astype(numpy_dtype)])
+    for backend in BACKENDS:
+        param = torch.nn.Parameter(torch.from_numpy(initial).to(torch_dtype))
+        optimizer = getattr(ft, name)([param], backend=backend, **options)
+        if hasattr(optimizer, "train"):
+            optimizer.train()
+        for grad in grads:
+            param.grad = torch.from_numpy(grad).to(torch_dtype)
+            optimizer.step()
+        assert_bits_equal(param.detach().float().numpy(), expected.astype(np.float32), f"{name} {backend}")
+
+
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+def test_checkpoints_move_both_ways_with_torch_optim(dtype):
+    dtype = SIXTEEN[dtype]
+    ours, theirs = model(dtype), model(dtype)
+    eps = 1e-4  # torch's float16 for-loop underflows to NaN with the default 1e-8
+    optimizer = ft.AdamW(ours.parameters(), lr=0.01, eps=eps)
+    reference = torch.optim.AdamW(theirs.parameters(), lr=0.01, eps=eps, foreach=False)
+    for x, y in batches(3):
+        for net, opt in ((ours, optimizer), (theirs, reference)):
+            opt.zero_grad()
+            backward(net, x, y)
+            opt.step()
+    saved = optimizer.state_dict()
+    assert all(v.dtype == torch.float32 for entry in saved["state"].values() for k, v in entry.items() if k != "step")
+    resumed = ft.AdamW(copy.deepcopy(ours).parameters(), lr=0.01, eps=eps)
+    resumed.load_state_dict(saved)  # float32 state stays float32 (torch's loader would cast it to 16 bits)
+    for entry, original in zip(resumed.state.values(), optimizer.state.values()):
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert entry[key].dtype == torch.float32 and torch.equal(entry[key], original[key])
+    from_torch = ft.AdamW(copy.deepcopy(theirs).parameters(), lr=0.01, eps=eps)
+    from_torch.load_state_dict(reference.state_dict())  # torch.optim's 16-bit state, widened exactly
+    for entry, original in zip(from_torch.state.values(), reference.state.values()):
+        assert entry["exp_avg"].dtype == torch.float32 and torch.equal(entry["exp_avg"], original["exp_avg"].float())
+        assert torch.isfinite(entry["exp_avg_sq"]).all()
+    to_torch = torch.optim.AdamW(copy.deepcopy(ours).parameters(), lr=0.01, eps=eps)
+    to_torch.load_state_dict(saved)  # torch casts to the parameters' dtype, as for any checkpoint
+    assert all(entry["exp_avg"].dtype == dtype for entry in to_torch.state.values())
+
+
+def test_what_cannot_step_16_bit_tensors_says_so_before_changing_anything():
+    weight = torch.nn.Parameter(torch.ones(4, 3, dtype=torch.bfloat16))
+    with pytest.raises(TypeError, match=r"params'\]\[0\] has dtype torch.bfloat16; SparseAdam steps float32 and float64"):
+        ft.SparseAdam([weight])
+    with pytest.raises(TypeError, match=r"params\[0\] has dtype torch.float16; LBFGS steps float32 and float64 tensors only"):
+        ft.LBFGS([torch.nn.Parameter(torch.ones(3, dtype=torch.float16))])
+    optimizer = ft.Adam([weight], lr=0.1)
+    weight.grad = torch.ones(4, 3, dtype=torch.bfloat16)
+    optimizer.step()
+    optimizer.state[weight]["exp_avg"] = optimizer.state[weight]["exp_avg"].bfloat16()  # as torch.optim would keep it
+    before = weight.detach().clone()
+    with pytest.raises(ValueError, match=r"\['exp_avg'\] must be a contiguous CPU tensor of float32 \(its parameter's is 16-bit\)"):
+        optimizer.step()
+    assert torch.equal(weight.detach(), before)
