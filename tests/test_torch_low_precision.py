@@ -196,3 +196,119 @@ def test_what_cannot_step_16_bit_tensors_says_so_before_changing_anything():
     with pytest.raises(ValueError, match=r"\['exp_avg'\] must be a contiguous CPU tensor of float32 \(its parameter's is 16-bit\)"):
         optimizer.step()
     assert torch.equal(weight.detach(), before)
+
+
+# ---- the meta device: deferred initialisation ---------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_meta_parameters_are_accepted_until_materialised(backend):
+    """As torch.optim: an optimizer built on a model on the meta device steps it once it is
+    materialised (``to_empty``); a step on a parameter still on the meta device, with a
+    gradient, is refused with what to do, before anything changes."""
+    with torch.device("meta"):
+        net = torch.nn.Linear(4, 3)
+    optimizer = ft.AdamW(net.parameters(), lr=0.1, backend=backend)
+    optimizer.step()  # no gradients: nothing to do, as torch
+    net.weight.grad = torch.ones(3, 4, device="meta")
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\] is on the meta device .*to_empty"):
+        optimizer.step()
+    assert optimizer.state == {} or all(not entry for entry in optimizer.state.values())
+    # materialised in place (the same Parameter objects, which the optimizer holds): torch swaps
+    # the tensors when asked to, as deferred-initialisation frameworks do
+    swap = torch.__future__.get_swap_module_params_on_conversion()
+    torch.__future__.set_swap_module_params_on_conversion(True)
+    try:
+        net.to_empty(device="cpu")
+    finally:
+        torch.__future__.set_swap_module_params_on_conversion(swap)
+    assert all(p is q for p, q in zip(net.parameters(), optimizer.param_groups[0]["params"]))
+    torch.nn.init.ones_(net.weight)
+    torch.nn.init.zeros_(net.bias)
+    for p in net.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    optimizer.step()
+    reference = torch.nn.Linear(4, 3)
+    torch.nn.init.ones_(reference.weight)
+    torch.nn.init.zeros_(reference.bias)
+    torch_optimizer = torch.optim.AdamW(reference.parameters(), lr=0.1, foreach=False)
+    for p in reference.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    torch_optimizer.step()
+    for ours, theirs in zip(net.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+# ---- any dense layout: channels_last and permuted strides ---------------------------------------
+LAYOUT_CASES = [("SGD", dict(lr=0.05, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)),
+                ("RMSprop", dict(lr=0.01, centered=True)), ("Lion", dict(lr=0.001)), ("ScheduleFreeAdamW", dict(lr=0.01))]
+
+
+def conv_net(memory_format, dtype=torch.float32):
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3),
+                              torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    net(torch.zeros(1, 3, 9, 9))  # materialise the lazy layer
+    return net.to(dtype=dtype, memory_format=memory_format)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("name", "options"), LAYOUT_CASES, ids=[name for name, _ in LAYOUT_CASES])
+def test_channels_last_steps_in_memory_order_to_the_contiguous_bits(name, options, backend, dtype):
+    """A channels_last model steps to the same values, bit for bit, as the same model contiguous
+    (element-wise: the order of the elements does not matter), in place (no parameter copied), with
+    its state in the parameters' layout, as torch.optim keeps it."""
+    nets = {fmt: conv_net(fmt, dtype) for fmt in (torch.contiguous_format, torch.channels_last)}
+    weight = nets[torch.channels_last][0].weight
+    assert not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+    pointers = [p.data_ptr() for p in nets[torch.channels_last].parameters()]
+    optimizers = {fmt: getattr(ft, name)(net.parameters(), backend=backend, **options) for fmt, net in nets.items()}
+    for opt in optimizers.values():
+        if hasattr(opt, "train"):
+            opt.train()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(4):  # the same gradients (a convolution's backward adds in another order per layout)
+        grads = [torch.randn(p.shape, generator=generator).to(dtype) for p in nets[torch.channels_last].parameters()]
+        for fmt, net in nets.items():
+            for p, grad in zip(net.parameters(), grads):
+                p.grad = grad.contiguous(memory_format=fmt) if grad.dim() == 4 else grad
+            optimizers[fmt].step()
+    for p, q in zip(nets[torch.channels_last].parameters(), nets[torch.contiguous_format].parameters()):
+        assert_bits_equal(p.detach().float().contiguous().numpy(), q.detach().float().numpy(), name)
+    assert [p.data_ptr() for p in nets[torch.channels_last].parameters()] == pointers
+    state = optimizers[torch.channels_last].state[weight]
+    for key, value in state.items():
+        if value.dim():
+            assert value.stride() == weight.stride(), key
+    assert (weight.detach().float() != conv_net(torch.channels_last)[0].weight.float()).any()
+
+
+def test_a_permuted_parameter_trains_as_torch_optim_and_its_checkpoint_keeps_the_layout():
+    base = torch.randn(6, 5, 4, generator=torch.Generator().manual_seed(1))
+    ours = torch.nn.Parameter(base.clone().permute(2, 0, 1).contiguous().permute(1, 2, 0))  # strides (4, 1, 30)
+    theirs = torch.nn.Parameter(ours.detach().clone(memory_format=torch.preserve_format))
+    assert not ours.is_contiguous() and ours.stride() == theirs.stride()
+    optimizer, reference = ft.Adam([ours], lr=0.1), torch.optim.Adam([theirs], lr=0.1, foreach=False)
+    for step in range(3):
+        grad = torch.randn(6, 5, 4, generator=torch.Generator().manual_seed(10 + step))
+        ours.grad, theirs.grad = grad.clone(), grad.clone()  # a contiguous gradient: read in ours' order
+        optimizer.step()
+        reference.step()
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    resumed = ft.Adam([ours], lr=0.1)
+    resumed.load_state_dict(optimizer.state_dict())
+    assert resumed.state[ours]["exp_avg"].stride() == ours.stride()
+    torch.testing.assert_close(resumed.state[ours]["exp_avg"], reference.state[theirs]["exp_avg"], rtol=1e-6, atol=1e-7)
+
+
+def test_layouts_that_cannot_be_stepped_in_place_are_refused_naming_them():
+    overlapping = torch.zeros(1).expand(4)  # stride 0: every element is one memory cell
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\] is not contiguous, nor a dense tensor in permuted order"):
+        ft.SGD([torch.nn.Parameter(overlapping)], lr=0.1)
+    gaps = torch.zeros(4, 6)[:, ::2]  # every other column: not dense
+    with pytest.raises(ValueError, match=r"is not contiguous, nor a dense tensor in permuted order"):
+        ft.Adam([torch.nn.Parameter(gaps)])
+    transposed = torch.nn.Parameter(torch.zeros(4, 6).t())  # dense, permuted: fine element-wise ...
+    ft.Adam([transposed])
+    for cls in (ft.Adafactor, ft.LAMB, ft.Muon):  # ... not for a kernel that takes the whole tensor
+        with pytest.raises(ValueError, match=r"takes whole tensors in their logical order"):
+            cls([transposed])

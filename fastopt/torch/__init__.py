@@ -118,7 +118,7 @@ from fastopt._validation import check_flag, check_real
 
 from ._front import _FastoptOptimizer
 from ._lbfgs import LBFGS
-from ._tensors import as_float, check_param, fast_path_available, group_betas, numpy_view
+from ._tensors import as_float, check_param, fast_path_available, group_betas, memory_order, numpy_view
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam", "RAdam", "Lion", "Rprop", "ASGD",
@@ -715,7 +715,8 @@ class ScheduleFreeAdamW(_FastoptOptimizer):
                 check_param(param_where, p)
                 self._check_state(param_where, p, state, ("z",), ())
                 z = self._owned_array(state["z"])
-                work.append((numpy_view(p), numpy_view(state["z"]) if z is None else z.reshape(-1), weight))
+                order = memory_order(p)  # both in p's memory order (z has p's layout)
+                work.append((numpy_view(p, order), numpy_view(state["z"], order) if z is None else z.reshape(-1), weight))
             work.append(group)
         for item in work:
             if type(item) is dict:

@@ -39,6 +39,7 @@ from ._tensors import (
     check_param,
     fast_path_available,
     group_betas,
+    memory_order,
     numpy_view,
     sparse_rows,
     tensor_extent,
@@ -129,12 +130,19 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             self._check_hyperparameters(group)
             for index, param in enumerate(group["params"]):
                 where = f"param_groups[{len(self.param_groups) - 1}]['params'][{index}]"
-                check_param(where, param)
+                check_param(where, param, building=True, any_layout=self._any_layout)
                 self._check_sixteen_bit(where, param)
                 self._algorithm.check_shape(where, tuple(param.shape))
         except Exception:
             self.param_groups.pop()
             raise
+
+    @property
+    def _any_layout(self) -> bool:
+        """Whether a parameter may be dense in a permuted order (channels_last): an element-wise
+        kernel steps it in memory order, with its state in the same layout. A kernel that takes
+        whole tensors (norms, factors, matrix products) or gathered rows needs the logical order."""
+        return not (self._algorithm.whole_tensor or self._algorithm.sparse)
 
     def _check_sixteen_bit(self, where: str, param: torch.Tensor) -> None:
         if STATE_DTYPES[param.dtype] is not param.dtype and not self._algorithm.low_precision:
@@ -200,7 +208,9 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             counters = tuple(name for name, _ in self._counters(plan))
             for index, p in enumerate(group["params"]):
                 where = f"param_groups[{group_index}]['params'][{index}]"
-                check_param(where, p)
+                if isinstance(p, torch.Tensor) and p.device.type == "meta" and p.grad is None:
+                    continue  # not materialised yet, and not stepped (torch's step is a no-op on it)
+                check_param(where, p, any_layout=self._any_layout)
                 self._check_sixteen_bit(where, p)
                 plan.algorithm.check_shape(where, tuple(p.shape))
                 written.append((*tensor_extent(p), len(written), where, None))
@@ -235,9 +245,11 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             array = self._counter(state, name, np.float64 if bits == 64 else np.float32, float(fresh.get(name, 0.0)))
             counters[name] = COUNTER_TYPE[name](array[()])
         keys = tuple(key for key in plan.keys if key in state)  # not those its shape has none of (Adafactor's)
-        views = self._views(p, state, keys)
+        order = memory_order(p)  # () unless p is dense in a permuted order (channels_last)
+        views = self._views(p, state, keys, order)
         empty = EMPTY_ARRAYS[DTYPES[STATE_DTYPES[p.dtype]]]
-        if type(grad) is not SparseRows:
+        if type(grad) is not SparseRows:  # read in p's memory order (a temporary copy if its layout differs)
+            grad = grad.permute(order) if order else grad
             grad = numpy_view(grad if grad.is_contiguous() else grad.contiguous())
         buffers = dict(zip(keys, views[1:]))
         return views[0], grad, tuple(buffers.get(name, empty) for name in plan.slots), counters, created
@@ -281,10 +293,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             cached = self._group_states[id(group)] = (group, tuple(params), slots, states, tuple(owned))
         return cached[3], cached[4]
 
-    def _views(self, p: torch.Tensor, state: dict, keys: tuple) -> tuple:
-        """Flat NumPy views of a parameter and its state buffers (for a buffer fastopt owns, its
-        own array), cached while the same tensors sit at the same addresses (a view costs a
-        microsecond or two to make)."""
+    def _views(self, p: torch.Tensor, state: dict, keys: tuple, order: tuple[int, ...] = ()) -> tuple:
+        """Flat NumPy views of a parameter and its state buffers in the parameter's memory order
+        (for a buffer fastopt owns, its own array), cached while the same tensors sit at the same
+        addresses (a view costs a microsecond or two to make)."""
         tensors = (p, *(state[key] for key in keys))
         arrays = (None, *map(self._owned_array, tensors[1:]))
         pointers = tuple(t.data_ptr() if a is None else 0 for t, a in zip(tensors, arrays))
@@ -296,17 +308,21 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             or cached[1] != pointers
             or cached[2][0].size != p.numel()
         ):
-            views = tuple(numpy_view(t) if a is None else a.reshape(-1) for t, a in zip(tensors, arrays))
+            views = tuple(numpy_view(t, order) if a is None else a.reshape(-1) for t, a in zip(tensors, arrays))
             cached = (tensors, pointers, views)
             self._numpy_cache[id(p)] = cached
         return cached[2]
 
     # State tensors in memory fastopt owns ------------------------------------------------------
-    def _own(self, array: np.ndarray) -> torch.Tensor:
+    def _own(self, array: np.ndarray, like: torch.Tensor | None = None) -> torch.Tensor:
         """A tensor over ``array`` (``torch.from_numpy``), registered as fastopt's: the fast path
         then checks and uses the array itself, with no call into torch, and the array keeps the
-        memory alive whatever is done to the tensor."""
+        memory alive whatever is done to the tensor. With ``like`` (a parameter dense in a
+        permuted order, and ``array`` its size), the tensor has ``like``'s strides: the array
+        holds its elements in the parameter's memory order, as the kernels pair them."""
         tensor = torch.from_numpy(array)
+        if like is not None and not like.is_contiguous():
+            tensor = tensor.reshape(-1).as_strided(like.shape, like.stride())
         start = tensor.data_ptr()
         self._owned[id(tensor)] = (tensor, array, (start, start + array.nbytes))
         return tensor
@@ -327,6 +343,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         state_dtype = STATE_DTYPES[param.dtype]  # float32 for a float16 or bfloat16 parameter
         dtype = DTYPES[state_dtype]
         what = "its parameter's dtype and size" if state_dtype is param.dtype else "float32 (its parameter's is 16-bit) and its parameter's size"
+        order = memory_order(param) if not param.is_contiguous() else ()
         for key in keys:
             shape = self._algorithm.buffer_shape(key, tuple(param.shape))
             if key not in state or shape is None:
@@ -351,7 +368,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 or value.layout is not torch.strided
                 or value.dtype != state_dtype
                 or value.numel() != numel
-                or not value.is_contiguous()
+                or not _in_layout(value, order if shape == tuple(param.shape) else ())
             ):
                 raise ValueError(
                     f"{name} must be a contiguous CPU tensor of {what} "
@@ -378,9 +395,12 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         """A state buffer for ``p``: its dtype (float32 for a 16-bit one) and shape (or the
         algorithm's ``shape`` for it), 64-byte aligned, filled with ``value``."""
         dtype = DTYPES[STATE_DTYPES[p.dtype]]
+        shape = tuple(p.shape) if shape is None else shape
         with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
             # 64-byte aligned but not on huge pages beside torch's tensors: see fastopt/_memory.py
-            return self._own(aligned_full(tuple(p.shape) if shape is None else shape, dtype, value, huge_pages=False))
+            if shape == tuple(p.shape) and not p.is_contiguous():  # in p's layout (channels_last...)
+                return self._own(aligned_full((p.numel(),), dtype, value, huge_pages=False), like=p)
+            return self._own(aligned_full(shape, dtype, value, huge_pages=False))
 
     def _counter(self, state: dict, key: str, dtype: type, initial: float) -> np.ndarray:
         """The 0-d array of the counter ``state[key]`` (fastopt's own, of ``dtype``), made from the
@@ -413,7 +433,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             elif (isinstance(value, torch.Tensor) and value.dtype in STATE_DTYPES and value.device.type == "cpu"
                   and value.layout is torch.strided and (self._owned_array(value) is None or sixteen)):
                 dtype = torch.float32 if sixteen else STATE_DTYPES[value.dtype]
-                copy = self._own(aligned_full(tuple(value.shape), DTYPES[dtype], huge_pages=False))
+                if isinstance(param, torch.Tensor) and tuple(value.shape) == tuple(param.shape) and not param.is_contiguous():
+                    copy = self._own(aligned_full((param.numel(),), DTYPES[dtype], huge_pages=False), like=param)
+                else:
+                    copy = self._own(aligned_full(tuple(value.shape), DTYPES[dtype], huge_pages=False))
                 copy.copy_(value.detach())  # exact: float16 and bfloat16 values are float32 values
                 state[key] = copy
 
@@ -485,3 +508,8 @@ class _KeepFloat32:
 
     def __init__(self, tensor: torch.Tensor) -> None:
         self.tensor = tensor
+
+
+def _in_layout(tensor: torch.Tensor, order: tuple[int, ...]) -> bool:
+    """Whether ``tensor`` is dense in the memory order ``order`` (contiguous for ())."""
+    return (tensor.permute(order) if order else tensor).is_contiguous()

@@ -46,11 +46,31 @@ def fast_path_available() -> bool:
 # --------------------------------------------------------------------------------------------
 # Checks on tensors (clear messages; run before anything is modified)
 # --------------------------------------------------------------------------------------------
-def check_param(where: str, param: object) -> None:
+def memory_order(tensor: torch.Tensor) -> tuple[int, ...] | None:
+    """The dimensions from the largest stride to the smallest, if the tensor is dense in that
+    order (no gaps, no overlap): ``tensor.permute(order)`` is then contiguous, and its elements
+    in memory order are that permutation's, as channels_last's are NHWC's. () for a contiguous
+    tensor (no permutation needed), None for any other layout."""
+    if tensor.is_contiguous():
+        return ()
+    order = tuple(sorted(range(tensor.dim()), key=lambda dim: -tensor.stride(dim)))
+    return order if tensor.permute(order).is_contiguous() else None
+
+
+def check_param(where: str, param: object, building: bool = False, any_layout: bool = True) -> None:
     """A parameter must be a dense, contiguous float32/float64 tensor in CPU memory (or float16 and
-    bfloat16, stepped in float32: :mod:`fastopt._rounding`)."""
+    bfloat16, stepped in float32: :mod:`fastopt._rounding`). While the optimizer is being built
+    (``building``), one on the meta device is accepted, as torch.optim accepts it: deferred
+    initialisation materialises it (``module.to_empty(device="cpu")``) before the first step."""
     if not isinstance(param, torch.Tensor):
         raise TypeError(f"{where} must be a torch.Tensor, got {type(param).__name__}")
+    if param.device.type == "meta":
+        if building:
+            return
+        raise ValueError(
+            f"{where} is on the meta device (it has no data to update): materialise it first, "
+            "e.g. module.to_empty(device='cpu') and initialise it"
+        )
     if param.device.type != "cpu":
         raise ValueError(
             f"{where} is on device {param.device}; fastopt.torch steps CPU tensors only "
@@ -66,11 +86,12 @@ def check_param(where: str, param: object) -> None:
             f"{where} has dtype {param.dtype}; fastopt.torch steps float32, float64, float16 and bfloat16 "
             "tensors (complex parameters are not supported)"
         )
-    if not param.is_contiguous():
+    if not param.is_contiguous() and (not any_layout or memory_order(param) is None):
+        layouts = "" if any_layout else ", and this optimizer takes whole tensors in their logical order"
         raise ValueError(
-            f"{where} is not contiguous; fastopt updates parameters in place and never copies "
-            "them: make it contiguous before building the optimizer "
-            "(p.data = p.data.contiguous())"
+            f"{where} is not contiguous, nor a dense tensor in permuted order (channels_last){layouts}; "
+            "fastopt updates parameters in place and never copies them: make it contiguous before "
+            "building the optimizer (p.data = p.data.contiguous())"
         )
 
 
@@ -135,12 +156,16 @@ def check_disjoint(entries: list) -> None:
             raise ValueError(f"{second[3]} shares memory with {other}; every parameter and state tensor must own its memory")
 
 
-def numpy_view(tensor: torch.Tensor) -> np.ndarray:
-    """A flat NumPy view of a contiguous CPU tensor (shares its memory; never a copy); a bfloat16
+def numpy_view(tensor: torch.Tensor, order: tuple[int, ...] = ()) -> np.ndarray:
+    """A flat NumPy view of a CPU tensor's elements in memory order (shares its memory; never a
+    copy: raises if the tensor is not dense in ``order``, see :func:`memory_order`); a bfloat16
     one through its 16 bits, as ml_dtypes' bfloat16."""
+    tensor = tensor.detach()
+    if order:
+        tensor = tensor.permute(order)
     if tensor.dtype == torch.bfloat16:
-        return tensor.detach().view(torch.int16).numpy().view(SIXTEEN_BIT[torch.bfloat16]).reshape(-1)
-    return tensor.detach().numpy().reshape(-1)
+        return tensor.view(torch.int16).numpy().view(SIXTEEN_BIT[torch.bfloat16]).reshape(-1, copy=False)
+    return tensor.numpy().reshape(-1, copy=False)
 
 
 def as_float(where: str, value: object) -> object:
