@@ -312,3 +312,75 @@ def test_layouts_that_cannot_be_stepped_in_place_are_refused_naming_them():
     for cls in (ft.Adafactor, ft.LAMB, ft.Muon):  # ... not for a kernel that takes the whole tensor
         with pytest.raises(ValueError, match=r"takes whole tensors in their logical order"):
             cls([transposed])
+
+
+# ---- complex parameters: their real view, as torch.optim ----------------------------------------
+COMPLEX_CASES = [
+    ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01, nesterov=True)),
+    ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.1)),  # the fill in both parts, as torch
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.01)),
+    ("Adadelta", dict(lr=0.5)),
+    ("Adamax", dict(lr=0.01)),
+    ("NAdam", dict(lr=0.01)),
+    ("RAdam", dict(lr=0.01)),
+    ("Rprop", dict(lr=0.05)),  # step sizes in both parts, as torch
+    ("ASGD", dict(lr=0.05, t0=0)),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("name", "options"), COMPLEX_CASES, ids=[name for name, _ in COMPLEX_CASES])
+def test_complex_parameters_step_as_torch_optim_steps_them(name, options, backend):
+    """complex128 against torch.optim's for-loop (which steps ``view_as_real``) to 1e-12 relative,
+    the state complex as torch's, and the state dict moving both ways."""
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(5, 3, dtype=torch.complex128, generator=generator)
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    optimizer = getattr(ft, name)([ours], backend=backend, **options)
+    reference = getattr(torch.optim, name)([theirs], foreach=False, **options)
+    for _ in range(6):
+        grad = torch.randn(5, 3, dtype=torch.complex128, generator=generator)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        optimizer.step()
+        reference.step()
+    scale = theirs.detach().abs().max().item()
+    assert (ours - theirs).abs().max().item() <= 1e-12 * scale
+    assert (ours - start).abs().max().item() > 1e-3
+    for key, value in optimizer.state[ours].items():
+        if value.dim():
+            assert value.dtype == torch.complex128 and value.shape == ours.shape, key
+            torch.testing.assert_close(value, reference.state[theirs][key], rtol=1e-12, atol=1e-14)
+    moved = getattr(ft, name)([torch.nn.Parameter(ours.detach().clone())], backend=backend, **options)
+    moved.load_state_dict(reference.state_dict())  # torch's complex state into fastopt's memory
+    back = getattr(torch.optim, name)([torch.nn.Parameter(ours.detach().clone())], **options)
+    back.load_state_dict(optimizer.state_dict())
+    for entry in (next(iter(moved.state.values())), next(iter(back.state.values()))):
+        for key, value in entry.items():
+            if value.dim():
+                torch.testing.assert_close(value, reference.state[theirs][key], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_complex64_steps_to_the_bits_of_its_real_view(backend):
+    """fastopt.torch on a complex64 parameter gives the bits of the same optimizer on the
+    float32 tensor of its real and imaginary parts."""
+    generator = torch.Generator().manual_seed(1)
+    start = torch.randn(4, 6, dtype=torch.complex64, generator=generator)
+    complex_param = torch.nn.Parameter(start.clone())
+    real_param = torch.nn.Parameter(torch.view_as_real(start).clone())
+    optimizers = [ft.Adam([complex_param], lr=0.01, backend=backend), ft.Adam([real_param], lr=0.01, backend=backend)]
+    for _ in range(3):
+        grad = torch.randn(4, 6, dtype=torch.complex64, generator=generator)
+        complex_param.grad, real_param.grad = grad.clone(), torch.view_as_real(grad).clone()
+        for optimizer in optimizers:
+            optimizer.step()
+    assert_bits_equal(torch.view_as_real(complex_param.detach()).numpy(), real_param.detach().numpy(), "complex64")
+
+
+def test_complex_parameters_of_whole_tensor_optimizers_are_refused():
+    param = torch.nn.Parameter(torch.zeros(4, 4, dtype=torch.complex64))
+    for cls in (ft.Adafactor, ft.LAMB, ft.Muon):
+        with pytest.raises(TypeError, match=r"is complex \(torch.complex64\); fastopt.torch steps complex parameters as their real view"):
+            cls([param])

@@ -30,9 +30,10 @@ from ._tensors import (
     BY_BITS,
     COUNTER_BITS,
     COUNTER_TYPE,
-    DTYPES,
     EMPTY_ARRAYS,
     STATE_DTYPES,
+    real_view,
+    state_array_dtype,
     as_float,
     check_disjoint,
     check_grad,
@@ -130,7 +131,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             self._check_hyperparameters(group)
             for index, param in enumerate(group["params"]):
                 where = f"param_groups[{len(self.param_groups) - 1}]['params'][{index}]"
-                check_param(where, param, building=True, any_layout=self._any_layout)
+                check_param(where, param, building=True, elementwise=self._elementwise)
                 self._check_sixteen_bit(where, param)
                 self._algorithm.check_shape(where, tuple(param.shape))
         except Exception:
@@ -138,10 +139,11 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             raise
 
     @property
-    def _any_layout(self) -> bool:
-        """Whether a parameter may be dense in a permuted order (channels_last): an element-wise
-        kernel steps it in memory order, with its state in the same layout. A kernel that takes
-        whole tensors (norms, factors, matrix products) or gathered rows needs the logical order."""
+    def _elementwise(self) -> bool:
+        """Whether a parameter may be dense in a permuted order (channels_last) or complex: an
+        element-wise kernel steps it in memory order (a complex one as its real view), with its
+        state in the same layout. A kernel that takes whole tensors (norms, factors, matrix
+        products) or gathered rows needs real tensors in their logical order."""
         return not (self._algorithm.whole_tensor or self._algorithm.sparse)
 
     def _check_sixteen_bit(self, where: str, param: torch.Tensor) -> None:
@@ -210,7 +212,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 where = f"param_groups[{group_index}]['params'][{index}]"
                 if isinstance(p, torch.Tensor) and p.device.type == "meta" and p.grad is None:
                     continue  # not materialised yet, and not stepped (torch's step is a no-op on it)
-                check_param(where, p, any_layout=self._any_layout)
+                check_param(where, p, elementwise=self._elementwise)
                 self._check_sixteen_bit(where, p)
                 plan.algorithm.check_shape(where, tuple(p.shape))
                 written.append((*tensor_extent(p), len(written), where, None))
@@ -247,8 +249,9 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         keys = tuple(key for key in plan.keys if key in state)  # not those its shape has none of (Adafactor's)
         order = memory_order(p)  # () unless p is dense in a permuted order (channels_last)
         views = self._views(p, state, keys, order)
-        empty = EMPTY_ARRAYS[DTYPES[STATE_DTYPES[p.dtype]]]
+        empty = EMPTY_ARRAYS[state_array_dtype(p.dtype)]
         if type(grad) is not SparseRows:  # read in p's memory order (a temporary copy if its layout differs)
+            grad = real_view(grad)
             grad = grad.permute(order) if order else grad
             grad = numpy_view(grad if grad.is_contiguous() else grad.contiguous())
         buffers = dict(zip(keys, views[1:]))
@@ -321,8 +324,11 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         permuted order, and ``array`` its size), the tensor has ``like``'s strides: the array
         holds its elements in the parameter's memory order, as the kernels pair them."""
         tensor = torch.from_numpy(array)
-        if like is not None and not like.is_contiguous():
-            tensor = tensor.reshape(-1).as_strided(like.shape, like.stride())
+        if like is not None:  # complex: the real view's layout, then seen as complex
+            real = real_view(like)
+            tensor = tensor.reshape(-1).as_strided(real.shape, real.stride())
+            if like.is_complex():
+                tensor = torch.view_as_complex(tensor)
         start = tensor.data_ptr()
         self._owned[id(tensor)] = (tensor, array, (start, start + array.nbytes))
         return tensor
@@ -341,7 +347,8 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             raise TypeError(f"{prefix} must be a dict, got {type(state).__name__}")
         buffers = []
         state_dtype = STATE_DTYPES[param.dtype]  # float32 for a float16 or bfloat16 parameter
-        dtype = DTYPES[state_dtype]
+        dtype = state_array_dtype(param.dtype)
+        parts = 2 if param.is_complex() else 1  # fastopt's array of a complex state: its real view
         what = "its parameter's dtype and size" if state_dtype is param.dtype else "float32 (its parameter's is 16-bit) and its parameter's size"
         order = memory_order(param) if not param.is_contiguous() else ()
         for key in keys:
@@ -354,10 +361,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             entry = self._owned.get(id(value))
             if entry is not None and entry[0] is value:
                 array = entry[1]
-                if array.size != numel or array.dtype != dtype:
+                if array.size != numel * parts or array.dtype != dtype:
                     raise ValueError(
                         f"{name} must be a contiguous CPU tensor of {what} "
-                        f"({state_dtype}, {numel} elements), got {value.dtype} with {array.size} elements"
+                        f"({state_dtype}, {numel} elements), got {value.dtype} with {array.size // parts} elements"
                     )
                 buffers.append((name, entry[2]))
                 continue
@@ -368,7 +375,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 or value.layout is not torch.strided
                 or value.dtype != state_dtype
                 or value.numel() != numel
-                or not _in_layout(value, order if shape == tuple(param.shape) else ())
+                or not _in_layout(real_view(value), order if shape == tuple(param.shape) else ())
             ):
                 raise ValueError(
                     f"{name} must be a contiguous CPU tensor of {what} "
@@ -394,12 +401,13 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     def _new_buffer(self, p: torch.Tensor, value: float, shape: tuple[int, ...] | None = None) -> torch.Tensor:
         """A state buffer for ``p``: its dtype (float32 for a 16-bit one) and shape (or the
         algorithm's ``shape`` for it), 64-byte aligned, filled with ``value``."""
-        dtype = DTYPES[STATE_DTYPES[p.dtype]]
+        dtype = state_array_dtype(p.dtype)
         shape = tuple(p.shape) if shape is None else shape
         with np.errstate(over="ignore"):  # a fill value beyond float32's range becomes inf
             # 64-byte aligned but not on huge pages beside torch's tensors: see fastopt/_memory.py
-            if shape == tuple(p.shape) and not p.is_contiguous():  # in p's layout (channels_last...)
-                return self._own(aligned_full((p.numel(),), dtype, value, huge_pages=False), like=p)
+            if shape == tuple(p.shape) and (p.is_complex() or not p.is_contiguous()):  # in p's layout
+                # a complex one: value in both parts, "as two independent real numbers" (torch)
+                return self._own(aligned_full((real_view(p).numel(),), dtype, value, huge_pages=False), like=p)
             return self._own(aligned_full(shape, dtype, value, huge_pages=False))
 
     def _counter(self, state: dict, key: str, dtype: type, initial: float) -> np.ndarray:
@@ -432,11 +440,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                     self._counter(state, key, counters[key], 0.0)
             elif (isinstance(value, torch.Tensor) and value.dtype in STATE_DTYPES and value.device.type == "cpu"
                   and value.layout is torch.strided and (self._owned_array(value) is None or sixteen)):
-                dtype = torch.float32 if sixteen else STATE_DTYPES[value.dtype]
-                if isinstance(param, torch.Tensor) and tuple(value.shape) == tuple(param.shape) and not param.is_contiguous():
-                    copy = self._own(aligned_full((param.numel(),), DTYPES[dtype], huge_pages=False), like=param)
+                if isinstance(param, torch.Tensor) and param.dtype in STATE_DTYPES:  # in its parameter's dtype and layout
+                    copy = self._new_buffer(param, 0.0, tuple(value.shape))
                 else:
-                    copy = self._own(aligned_full(tuple(value.shape), DTYPES[dtype], huge_pages=False))
+                    copy = self._own(aligned_full(tuple(value.shape), state_array_dtype(value.dtype), huge_pages=False))
                 copy.copy_(value.detach())  # exact: float16 and bfloat16 values are float32 values
                 state[key] = copy
 

@@ -19,9 +19,24 @@ SIXTEEN_BIT = {torch.float16: np.dtype(np.float16)}
 ml_dtypes (a NumPy bfloat16 dtype to view the tensors as)."""
 if bfloat16() is not None:
     SIXTEEN_BIT[torch.bfloat16] = bfloat16()
-PARAM_DTYPES = {**DTYPES, **SIXTEEN_BIT}
-STATE_DTYPES = {**{dtype: dtype for dtype in DTYPES}, torch.float16: torch.float32, torch.bfloat16: torch.float32}
-"""A parameter's dtype -> its state's (float32 for 16-bit parameters)."""
+COMPLEX = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+"""Complex parameters, stepped as torch.optim steps them: as their real view (``view_as_real``),
+each real and imaginary part one element of an element-wise optimizer."""
+PARAM_DTYPES = {**DTYPES, **SIXTEEN_BIT, torch.complex64: np.dtype(np.float32), torch.complex128: np.dtype(np.float64)}
+STATE_DTYPES = {**{dtype: dtype for dtype in (*DTYPES, *COMPLEX)}, torch.float16: torch.float32, torch.bfloat16: torch.float32}
+"""A parameter's dtype -> its state tensors' (float32 for 16-bit parameters)."""
+
+
+def state_array_dtype(dtype: torch.dtype) -> np.dtype:
+    """The NumPy dtype of the arrays the kernels see as a parameter's state (a complex one's real
+    parts)."""
+    state = STATE_DTYPES[dtype]
+    return DTYPES[COMPLEX.get(state, state)]
+
+
+def real_view(tensor: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as its real view (a last dimension of 2: real, imaginary); any other as is."""
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 BY_BITS = {32: np.dtype(np.float32), 64: np.dtype(np.float64)}
 # torch's layout of the counters: the step a float64 0-d tensor (torch's float32 stops counting
 # at 2**24), NAdam's mu_product a float32 one, as torch; and fastopt's type of each, for the
@@ -51,13 +66,14 @@ def memory_order(tensor: torch.Tensor) -> tuple[int, ...] | None:
     order (no gaps, no overlap): ``tensor.permute(order)`` is then contiguous, and its elements
     in memory order are that permutation's, as channels_last's are NHWC's. () for a contiguous
     tensor (no permutation needed), None for any other layout."""
+    tensor = real_view(tensor)  # a complex tensor's order is its real view's
     if tensor.is_contiguous():
         return ()
     order = tuple(sorted(range(tensor.dim()), key=lambda dim: -tensor.stride(dim)))
     return order if tensor.permute(order).is_contiguous() else None
 
 
-def check_param(where: str, param: object, building: bool = False, any_layout: bool = True) -> None:
+def check_param(where: str, param: object, building: bool = False, elementwise: bool = True) -> None:
     """A parameter must be a dense, contiguous float32/float64 tensor in CPU memory (or float16 and
     bfloat16, stepped in float32: :mod:`fastopt._rounding`). While the optimizer is being built
     (``building``), one on the meta device is accepted, as torch.optim accepts it: deferred
@@ -78,16 +94,19 @@ def check_param(where: str, param: object, building: bool = False, any_layout: b
         )
     if param.layout is not torch.strided:
         raise ValueError(f"{where} has layout {param.layout}; fastopt.torch steps dense tensors only")
+    if param.dtype in COMPLEX and not elementwise:
+        raise TypeError(f"{where} is complex ({param.dtype}); fastopt.torch steps complex parameters as their real view "
+                        "(as torch.optim does) with element-wise optimizers, not one that takes whole tensors")
     if param.dtype not in PARAM_DTYPES:
         if param.dtype == torch.bfloat16:
             raise TypeError(f"{where} has dtype torch.bfloat16, which fastopt.torch steps through ml_dtypes' "
                             "NumPy bfloat16: `pip install ml_dtypes`")
         raise TypeError(
-            f"{where} has dtype {param.dtype}; fastopt.torch steps float32, float64, float16 and bfloat16 "
-            "tensors (complex parameters are not supported)"
+            f"{where} has dtype {param.dtype}; fastopt.torch steps float32, float64, float16, bfloat16, "
+            "complex64 and complex128 tensors"
         )
-    if not param.is_contiguous() and (not any_layout or memory_order(param) is None):
-        layouts = "" if any_layout else ", and this optimizer takes whole tensors in their logical order"
+    if not param.is_contiguous() and (not elementwise or memory_order(param) is None):
+        layouts = "" if elementwise else ", and this optimizer takes whole tensors in their logical order"
         raise ValueError(
             f"{where} is not contiguous, nor a dense tensor in permuted order (channels_last){layouts}; "
             "fastopt updates parameters in place and never copies them: make it contiguous before "
@@ -159,8 +178,8 @@ def check_disjoint(entries: list) -> None:
 def numpy_view(tensor: torch.Tensor, order: tuple[int, ...] = ()) -> np.ndarray:
     """A flat NumPy view of a CPU tensor's elements in memory order (shares its memory; never a
     copy: raises if the tensor is not dense in ``order``, see :func:`memory_order`); a bfloat16
-    one through its 16 bits, as ml_dtypes' bfloat16."""
-    tensor = tensor.detach()
+    one through its 16 bits, as ml_dtypes' bfloat16; a complex one as its real view."""
+    tensor = real_view(tensor.detach())
     if order:
         tensor = tensor.permute(order)
     if tensor.dtype == torch.bfloat16:
