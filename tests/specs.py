@@ -388,7 +388,7 @@ def assert_bits_equal(actual: np.ndarray, expected: np.ndarray, what: str = "") 
     Stricter than ``np.array_equal(..., equal_nan=True)``: it also tells ``-0.0`` from ``0.0``.
     """
     assert actual.dtype == expected.dtype and actual.shape == expected.shape, what
-    uint = {4: np.uint32, 8: np.uint64}[actual.dtype.itemsize]
+    uint = {2: np.uint16, 4: np.uint32, 8: np.uint64}[actual.dtype.itemsize]  # float16 and bfloat16 too
     nan_a, nan_e = np.isnan(actual), np.isnan(expected)
     assert np.array_equal(nan_a, nan_e), f"{what}: NaNs in different places"
     differ = (actual.view(uint) != expected.view(uint)) & ~nan_a

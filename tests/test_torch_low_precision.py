@@ -384,3 +384,49 @@ def test_complex_parameters_of_whole_tensor_optimizers_are_refused():
     for cls in (ft.Adafactor, ft.LAMB, ft.Muon):
         with pytest.raises(TypeError, match=r"is complex \(torch.complex64\); fastopt.torch steps complex parameters as their real view"):
             cls([param])
+
+
+# ---- sparse COO gradients: SGD and Adagrad, as torch.optim takes them ---------------------------
+SPARSE_CASES = [("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.2, nesterov=False, maximize=True)),
+                ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)), ("Adagrad", dict(lr=0.1)),
+                ("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1, maximize=True))]
+
+
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")  # torch.optim.Adagrad's own, on sparse gradients
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("name", "options"), SPARSE_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SPARSE_CASES)])
+def test_sparse_embedding_gradients_step_as_torch_optim(name, options, backend):
+    """nn.Embedding(sparse=True) in float64 beside torch.optim: the same values to 1e-12 (to the
+    bit here); without momentum, the rows no gradient named keep their bits."""
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Embedding(30, 4, sparse=True).double(), torch.nn.Embedding(30, 4, sparse=True).double()
+    theirs.load_state_dict(ours.state_dict())
+    start = ours.weight.detach().clone()
+    optimizer = getattr(ft, name)(ours.parameters(), backend=backend, **options)
+    reference = getattr(torch.optim, name)(theirs.parameters(), **options)
+    named = set()
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        indices = torch.randint(0, 20, (9,), generator=generator)  # rows 20-29 never named; repeats summed
+        named |= set(indices.tolist())
+        for embedding, opt in ((ours, optimizer), (theirs, reference)):
+            opt.zero_grad()
+            embedding(indices).pow(2).sum().backward()
+            assert embedding.weight.grad.is_sparse
+            opt.step()
+    assert (ours.weight - theirs.weight).abs().max().item() <= 1e-12 * theirs.weight.abs().max().item()
+    untouched = sorted(set(range(30)) - named)
+    assert torch.equal(ours.weight[untouched], start[untouched])
+    assert (ours.weight[sorted(named)] - start[sorted(named)]).abs().min().item() > 0
+
+
+def test_sparse_gradients_are_refused_where_torch_refuses_them_and_nothing_changes():
+    embedding = torch.nn.Embedding(10, 3, sparse=True).double()
+    before = embedding.weight.detach().clone()
+    embedding(torch.tensor([1, 4])).sum().backward()
+    for cls, options in ((ft.SGD, dict(lr=0.1, weight_decay=0.01)), (ft.Adagrad, dict(lr=0.1, weight_decay=0.01))):
+        with pytest.raises(RuntimeError, match="weight_decay option is not compatible with sparse gradients"):
+            cls(embedding.parameters(), **options).step()
+    with pytest.raises(RuntimeError, match="RMSprop does not support sparse gradients"):
+        ft.RMSprop(embedding.parameters()).step()
+    assert torch.equal(embedding.weight.detach(), before)

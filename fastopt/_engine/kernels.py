@@ -133,6 +133,15 @@ class Sixteen:
             twin = self._numba_twin(False, threads)
             twin(param.view(np.uint16), grad.view(np.uint16), tuple(buffers), (*scalars, 1), storage, threads)
 
+    def kernel(self, buffers: int):
+        """:meth:`step` with a kernel's signature ``(param, grad, *buffers, *scalars, threads)``,
+        for a kernel taking ``buffers`` state arrays."""
+
+        def sixteen_bit_kernel(param, grad, *arguments):
+            self.step(param, grad, arguments[:buffers], arguments[buffers:-1], arguments[-1])
+
+        return sixteen_bit_kernel
+
     def step_copy(self, param, grad, buffers, scalars, copy, threads: int) -> None:
         storage = _rounding.storage_code(copy.dtype)
         if self.backend == "reference":

@@ -89,12 +89,14 @@ def step_rows(kernel, param: np.ndarray, grad: SparseRows, buffers: tuple, scala
     rows, width = grad.rows, grad.width
     if not len(rows) or not width:  # nothing named, or rows of no elements
         return
-    tables = [array.reshape(-1, width) for array in (param, *buffers)]
-    gathered = [table[rows] for table in tables]  # copies, C-contiguous
+    # an unused state slot (empty: SGD's momentum buffer without momentum) is passed as it is
+    tables = [array.reshape(-1, width) if array.size else None for array in (param, *buffers)]
+    gathered = [table[rows] if table is not None else array for table, array in zip(tables, (param, *buffers))]  # copies
     param_rows, *state_rows = (block.reshape(-1) for block in gathered)
     kernel(param_rows, grad.values, *state_rows, *scalars, threads)
     for table, block in zip(tables, gathered):  # written back
-        table[rows] = block
+        if table is not None:
+            table[rows] = block
 
 
 def every_row(grads: list) -> list:

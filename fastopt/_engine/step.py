@@ -115,9 +115,9 @@ class Engine:
             sparse = type(grad) is SparseRows
             threads = threads_for(grad.values.size if sparse else param.size)
             if sixteen:  # a block at a time, widened, stepped, rounded back (fastopt._rounding)
-                kernels.sixteen.step(param, grad, buffers, scalars, threads)
-                continue
-            kernel = kernels.single[dtype] if threads == 1 else kernels.parallel(dtype)
+                kernel = kernels.sixteen.kernel(len(buffers))
+            else:
+                kernel = kernels.single[dtype] if threads == 1 else kernels.parallel(dtype)
             if sparse:  # the rows it names: gathered, stepped, written back
                 step_rows(kernel, param, grad, buffers, scalars, threads)
             else:

@@ -152,6 +152,19 @@ class SGD(_FastoptOptimizer):
                  maximize=False, foreach=None, differentiable=False, fused=None, backend="auto"):
         super().__init__(params, _defaults(locals()), backend)
 
+    def _sparse_gradient(self, where, grad, param, plan):
+        """torch.optim.SGD's sparse gradients: without momentum, only the rows the gradient names
+        move; with momentum, torch keeps a sparse buffer of every row ever named and decays it
+        at each step, which is what a dense buffer stepped by the dense gradient computes (so
+        fastopt's buffer is dense where torch's is sparse). Weight decay is refused (torch's own
+        step fails on it: ``add(sparse, dense) is not supported``)."""
+        group = plan.group
+        if group["weight_decay"] != 0:
+            raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+        if group["momentum"] == 0:
+            return self._sparse_rows(where, grad, param)
+        return grad.to_dense()
+
 
 class Adagrad(_FastoptOptimizer):
     """``torch.optim.Adagrad`` stepped by fastopt's Adagrad kernel; see :mod:`fastopt.torch`.
@@ -174,6 +187,13 @@ class Adagrad(_FastoptOptimizer):
 
     def _initial_value(self, key, algorithm, group):
         return self.defaults["initial_accumulator_value"]  # torch's rule, for a group added later
+
+    def _sparse_gradient(self, where, grad, param, plan):
+        """torch.optim.Adagrad's sparse gradients: the rows they name are stepped (their ``sum``
+        and values), the others left as they are; weight decay is refused, with torch's message."""
+        if plan.group["weight_decay"] != 0:
+            raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+        return self._sparse_rows(where, grad, param)
 
 
 class RMSprop(_FastoptOptimizer):

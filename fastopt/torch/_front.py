@@ -138,6 +138,19 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             self.param_groups.pop()
             raise
 
+    def _sparse_gradient(self, where: str, grad: torch.Tensor, param: torch.Tensor, plan: Plan) -> object:
+        """A sparse COO gradient, for an optimizer that takes one (SGD, Adagrad): the rows it names
+        (:class:`fastopt._engine.rows.SparseRows`), or a dense tensor; here, torch's refusal."""
+        raise RuntimeError(f"{where}.grad is {grad.layout}: {type(self).__name__} does not support sparse gradients")
+
+    def _sparse_rows(self, where: str, grad: torch.Tensor, param: torch.Tensor) -> SparseRows:
+        """The rows a sparse gradient names, each stepped by the dense kernel: torch's semantics
+        for SGD without momentum or decay, and for Adagrad."""
+        if param.is_complex() or not param.is_contiguous():
+            raise ValueError(f"{where}: a sparse gradient steps the rows of a contiguous real parameter; "
+                             f"this one is {'complex' if param.is_complex() else 'not contiguous'}")
+        return sparse_rows(where, grad, param)
+
     @property
     def _elementwise(self) -> bool:
         """Whether a parameter may be dense in a permuted order (channels_last) or complex: an
@@ -221,7 +234,9 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                     continue
                 if plan.algorithm.sparse:  # the rows a sparse COO gradient names
                     grad = sparse_rows(where, grad, p)
-                else:
+                elif isinstance(grad, torch.Tensor) and grad.layout is torch.sparse_coo:
+                    grad = self._sparse_gradient(where, grad, p, plan)
+                if type(grad) is not SparseRows:
                     check_grad(where, grad, p)
                 state = self.state.get(p)
                 if state is not None:

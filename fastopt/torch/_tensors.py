@@ -155,7 +155,7 @@ def sparse_rows(where: str, grad: object, param: torch.Tensor) -> SparseRows:
     shape = tuple(param.shape)
     rows = np.ravel_multi_index(grad._indices().numpy(), shape[:sparse_dims])
     width = math.prod(shape[sparse_dims:])
-    return coalesce(rows, grad._values().contiguous().numpy(), width)
+    return coalesce(rows, numpy_view(grad._values().contiguous()), width)
 
 
 def tensor_extent(tensor: torch.Tensor) -> tuple[int, int]:
