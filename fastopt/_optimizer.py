@@ -35,7 +35,7 @@ from ._checkpoint import Checkpoints
 from ._engine import EMPTY, Algorithm, Engine, Plan, kernels_for
 from ._engine.rows import check_sparse_grad
 from ._memory import aligned_full
-from ._rounding import state_dtype
+from ._rounding import is_low_precision, state_dtype
 from ._validation import check_grad, check_param, check_state_array, flat_view, memory_extent
 
 
@@ -382,12 +382,19 @@ class Optimizer(Checkpoints):
     # ----------------------------------------------------------------------------------------
     # The step
     # ----------------------------------------------------------------------------------------
-    def step(self, grads: Sequence[np.ndarray | None]) -> None:
+    def step(self, grads: Sequence[np.ndarray | None], *, copy_to: Sequence[np.ndarray | None] | None = None) -> None:
         """Update every parameter in place from its gradient.
 
         ``grads`` holds one entry per parameter, in group order (the order of ``state``'s
         indices). A ``None`` entry leaves that parameter and its state untouched. All inputs are
         checked before anything is modified. Calls from several threads run one at a time.
+
+        ``copy_to``: float32 parameters as **master weights** of a float16 or bfloat16 model.
+        One entry per parameter, ``None`` or a float16/bfloat16 array of its shape (C-contiguous,
+        writeable, its own memory), into which the new values are written, rounded to nearest
+        even, in the same pass as the step (each block rounded while it is still in cache:
+        DeepSpeed's CPUAdam ``step_plus_copy``). A parameter without a gradient is not stepped
+        and its copy is not written. Checkpoints hold the float32 master weights and state.
         """
         if type(grads) is not list and type(grads) is not tuple and (isinstance(grads, np.ndarray) or not isinstance(grads, Sequence)):
             raise TypeError(
@@ -412,14 +419,62 @@ class Optimizer(Checkpoints):
                 self._check_all_hyperparameters()
             if type(self.state) is not dict:
                 raise TypeError(f"opt.state must be a dict, got {type(self.state).__name__}")
+            if copy_to is not None:
+                self._copies = self._check_copies(copy_to, grads)
             self._engine.step(self._plans, self, grads)
         finally:
+            self._copies = None
             lock.release()
+
+    _copies: list | None = None  # during a step with copy_to: each parameter's flat copy, or None
+
+    def _check_copies(self, copy_to: object, grads: Sequence) -> list:
+        """``copy_to`` checked in full (see :meth:`step`): the flat copies, or an error naming the
+        entry; nothing has changed yet."""
+        if type(copy_to) not in (list, tuple):
+            raise TypeError(f"copy_to must be a list or tuple with one array or None per parameter, got {type(copy_to).__name__}")
+        if len(copy_to) != len(self._params):
+            raise ValueError(f"copy_to has {len(copy_to)} entries for {len(self._params)} parameters")
+        copies, extents = [], []
+        for index, (copy, param) in enumerate(zip(copy_to, self._params)):
+            where = f"copy_to[{index}]"
+            if copy is None:
+                copies.append(None)
+                continue
+            if not isinstance(copy, np.ndarray) or isinstance(copy, np.ma.MaskedArray):
+                raise TypeError(f"{where} must be a numpy.ndarray or None, got {type(copy).__name__}")
+            if not is_low_precision(copy.dtype):
+                raise TypeError(f"{where} has dtype {copy.dtype}; a copy is float16 or bfloat16")
+            if param.dtype != np.float32:
+                raise TypeError(f"{where}: params[{index}] has dtype {param.dtype}; master weights are float32")
+            if copy.shape != param.shape:
+                raise ValueError(f"{where} has shape {copy.shape} but params[{index}] has shape {param.shape}")
+            if not (copy.flags.c_contiguous and copy.flags.writeable):
+                raise ValueError(f"{where} must be a C-contiguous, writeable array (it is written in place)")
+            if copy.size:
+                extents.append((*memory_extent(copy), where))
+            copies.append(flat_view(copy))
+        others = [(start, end, f"params[{i}]") for start, end, i in self._extents]
+        others += [(start, end, f"opt.state[{i}][{key!r}]") for start, end, i, key in self._state_extents()]
+        others += [(*memory_extent(g), f"grads[{i}]") for i, g in enumerate(grads)
+                   if isinstance(g, np.ndarray) and g.size and g.flags.c_contiguous]
+        for start, end, where in extents:
+            for other_start, other_end, other in others + [e for e in extents if e[2] != where]:
+                if start < other_end and other_start < end:
+                    raise ValueError(f"{where} shares memory with {other}")
+        return copies
+
+    def copy_of(self, item: tuple) -> np.ndarray | None:
+        """The engine's question: the flat array to write the stepped parameter's copy into."""
+        copies = self._copies
+        return copies[item[0]] if copies is not None else None
 
     # The engine's questions (see fastopt._engine.step) -----------------------------------------
     def gather(self, grads: Sequence, index: int, plan: Plan, batch) -> tuple | object | None:
         """Gather group ``index`` into ``batch`` for the fast path: ``(dtype, counters)``, EMPTY
         if no parameter of it has a gradient, or None to decline."""
+        if self._copies is not None:
+            return None  # master weights with their copies: per parameter
         members = self.param_groups[index]["params"]
         start = self._group_starts[index]
         end = start + len(members)

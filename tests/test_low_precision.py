@@ -217,3 +217,105 @@ def test_master_weights_step_and_write_their_copy_in_one_pass(name, threads, dty
         for buffer, reference_buffer in zip(buffers, results["reference"][2]):
             assert_bits_equal(buffer, reference_buffer, f"{backend} state")
     assert not np.array_equal(expected_param, start_param)
+
+
+# ---- opt.step(grads, copy_to=...): float32 master weights and their 16-bit copy -----------------
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+@pytest.mark.parametrize("backend", ["reference", *FAST_BACKENDS])
+@pytest.mark.parametrize("name", list(SPECS) + ["Muon", "SparseAdam"])
+def test_copy_to_writes_the_rounded_master_weights_and_changes_nothing_else(name, backend, dtype):
+    """The master weights and state get the bits of a step without ``copy_to``; the copy gets
+    their rounding, for every optimizer (element-wise ones in one pass; whole-tensor and sparse
+    ones after their step); a parameter without a gradient keeps its copy."""
+    from fastopt._engine.rows import every_row
+
+    dtype = SIXTEEN[dtype]
+    cls = getattr(fastopt, name)
+    options = dict(SPECS[name].torch_configs[-1]) if name in SPECS else dict(lr=0.02)
+    rng = np.random.default_rng(9)
+    shapes = [(6, 40), (7,)] if name != "Muon" else [(6, 40), (5, 3)]
+    masters = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    plain = [m.copy() for m in masters]
+    copies = [np.full(shape, 7, dtype) for shape in shapes]
+    with_copy, without = cls(masters, backend=backend, **options), cls(plain, backend=backend, **options)
+    for optimizer in (with_copy, without):
+        if hasattr(optimizer, "train"):
+            optimizer.train()
+    for step in range(3):
+        grads = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+        grads[1] = None if step == 0 else grads[1]  # the second parameter skips the first step
+        if name == "SparseAdam":
+            grads = every_row(grads)
+        with_copy.step(grads, copy_to=copies)
+        without.step(grads)
+        if step == 0:
+            assert (copies[1].astype(np.float32) == 7).all(), "a parameter without a gradient keeps its copy"
+    for master, reference, copy in zip(masters, plain, copies):
+        assert_bits_equal(master, reference, "master")
+        assert_same_bits(copy, master.astype(dtype), "copy")
+    assert_same_state(with_copy, without, name)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_copy_to_on_threads_is_the_one_thread_copy(backend, two_threads):
+    rng = np.random.default_rng(2)
+    n = 3 * _rounding.BLOCK + 11
+    start = rng.standard_normal(n).astype(np.float32)
+    grads = [rng.standard_normal(n).astype(np.float32) for _ in range(2)]
+    results = []
+    for threads in (1, 2):
+        fastopt.set_num_threads(threads, min_size=1000)
+        master, copy = start.copy(), np.empty(n, ml_dtypes.bfloat16)
+        optimizer = fastopt.AdamW([master], backend=backend, lr=0.01)
+        for grad in grads:
+            optimizer.step([grad], copy_to=[copy])
+        results.append((master, copy))
+    assert_bits_equal(results[1][0], results[0][0], "master")
+    assert_same_bits(results[1][1], results[0][1], "copy")
+
+
+def _copy_errors():
+    shape = (4, 3)
+    return {
+        "not a list": (lambda m, g, s: np.zeros(shape, np.float16), TypeError, r"copy_to must be a list or tuple"),
+        "one entry short": (lambda m, g, s: [], ValueError, r"copy_to has 0 entries for 1 parameters"),
+        "float32 copy": (lambda m, g, s: [np.zeros(shape, np.float32)], TypeError, r"copy_to\[0\] has dtype float32; a copy is float16 or bfloat16"),
+        "another shape": (lambda m, g, s: [np.zeros((3, 4), np.float16)], ValueError, r"copy_to\[0\] has shape \(3, 4\) but params\[0\] has shape \(4, 3\)"),
+        "not contiguous": (lambda m, g, s: [np.zeros((3, 4), np.float16).T], ValueError, r"C-contiguous, writeable"),
+        "read-only": (lambda m, g, s: [_read_only(np.zeros(shape, np.float16))], ValueError, r"C-contiguous, writeable"),
+        "a view of the parameter": (lambda m, g, s: [_overlay(m)], ValueError, r"copy_to\[0\] shares memory with params\[0\]"),
+        "a view of the gradient": (lambda m, g, s: [_overlay(g)], ValueError, r"copy_to\[0\] shares memory with grads\[0\]"),
+        "a view of the state": (lambda m, g, s: [_overlay(s["exp_avg"])], ValueError, r"shares memory with opt.state\[0\]\['exp_avg'\]"),
+        "a list, not an array": (lambda m, g, s: [[0.0] * 12], TypeError, r"copy_to\[0\] must be a numpy.ndarray or None, got list"),
+    }
+
+
+def _overlay(array):
+    """A contiguous float16 array of shape (4, 3) over the first half of ``array``'s memory."""
+    return array.reshape(-1).view(np.float16)[:12].reshape(4, 3)
+
+
+def _read_only(array):
+    array.flags.writeable = False
+    return array
+
+
+@pytest.mark.parametrize("case", list(_copy_errors()))
+def test_a_bad_copy_is_refused_naming_it_and_nothing_changes(case):
+    make, error, message = _copy_errors()[case]
+    master = np.ones((4, 3), np.float32)
+    optimizer = fastopt.Adam([master], lr=0.1)
+    grad = np.ones((4, 3), np.float32)
+    optimizer.step([grad])
+    before_master, before_state = master.copy(), {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in optimizer.state[0].items()}
+    with pytest.raises(error, match=message):
+        optimizer.step([grad], copy_to=make(master, grad, optimizer.state[0]))
+    assert_bits_equal(master, before_master, "master")
+    assert optimizer.state[0]["step"] == before_state["step"]
+    assert_bits_equal(optimizer.state[0]["exp_avg"], before_state["exp_avg"], "exp_avg")
+
+
+def test_master_weights_must_be_float32():
+    master = np.ones(3, np.float64)
+    with pytest.raises(TypeError, match=r"copy_to\[0\]: params\[0\] has dtype float64; master weights are float32"):
+        fastopt.SGD([master], lr=0.1).step([np.ones(3)], copy_to=[np.zeros(3, np.float16)])

@@ -430,3 +430,53 @@ def test_sparse_gradients_are_refused_where_torch_refuses_them_and_nothing_chang
     with pytest.raises(RuntimeError, match="RMSprop does not support sparse gradients"):
         ft.RMSprop(embedding.parameters()).step()
     assert torch.equal(embedding.weight.detach(), before)
+
+
+# ---- step(copy_to=...): float32 master weights of a 16-bit model ----------------------------------
+@pytest.mark.parametrize("dtype", sorted(SIXTEEN))
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["AdamW", "SGD", "Adafactor", "ScheduleFreeAdamW"])
+def test_master_weights_write_the_16_bit_model_in_the_same_step(name, backend, dtype):
+    """The DeepSpeed pattern: a 16-bit model computes the gradients, float32 master weights are
+    stepped, and the step writes the model's parameters; the masters and state are those of a
+    step without copies, the model's parameters their rounding."""
+    dtype = SIXTEEN[dtype]
+    net = model(dtype)
+    masters = [torch.nn.Parameter(p.detach().float()) for p in net.parameters()]
+    plain = [torch.nn.Parameter(p.detach().clone()) for p in masters]
+    with_copy = getattr(ft, name)(masters, backend=backend, lr=0.01)
+    without = getattr(ft, name)(plain, backend=backend, lr=0.01)
+    for optimizer in (with_copy, without):
+        if hasattr(optimizer, "train"):
+            optimizer.train()
+    for x, y in batches(4):
+        net.zero_grad()
+        backward(net, x, y)
+        for master, twin, p in zip(masters, plain, net.parameters()):
+            master.grad, twin.grad = p.grad.float(), p.grad.float()
+        with_copy.step(copy_to=[p.data for p in net.parameters()])
+        without.step()
+    for master, twin, p in zip(masters, plain, net.parameters()):
+        assert torch.equal(master, twin)
+        assert torch.equal(p.detach(), master.detach().to(dtype))
+    for entry, twin_entry in zip(with_copy.state.values(), without.state.values()):
+        for key, value in entry.items():
+            assert torch.equal(value, twin_entry[key]), key
+
+
+def test_a_bad_copy_is_refused_before_the_step_changes_anything():
+    master = torch.nn.Parameter(torch.ones(4, 3))
+    optimizer = ft.Adam([master], lr=0.1)
+    master.grad = torch.ones(4, 3)
+    cases = [
+        ([torch.zeros(4, 3)], TypeError, r"copy_to\[0\] must be a float16 or bfloat16 CPU tensor"),
+        ([torch.zeros(3, 4, dtype=torch.bfloat16)], ValueError, r"copy_to\[0\] must have its parameter's shape \(4, 3\) and layout"),
+        ([torch.zeros(3, 4, dtype=torch.bfloat16).t()], ValueError, r"and layout"),
+        ([], ValueError, r"copy_to has 0 entries for 1 parameters"),
+        ([master.grad.view(-1).view(torch.bfloat16)[:12].view(4, 3)], ValueError, r"params\[0\].grad shares memory with copy_to\[0\]|copy_to\[0\] shares memory with params\[0\].grad"),
+    ]
+    for copy_to, error, message in cases:
+        with pytest.raises(error, match=message):
+            optimizer.step(copy_to=copy_to)
+    assert torch.equal(master.detach(), torch.ones(4, 3))
+    assert not optimizer.state.get(master)

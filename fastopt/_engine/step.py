@@ -27,6 +27,7 @@ A front end provides::
     prepare(plan, item) -> (param, grad, buffers, counters, created)
     finish(plan, item, counters) -> None
     shape(item) -> tuple                           # the parameter's shape (whole-tensor kernels)
+    copy_of(item) -> array | None                  # where to write float32 master weights' 16-bit copy
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class Engine:
             sixteen = dtype is not param.dtype
             scalars = plan.scalars(key, dtype)
             kernels = plan.kernels
+            copy = front.copy_of(item)  # float32 master weights' 16-bit copy, written by this step
             if plan.algorithm.whole_tensor:  # one call on one thread: sums in one order (fastopt._sums)
                 if param.size:  # a parameter with no elements has nothing to scale (torch raises)
                     shape = front.shape(item)
@@ -111,6 +113,8 @@ class Engine:
                         kernels.sixteen.narrow(wide_param, param)
                     else:
                         kernels.single[dtype](param, grad, *buffers, *scratch, *arguments, *scalars, 1)
+                    if copy is not None:
+                        kernels.sixteen.narrow(param, copy)
                 continue
             sparse = type(grad) is SparseRows
             threads = threads_for(grad.values.size if sparse else param.size)
@@ -120,6 +124,10 @@ class Engine:
                 kernel = kernels.single[dtype] if threads == 1 else kernels.parallel(dtype)
             if sparse:  # the rows it names: gathered, stepped, written back
                 step_rows(kernel, param, grad, buffers, scalars, threads)
+                if copy is not None:
+                    kernels.sixteen.narrow(param, copy)
+            elif copy is not None:  # the step and the rounded copy in one pass
+                kernels.sixteen.step_copy(param, grad, buffers, scalars, copy, threads)
             else:
                 kernel(param, grad, *buffers, *scalars, threads)
 

@@ -338,11 +338,11 @@ class ScheduleFreeAdamW(Optimizer):
 
     # The step: the mode and the group's counters checked first, advanced once it is applied ----
     @one_at_a_time
-    def step(self, grads: Sequence[np.ndarray | None]) -> None:
+    def step(self, grads: Sequence[np.ndarray | None], *, copy_to: Sequence[np.ndarray | None] | None = None) -> None:
         """Update every parameter (``y``) and its ``z`` in place from its gradient (taken at
         ``y``), as :meth:`fastopt.Optimizer.step`. Raises ``RuntimeError`` in eval mode."""
         self._check_mode_and_counters()
-        super().step(grads)
+        super().step(grads, copy_to=copy_to)
         for group in self.param_groups:  # applied whole: every group advances (also one without gradients)
             group.update(advanced_counters(group))
 

@@ -678,10 +678,10 @@ class ScheduleFreeAdamW(_FastoptOptimizer):
 
     @one_at_a_time
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure=None, *, copy_to=None):
         """One update of every parameter that has a gradient (``y`` and its ``z``); returns
         ``closure()``'s loss. Raises ``RuntimeError`` in eval mode (before calling the closure,
-        as the package)."""
+        as the package). ``copy_to`` as in :meth:`fastopt.torch.Adam.step`."""
         self._check_mode_and_counters()
         loss = None
         if closure is not None:
@@ -691,7 +691,12 @@ class ScheduleFreeAdamW(_FastoptOptimizer):
         plans = [self._plan(group) for group in self.param_groups]
         for plan, group in zip(plans, self.param_groups):  # the step's key is computed from them
             plan.group.update(k=group["k"], weight_sum=group["weight_sum"], lr_max=group["lr_max"])
-        self._engine.step(plans, self)
+        try:
+            if copy_to is not None:
+                self._copies = self._check_copies(copy_to)
+            self._engine.step(plans, self)
+        finally:
+            self._copies = None
         for plan, group in zip(plans, self.param_groups):  # applied whole: every group advances
             group.update(_schedule_free.advanced_counters(plan.group))
         return loss

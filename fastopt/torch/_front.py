@@ -166,12 +166,17 @@ class _FastoptOptimizer(torch.optim.Optimizer):
 
     # The step ----------------------------------------------------------------------------------
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure=None, *, copy_to=None):
         """One update of every parameter that has a gradient; returns ``closure()``'s loss.
 
         Everything (hyperparameters, tensors, gradients, state) is checked before anything is
         updated: by the fast path's gather, or else by the careful path's checks. Calls from
         several threads run one at a time, each with its closure.
+
+        ``copy_to`` (fastopt's; torch.optim has none): float32 parameters as master weights of a
+        float16/bfloat16 model, one entry per parameter in ``param_groups`` order, ``None`` or
+        a 16-bit tensor of its shape and layout, into which the new values are written, rounded
+        to nearest even, in the same pass as the step (see :meth:`fastopt.Optimizer.step`).
         """
         lock = self._lock  # one step at a time; acquire/release cost half of a `with`
         lock.acquire()
@@ -181,17 +186,57 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 with torch.enable_grad():
                     loss = closure()
             plans = [self._plan(group) for group in self.param_groups]
+            if copy_to is not None:
+                self._copies = self._check_copies(copy_to)
             self._engine.step(plans, self)
             return loss
         finally:
+            self._copies = None
             lock.release()
+
+    _copies: dict | None = None  # during a step with copy_to: id(param) -> its copy's flat array
+
+    def _check_copies(self, copy_to: object) -> dict:
+        """``copy_to`` checked in full (see :meth:`step`), before anything changes."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        if not isinstance(copy_to, (list, tuple)):
+            raise TypeError(f"copy_to must be a list or tuple with one tensor or None per parameter, got {type(copy_to).__name__}")
+        if len(copy_to) != len(params):
+            raise ValueError(f"copy_to has {len(copy_to)} entries for {len(params)} parameters")
+        copies, written = {}, []
+        for index, (copy, param) in enumerate(zip(copy_to, params)):
+            where = f"copy_to[{index}]"
+            if copy is None:
+                continue
+            if not isinstance(copy, torch.Tensor):
+                raise TypeError(f"{where} must be a torch.Tensor or None, got {type(copy).__name__}")
+            if copy.dtype not in (torch.float16, torch.bfloat16) or copy.device.type != "cpu" or copy.layout is not torch.strided:
+                raise TypeError(f"{where} must be a float16 or bfloat16 CPU tensor, got {copy.dtype} on {copy.device}")
+            if param.dtype != torch.float32:
+                raise TypeError(f"{where}: its parameter has dtype {param.dtype}; master weights are float32")
+            order = memory_order(param)
+            if tuple(copy.shape) != tuple(param.shape) or order is None or not _in_layout(copy, order):
+                raise ValueError(f"{where} must have its parameter's shape {tuple(param.shape)} and layout")
+            written.append((*tensor_extent(copy), len(written), where, None))
+            copies[id(param)] = numpy_view(copy, order)
+        for index, param in enumerate(params):
+            written.append((*tensor_extent(param), len(written), f"params[{index}]", None))
+            if param.grad is not None and param.grad.layout is torch.strided:
+                written.append((*tensor_extent(param.grad), len(written), f"params[{index}].grad", None))
+        check_disjoint(written)
+        return copies
+
+    def copy_of(self, item: tuple) -> np.ndarray | None:
+        """The engine's question: the flat array to write the stepped parameter's copy into."""
+        copies = self._copies
+        return copies.get(id(item[0])) if copies is not None else None
 
     # The engine's questions (see fastopt._engine.step) -----------------------------------------
     def gather(self, inputs: None, index: int, plan: Plan, batch) -> tuple | object | None:
         """Gather group ``index`` into ``batch`` (gradients read from ``.grad``): ``(dtype,
         counters)``, EMPTY if no parameter of it has a gradient, or None to decline."""
-        if not isinstance(self.state, dict):
-            return None
+        if not isinstance(self.state, dict) or self._copies is not None:
+            return None  # (master weights with their copies: per parameter)
         group = self.param_groups[index]
         params = group["params"]
         if type(params) is not list:
