@@ -1,76 +1,83 @@
 """The conversions of :mod:`fastopt._rounding`, compiled by Numba (which has no float16 or
-bfloat16): the 16 bits as ``uint16``, the float32 bits through a ``uint32`` view of the array.
-Integer arithmetic is done in int64, where every intermediate value fits."""
+bfloat16): the 16 bits as ``uint16``, a float32's bits as a ``uint32`` through a bit cast (an
+LLVM ``bitcast``: a register move), every step as ``rounding.pxd`` writes it, in uint32
+arithmetic (wrapping as C's does)."""
 
 import numpy as np
-from numba.extending import register_jitable
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, register_jitable
 
 FLOAT16, BFLOAT16 = 0, 1  # fastopt._rounding's storage codes
 
 
+@intrinsic
+def float_bits(typingctx, value):
+    """The bits of a float32 as a uint32 (a register move)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def bits_float(typingctx, bits):
+    """The float32 whose bits are the uint32 ``bits``."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
 @register_jitable
 def widen_bits(h, storage):
-    """The float32 bits of the 16-bit value ``h``."""
-    h = np.int64(h)
+    """The float32 of the 16-bit value ``h`` (rounding.pxd's rule, written the same way)."""
+    h = np.uint32(h)
     if storage == BFLOAT16:
-        return h << 16
-    sign = (h & 0x8000) << 16
-    exponent = (h >> 10) & 0x1F
-    significand = h & 0x3FF
-    if exponent == 0x1F:  # infinity or NaN, payload kept
-        return sign | 0x7F800000 | (significand << 13)
-    if exponent != 0:  # normal: exponent bias 15 -> 127
-        return sign | ((exponent + 112) << 23) | (significand << 13)
-    if significand == 0:
-        return sign
-    exponent = 113  # subnormal, significand * 2^-24: shift its leading 1 into the implicit bit
-    while (significand & 0x400) == 0:
-        significand <<= 1
-        exponent -= 1
-    return sign | (exponent << 23) | ((significand & 0x3FF) << 13)
+        return bits_float(np.uint32(h << np.uint32(16)))
+    sign = (h & np.uint32(0x8000)) << np.uint32(16)
+    magnitude = h & np.uint32(0x7FFF)
+    finite = float_bits(bits_float(np.uint32(magnitude << np.uint32(13))) * bits_float(np.uint32(0x77800000)))  # x 2^112
+    special = np.uint32(0x7F800000) | ((magnitude & np.uint32(0x3FF)) << np.uint32(13))
+    return bits_float(np.uint32(sign | (special if magnitude >= np.uint32(0x7C00) else finite)))
 
 
 @register_jitable
-def narrow_bits(u, storage):
-    """The 16 bits of the float32 whose bits are ``u``, rounded to nearest, ties to even."""
-    u = np.int64(u)
+def narrow_bits(x, storage):
+    """The 16 bits of the float32 ``x``, rounded to nearest, ties to even (rounding.pxd's rule)."""
+    u = float_bits(x)
     if storage == BFLOAT16:
-        if (u & 0x7FFFFFFF) > 0x7F800000:  # NaN: the quiet NaN, sign kept
-            return ((u >> 16) & 0x8000) | 0x7FC0
-        return (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-    sign = (u >> 16) & 0x8000
-    a = u & 0x7FFFFFFF
-    if a > 0x7F800000:  # NaN: the top 10 payload bits, at least one of them set
-        significand = (a >> 13) & 0x3FF
-        return sign | 0x7C00 | (significand if significand != 0 else 1)
-    if a >= 0x47800000:  # 65536 or more (and infinity): infinity
-        return sign | 0x7C00
-    if a >= 0x38800000:  # a normal float16: re-bias, round 13 bits away (a carry may reach infinity)
-        b = a - 0x38000000
-        return sign | ((b + 0x0FFF + ((b >> 13) & 1)) >> 13)
-    if a <= 0x33000000:  # at most 2^-25, half the smallest subnormal: zero (the tie goes to even)
-        return sign
-    significand = (a & 0x7FFFFF) | 0x800000  # subnormal: units of 2^-24
-    shift = 126 - (a >> 23)
-    kept = significand >> shift
-    dropped = significand & ((1 << shift) - 1)
-    half = 1 << (shift - 1)
-    if dropped > half or (dropped == half and (kept & 1)):
-        kept += 1
-    return sign | kept
+        rounded = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+        quiet_nan = ((u >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0)
+        return quiet_nan if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
+    sign = (u >> np.uint32(16)) & np.uint32(0x8000)
+    a = u & np.uint32(0x7FFFFFFF)
+    payload = (a >> np.uint32(13)) & np.uint32(0x3FF)
+    nan = np.uint32(0x7C00) | (payload if payload != np.uint32(0) else np.uint32(1))
+    normal = (a - np.uint32(0x38000000) + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
+    subnormal = float_bits(bits_float(a) + bits_float(np.uint32(0x3F000000))) - np.uint32(0x3F000000)  # + 0.5f
+    if a > np.uint32(0x7F800000):
+        result = nan
+    elif a >= np.uint32(0x47800000):  # 65536 or more (and infinity): infinity
+        result = np.uint32(0x7C00)
+    elif a >= np.uint32(0x38800000):
+        result = normal
+    else:
+        result = subnormal
+    return sign | result
 
 
 @register_jitable
 def widen_block(bits, out, storage):
     """``bits`` (uint16) widened into the float32 array ``out``."""
-    wide = out.view(np.uint32)
     for i in range(bits.shape[0]):
-        wide[i] = widen_bits(bits[i], storage)
+        out[i] = widen_bits(bits[i], storage)
 
 
 @register_jitable
 def narrow_block(values, out, storage):
     """The float32 array ``values`` rounded into ``out`` (uint16)."""
-    wide = values.view(np.uint32)
     for i in range(values.shape[0]):
-        out[i] = narrow_bits(wide[i], storage)
+        out[i] = narrow_bits(values[i], storage)

@@ -2,7 +2,7 @@
 # rule is in fastopt/_rounding/__init__.py (to nearest, ties to even; NaN as ml_dtypes and NumPy).
 # Bits move between float and uint32 through memcpy, which gcc compiles to a register move.
 
-from libc.stdint cimport uint16_t, uint32_t
+from libc.stdint cimport int32_t, uint16_t, uint32_t
 from libc.string cimport memcpy
 
 cdef enum:
@@ -36,45 +36,41 @@ cdef inline uint16_t narrow_bfloat16(float x) noexcept nogil:
 
 
 cdef inline float widen_float16(uint16_t h) noexcept nogil:
+    # exponent and significand moved to float32's places and scaled by 2^112 (the biases' 127 - 15):
+    # exact, a subnormal float16 included (it becomes a normal float32); infinity and NaN keep
+    # their payload. Both computed, one selected: no branch, so the block's loop vectorises.
+    # (signed comparisons of values below 2^31: SSE2 has no unsigned ones)
     cdef uint32_t sign = (<uint32_t> h & 0x8000) << 16
-    cdef uint32_t exponent = (h >> 10) & 0x1F
-    cdef uint32_t significand = h & 0x3FF
-    if exponent == 0x1F:  # infinity or NaN, payload kept
-        return bits_float(sign | 0x7F800000 | (significand << 13))
-    if exponent != 0:  # normal: exponent bias 15 -> 127
-        return bits_float(sign | ((exponent + 112) << 23) | (significand << 13))
-    if significand == 0:
-        return bits_float(sign)
-    exponent = 113  # subnormal, significand * 2^-24: shift its leading 1 into the implicit bit
-    while (significand & 0x400) == 0:
-        significand <<= 1
-        exponent -= 1
-    return bits_float(sign | (exponent << 23) | ((significand & 0x3FF) << 13))
+    cdef int32_t magnitude = h & 0x7FFF
+    cdef uint32_t finite = float_bits(bits_float(<uint32_t> magnitude << 13) * bits_float(0x77800000))  # x 2^112
+    cdef uint32_t special = 0x7F800000 | (<uint32_t> (magnitude & 0x3FF) << 13)
+    return bits_float(sign | (special if magnitude >= 0x7C00 else finite))
 
 
 cdef inline uint16_t narrow_float16(float x) noexcept nogil:
+    # every case computed, one selected (no branch):
     cdef uint32_t u = float_bits(x)
     cdef uint32_t sign = (u >> 16) & 0x8000
-    cdef uint32_t a = u & 0x7FFFFFFF
-    cdef uint32_t b, significand, shift, kept, dropped, half
-    if a > 0x7F800000:  # NaN: the top 10 payload bits, at least one of them set
-        significand = (a >> 13) & 0x3FF
-        return <uint16_t> (sign | 0x7C00 | (significand if significand != 0 else 1))
-    if a >= 0x47800000:  # 65536 or more (and infinity): infinity
-        return <uint16_t> (sign | 0x7C00)
-    if a >= 0x38800000:  # a normal float16: re-bias, round 13 bits away (a carry may reach infinity)
-        b = a - 0x38000000
-        return <uint16_t> (sign | ((b + 0x0FFF + ((b >> 13) & 1)) >> 13))
-    if a <= 0x33000000:  # at most 2^-25, half the smallest subnormal: zero (the tie goes to even)
-        return <uint16_t> sign
-    significand = (a & 0x7FFFFF) | 0x800000  # subnormal: units of 2^-24
-    shift = 126 - (a >> 23)
-    kept = significand >> shift
-    dropped = significand & ((<uint32_t> 1 << shift) - 1)
-    half = <uint32_t> 1 << (shift - 1)
-    if dropped > half or (dropped == half and (kept & 1)):
-        kept += 1
-    return <uint16_t> (sign | kept)
+    cdef int32_t a = u & 0x7FFFFFFF  # |x|'s bits, compared as signed (below 2^31)
+    cdef uint32_t payload = (a >> 13) & 0x3FF
+    # NaN: the top 10 payload bits, at least one of them set
+    cdef uint32_t nan = 0x7C00 | (payload if payload != 0 else 1)
+    # a normal float16: re-bias (127 -> 15), round 13 bits away to nearest even (may carry to infinity)
+    cdef uint32_t normal = (<uint32_t> a - 0x38000000 + 0x0FFF + ((a >> 13) & 1)) >> 13
+    # below 2^-14: adding 0.5 (whose ulp is 2^-24, float16's subnormal unit) rounds |x| to
+    # nearest even in that unit; the sum's low bits are the float16 subnormal (or 0, or the
+    # smallest normal, 0x400)
+    cdef uint32_t subnormal = float_bits(bits_float(<uint32_t> a) + bits_float(0x3F000000)) - 0x3F000000  # + 0.5f
+    cdef uint32_t result
+    if a > 0x7F800000:
+        result = nan
+    elif a >= 0x47800000:  # 65536 or more (and infinity): infinity
+        result = 0x7C00
+    elif a >= 0x38800000:
+        result = normal
+    else:
+        result = subnormal
+    return <uint16_t> (sign | result)
 
 
 cdef inline void widen_block(const uint16_t* bits, float* out, Py_ssize_t n, int storage) noexcept nogil:
