@@ -480,3 +480,14 @@ def test_a_bad_copy_is_refused_before_the_step_changes_anything():
             optimizer.step(copy_to=copy_to)
     assert torch.equal(master.detach(), torch.ones(4, 3))
     assert not optimizer.state.get(master)
+
+
+def test_bfloat16_without_ml_dtypes_says_what_to_install(monkeypatch):
+    """Where ml_dtypes is missing (fastopt views bfloat16 tensors through it), a bfloat16
+    parameter is refused at construction with the install command."""
+    from fastopt.torch import _tensors
+
+    monkeypatch.setattr(_tensors, "PARAM_DTYPES", {k: v for k, v in _tensors.PARAM_DTYPES.items() if k != torch.bfloat16})
+    with pytest.raises(TypeError, match=r"torch.bfloat16, which fastopt.torch steps through ml_dtypes' NumPy bfloat16: `pip install ml_dtypes`"):
+        ft.AdamW([torch.nn.Parameter(torch.zeros(3, dtype=torch.bfloat16))])
+    ft.AdamW([torch.nn.Parameter(torch.zeros(3, dtype=torch.float16))])  # float16 needs nothing

@@ -18,7 +18,12 @@ the package is built (``setup.py``; nothing generated is committed):
 * ``<name>_update``: NumPy arrays through NumPy's C API (``arrays.pxd``), anything else handed to
 * ``<name>_update_buffers``: the same call on typed memoryviews (any float32/float64 buffer);
 * ``<name>_update_many``: every row of a :class:`fastopt._native.batch.Batch`, a whole parameter
-  group in one call.
+  group in one call;
+* ``<name>_update_narrow``: a float16 or bfloat16 ``param`` and ``grad`` (as uint16) with float32
+  state, a block of ``fastopt._rounding.BLOCK`` elements at a time: widened, stepped by the float32
+  loop, rounded once (``fastopt/_rounding``);
+* ``<name>_update_copy``: float32 master weights stepped in place, each block rounded into their
+  16-bit copy while it is in cache (``opt.step(grads, copy_to=...)``).
 
 The signature is read as written: ``Py_ssize_t n`` first, then the arrays (``param``, ``const``
 ``grad``, then the state buffers, at most three), then the scalars (``floating``, ``bint``,
@@ -29,7 +34,8 @@ when the condition holds (an unused buffer may be empty).
 A loop that needs a whole tensor at once (a norm, a row mean: Adafactor's) says so by giving a
 state buffer another length than ``param``'s, ``# length <C expression of n and the scalars>``
 (with a condition: ``# only if factored; length n // cols``). Such a loop runs once per call on
-one thread: it gets no ``_threads`` and no ``_update_many``; if its scalars include
+one thread: it gets no ``_threads``, ``_update_many``, ``_update_narrow`` or ``_update_copy`` (the
+engine widens and rounds its whole tensors); if its scalars include
 ``Py_ssize_t rows, Py_ssize_t cols``, the entry first checks that ``param`` is a whole number of
 ``rows x cols`` matrices. A whole-tensor loop whose arrays all have ``param``'s length (a norm
 of the whole parameter and nothing else: LAMB's trust ratio) says so with the comment
