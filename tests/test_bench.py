@@ -5,6 +5,7 @@ check that the command measures what it says, and that every derived number (GB/
 pass/miss) is computed from the measured samples.
 """
 
+import importlib.util
 import json
 import math
 import statistics
@@ -273,3 +274,26 @@ def test_an_optimizer_torch_lacks_is_benchmarked_without_torch_rows(tmp_path, ca
     assert ("Lion", "cython") in impls and not any(o == "Lion" and i.startswith("torch") for o, i in impls)
     assert ("SGD", "torch default") in impls
     assert "torch.optim has no Lion: no torch rows for it" in document["notes"]
+
+
+def test_16_bit_and_master_weight_rows_count_their_own_bytes(capsys):
+    """-d bfloat16: opt.step on 16-bit parameters with float32 state (22 bytes per element for
+    Adam), beside a float32 ceiling; -d master-bfloat16: float32 master weights writing a copy
+    (28 + 2 bytes); torch on the same tensors, or its float32 step followed by a copy."""
+    pytest.importorskip("ml_dtypes")
+    from fastopt import cli
+
+    assert cli.main(["bench", "-o", "Adam", "-d", "bfloat16,master-bfloat16", "-n", "4096", "--quick",
+                     "--torch-models", "none", "--small", "none", "--json", "-"]) == 0
+    records = json.loads(capsys.readouterr().out)["results"]
+    by_dtype = {}
+    for r in records:
+        by_dtype.setdefault(r["dtype"], []).append(r)
+    assert set(by_dtype) == {"bfloat16", "master-bfloat16"}
+    for dtype, expected in (("bfloat16", 22), ("master-bfloat16", 30)):
+        rows = by_dtype[dtype]
+        assert {r["impl"] for r in rows} >= {"ceiling", "numba", "cython", "reference"}
+        assert all(r["bytes_per_element"] == (12 if r["kind"] == "ceiling" else expected) for r in rows)
+        assert not any(r["kind"] == "kernel" for r in rows)  # opt.step only
+        if importlib.util.find_spec("torch") is not None:
+            assert any(r["kind"] == "torch" for r in rows)

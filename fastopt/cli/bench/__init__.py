@@ -105,7 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--sizes", default=None, metavar="LIST",
                         help=f"elements per parameter, e.g. 4096,256Ki,4Mi,32Mi (default: {DEFAULT_SIZES})")
     parser.add_argument("-d", "--dtypes", default="float32", metavar="LIST",
-                        help="float32,float64,float16,bfloat16 (default: float32); 16-bit parameters have float32 state")
+                        help="float32,float64,float16,bfloat16 (default: float32); 16-bit parameters have float32 state; "
+                        "master-bfloat16, master-float16: float32 master weights writing a 16-bit copy (copy_to)")
     parser.add_argument("-t", "--threads", default="1", metavar="LIST",
                         help="thread counts for fastopt, numba and torch, e.g. 1,2; several are interleaved (default: 1)")
     parser.add_argument("--small", default=None, metavar="COUNTxSIZE",
@@ -149,8 +150,9 @@ class Settings:
         self.closure_optimizers = [name for name in chosen if name in closure_optimizers()]
         self.backends = [b for b in _names(args.backends, list(available_backends()), "backend")]
         self.sizes = [_size(s) for s in (args.sizes or quick.get("sizes", DEFAULT_SIZES)).split(",") if s]
-        self.dtypes = _names(args.dtypes, ["float32", "float64", "float16", "bfloat16"], "dtype", all_of=["float32", "float64"])
-        if "bfloat16" in self.dtypes and bfloat16() is None:
+        self.dtypes = _names(args.dtypes, ["float32", "float64", "float16", "bfloat16", "master-float16", "master-bfloat16"],
+                             "dtype", all_of=["float32", "float64"])
+        if any(d.endswith("bfloat16") for d in self.dtypes) and bfloat16() is None:
             raise SystemExit("bench: bfloat16 needs ml_dtypes (`pip install ml_dtypes`)")
         self.threads = _thread_counts(args.threads)
         small = args.small or quick.get("small", "200x1000")
@@ -195,7 +197,8 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
     from .timing import Contestant
 
     hp = w.hyperparameters(name)
-    dtype = _dtype(dtype)
+    copy_dtype = _dtype(dtype.removeprefix("master-")) if dtype.startswith("master-") else None
+    dtype = np.dtype(np.float32) if copy_dtype is not None else _dtype(dtype)  # master weights: float32
     param, grad = w.random_array(rng, n, dtype), w.random_array(rng, n, dtype)
     whole_tensor = OPTIMIZERS[name].algorithm.whole_tensor
     sixteen = is_low_precision(dtype)  # float16/bfloat16 parameters, float32 state: opt.step only
@@ -215,11 +218,15 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
         if backend == "reference" and n > settings.reference_max_size:
             notes.append(f"reference backend skipped above {settings.reference_max_size:,} elements (--reference-max-size)")
             continue
-        for threads in settings.threads if not (whole_tensor or sixteen) else ():  # a kernel takes its thread count
+        for threads in settings.threads if not (whole_tensor or sixteen or copy_dtype) else ():  # a kernel takes its thread count
             args = w.positional(name, w.kernel_keywords(name, hp, param, grad, state, threads))
             calls.append((backend, "kernel", w.kernel_call(name, backend, args, threads), threads))
         optimizer = OPTIMIZERS[name]([param], backend=backend, **hp)  # its own state, as a user has
-        calls.append((backend, "step", partial(optimizer.step, [grad]), None))
+        if copy_dtype is not None:  # the step writes the 16-bit copy in the same pass
+            copy = w.random_array(rng, n, copy_dtype).reshape(param.shape)
+            calls.append((backend, "step", partial(optimizer.step, [grad], copy_to=[copy]), None))
+        else:
+            calls.append((backend, "step", partial(optimizer.step, [grad]), None))
     if whole_tensor:
         notes.append(f"{name}: one {param.shape[0]:,} x {param.shape[1]:,} matrix, timed through opt.step (its kernel "
                      "takes whole tensors, on one thread); bytes counted: " + w.optimizer_traffic(name, hp, dtype).describe())
@@ -227,6 +234,10 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
         notes.append(f"{dtype.name} parameters and gradients with float32 state, timed through opt.step; the ceiling "
                      "is float32's; bytes counted: " + w.optimizer_traffic(name, hp, dtype).describe() +
                      "; torch.optim keeps its state in the parameters' dtype (fewer bytes)")
+    if copy_dtype is not None:
+        notes.append(f"float32 master weights with a {copy_dtype.name} copy written by the step (copy_to); torch: "
+                     f"its float32 step, then copy_() into a {copy_dtype.name} tensor; bytes counted: "
+                     + w.optimizer_traffic(name, hp, dtype).describe() + f", plus the copy ({copy_dtype.itemsize} bytes written)")
     if torch is not None and not hasattr(torch.optim, name):  # Lion: torch.optim has none
         notes.append(f"torch.optim has no {name}: no torch rows for it")
     elif torch is not None:
@@ -234,10 +245,14 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
             setup = w.torch_optimizer(torch, name, hp, variant, [param], [grad])
             if setup.step is None:
                 notes.append(f"torch.optim.{name} {variant}: {setup.error}")
+            elif copy_dtype is not None:
+                target = w.shared_tensor(torch, copy)
+                calls.append((f"torch {variant} + copy", "torch", partial(_step_then_copy, setup, target), None))
             else:
                 calls.append((f"torch {variant}", "torch", setup.step, None))
     contestants = []
-    base = dict(scenario="single", optimizer=name, dtype=np.dtype(dtype).name, n=n)
+    label = f"master-{copy_dtype.name}" if copy_dtype is not None else np.dtype(dtype).name
+    base = dict(scenario="single", optimizer=name, dtype=label, n=n)
     for threads in settings.threads:
         ceiling = partial(w.ceiling_kernel(threads > 1), a, b, ceiling_scale)
         contestants.append(Contestant({**base, "threads": threads, "impl": "ceiling", "kind": "ceiling"}, ceiling, threads))
@@ -245,11 +260,20 @@ def single_tensor_group(name, dtype, n, settings, torch, rng):
             if only in (None, threads):
                 contestants.append(Contestant({**base, "threads": threads, "impl": impl, "kind": kind}, call, threads))
     traffic = w.optimizer_traffic(name, hp, dtype)
+    copy_bytes = copy_dtype.itemsize if copy_dtype is not None else 0  # the copy, written
 
     def bytes_per_element(contestant):
-        return w.ceiling_traffic(ceiling_dtype).bytes_per_element if contestant.key["kind"] == "ceiling" else traffic.bytes_per_element
+        if contestant.key["kind"] == "ceiling":
+            return w.ceiling_traffic(ceiling_dtype).bytes_per_element
+        return traffic.bytes_per_element + copy_bytes
 
     return contestants, bytes_per_element, notes, traffic
+
+
+def _step_then_copy(setup, target) -> None:
+    """torch's way to the same result: the float32 step, then the rounded copy."""
+    setup.step()
+    target.copy_(setup.keep[0][0].detach())
 
 
 LBFGS_BENCH = dict(lr=1, max_iter=20, history_size=10)
@@ -421,7 +445,7 @@ def _estimate_bytes(plan_item, settings) -> int:
     scenario, name, dtype, n = plan_item[:4]
     if scenario == "small":
         return 0
-    itemsize = np.dtype(dtype).itemsize
+    itemsize = 4 if dtype.startswith("master-") else _dtype(dtype).itemsize
     if scenario == "closure":  # each contestant keeps its last step's history: 2 x 10 pairs and a few more
         return (len(settings.backends) + 2) * (2 * LBFGS_BENCH["history_size"] + 6) * n * itemsize
     arrays = 2 + 4 + 2 + 3 * (len(settings.backends) + 3)  # p, g, kernel state, ceiling, states
