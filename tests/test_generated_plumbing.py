@@ -140,6 +140,43 @@ def test_a_signature_off_the_rules_is_refused_with_the_reason(signature, message
         generate.parse_loop(signature)
 
 
+CHAINED = """
+cdef void _chained_loop(Py_ssize_t n, floating* param, const floating* grad, floating* average,
+                        floating lr) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating p
+    for i in range(n):
+        param[i] = p = param[i] - lr * grad[i]                                   # (1)
+        average[i] = p                                                           # (2)
+"""
+
+
+def test_the_bfloat16_loop_widens_each_load_and_rounds_each_store_once():
+    """The one-pass bfloat16 loop is the hand-written loop with ``floating`` made ``float``, each
+    load of param or grad widened, and the store rounded; a chained store keeps the float32 value
+    for the rest of the iteration (as the float32 loop does) and rounds only its copy."""
+    rewritten = generate.bfloat16_loop(generate.parse_loop(CHAINED))
+    # (the equation tags stay aligned; the spaces before them are not the point here)
+    assert [re.sub(r"(?<=\S) {2,}", " ", line) for line in rewritten.splitlines()[2:]] == [
+        "    cdef Py_ssize_t i",
+        "    cdef float p",
+        "    for i in range(n):",
+        "        p = widen_bfloat16(param[i]) - lr * widen_bfloat16(grad[i]) # (1)",
+        "        param[i] = narrow_bfloat16(p)",
+        "        average[i] = p # (2)",
+    ]
+    assert rewritten.startswith(
+        "cdef void _chained_bfloat16_loop(Py_ssize_t n, uint16_t* param, const uint16_t* grad, float* average, float lr) noexcept nogil:"
+    )
+
+
+@pytest.mark.parametrize("line", ["q = param[i + 1]", "param[i] += grad[i]", "q = param[0]", "helper(param, i)"])
+def test_a_loop_the_bfloat16_rewriting_cannot_follow_is_refused_with_the_line(line):
+    source = CHAINED.replace("average[i] = p ", f"{line}\n        average[i] = p ")
+    with pytest.raises(generate.SignatureError, match=re.escape(repr(line))):
+        generate.bfloat16_loop(generate.parse_loop(source))
+
+
 KERNEL_FOLDERS = sorted({cls.kernel for cls in fastopt.OPTIMIZERS.values()})
 
 

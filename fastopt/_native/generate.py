@@ -20,8 +20,9 @@ the package is built (``setup.py``; nothing generated is committed):
 * ``<name>_update_many``: every row of a :class:`fastopt._native.batch.Batch`, a whole parameter
   group in one call;
 * ``<name>_update_narrow``: a float16 or bfloat16 ``param`` and ``grad`` (as uint16) with float32
-  state, a block of ``fastopt._rounding.BLOCK`` elements at a time: widened, stepped by the float32
-  loop, rounded once (``fastopt/_rounding``);
+  state, each element computed in float32 and rounded once (``fastopt/_rounding``): for bfloat16,
+  the loop itself rewritten by :func:`bfloat16_loop` (one pass); for float16, a block of
+  ``fastopt._rounding.BLOCK`` elements at a time, widened, stepped by the float32 loop, rounded;
 * ``<name>_update_copy``: float32 master weights stepped in place, each block rounded into their
   16-bit copy while it is in cache (``opt.step(grads, copy_to=...)``).
 
@@ -49,7 +50,7 @@ then carries the rendered entry points; see :func:`module_source`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TEMPLATE = Path(__file__).with_name("entries.pyx.tp")
@@ -103,6 +104,7 @@ class Loop:
     arrays: tuple[Array, ...]  # param, grad, then the state buffers
     scalars: tuple[Scalar, ...]
     marked_whole: bool = False  # the signature says "# whole tensor" (all arrays of param's length)
+    body: tuple[str, ...] = field(default=(), compare=False)  # the loop's lines after its signature
 
     @property
     def states(self) -> tuple[Array, ...]:
@@ -132,7 +134,7 @@ def parse_loop(source: str, where: str = "<source>") -> Loop:
     # (code, condition, length) per line of the signature, up to the line that closes it
     pieces: list[tuple[str, str | None, str | None]] = []
     marked_whole = False
-    for line in lines[first:]:
+    for last, line in enumerate(lines[first:], first):
         code, _, comment = line.partition("#")
         if comment and _WHOLE_TENSOR.search(comment):
             marked_whole = True
@@ -179,7 +181,83 @@ def parse_loop(source: str, where: str = "<source>") -> Loop:
     names = [array.name for array in arrays] + [scalar.name for scalar in scalars]
     if len(set(names)) != len(names) or "num_threads" in names or "min_size" in names or "batch" in names:
         raise SignatureError(f"{where}: parameter names must be distinct and not num_threads, min_size or batch")
-    return Loop(name, tuple(arrays), tuple(scalars), marked_whole)
+    body = []
+    for line in lines[last + 1:]:
+        if line.strip() and not line[0].isspace():
+            break  # the next top-level statement: the loop has ended
+        body.append(line)
+    while body and not body[-1].strip():
+        body.pop()
+    return Loop(name, tuple(arrays), tuple(scalars), marked_whole, tuple(body))
+
+
+# the bfloat16 loop's rewriting (see bfloat16_loop)
+_LOAD = re.compile(r"\b(param|grad)\[i\]")
+_STORE = re.compile(r"^(?P<indent>\s*)param\[i\] = (?:(?P<chained>[a-z_]\w*) = )?(?P<value>[^#]*?)(?P<comment>\s*#.*)?$")
+
+
+def bfloat16_loop(loop: Loop) -> str:
+    """The loop for bfloat16 ``param`` and ``grad`` (as uint16) with float32 state, rewritten from
+    the hand-written loop so that each element is read, stepped and written in one pass:
+
+    * ``floating`` becomes ``float``: the arithmetic is the float32 loop's, operation for operation;
+    * each load ``param[i]`` or ``grad[i]`` is widened (exact);
+    * the store ``param[i] = <value>`` rounds the value once; a chained store
+      ``param[i] = p = <value>`` keeps ``p`` in float32, as the float32 loop does, and rounds its copy.
+
+    An element-wise loop that touches ``param`` or ``grad`` any other way is refused (the rewriting
+    would not be the same computation), with the line.
+
+    bfloat16's conversions are a shift and a rounding add, which gcc vectorises inside any loop.
+    float16's are longer, and gcc vectorises them only in loops of their own; its entry goes a
+    block at a time instead (widened, stepped by the float32 loop, rounded: the same bits).
+    """
+    widen, narrow = "widen_bfloat16", "narrow_bfloat16"
+
+    def aligned(code: str, comment: str, column: int) -> str:  # the equation tag kept in its column
+        return f"{code:<{column}}{comment.lstrip()}" if comment else code
+
+    lines: list[str] = []
+    for line in loop.body:
+        code, hash_, comment = line.partition("#")
+        column = len(code) if hash_ else 0
+        comment = hash_ + comment
+        store = _STORE.match(line)
+        if store is None:
+            new_code = _LOAD.sub(rf"{widen}(\g<0>)", code.rstrip())
+            lines.append(aligned(new_code, comment, max(column, len(new_code) + 2)) if code.strip() else line)
+            continue
+        indent, chained = store.group("indent"), store.group("chained")
+        value = _LOAD.sub(rf"{widen}(\g<0>)", store.group("value"))
+        if chained:
+            new_code = f"{indent}{chained} = {value}"
+            lines += [aligned(new_code, comment, max(column, len(new_code) + 2)), f"{indent}param[i] = {narrow}({chained})"]
+        else:
+            new_code = f"{indent}param[i] = {narrow}({value})"
+            lines.append(aligned(new_code, comment, max(column, len(new_code) + 2)))
+
+    def refuse(line: str) -> None:
+        raise SignatureError(
+            f"_{loop.name}_loop: its bfloat16 twin is rewritten from it, so it must read param[i] and "
+            f"grad[i] and store 'param[i] = ...' (or 'param[i] = p = ...') only; cannot rewrite {line.strip()!r}"
+        )
+
+    for line in loop.body:  # param[i] is assigned only by the stores rewritten above
+        if re.search(r"\bparam\[i\]\s*[-+*/%&|^]?=(?!=)", line.partition("#")[0]) and not _STORE.match(line):
+            refuse(line)
+    for line in lines:  # and every other use of param or grad is a widened load
+        code = line.partition("#")[0]
+        code = re.sub(rf"^\s*param\[i\] = {narrow}\(", "", code)
+        if re.search(r"\b(param|grad)\b", re.sub(rf"{widen}\((param|grad)\[i\]\)", "", code)):
+            refuse(line)
+    body = re.sub(r"\bfloating\b", "float", "\n".join(lines))
+    states = "".join(f", float* {array.name}" for array in loop.states)
+    scalars = "".join(f", {scalar.declaration.replace('floating ', 'float ', 1)}" for scalar in loop.scalars)
+    return (
+        f"cdef void _{loop.name}_bfloat16_loop(Py_ssize_t n, uint16_t* param, const uint16_t* grad{states}{scalars}) noexcept nogil:\n"
+        f"    # _{loop.name}_loop rewritten for bfloat16 param and grad (generate.bfloat16_loop)\n"
+        f"{body}\n"
+    )
 
 
 def render_entries(loop: Loop, source_path: str) -> str:
@@ -235,6 +313,8 @@ def _argument_lists(loop: Loop) -> dict[str, object]:
         state_sizes=joined(f"{array.name}.shape[0]" for array in loop.states),
         state_pointers=joined(f"data({array.name})" for array in loop.states),
         state_chunk_names=joined(chunk(array) for array in loop.states),
+        state_names=joined(array.name for array in loop.states),
+        bfloat16_loop="" if loop.whole_tensor else bfloat16_loop(loop),
     )
 
 

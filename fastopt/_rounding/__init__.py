@@ -11,11 +11,15 @@ uses, an optional dependency) is stepped as follows, by every optimizer on every
    values);
 4. the new value is **rounded once** to the parameter's dtype, to nearest, ties to even.
 
-The reference (:func:`step_in_float32`) does 2-4 with NumPy's ``astype`` on whole arrays; the
-compiled twins do them a block of ``BLOCK`` elements at a time (the two widened blocks stay
-in the CPU's first-level cache, so memory sees 2 + 2 bytes of parameter and gradient per element
-instead of 4 + 4), with the conversions written once per backend on the 16 bits as an unsigned
-integer (``rounding.pxd`` for Cython, ``_numba.py`` for Numba: neither compiler knows bfloat16).
+The reference (:func:`step_in_float32`) does 2-4 with NumPy's ``astype`` on whole arrays. The
+compiled twins never hold a float32 copy of the parameter in memory (which sees 2 + 2 bytes of
+parameter and gradient per element instead of 4 + 4): Cython steps bfloat16 in one pass, with its
+loop rewritten to widen each load and round each store (``fastopt/_native/generate.py``,
+``bfloat16_loop``), and float16 a block of ``BLOCK`` elements at a time (widened into the CPU's
+first-level cache, stepped by the float32 loop, rounded back: float16's conversions vectorise
+only in loops of their own); Numba goes a block at a time for both. The conversions are written
+once per backend on the 16 bits as an unsigned integer (``rounding.pxd`` for Cython,
+``_numba.py`` for Numba: neither compiler knows bfloat16).
 Their rule, for a float32 ``x`` whose bits are the unsigned integer ``u``:
 
 **bfloat16** is float32's upper half (same exponent range, 8 bits of significand instead of

@@ -61,15 +61,11 @@ cdef inline uint16_t narrow_float16(float x) noexcept nogil:
     # nearest even in that unit; the sum's low bits are the float16 subnormal (or 0, or the
     # smallest normal, 0x400)
     cdef uint32_t subnormal = float_bits(bits_float(<uint32_t> a) + bits_float(0x3F000000)) - 0x3F000000  # + 0.5f
-    cdef uint32_t result
-    if a > 0x7F800000:
-        result = nan
-    elif a >= 0x47800000:  # 65536 or more (and infinity): infinity
-        result = 0x7C00
-    elif a >= 0x38800000:
-        result = normal
-    else:
-        result = subnormal
+    # selects, not an if-chain: gcc keeps the loop that inlines this vectorised (65536 or more,
+    # infinity included, rounds to infinity)
+    cdef uint32_t result = normal if a >= 0x38800000 else subnormal
+    result = 0x7C00 if a >= 0x47800000 else result
+    result = nan if a > 0x7F800000 else result
     return <uint16_t> (sign | result)
 
 

@@ -14,7 +14,7 @@ from fastopt._native.arrays cimport Arrays, const_data, data, offset, plain_arra
 from fastopt._native.batch cimport Batch
 from fastopt._native.checks cimport require_length, require_matrices, require_size
 from libc.stdint cimport uint16_t
-from fastopt._rounding.rounding cimport BLOCK, narrow_block, widen_block
+from fastopt._rounding.rounding cimport BFLOAT16, BLOCK, FLOAT16, narrow_bfloat16, narrow_block, widen_bfloat16, widen_block
 
 
 cdef void _example_threads(Py_ssize_t n, floating* param, const floating* grad, floating* velocity, floating* peak, bint maximize, floating lr, int stride, bint track_peak, int num_threads) noexcept nogil:
@@ -81,22 +81,38 @@ def example_update_many(Batch batch, bint maximize, floating lr, int stride, bin
                 _example_loop(batch.sizes[k], <floating*> row[0], <const floating*> row[1], <floating*> row[2], <floating*> row[3], maximize, lr, stride, track_peak)
 
 
-# ---- 16-bit parameters (fastopt/_rounding): the same float32 loop, a block at a time ----------
+# ---- 16-bit parameters (fastopt/_rounding) --------------------------------------------------
 
 
-cdef void _example_narrow_loop(Py_ssize_t n, uint16_t* param, const uint16_t* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak, int storage) noexcept nogil:
-    # param and grad in 16 bits: each block widened to float32 (exact), stepped by the float32
-    # loop, its new values rounded once. The two widened blocks stay in L1 cache.
+cdef void _example_bfloat16_loop(Py_ssize_t n, uint16_t* param, const uint16_t* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak) noexcept nogil:
+    # _example_loop rewritten for bfloat16 param and grad (generate.bfloat16_loop)
+    cdef Py_ssize_t i
+    for i in range(n):
+        velocity[i] = widen_bfloat16(grad[i])
+        param[i] = narrow_bfloat16(widen_bfloat16(param[i]) - lr * velocity[i])
+
+
+cdef void _example_float16_blocks(Py_ssize_t n, uint16_t* param, const uint16_t* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak) noexcept nogil:
+    # float16's conversions vectorise only in loops of their own: a block at a time, param and
+    # grad widened (exact) into L1, stepped by the float32 loop, its new values rounded once
     cdef float wide_param[BLOCK]
     cdef float wide_grad[BLOCK]
     cdef Py_ssize_t block, start, size
     for block in range((n + BLOCK - 1) // BLOCK):
         start = block * BLOCK
         size = min(BLOCK, n - start)
-        widen_block(param + start, wide_param, size, storage)
-        widen_block(grad + start, wide_grad, size, storage)
+        widen_block(param + start, wide_param, size, FLOAT16)
+        widen_block(grad + start, wide_grad, size, FLOAT16)
         _example_loop[float](size, wide_param, wide_grad, velocity + start, offset(peak, start), maximize, lr, stride, track_peak)
-        narrow_block(wide_param, param + start, size, storage)
+        narrow_block(wide_param, param + start, size, FLOAT16)
+
+
+cdef void _example_narrow_loop(Py_ssize_t n, uint16_t* param, const uint16_t* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak, int storage) noexcept nogil:
+    # the same float32 arithmetic, each new value rounded once, either way
+    if storage == BFLOAT16:
+        _example_bfloat16_loop(n, param, grad, velocity, peak, maximize, lr, stride, track_peak)
+    else:
+        _example_float16_blocks(n, param, grad, velocity, peak, maximize, lr, stride, track_peak)
 
 
 cdef void _example_copy_loop(Py_ssize_t n, float* param, const float* grad, float* velocity, float* peak, bint maximize, float lr, int stride, bint track_peak, uint16_t* copy, int storage) noexcept nogil:
@@ -134,7 +150,7 @@ cdef void _example_copy_threads(Py_ssize_t n, float* param, const float* grad, f
 
 def example_update_narrow(uint16_t[::1] param, const uint16_t[::1] grad, float[::1] velocity, float[::1] peak, bint maximize, double lr, int stride, bint track_peak, int storage, int num_threads):
     """One step of a float16 or bfloat16 parameter (``storage``: fastopt._rounding's code; both
-    arrays viewed as uint16) with float32 state: the float32 loop, a block at a time."""
+    arrays viewed as uint16) with float32 state: the float32 loop's arithmetic, rounded once."""
     cdef Py_ssize_t n = param.shape[0]
     _example_check[float](n, grad.shape[0], velocity.shape[0], peak.shape[0], maximize, lr, stride, track_peak)
     if n == 0:
