@@ -118,3 +118,126 @@ def test_narrowing_every_float32(name):
         values = np.arange(start, start + step, dtype=np.uint64).astype(np.uint32).view(np.float32)
         check_narrowing("numba", name, values)
         check_narrowing("cython", name, values)
+
+
+# ---- stochastic rounding to bfloat16 (fastopt._rounding, rules 1-3) --------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hynp  # noqa: E402
+
+
+def stochastic(backend, values, key, offset):
+    """bfloat16 bits of ``values`` rounded stochastically by ``backend``."""
+    values = np.ascontiguousarray(values, np.float32)
+    if backend == "reference":
+        out = np.empty(values.size, ml_dtypes.bfloat16)
+        _rounding.narrow_stochastic(values, out, key, offset)
+        return out.view(np.uint16)
+    out = np.empty(values.size, np.uint16)
+    if backend == "cython":
+        from fastopt._rounding import rounding
+
+        rounding.narrow_stochastic(values, out, key, offset)
+    else:
+        _numba_stochastic()(values, out, key, offset)
+    return out
+
+
+def _numba_stochastic():
+    from fastopt._jit import jit_kernel
+    from fastopt._rounding import _numba
+
+    global _NUMBA_STOCHASTIC
+    if _NUMBA_STOCHASTIC is None:
+        _NUMBA_STOCHASTIC = jit_kernel(_numba.narrow_stochastic_block)
+    return _NUMBA_STOCHASTIC
+
+
+_NUMBA_STOCHASTIC = None
+
+
+def lowbias32(x: int) -> int:
+    """Rule 2's hash, transcribed on Python integers."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+@given(hynp.arrays(np.float32, st.integers(0, 300), elements=st.floats(width=32)),
+       st.integers(0, 2**32 - 1), st.integers(0, 2**40))
+def test_stochastic_rounding_is_bit_identical_in_the_three_twins(values, key, offset):
+    """Any float32 (NaN, infinities, subnormals), any key, offsets across the 2^32 wrap."""
+    expected = stochastic("reference", values, key, offset)
+    for backend in BACKENDS:
+        np.testing.assert_array_equal(stochastic(backend, values, key, offset), expected, err_msg=backend)
+
+
+@pytest.mark.parametrize("backend", ("reference", *BACKENDS))
+def test_stochastic_rounding_gives_a_neighbour_and_keeps_what_bfloat16_holds(backend):
+    """Every result is the value truncated to bfloat16 or the next bfloat16 away from zero; a
+    value bfloat16 holds exactly (every one of the 65,536, NaN aside) comes back unchanged."""
+    cases = rounding_cases()
+    values = cases.view(np.float32)
+    finite = ~np.isnan(values)
+    bits = stochastic(backend, values, key=12345, offset=0).astype(np.uint32)
+    truncated = cases >> np.uint32(16)
+    assert np.all((bits[finite] == truncated[finite]) | (bits[finite] == truncated[finite] + 1))
+    exact = ALL_BITS.astype(np.uint32) << np.uint32(16)
+    exact_values = exact.view(np.float32)
+    kept = ~np.isnan(exact_values)
+    np.testing.assert_array_equal(stochastic(backend, exact_values, 99, 5)[kept], ALL_BITS[kept])
+    nan_bits = stochastic(backend, values[~finite], 7, 0)
+    np.testing.assert_array_equal(nan_bits & 0x7FFF, 0x7FC0)  # the quiet NaN, sign kept
+
+
+@pytest.mark.parametrize("fraction", [1 / 65536, 0.1, 0.5, 0.9])
+def test_stochastic_rounding_is_unbiased(fraction):
+    """2^20 copies of a value a ``fraction`` of the way from one bfloat16 to the next: the share
+    rounded up is ``fraction`` within five standard deviations, for negative values too, and the
+    mean of the results is the value."""
+    count = 1 << 20
+    low = np.uint32(0x3F81 << 16)  # a bfloat16 near 1.0 (its float32 bits, low 16 zero)
+    value_bits = low + np.uint32(round(fraction * 65536))
+    for sign in (0, 0x80000000):
+        values = np.full(count, value_bits | np.uint32(sign), np.uint32).view(np.float32)
+        bits = stochastic("cython", values, _rounding.stochastic_key(3, 1, 4), 0).astype(np.uint32)
+        up = np.mean(bits != (low >> np.uint32(16)) | np.uint32(sign >> 16))
+        exact = round(fraction * 65536) / 65536
+        assert abs(up - exact) <= 5 * np.sqrt(exact * (1 - exact) / count) + 1e-12
+        results = (bits << np.uint32(16)).view(np.float32).astype(np.float64)
+        assert abs(results.mean() - float(values[0])) <= 5 * np.sqrt(exact * (1 - exact) / count) * 2**-7 + 1e-12
+
+
+def test_the_draws_are_the_documented_hash_of_the_index_and_key():
+    rng = np.random.default_rng(5)
+    index = rng.integers(0, 2**32, 1000, dtype=np.uint64).astype(np.uint32)
+    key = 0x9E3779B9
+    expected = np.array([lowbias32(int(i) ^ key) for i in index], np.uint32)
+    np.testing.assert_array_equal(_rounding.random_bits(key, index), expected)
+    # a bijection: distinct indices draw distinct bits (no two elements of a tensor alike)
+    assert np.unique(_rounding.random_bits(key, np.arange(1 << 20, dtype=np.uint32))).size == 1 << 20
+
+
+def test_a_tensor_rounded_in_pieces_with_their_offsets_is_rounded_whole():
+    """What lets threads (or blocks) round their own chunks: the bits depend on the index only."""
+    values = np.random.default_rng(6).standard_normal(10_000).astype(np.float32)
+    whole = stochastic("cython", values, 77, 0)
+    for backend in ("reference", *BACKENDS):
+        pieces = [stochastic(backend, values[start:start + 3000], 77, start) for start in range(0, 10_000, 3000)]
+        np.testing.assert_array_equal(np.concatenate(pieces), whole, err_msg=backend)
+
+
+def test_the_key_depends_on_seed_stream_and_step_and_is_checked():
+    keys = {_rounding.stochastic_key(seed, stream, step) for seed in range(4) for stream in range(4) for step in range(4)}
+    assert len(keys) == 64 and all(0 <= key < 2**32 for key in keys)
+    assert _rounding.stochastic_key(2**64 - 1, 0, 0) != _rounding.stochastic_key(0, 0, 0)
+    with pytest.raises(ValueError, match=r"step must be an integer in \[0, 2\*\*64\), got -1"):
+        _rounding.stochastic_key(0, 0, -1)
+
+
+def test_stochastic_rounding_is_defined_for_bfloat16_only():
+    with pytest.raises(TypeError, match="bfloat16 only, not float16"):
+        _rounding.narrow_stochastic(np.zeros(3, np.float32), np.zeros(3, np.float16), 1)

@@ -48,6 +48,30 @@ is normalised, infinity and NaN keep their sign and payload. ``tests/test_roundi
 both backends' conversions against ``ml_dtypes`` and NumPy on all 65,536 16-bit values, and on
 every float32 rounding case near each of them (ties, just above and below, NaN payloads).
 
+**Stochastic rounding** (bfloat16; not yet an option of the optimizers) rounds ``x`` up or down
+to one of its two bfloat16 neighbours with probabilities that make the result unbiased: its
+expected value is ``x``. Small updates then survive on average instead of being rounded away
+(an update below half a bfloat16 ulp never changes a parameter rounded to nearest). The random
+bits come from a counter-based generator, so that every backend draws the same bits for the same
+element, on any number of threads, and a run resumed from a checkpoint draws what it would have:
+
+1. a step's 32-bit **key** is made from three integers by SplitMix64's finaliser ``mix64``
+   (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014)::
+
+       key = mix64(mix64(mix64(seed) ^ stream) ^ step) & 0xFFFFFFFF
+
+   (``seed`` the user's, ``stream`` which tensor, ``step`` which step; all arithmetic mod 2^64);
+2. element ``index`` (its position in the tensor, mod 2^32) draws ``r = lowbias32(index ^ key)``,
+   Wellons' 32-bit integer hash ("Prospecting for hash functions", 2018)::
+
+       x ^= x >> 16;  x *= 0x7FEB352D;  x ^= x >> 15;  x *= 0x846CA68B;  x ^= x >> 16
+
+   a bijection, so no two elements of a tensor (below 2^32 elements) draw the same bits;
+3. ``narrow(u) = (u + (r >> 16)) >> 16``: the 16 dropped bits plus 16 random ones carry into the
+   kept bits with probability (dropped bits) / 2^16. NaN gives the quiet NaN, as to nearest; an
+   infinity stays infinite, and a finite value above the largest bfloat16 may round to infinity
+   (with the probability its distance says).
+
 A NaN's payload after arithmetic is the CPU's business: the backends' results agree on which
 elements are NaN (and the tests compare them NaN-aware), not necessarily on a NaN's bits.
 """
@@ -103,6 +127,49 @@ def widen(values: np.ndarray) -> np.ndarray:
 def narrow(values: np.ndarray, out: np.ndarray) -> None:
     """``values`` (float32) rounded to nearest, ties to even, into ``out`` (float16 or bfloat16)."""
     out[...] = values.astype(out.dtype)
+
+
+MASK64 = (1 << 64) - 1
+
+
+def mix64(z: int) -> int:
+    """SplitMix64's finaliser (its output function), on an unsigned 64-bit integer."""
+    z = (z + 0x9E3779B97F4A7C15) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def stochastic_key(seed: int, stream: int, step: int) -> int:
+    """The 32-bit key of one stochastic rounding of one tensor (rule 1 above)."""
+    for name, value in (("seed", seed), ("stream", stream), ("step", step)):
+        if not 0 <= value <= MASK64:
+            raise ValueError(f"{name} must be an integer in [0, 2**64), got {value}")
+    return mix64(mix64(mix64(seed) ^ stream) ^ step) & 0xFFFFFFFF
+
+
+def random_bits(key: int, index: np.ndarray) -> np.ndarray:
+    """``lowbias32(index ^ key)`` (rule 2 above) for a uint32 array of indices, as uint32."""
+    x = np.asarray(index, np.uint32) ^ np.uint32(key)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)  # uint32 arithmetic wraps mod 2^32, as C's does
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def narrow_stochastic(values: np.ndarray, out: np.ndarray, key: int, offset: int = 0) -> None:
+    """``values`` (float32) rounded stochastically into ``out`` (bfloat16) (rule 3 above), element
+    ``k`` drawing the bits of index ``offset + k``."""
+    if out.dtype != bfloat16():
+        raise TypeError(f"stochastic rounding is defined for bfloat16 only, not {out.dtype}")
+    u = np.ascontiguousarray(values, np.float32).reshape(-1).view(np.uint32)
+    index = (np.arange(u.size, dtype=np.uint64) + np.uint64(offset)).astype(np.uint32)  # mod 2^32
+    rounded = (u + (random_bits(key, index) >> np.uint32(16))) >> np.uint32(16)
+    quiet_nan = ((u >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0)
+    bits = np.where((u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000), quiet_nan, rounded)
+    out.reshape(-1).view(np.uint16)[...] = bits.astype(np.uint16)
 
 
 def step_in_float32(kernel, param, grad, buffers, scalars, num_threads) -> None:

@@ -58,14 +58,9 @@ def narrow_bits(x, storage):
     nan = np.uint32(0x7C00) | (payload if payload != np.uint32(0) else np.uint32(1))
     normal = (a - np.uint32(0x38000000) + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
     subnormal = float_bits(bits_float(a) + bits_float(np.uint32(0x3F000000))) - np.uint32(0x3F000000)  # + 0.5f
-    if a > np.uint32(0x7F800000):
-        result = nan
-    elif a >= np.uint32(0x47800000):  # 65536 or more (and infinity): infinity
-        result = np.uint32(0x7C00)
-    elif a >= np.uint32(0x38800000):
-        result = normal
-    else:
-        result = subnormal
+    result = normal if a >= np.uint32(0x38800000) else subnormal
+    result = np.uint32(0x7C00) if a >= np.uint32(0x47800000) else result  # 65536 or more: infinity
+    result = nan if a > np.uint32(0x7F800000) else result
     return sign | result
 
 
@@ -81,3 +76,34 @@ def narrow_block(values, out, storage):
     """The float32 array ``values`` rounded into ``out`` (uint16)."""
     for i in range(values.shape[0]):
         out[i] = narrow_bits(values[i], storage)
+
+
+@register_jitable
+def lowbias32(x):
+    """Stochastic rounding's per-element bits (fastopt._rounding, rule 2), in uint32 arithmetic."""
+    x = np.uint32(x)
+    x ^= x >> np.uint32(16)
+    x = np.uint32(x * np.uint32(0x7FEB352D))
+    x ^= x >> np.uint32(15)
+    x = np.uint32(x * np.uint32(0x846CA68B))
+    x ^= x >> np.uint32(16)
+    return x
+
+
+@register_jitable
+def narrow_bfloat16_stochastic(x, random):
+    """Up or down with the probability the 16 dropped bits say (rule 3); NaN as to nearest."""
+    u = float_bits(x)
+    rounded = (u + (random >> np.uint32(16))) >> np.uint32(16)
+    quiet_nan = ((u >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0)
+    return quiet_nan if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
+
+
+@register_jitable
+def narrow_stochastic_block(values, out, key, offset):
+    """``values`` (float32) rounded stochastically into ``out`` (uint16), element ``k`` drawing
+    the bits of index ``offset + k`` (mod 2^32)."""
+    key = np.uint32(key)
+    for i in range(values.shape[0]):
+        index = np.uint32((offset + i) & 0xFFFFFFFF)
+        out[i] = narrow_bfloat16_stochastic(values[i], lowbias32(index ^ key))

@@ -35,6 +35,24 @@ cdef inline uint16_t narrow_bfloat16(float x) noexcept nogil:
     return <uint16_t> (quiet_nan if (u & 0x7FFFFFFF) > 0x7F800000 else rounded)
 
 
+cdef inline uint32_t lowbias32(uint32_t x) noexcept nogil:
+    # stochastic rounding's per-element bits (fastopt/_rounding/__init__.py, rule 2)
+    x ^= x >> 16
+    x *= 0x7FEB352Du
+    x ^= x >> 15
+    x *= 0x846CA68Bu
+    x ^= x >> 16
+    return x
+
+
+cdef inline uint16_t narrow_bfloat16_stochastic(float x, uint32_t random) noexcept nogil:
+    # up or down with the probability the 16 dropped bits say (rule 3); NaN as to nearest
+    cdef uint32_t u = float_bits(x)
+    cdef uint32_t rounded = (u + (random >> 16)) >> 16
+    cdef uint32_t quiet_nan = ((u >> 16) & 0x8000) | 0x7FC0
+    return <uint16_t> (quiet_nan if (u & 0x7FFFFFFF) > 0x7F800000 else rounded)
+
+
 cdef inline float widen_float16(uint16_t h) noexcept nogil:
     # exponent and significand moved to float32's places and scaled by 2^112 (the biases' 127 - 15):
     # exact, a subnormal float16 included (it becomes a normal float32); infinity and NaN keep
@@ -87,3 +105,11 @@ cdef inline void narrow_block(const float* values, uint16_t* out, Py_ssize_t n, 
     else:
         for i in range(n):
             out[i] = narrow_float16(values[i])
+
+
+cdef inline void narrow_stochastic_block(const float* values, uint16_t* out, Py_ssize_t n, uint32_t key,
+                                         Py_ssize_t offset) noexcept nogil:
+    # element k draws the bits of index offset + k (mod 2^32)
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = narrow_bfloat16_stochastic(values[i], lowbias32(<uint32_t> (offset + i) ^ key))
