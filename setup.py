@@ -142,8 +142,15 @@ def native_extensions():
         yield Extension(f"fastopt._native.{name}", [f"fastopt/_native/{name}.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
     # the summation order's Cython twin, callable from Python (its loops are inline in sums.pxd)
     yield Extension("fastopt._sums.sums", ["fastopt/_sums/sums.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
-    # the float16/bfloat16 conversions' Cython twin, callable from Python (inline in rounding.pxd)
-    yield Extension("fastopt._rounding.rounding", ["fastopt/_rounding/rounding.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
+    # the float16/bfloat16 conversions' Cython twin, callable from Python (inline in rounding.pxd),
+    # built per instruction set as the kernels are: the whole-tensor 16-bit steps convert with it
+    for suffix, flags in ISA_BUILDS:
+        if not suffix:
+            yield Extension("fastopt._rounding.rounding", ["fastopt/_rounding/rounding.pyx"], extra_compile_args=COMPILE_ARGS, **NUMPY)
+            continue
+        path = os.path.join(GENERATED, "fastopt", "_rounding", f"rounding{suffix}.pyx")
+        write_if_changed(path, 'from fastopt._rounding.rounding cimport *\n\ninclude "fastopt/_rounding/rounding.pyx"\n')
+        yield Extension(f"fastopt._rounding.rounding{suffix}", [path], extra_compile_args=COMPILE_ARGS + flags, **NUMPY)
 
 
 extensions = [*native_extensions(), *kernel_extensions()]

@@ -56,6 +56,25 @@ def _import_cython_build(optimizer: str, build: str):
     return importlib.import_module(f"fastopt.{optimizer}._cython{suffix}")
 
 
+def import_best_cython_build(module: str):
+    """``f"{module}{suffix}"`` for the best instruction-set build this CPU runs (or the one
+    ``FASTOPT_CYTHON_ISA`` names), as the kernels are chosen: for modules built per instruction
+    set beside the kernels (``fastopt._rounding.rounding``)."""
+    from ._native import cpu as _cpu
+
+    forced = os.environ.get("FASTOPT_CYTHON_ISA")
+    builds = [forced] if forced in CYTHON_BUILDS else list(CYTHON_BUILDS)
+    for build in builds:
+        suffix, level = CYTHON_BUILDS[build]
+        if _cpu.supports(level):
+            try:
+                return importlib.import_module(f"{module}{suffix}")
+            except ImportError:
+                if build == builds[-1]:
+                    raise
+    return importlib.import_module(module)
+
+
 def _import_cython(optimizer: str):
     forced = os.environ.get("FASTOPT_CYTHON_ISA")
     if forced:

@@ -188,7 +188,12 @@ def narrow_twin(kernel, arrays: int, copy: bool, parallel: bool):
     parts)``. Made as :func:`many_twin` makes its copy (cached on disk unless ``parallel``).
     """
     body = _update_copy if copy else _update_narrow
-    source = hashlib.sha256(inspect.getsource(kernel.py_func).encode()).hexdigest()[:12]
+    # the name holds the kernel's source and the conversions' (Numba's cache checks only the
+    # timestamp of this file, which does not change when fastopt/_rounding/_numba.py does)
+    from ._rounding import _numba as conversions
+
+    text = inspect.getsource(kernel.py_func) + inspect.getsource(conversions)
+    source = hashlib.sha256(text.encode()).hexdigest()[:12]
     namespace = {**body.__globals__, "KERNEL": kernel, "STATES": arrays - 2}
     twin = pytypes.FunctionType(body.__code__, namespace, body.__name__.lstrip("_"))
     twin.__qualname__ = f"{twin.__name__}_{kernel.__name__}_{source}"

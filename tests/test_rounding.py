@@ -109,6 +109,54 @@ def test_the_codes_and_block_are_one_in_python_numba_and_cython():
     assert f"BLOCK = {_rounding.BLOCK}" in text
 
 
+def _cython_builds_here():
+    """The builds this CPU runs and this install compiled (the kernels' builds: the sanitizer's
+    install compiles the baseline only); the conversions must exist in each of them."""
+    from fastopt import _backends
+    from fastopt._native import cpu
+
+    builds = []
+    for build, (_, level) in _backends.CYTHON_BUILDS.items():
+        if cpu.supports(level):
+            try:
+                _backends._import_cython_build("sgd", build)
+            except ImportError:
+                continue
+            builds.append(build)
+    return builds
+
+
+@pytest.mark.parametrize("build", _cython_builds_here())
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_build_of_the_cython_conversions_is_the_same(name, build):
+    """fastopt._rounding.rounding is built per instruction set, as the kernels are (whole-tensor
+    16-bit steps convert with the best build); every build this CPU runs gives the bits of the
+    one the other tests check, on every 16-bit value and every rounding case."""
+    import importlib
+
+    from fastopt import _backends
+
+    dtype, storage = FORMATS[name]
+    module = importlib.import_module(f"fastopt._rounding.rounding{_backends.CYTHON_BUILDS[build][0]}")
+    values = rounding_cases().view(np.float32)
+    wide = np.empty(ALL_BITS.size, np.float32)
+    module.widen(ALL_BITS, wide, storage)
+    np.testing.assert_array_equal(wide.view(np.uint32), widened("cython", ALL_BITS, storage).view(np.uint32))
+    bits = np.empty(values.size, np.uint16)
+    module.narrow(values, bits, storage)
+    np.testing.assert_array_equal(bits, narrowed("cython", values, storage))
+    if name == "bfloat16":
+        np.testing.assert_array_equal(stochastic(module, values, 5, 3), stochastic("cython", values, 5, 3))
+
+
+def test_the_whole_tensor_conversions_use_the_best_build_here():
+    from fastopt import _backends
+
+    expected = _backends.import_best_cython_build("fastopt._rounding.rounding")
+    assert _conversions("cython")[0] is expected.widen
+    assert expected.__name__.endswith(_backends.CYTHON_BUILDS[_backends.cython_build()][0])
+
+
 @pytest.mark.heavy
 @pytest.mark.parametrize("name", FORMATS)
 def test_narrowing_every_float32(name):
@@ -139,6 +187,8 @@ def stochastic(backend, values, key, offset):
         from fastopt._rounding import rounding
 
         rounding.narrow_stochastic(values, out, key, offset)
+    elif backend != "numba":  # a module: one build of the Cython twin
+        backend.narrow_stochastic(values, out, key, offset)
     else:
         _numba_stochastic()(values, out, key, offset)
     return out

@@ -170,10 +170,11 @@ class Sixteen:
 
 @functools.cache
 def _conversions(backend: str) -> tuple:
-    """``(widen, narrow)`` on whole flat arrays, as the compiled backend writes them."""
+    """``(widen, narrow)`` on whole flat arrays, as the compiled backend writes them (Cython: the
+    build of ``fastopt._rounding.rounding`` for the best instruction set this CPU runs, as for
+    the kernels; the baseline build's loops do not vectorise, 2-4x slower)."""
     if backend == "cython":
-        from .._rounding import rounding
-
+        rounding = _backends.import_best_cython_build("fastopt._rounding.rounding")
         return rounding.widen, rounding.narrow
     from .. import _jit
     from .._rounding import _numba
