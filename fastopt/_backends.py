@@ -46,45 +46,34 @@ class BackendUnavailable(ImportError):
     """A known backend that cannot be loaded in this environment (the message says why)."""
 
 
-def _import_cython_build(optimizer: str, build: str):
-    """Import one instruction-set build of an optimizer's Cython kernel (raises on failure)."""
+def _import_build(module: str, build: str):
+    """Import one instruction-set build, ``f"{module}{suffix}"`` (raises on failure)."""
     suffix, level = CYTHON_BUILDS[build]
     from ._native import cpu as _cpu
 
     if not _cpu.supports(level):
         raise ImportError(f"this CPU does not support {level}, which the {build} build needs")
-    return importlib.import_module(f"fastopt.{optimizer}._cython{suffix}")
+    return importlib.import_module(f"{module}{suffix}")
+
+
+def _import_cython_build(optimizer: str, build: str):
+    """Import one instruction-set build of an optimizer's Cython kernel (raises on failure)."""
+    return _import_build(f"fastopt.{optimizer}._cython", build)
 
 
 def import_best_cython_build(module: str):
-    """``f"{module}{suffix}"`` for the best instruction-set build this CPU runs (or the one
-    ``FASTOPT_CYTHON_ISA`` names), as the kernels are chosen: for modules built per instruction
-    set beside the kernels (``fastopt._rounding.rounding``)."""
-    from ._native import cpu as _cpu
-
-    forced = os.environ.get("FASTOPT_CYTHON_ISA")
-    builds = [forced] if forced in CYTHON_BUILDS else list(CYTHON_BUILDS)
-    for build in builds:
-        suffix, level = CYTHON_BUILDS[build]
-        if _cpu.supports(level):
-            try:
-                return importlib.import_module(f"{module}{suffix}")
-            except ImportError:
-                if build == builds[-1]:
-                    raise
-    return importlib.import_module(module)
-
-
-def _import_cython(optimizer: str):
+    """The best instruction-set build of ``module`` this CPU runs (or the one
+    ``FASTOPT_CYTHON_ISA`` names): how the kernels are chosen, and the modules built per
+    instruction set beside them (``fastopt._rounding.rounding``)."""
     forced = os.environ.get("FASTOPT_CYTHON_ISA")
     if forced:
         if forced not in CYTHON_BUILDS:
             raise ImportError(f"FASTOPT_CYTHON_ISA must be one of {sorted(CYTHON_BUILDS)}, got {forced!r}")
-        return _import_cython_build(optimizer, forced)
+        return _import_build(module, forced)
     errors = []
     for build in CYTHON_BUILDS:  # best first
         try:
-            return _import_cython_build(optimizer, build)
+            return _import_build(module, build)
         except ImportError as exc:
             errors.append(f"{build}: {exc}")
     raise ImportError("no Cython build loads: " + "; ".join(errors))
@@ -110,7 +99,7 @@ def _load_module(optimizer: str, backend: str):
     module_name = f"fastopt.{optimizer}.{_MODULES[backend]}"
     try:
         if backend == "cython":
-            return _import_cython(optimizer)
+            return import_best_cython_build(f"fastopt.{optimizer}._cython")
         return importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or numba's own RuntimeError/ImportError at import
         hint = {

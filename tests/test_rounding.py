@@ -2,6 +2,7 @@
 NumPy's float16 and ml_dtypes' bfloat16 on every 16-bit value and on the rounding cases around
 each of them; the whole float32 range in the heavy run."""
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -194,17 +195,12 @@ def stochastic(backend, values, key, offset):
     return out
 
 
+@functools.cache
 def _numba_stochastic():
     from fastopt._jit import jit_kernel
     from fastopt._rounding import _numba
 
-    global _NUMBA_STOCHASTIC
-    if _NUMBA_STOCHASTIC is None:
-        _NUMBA_STOCHASTIC = jit_kernel(_numba.narrow_stochastic_block)
-    return _NUMBA_STOCHASTIC
-
-
-_NUMBA_STOCHASTIC = None
+    return jit_kernel(_numba.narrow_stochastic_block)
 
 
 def lowbias32(x: int) -> int:
